@@ -1,0 +1,834 @@
+//! The Convention aggregate: a signed agreement between ANCT and a partner, its funders'
+//! shares, its envelopes (budget lines), its amendments (avenants) and the life of every
+//! euro committed on it: engagement → service fait → paiement.
+
+use crate::aggregate::{Aggregate, DomainEvent};
+use crate::ids::{ConventionId, EnvelopeId};
+use crate::money::Money;
+use crate::territory::DepartementCode;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The kinds of budget line the plan's conventions use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EnvelopeKind {
+    CertifyingTrainings,
+    NonCertifyingTrainings,
+    AnnexCosts,
+    Certifications,
+    AidantsConnectTraining,
+    CcasActions,
+    Other,
+}
+
+/// What a convention promises to deliver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TargetKind {
+    /// Trainees trained (the 2 000 trainings of the ANCT–Uniformation convention).
+    Trainings,
+    /// Aidants Connect habilitations (20 000).
+    Habilitations,
+    /// Pix certifications.
+    Certifications,
+    /// CCAS actions (UNCCAS convention).
+    CcasActions,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundingShare {
+    pub funder: String,
+    pub amount: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub kind: TargetKind,
+    pub quantity: u32,
+}
+
+/// A new amount for one envelope, set by an amendment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopeAmount {
+    pub envelope_id: EnvelopeId,
+    pub amount: Money,
+}
+
+// ---------------------------------------------------------------------------------------
+// Commands
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SignConvention {
+    pub code: String,
+    pub partner: String,
+    pub title: String,
+    pub signed_on: NaiveDate,
+    pub period_start: NaiveDate,
+    pub period_end: NaiveDate,
+    pub total: Money,
+    pub shares: Vec<FundingShare>,
+    pub targets: Vec<Target>,
+    /// Where the convention's money may go; empty means the whole country.
+    pub departements: Vec<DepartementCode>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AllocateEnvelope {
+    pub convention_id: ConventionId,
+    pub name: String,
+    pub kind: EnvelopeKind,
+    pub amount: Money,
+    pub allocated_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SignAmendment {
+    pub convention_id: ConventionId,
+    pub signed_on: NaiveDate,
+    pub reason: String,
+    pub total: Option<Money>,
+    pub shares: Option<Vec<FundingShare>>,
+    pub period_end: Option<NaiveDate>,
+    pub envelopes: Vec<EnvelopeAmount>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CommitFunds {
+    pub convention_id: ConventionId,
+    pub envelope_id: EnvelopeId,
+    /// What the money is for (a purchase, a claim); unique within the convention.
+    pub reference: String,
+    pub amount: Money,
+    pub committed_on: NaiveDate,
+    /// The territory the money goes to, for the per-territory dashboards.
+    pub departement: Option<DepartementCode>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReleaseFunds {
+    pub convention_id: ConventionId,
+    pub reference: String,
+    pub amount: Money,
+    pub released_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordServiceDone {
+    pub convention_id: ConventionId,
+    pub reference: String,
+    pub amount: Money,
+    pub done_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordPayment {
+    pub convention_id: ConventionId,
+    pub reference: String,
+    pub amount: Money,
+    pub paid_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CloseConvention {
+    pub convention_id: ConventionId,
+    pub closed_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "command")]
+pub enum ConventionCommand {
+    Sign(SignConvention),
+    AllocateEnvelope(AllocateEnvelope),
+    SignAmendment(SignAmendment),
+    CommitFunds(CommitFunds),
+    ReleaseFunds(ReleaseFunds),
+    RecordServiceDone(RecordServiceDone),
+    RecordPayment(RecordPayment),
+    Close(CloseConvention),
+}
+
+impl ConventionCommand {
+    /// The convention (hence the stream) this command is about.
+    pub fn convention_id(&self) -> ConventionId {
+        match self {
+            Self::Sign(c) => ConventionId::for_code(&c.code),
+            Self::AllocateEnvelope(c) => c.convention_id,
+            Self::SignAmendment(c) => c.convention_id,
+            Self::CommitFunds(c) => c.convention_id,
+            Self::ReleaseFunds(c) => c.convention_id,
+            Self::RecordServiceDone(c) => c.convention_id,
+            Self::RecordPayment(c) => c.convention_id,
+            Self::Close(c) => c.convention_id,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConventionSigned {
+    pub convention_id: ConventionId,
+    pub code: String,
+    pub partner: String,
+    pub title: String,
+    pub signed_on: NaiveDate,
+    pub period_start: NaiveDate,
+    pub period_end: NaiveDate,
+    pub total: Money,
+    pub shares: Vec<FundingShare>,
+    pub targets: Vec<Target>,
+    pub departements: Vec<DepartementCode>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopeAllocated {
+    pub envelope_id: EnvelopeId,
+    pub name: String,
+    pub kind: EnvelopeKind,
+    pub amount: Money,
+    pub allocated_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmendmentSigned {
+    /// Avenant n°1, n°2… in signing order.
+    pub number: u32,
+    pub signed_on: NaiveDate,
+    pub reason: String,
+    pub total: Option<Money>,
+    pub shares: Option<Vec<FundingShare>>,
+    pub period_end: Option<NaiveDate>,
+    pub envelopes: Vec<EnvelopeAmount>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundsCommitted {
+    pub envelope_id: EnvelopeId,
+    pub reference: String,
+    pub amount: Money,
+    pub committed_on: NaiveDate,
+    pub departement: Option<DepartementCode>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundsReleased {
+    pub envelope_id: EnvelopeId,
+    pub reference: String,
+    pub amount: Money,
+    pub released_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceDoneRecorded {
+    pub envelope_id: EnvelopeId,
+    pub reference: String,
+    pub amount: Money,
+    pub done_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecorded {
+    pub envelope_id: EnvelopeId,
+    pub reference: String,
+    pub amount: Money,
+    pub paid_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConventionClosed {
+    pub closed_on: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ConventionEvent {
+    ConventionSigned(ConventionSigned),
+    EnvelopeAllocated(EnvelopeAllocated),
+    AmendmentSigned(AmendmentSigned),
+    FundsCommitted(FundsCommitted),
+    FundsReleased(FundsReleased),
+    ServiceDoneRecorded(ServiceDoneRecorded),
+    PaymentRecorded(PaymentRecorded),
+    ConventionClosed(ConventionClosed),
+}
+
+impl DomainEvent for ConventionEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::ConventionSigned(_) => "ConventionSigned",
+            Self::EnvelopeAllocated(_) => "EnvelopeAllocated",
+            Self::AmendmentSigned(_) => "AmendmentSigned",
+            Self::FundsCommitted(_) => "FundsCommitted",
+            Self::FundsReleased(_) => "FundsReleased",
+            Self::ServiceDoneRecorded(_) => "ServiceDoneRecorded",
+            Self::PaymentRecorded(_) => "PaymentRecorded",
+            Self::ConventionClosed(_) => "ConventionClosed",
+        }
+    }
+
+    fn business_date(&self) -> NaiveDate {
+        match self {
+            Self::ConventionSigned(e) => e.signed_on,
+            Self::EnvelopeAllocated(e) => e.allocated_on,
+            Self::AmendmentSigned(e) => e.signed_on,
+            Self::FundsCommitted(e) => e.committed_on,
+            Self::FundsReleased(e) => e.released_on,
+            Self::ServiceDoneRecorded(e) => e.done_on,
+            Self::PaymentRecorded(e) => e.paid_on,
+            Self::ConventionClosed(e) => e.closed_on,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors: one variant per broken rule, carrying the figures
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "rule")]
+pub enum ConventionError {
+    #[error("no convention has this id")]
+    NotFound,
+    #[error("convention {code} is already signed: a code can be used only once")]
+    AlreadySigned { code: String },
+    #[error("convention {code} is closed: it accepts no more commands")]
+    Closed { code: String },
+    #[error("`{code}` is not a valid convention code: use 1 to 64 letters, digits, `-` or `_`")]
+    InvalidCode { code: String },
+    #[error("{field} must not be empty")]
+    MissingField { field: &'static str },
+    #[error("{field} must be more than 0 €")]
+    ZeroAmount { field: &'static str },
+    #[error("the period ends ({end}) before it starts ({start})")]
+    PeriodEndsBeforeStart { start: NaiveDate, end: NaiveDate },
+    #[error("a convention needs at least one funding share")]
+    NoFundingShare,
+    #[error("funder {funder} appears twice in the funding shares")]
+    DuplicateFunder { funder: String },
+    #[error("the funding shares add up to {shares_sum}, not to the total of {total}")]
+    SharesDoNotAddUp { total: Money, shares_sum: Money },
+    #[error("target {kind:?} appears twice")]
+    DuplicateTarget { kind: TargetKind },
+    #[error("a target must be at least 1 ({kind:?})")]
+    ZeroTarget { kind: TargetKind },
+    #[error("an envelope named {name} already exists in this convention")]
+    DuplicateEnvelope { name: String },
+    #[error(
+        "envelopes would total {allocated_after} but the convention's total is {total}: {available} is left to allocate, {requested} requested"
+    )]
+    EnvelopesExceedTotal { total: Money, available: Money, requested: Money, allocated_after: Money },
+    #[error("no envelope {envelope_id} in this convention")]
+    UnknownEnvelope { envelope_id: EnvelopeId },
+    #[error("envelope {envelope_id} is changed twice in the same amendment")]
+    DuplicateEnvelopeChange { envelope_id: EnvelopeId },
+    #[error("an amendment must change the total, the shares, the end date or an envelope")]
+    EmptyAmendment,
+    #[error(
+        "envelope {envelope_id} cannot go below what is committed on it: {committed} committed, {requested} requested"
+    )]
+    EnvelopeBelowCommitted { envelope_id: EnvelopeId, committed: Money, requested: Money },
+    #[error("envelope {envelope_id} has {available} available, {requested} requested")]
+    EnvelopeExceeded { envelope_id: EnvelopeId, available: Money, requested: Money },
+    #[error("{date} is outside the convention's period ({start} to {end})")]
+    OutsidePeriod { date: NaiveDate, start: NaiveDate, end: NaiveDate },
+    #[error("département {departement} is outside the convention's territory")]
+    OutsideTerritory { departement: DepartementCode },
+    #[error("funds are already committed for reference {reference}")]
+    ReferenceAlreadyCommitted { reference: String },
+    #[error("no funds are committed for reference {reference}")]
+    UnknownReference { reference: String },
+    #[error(
+        "reference {reference}: only {releasable} can be released (committed and not yet served), {requested} requested"
+    )]
+    ReleaseExceedsUnused { reference: String, releasable: Money, requested: Money },
+    #[error(
+        "reference {reference}: service done cannot exceed what is committed: {remaining} left, {requested} requested"
+    )]
+    ServiceDoneExceedsCommitted { reference: String, remaining: Money, requested: Money },
+    #[error("reference {reference}: payment cannot exceed the service done: {payable} payable, {requested} requested")]
+    PaymentExceedsServiceDone { reference: String, payable: Money, requested: Money },
+    #[error("{count} commitment(s) are still open, {outstanding} not yet paid: release or pay them first")]
+    OpenCommitments { count: usize, outstanding: Money },
+}
+
+impl ConventionError {
+    /// The name of the broken rule, as clients see it in `extensions.rule`.
+    pub fn rule(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("rule").and_then(|r| r.as_str()).map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// State
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Envelope {
+    pub name: String,
+    pub kind: EnvelopeKind,
+    pub allocated: Money,
+    /// Net of releases.
+    pub committed: Money,
+    pub service_done: Money,
+    pub paid: Money,
+}
+
+impl Envelope {
+    pub fn available(&self) -> Money {
+        self.allocated.saturating_sub(self.committed)
+    }
+}
+
+impl Default for EnvelopeKind {
+    fn default() -> Self {
+        Self::Other
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commitment {
+    pub envelope_id: EnvelopeId,
+    /// Net of releases.
+    pub committed: Money,
+    pub service_done: Money,
+    pub paid: Money,
+}
+
+impl Commitment {
+    /// Open while some committed money is neither paid nor released.
+    pub fn is_open(&self) -> bool {
+        self.committed > self.paid
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signed {
+    pub code: String,
+    pub period_start: NaiveDate,
+    pub period_end: NaiveDate,
+    pub total: Money,
+    pub shares: Vec<FundingShare>,
+    pub departements: Vec<DepartementCode>,
+    pub envelopes: BTreeMap<EnvelopeId, Envelope>,
+    pub commitments: BTreeMap<String, Commitment>,
+    pub amendments: u32,
+    pub closed: bool,
+    pub convention_id: ConventionId,
+}
+
+impl Signed {
+    fn allocated(&self) -> Money {
+        self.envelopes.values().map(|e| e.allocated).sum()
+    }
+}
+
+/// The decision state of one convention; `None` until it is signed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Convention(pub Option<Signed>);
+
+const MAX_CODE_LEN: usize = 64;
+
+fn require(field: &'static str, value: &str) -> Result<(), ConventionError> {
+    if value.trim().is_empty() {
+        return Err(ConventionError::MissingField { field });
+    }
+    Ok(())
+}
+
+fn positive(field: &'static str, amount: Money) -> Result<(), ConventionError> {
+    if amount.is_zero() {
+        return Err(ConventionError::ZeroAmount { field });
+    }
+    Ok(())
+}
+
+/// Shares must be non-empty, positive, one per funder, and add up to the total exactly.
+fn check_shares(total: Money, shares: &[FundingShare]) -> Result<(), ConventionError> {
+    if shares.is_empty() {
+        return Err(ConventionError::NoFundingShare);
+    }
+    let mut funders = BTreeSet::new();
+    for share in shares {
+        require("funder", &share.funder)?;
+        positive("a funding share", share.amount)?;
+        if !funders.insert(share.funder.trim().to_lowercase()) {
+            return Err(ConventionError::DuplicateFunder { funder: share.funder.clone() });
+        }
+    }
+    let shares_sum: Money = shares.iter().map(|s| s.amount).sum();
+    if shares_sum != total {
+        return Err(ConventionError::SharesDoNotAddUp { total, shares_sum });
+    }
+    Ok(())
+}
+
+fn trimmed_shares(shares: &[FundingShare]) -> Vec<FundingShare> {
+    shares.iter().map(|s| FundingShare { funder: s.funder.trim().to_string(), amount: s.amount }).collect()
+}
+
+impl Convention {
+    /// The signed, open convention, or why commands cannot apply to it.
+    fn open(&self) -> Result<&Signed, ConventionError> {
+        match &self.0 {
+            None => Err(ConventionError::NotFound),
+            Some(s) if s.closed => Err(ConventionError::Closed { code: s.code.clone() }),
+            Some(s) => Ok(s),
+        }
+    }
+
+    fn commitment<'a>(&'a self, s: &'a Signed, reference: &str) -> Result<&'a Commitment, ConventionError> {
+        s.commitments
+            .get(reference.trim())
+            .ok_or_else(|| ConventionError::UnknownReference { reference: reference.trim().to_string() })
+    }
+
+    fn sign(&self, c: &SignConvention) -> Result<Vec<ConventionEvent>, ConventionError> {
+        let code = c.code.trim().to_uppercase();
+        if let Some(existing) = &self.0 {
+            return Err(ConventionError::AlreadySigned { code: existing.code.clone() });
+        }
+        let valid_code = !code.is_empty()
+            && code.len() <= MAX_CODE_LEN
+            && code.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+        if !valid_code {
+            return Err(ConventionError::InvalidCode { code: c.code.clone() });
+        }
+        require("partner", &c.partner)?;
+        require("title", &c.title)?;
+        if c.period_end < c.period_start {
+            return Err(ConventionError::PeriodEndsBeforeStart { start: c.period_start, end: c.period_end });
+        }
+        positive("the total", c.total)?;
+        check_shares(c.total, &c.shares)?;
+        let mut kinds = BTreeSet::new();
+        for t in &c.targets {
+            if t.quantity == 0 {
+                return Err(ConventionError::ZeroTarget { kind: t.kind });
+            }
+            if !kinds.insert(t.kind) {
+                return Err(ConventionError::DuplicateTarget { kind: t.kind });
+            }
+        }
+        let departements: BTreeSet<_> = c.departements.iter().cloned().collect();
+        Ok(vec![ConventionEvent::ConventionSigned(ConventionSigned {
+            convention_id: ConventionId::for_code(&code),
+            code,
+            partner: c.partner.trim().to_string(),
+            title: c.title.trim().to_string(),
+            signed_on: c.signed_on,
+            period_start: c.period_start,
+            period_end: c.period_end,
+            total: c.total,
+            shares: trimmed_shares(&c.shares),
+            targets: c.targets.clone(),
+            departements: departements.into_iter().collect(),
+        })])
+    }
+
+    fn allocate(&self, c: &AllocateEnvelope) -> Result<Vec<ConventionEvent>, ConventionError> {
+        let s = self.open()?;
+        require("the envelope name", &c.name)?;
+        let envelope_id = EnvelopeId::for_name(s.convention_id, &c.name);
+        if s.envelopes.contains_key(&envelope_id) {
+            return Err(ConventionError::DuplicateEnvelope { name: c.name.trim().to_string() });
+        }
+        positive("the envelope amount", c.amount)?;
+        let allocated = s.allocated();
+        let allocated_after = allocated + c.amount;
+        if allocated_after > s.total {
+            return Err(ConventionError::EnvelopesExceedTotal {
+                total: s.total,
+                available: s.total.saturating_sub(allocated),
+                requested: c.amount,
+                allocated_after,
+            });
+        }
+        Ok(vec![ConventionEvent::EnvelopeAllocated(EnvelopeAllocated {
+            envelope_id,
+            name: c.name.trim().to_string(),
+            kind: c.kind,
+            amount: c.amount,
+            allocated_on: c.allocated_on,
+        })])
+    }
+
+    fn amend(&self, c: &SignAmendment) -> Result<Vec<ConventionEvent>, ConventionError> {
+        let s = self.open()?;
+        require("the amendment's reason", &c.reason)?;
+        if c.total.is_none() && c.shares.is_none() && c.period_end.is_none() && c.envelopes.is_empty() {
+            return Err(ConventionError::EmptyAmendment);
+        }
+        let total = c.total.unwrap_or(s.total);
+        positive("the total", total)?;
+        check_shares(total, c.shares.as_deref().unwrap_or(&s.shares))?;
+        let end = c.period_end.unwrap_or(s.period_end);
+        if end < s.period_start {
+            return Err(ConventionError::PeriodEndsBeforeStart { start: s.period_start, end });
+        }
+        let mut new_amounts: BTreeMap<EnvelopeId, Money> =
+            s.envelopes.iter().map(|(id, e)| (*id, e.allocated)).collect();
+        let mut changed = BTreeSet::new();
+        for change in &c.envelopes {
+            let envelope = s
+                .envelopes
+                .get(&change.envelope_id)
+                .ok_or(ConventionError::UnknownEnvelope { envelope_id: change.envelope_id })?;
+            if !changed.insert(change.envelope_id) {
+                return Err(ConventionError::DuplicateEnvelopeChange { envelope_id: change.envelope_id });
+            }
+            if change.amount < envelope.committed {
+                return Err(ConventionError::EnvelopeBelowCommitted {
+                    envelope_id: change.envelope_id,
+                    committed: envelope.committed,
+                    requested: change.amount,
+                });
+            }
+            new_amounts.insert(change.envelope_id, change.amount);
+        }
+        let allocated_after: Money = new_amounts.values().sum();
+        if allocated_after > total {
+            let before = s.allocated();
+            return Err(ConventionError::EnvelopesExceedTotal {
+                total,
+                available: total.saturating_sub(before),
+                requested: allocated_after.saturating_sub(before),
+                allocated_after,
+            });
+        }
+        Ok(vec![ConventionEvent::AmendmentSigned(AmendmentSigned {
+            number: s.amendments + 1,
+            signed_on: c.signed_on,
+            reason: c.reason.trim().to_string(),
+            total: c.total,
+            shares: c.shares.as_deref().map(trimmed_shares),
+            period_end: c.period_end,
+            envelopes: c.envelopes.clone(),
+        })])
+    }
+
+    fn commit(&self, c: &CommitFunds) -> Result<Vec<ConventionEvent>, ConventionError> {
+        let s = self.open()?;
+        require("the reference", &c.reference)?;
+        let reference = c.reference.trim().to_string();
+        if s.commitments.contains_key(&reference) {
+            return Err(ConventionError::ReferenceAlreadyCommitted { reference });
+        }
+        let envelope =
+            s.envelopes.get(&c.envelope_id).ok_or(ConventionError::UnknownEnvelope { envelope_id: c.envelope_id })?;
+        positive("the committed amount", c.amount)?;
+        if c.committed_on < s.period_start || c.committed_on > s.period_end {
+            return Err(ConventionError::OutsidePeriod {
+                date: c.committed_on,
+                start: s.period_start,
+                end: s.period_end,
+            });
+        }
+        if let Some(d) = &c.departement {
+            if !s.departements.is_empty() && !s.departements.contains(d) {
+                return Err(ConventionError::OutsideTerritory { departement: d.clone() });
+            }
+        }
+        if c.amount > envelope.available() {
+            return Err(ConventionError::EnvelopeExceeded {
+                envelope_id: c.envelope_id,
+                available: envelope.available(),
+                requested: c.amount,
+            });
+        }
+        Ok(vec![ConventionEvent::FundsCommitted(FundsCommitted {
+            envelope_id: c.envelope_id,
+            reference,
+            amount: c.amount,
+            committed_on: c.committed_on,
+            departement: c.departement.clone(),
+        })])
+    }
+
+    fn release(&self, c: &ReleaseFunds) -> Result<Vec<ConventionEvent>, ConventionError> {
+        let s = self.open()?;
+        let commitment = self.commitment(s, &c.reference)?;
+        positive("the released amount", c.amount)?;
+        let releasable = commitment.committed.saturating_sub(commitment.service_done);
+        if c.amount > releasable {
+            return Err(ConventionError::ReleaseExceedsUnused {
+                reference: c.reference.trim().to_string(),
+                releasable,
+                requested: c.amount,
+            });
+        }
+        Ok(vec![ConventionEvent::FundsReleased(FundsReleased {
+            envelope_id: commitment.envelope_id,
+            reference: c.reference.trim().to_string(),
+            amount: c.amount,
+            released_on: c.released_on,
+        })])
+    }
+
+    fn service_done(&self, c: &RecordServiceDone) -> Result<Vec<ConventionEvent>, ConventionError> {
+        let s = self.open()?;
+        let commitment = self.commitment(s, &c.reference)?;
+        positive("the service-done amount", c.amount)?;
+        let remaining = commitment.committed.saturating_sub(commitment.service_done);
+        if c.amount > remaining {
+            return Err(ConventionError::ServiceDoneExceedsCommitted {
+                reference: c.reference.trim().to_string(),
+                remaining,
+                requested: c.amount,
+            });
+        }
+        Ok(vec![ConventionEvent::ServiceDoneRecorded(ServiceDoneRecorded {
+            envelope_id: commitment.envelope_id,
+            reference: c.reference.trim().to_string(),
+            amount: c.amount,
+            done_on: c.done_on,
+        })])
+    }
+
+    fn pay(&self, c: &RecordPayment) -> Result<Vec<ConventionEvent>, ConventionError> {
+        let s = self.open()?;
+        let commitment = self.commitment(s, &c.reference)?;
+        positive("the paid amount", c.amount)?;
+        let payable = commitment.service_done.saturating_sub(commitment.paid);
+        if c.amount > payable {
+            return Err(ConventionError::PaymentExceedsServiceDone {
+                reference: c.reference.trim().to_string(),
+                payable,
+                requested: c.amount,
+            });
+        }
+        Ok(vec![ConventionEvent::PaymentRecorded(PaymentRecorded {
+            envelope_id: commitment.envelope_id,
+            reference: c.reference.trim().to_string(),
+            amount: c.amount,
+            paid_on: c.paid_on,
+        })])
+    }
+
+    fn close(&self, c: &CloseConvention) -> Result<Vec<ConventionEvent>, ConventionError> {
+        let s = self.open()?;
+        let open: Vec<_> = s.commitments.values().filter(|c| c.is_open()).collect();
+        if !open.is_empty() {
+            return Err(ConventionError::OpenCommitments {
+                count: open.len(),
+                outstanding: open.iter().map(|c| c.committed.saturating_sub(c.paid)).sum(),
+            });
+        }
+        Ok(vec![ConventionEvent::ConventionClosed(ConventionClosed { closed_on: c.closed_on })])
+    }
+}
+
+impl Aggregate for Convention {
+    type Command = ConventionCommand;
+    type Event = ConventionEvent;
+    type Error = ConventionError;
+    const CATEGORY: &'static str = "convention";
+
+    fn decide(&self, command: &ConventionCommand) -> Result<Vec<ConventionEvent>, ConventionError> {
+        match command {
+            ConventionCommand::Sign(c) => self.sign(c),
+            ConventionCommand::AllocateEnvelope(c) => self.allocate(c),
+            ConventionCommand::SignAmendment(c) => self.amend(c),
+            ConventionCommand::CommitFunds(c) => self.commit(c),
+            ConventionCommand::ReleaseFunds(c) => self.release(c),
+            ConventionCommand::RecordServiceDone(c) => self.service_done(c),
+            ConventionCommand::RecordPayment(c) => self.pay(c),
+            ConventionCommand::Close(c) => self.close(c),
+        }
+    }
+
+    fn evolve(&mut self, event: &ConventionEvent) {
+        if let ConventionEvent::ConventionSigned(e) = event {
+            self.0 = Some(Signed {
+                convention_id: e.convention_id,
+                code: e.code.clone(),
+                period_start: e.period_start,
+                period_end: e.period_end,
+                total: e.total,
+                shares: e.shares.clone(),
+                departements: e.departements.clone(),
+                envelopes: BTreeMap::new(),
+                commitments: BTreeMap::new(),
+                amendments: 0,
+                closed: false,
+            });
+            return;
+        }
+        let Some(s) = self.0.as_mut() else { return };
+        match event {
+            ConventionEvent::ConventionSigned(_) => {}
+            ConventionEvent::EnvelopeAllocated(e) => {
+                s.envelopes.insert(
+                    e.envelope_id,
+                    Envelope { name: e.name.clone(), kind: e.kind, allocated: e.amount, ..Envelope::default() },
+                );
+            }
+            ConventionEvent::AmendmentSigned(e) => {
+                s.amendments = e.number;
+                if let Some(total) = e.total {
+                    s.total = total;
+                }
+                if let Some(shares) = &e.shares {
+                    s.shares = shares.clone();
+                }
+                if let Some(end) = e.period_end {
+                    s.period_end = end;
+                }
+                for change in &e.envelopes {
+                    if let Some(env) = s.envelopes.get_mut(&change.envelope_id) {
+                        env.allocated = change.amount;
+                    }
+                }
+            }
+            ConventionEvent::FundsCommitted(e) => {
+                if let Some(env) = s.envelopes.get_mut(&e.envelope_id) {
+                    env.committed = env.committed + e.amount;
+                }
+                s.commitments.insert(
+                    e.reference.clone(),
+                    Commitment {
+                        envelope_id: e.envelope_id,
+                        committed: e.amount,
+                        service_done: Money::ZERO,
+                        paid: Money::ZERO,
+                    },
+                );
+            }
+            ConventionEvent::FundsReleased(e) => {
+                if let Some(env) = s.envelopes.get_mut(&e.envelope_id) {
+                    env.committed = env.committed.saturating_sub(e.amount);
+                }
+                if let Some(c) = s.commitments.get_mut(&e.reference) {
+                    c.committed = c.committed.saturating_sub(e.amount);
+                }
+            }
+            ConventionEvent::ServiceDoneRecorded(e) => {
+                if let Some(env) = s.envelopes.get_mut(&e.envelope_id) {
+                    env.service_done = env.service_done + e.amount;
+                }
+                if let Some(c) = s.commitments.get_mut(&e.reference) {
+                    c.service_done = c.service_done + e.amount;
+                }
+            }
+            ConventionEvent::PaymentRecorded(e) => {
+                if let Some(env) = s.envelopes.get_mut(&e.envelope_id) {
+                    env.paid = env.paid + e.amount;
+                }
+                if let Some(c) = s.commitments.get_mut(&e.reference) {
+                    c.paid = c.paid + e.amount;
+                }
+            }
+            ConventionEvent::ConventionClosed(_) => s.closed = true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,630 @@
+//! One given/when/then test per rule of the Convention aggregate, with the plan's figures.
+
+use super::*;
+use crate::testing::given;
+use ConventionCommand as Cmd;
+use ConventionEvent as Ev;
+use chrono::NaiveDate;
+
+const CODE: &str = "ANCT-UNIFORMATION-2021";
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn eur(amount: i64) -> Money {
+    Money::euros(amount)
+}
+
+fn id() -> ConventionId {
+    ConventionId::for_code(CODE)
+}
+
+fn envelope(name: &str) -> EnvelopeId {
+    EnvelopeId::for_name(id(), name)
+}
+
+fn share(funder: &str, amount: i64) -> FundingShare {
+    FundingShare { funder: funder.into(), amount: eur(amount) }
+}
+
+fn sign_command() -> SignConvention {
+    SignConvention {
+        code: CODE.into(),
+        partner: "OPCO Uniformation".into(),
+        title: "Formation des médiateurs et aidants numériques".into(),
+        signed_on: d("2021-03-15"),
+        period_start: d("2021-03-15"),
+        period_end: d("2022-12-31"),
+        total: eur(4_400_000),
+        shares: vec![share("ANCT", 2_600_000), share("Uniformation", 1_800_000)],
+        targets: vec![Target { kind: TargetKind::Trainings, quantity: 2_000 }],
+        departements: vec![],
+    }
+}
+
+fn signed() -> ConventionEvent {
+    Convention::default().decide(&Cmd::Sign(sign_command())).unwrap().remove(0)
+}
+
+fn signed_in(departements: &[&str]) -> ConventionEvent {
+    let mut c = sign_command();
+    c.departements = departements.iter().map(|d| DepartementCode::parse(d).unwrap()).collect();
+    Convention::default().decide(&Cmd::Sign(c)).unwrap().remove(0)
+}
+
+fn allocated(name: &str, amount: i64) -> ConventionEvent {
+    Ev::EnvelopeAllocated(EnvelopeAllocated {
+        envelope_id: envelope(name),
+        name: name.into(),
+        kind: EnvelopeKind::CertifyingTrainings,
+        amount: eur(amount),
+        allocated_on: d("2021-03-20"),
+    })
+}
+
+fn allocate(name: &str, amount: i64) -> ConventionCommand {
+    Cmd::AllocateEnvelope(AllocateEnvelope {
+        convention_id: id(),
+        name: name.into(),
+        kind: EnvelopeKind::CertifyingTrainings,
+        amount: eur(amount),
+        allocated_on: d("2021-03-20"),
+    })
+}
+
+fn committed(reference: &str, amount: i64) -> ConventionEvent {
+    Ev::FundsCommitted(FundsCommitted {
+        envelope_id: envelope("Formations"),
+        reference: reference.into(),
+        amount: eur(amount),
+        committed_on: d("2021-04-01"),
+        departement: None,
+    })
+}
+
+fn commit(reference: &str, amount: i64) -> CommitFunds {
+    CommitFunds {
+        convention_id: id(),
+        envelope_id: envelope("Formations"),
+        reference: reference.into(),
+        amount: eur(amount),
+        committed_on: d("2021-04-01"),
+        departement: None,
+    }
+}
+
+fn served(reference: &str, amount: i64) -> ConventionEvent {
+    Ev::ServiceDoneRecorded(ServiceDoneRecorded {
+        envelope_id: envelope("Formations"),
+        reference: reference.into(),
+        amount: eur(amount),
+        done_on: d("2021-06-01"),
+    })
+}
+
+fn paid(reference: &str, amount: i64) -> ConventionEvent {
+    Ev::PaymentRecorded(PaymentRecorded {
+        envelope_id: envelope("Formations"),
+        reference: reference.into(),
+        amount: eur(amount),
+        paid_on: d("2021-07-01"),
+    })
+}
+
+fn amendment() -> SignAmendment {
+    SignAmendment {
+        convention_id: id(),
+        signed_on: d("2021-10-01"),
+        reason: "Avenant n°1".into(),
+        total: None,
+        shares: None,
+        period_end: None,
+        envelopes: vec![],
+    }
+}
+
+fn release(reference: &str, amount: i64) -> ConventionCommand {
+    Cmd::ReleaseFunds(ReleaseFunds {
+        convention_id: id(),
+        reference: reference.into(),
+        amount: eur(amount),
+        released_on: d("2021-05-01"),
+    })
+}
+
+fn serve(reference: &str, amount: i64) -> ConventionCommand {
+    Cmd::RecordServiceDone(RecordServiceDone {
+        convention_id: id(),
+        reference: reference.into(),
+        amount: eur(amount),
+        done_on: d("2021-06-01"),
+    })
+}
+
+fn pay(reference: &str, amount: i64) -> ConventionCommand {
+    Cmd::RecordPayment(RecordPayment {
+        convention_id: id(),
+        reference: reference.into(),
+        amount: eur(amount),
+        paid_on: d("2021-07-01"),
+    })
+}
+
+fn close() -> ConventionCommand {
+    Cmd::Close(CloseConvention { convention_id: id(), closed_on: d("2023-01-15") })
+}
+
+// --- SignConvention --------------------------------------------------------------------
+
+#[test]
+fn signing_records_the_convention_with_its_code_normalised() {
+    let mut c = sign_command();
+    c.code = " anct-uniformation-2021".into();
+    let events = given::<Convention>([]).when(Cmd::Sign(c)).events();
+    let Ev::ConventionSigned(e) = &events[0] else { panic!("{events:?}") };
+    assert_eq!(e.code, CODE);
+    assert_eq!(e.convention_id, id());
+    assert_eq!(e.total, eur(4_400_000));
+}
+
+#[test]
+fn a_code_can_be_signed_only_once() {
+    given::<Convention>([signed()])
+        .when(Cmd::Sign(sign_command()))
+        .then_err(ConventionError::AlreadySigned { code: CODE.into() });
+}
+
+#[test]
+fn a_code_must_be_letters_digits_and_dashes() {
+    let mut c = sign_command();
+    c.code = "ANCT UNIFORMATION".into();
+    given::<Convention>([])
+        .when(Cmd::Sign(c))
+        .then_err(ConventionError::InvalidCode { code: "ANCT UNIFORMATION".into() });
+}
+
+#[test]
+fn partner_and_title_are_required() {
+    let mut c = sign_command();
+    c.partner = "  ".into();
+    given::<Convention>([]).when(Cmd::Sign(c)).then_err(ConventionError::MissingField { field: "partner" });
+}
+
+#[test]
+fn the_period_cannot_end_before_it_starts() {
+    let mut c = sign_command();
+    c.period_end = d("2021-01-01");
+    given::<Convention>([])
+        .when(Cmd::Sign(c))
+        .then_err(ConventionError::PeriodEndsBeforeStart { start: d("2021-03-15"), end: d("2021-01-01") });
+}
+
+#[test]
+fn the_total_must_be_positive() {
+    let mut c = sign_command();
+    c.total = Money::ZERO;
+    given::<Convention>([]).when(Cmd::Sign(c)).then_err(ConventionError::ZeroAmount { field: "the total" });
+}
+
+#[test]
+fn funding_shares_must_add_up_to_the_total_exactly() {
+    let mut c = sign_command();
+    c.shares = vec![
+        share("ANCT", 2_600_000),
+        FundingShare { funder: "Uniformation".into(), amount: Money::parse("1799999.99").unwrap() },
+    ];
+    given::<Convention>([]).when(Cmd::Sign(c)).then_err(ConventionError::SharesDoNotAddUp {
+        total: eur(4_400_000),
+        shares_sum: Money::parse("4399999.99").unwrap(),
+    });
+}
+
+#[test]
+fn at_least_one_funding_share_is_needed() {
+    let mut c = sign_command();
+    c.shares = vec![];
+    given::<Convention>([]).when(Cmd::Sign(c)).then_err(ConventionError::NoFundingShare);
+}
+
+#[test]
+fn a_funder_appears_once() {
+    let mut c = sign_command();
+    c.shares = vec![share("ANCT", 2_200_000), share("anct ", 2_200_000)];
+    given::<Convention>([]).when(Cmd::Sign(c)).then_err(ConventionError::DuplicateFunder { funder: "anct ".into() });
+}
+
+#[test]
+fn a_funding_share_must_be_positive() {
+    let mut c = sign_command();
+    c.shares.push(FundingShare { funder: "Pix".into(), amount: Money::ZERO });
+    given::<Convention>([]).when(Cmd::Sign(c)).then_err(ConventionError::ZeroAmount { field: "a funding share" });
+}
+
+#[test]
+fn targets_are_positive_and_unique() {
+    let mut c = sign_command();
+    c.targets.push(Target { kind: TargetKind::Trainings, quantity: 10 });
+    given::<Convention>([])
+        .when(Cmd::Sign(c))
+        .then_err(ConventionError::DuplicateTarget { kind: TargetKind::Trainings });
+    let mut c = sign_command();
+    c.targets = vec![Target { kind: TargetKind::Habilitations, quantity: 0 }];
+    given::<Convention>([])
+        .when(Cmd::Sign(c))
+        .then_err(ConventionError::ZeroTarget { kind: TargetKind::Habilitations });
+}
+
+// --- AllocateEnvelope ------------------------------------------------------------------
+
+#[test]
+fn allocating_an_envelope_within_the_total_is_accepted() {
+    given::<Convention>([signed(), allocated("Formations", 4_000_000)])
+        .when(allocate("Frais annexes", 400_000))
+        .then([allocated("Frais annexes", 400_000)]);
+}
+
+#[test]
+fn envelopes_together_never_exceed_the_total() {
+    given::<Convention>([signed(), allocated("Formations", 4_000_000)])
+        .when(allocate("Frais annexes", 400_001))
+        .then_err(ConventionError::EnvelopesExceedTotal {
+            total: eur(4_400_000),
+            available: eur(400_000),
+            requested: eur(400_001),
+            allocated_after: eur(4_400_001),
+        });
+}
+
+#[test]
+fn an_envelope_name_is_used_once_per_convention() {
+    given::<Convention>([signed(), allocated("Formations", 1_000)])
+        .when(allocate("formations", 1_000))
+        .then_err(ConventionError::DuplicateEnvelope { name: "formations".into() });
+}
+
+#[test]
+fn an_unsigned_convention_accepts_nothing() {
+    given::<Convention>([]).when(allocate("Formations", 1_000)).then_err(ConventionError::NotFound);
+}
+
+// --- SignAmendment ---------------------------------------------------------------------
+
+#[test]
+fn an_amendment_raises_the_total_with_matching_shares_and_numbers_itself() {
+    let mut a = amendment();
+    a.total = Some(eur(4_600_000));
+    a.shares = Some(vec![share("ANCT", 2_800_000), share("Uniformation", 1_800_000)]);
+    let events = given::<Convention>([signed()]).when(Cmd::SignAmendment(a)).events();
+    let Ev::AmendmentSigned(e) = &events[0] else { panic!() };
+    assert_eq!(e.number, 1);
+    assert_eq!(e.total, Some(eur(4_600_000)));
+}
+
+#[test]
+fn an_amendment_changing_the_total_must_keep_shares_adding_up() {
+    let mut a = amendment();
+    a.total = Some(eur(4_600_000));
+    given::<Convention>([signed()])
+        .when(Cmd::SignAmendment(a))
+        .then_err(ConventionError::SharesDoNotAddUp { total: eur(4_600_000), shares_sum: eur(4_400_000) });
+}
+
+#[test]
+fn an_amendment_can_never_bring_an_envelope_below_what_is_committed() {
+    let mut a = amendment();
+    a.envelopes = vec![EnvelopeAmount { envelope_id: envelope("Formations"), amount: eur(299_999) }];
+    given::<Convention>([signed(), allocated("Formations", 1_000_000), committed("ACHAT-1", 300_000)])
+        .when(Cmd::SignAmendment(a))
+        .then_err(ConventionError::EnvelopeBelowCommitted {
+            envelope_id: envelope("Formations"),
+            committed: eur(300_000),
+            requested: eur(299_999),
+        });
+}
+
+#[test]
+fn an_amendment_can_lower_an_envelope_down_to_what_is_committed() {
+    let mut a = amendment();
+    a.envelopes = vec![EnvelopeAmount { envelope_id: envelope("Formations"), amount: eur(300_000) }];
+    let events = given::<Convention>([signed(), allocated("Formations", 1_000_000), committed("ACHAT-1", 300_000)])
+        .when(Cmd::SignAmendment(a))
+        .events();
+    assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn an_amendment_cannot_lower_the_total_below_the_envelopes() {
+    let mut a = amendment();
+    a.total = Some(eur(3_000_000));
+    a.shares = Some(vec![share("ANCT", 3_000_000)]);
+    given::<Convention>([signed(), allocated("Formations", 4_000_000)]).when(Cmd::SignAmendment(a)).then_err(
+        ConventionError::EnvelopesExceedTotal {
+            total: eur(3_000_000),
+            available: Money::ZERO,
+            requested: Money::ZERO,
+            allocated_after: eur(4_000_000),
+        },
+    );
+}
+
+#[test]
+fn an_amendment_raising_envelopes_stays_within_the_total() {
+    let mut a = amendment();
+    a.envelopes = vec![EnvelopeAmount { envelope_id: envelope("Formations"), amount: eur(4_500_000) }];
+    given::<Convention>([signed(), allocated("Formations", 4_000_000)]).when(Cmd::SignAmendment(a)).then_err(
+        ConventionError::EnvelopesExceedTotal {
+            total: eur(4_400_000),
+            available: eur(400_000),
+            requested: eur(500_000),
+            allocated_after: eur(4_500_000),
+        },
+    );
+}
+
+#[test]
+fn an_amendment_can_extend_the_end_date_but_not_before_the_start() {
+    let mut a = amendment();
+    a.period_end = Some(d("2020-12-31"));
+    given::<Convention>([signed()])
+        .when(Cmd::SignAmendment(a))
+        .then_err(ConventionError::PeriodEndsBeforeStart { start: d("2021-03-15"), end: d("2020-12-31") });
+}
+
+#[test]
+fn an_amendment_must_change_something() {
+    given::<Convention>([signed()]).when(Cmd::SignAmendment(amendment())).then_err(ConventionError::EmptyAmendment);
+}
+
+#[test]
+fn an_amendment_names_known_envelopes_once() {
+    let mut a = amendment();
+    a.envelopes = vec![EnvelopeAmount { envelope_id: envelope("Inconnue"), amount: eur(1) }];
+    given::<Convention>([signed()])
+        .when(Cmd::SignAmendment(a))
+        .then_err(ConventionError::UnknownEnvelope { envelope_id: envelope("Inconnue") });
+    let mut a = amendment();
+    let change = EnvelopeAmount { envelope_id: envelope("Formations"), amount: eur(1) };
+    a.envelopes = vec![change.clone(), change];
+    given::<Convention>([signed(), allocated("Formations", 10)])
+        .when(Cmd::SignAmendment(a))
+        .then_err(ConventionError::DuplicateEnvelopeChange { envelope_id: envelope("Formations") });
+}
+
+#[test]
+fn the_second_amendment_is_number_two() {
+    let mut first = amendment();
+    first.period_end = Some(d("2023-06-30"));
+    let history =
+        [signed(), given::<Convention>([signed()]).when(Cmd::SignAmendment(first.clone())).events().remove(0)];
+    let events = given::<Convention>(history).when(Cmd::SignAmendment(first)).events();
+    let Ev::AmendmentSigned(e) = &events[0] else { panic!() };
+    assert_eq!(e.number, 2);
+}
+
+// --- CommitFunds -----------------------------------------------------------------------
+
+#[test]
+fn committing_within_the_envelope_is_accepted() {
+    given::<Convention>([signed(), allocated("Formations", 500_000)])
+        .when(Cmd::CommitFunds(commit("ACHAT-1", 500_000)))
+        .then([committed("ACHAT-1", 500_000)]);
+}
+
+#[test]
+fn a_commitment_never_exceeds_what_the_envelope_has_available() {
+    given::<Convention>([signed(), allocated("Formations", 500_000), committed("ACHAT-1", 100_000)])
+        .when(Cmd::CommitFunds(commit("ACHAT-2", 400_001)))
+        .then_err(ConventionError::EnvelopeExceeded {
+            envelope_id: envelope("Formations"),
+            available: eur(400_000),
+            requested: eur(400_001),
+        });
+}
+
+#[test]
+fn released_funds_are_available_again() {
+    let release_event = Ev::FundsReleased(FundsReleased {
+        envelope_id: envelope("Formations"),
+        reference: "ACHAT-1".into(),
+        amount: eur(100_000),
+        released_on: d("2021-05-01"),
+    });
+    given::<Convention>([signed(), allocated("Formations", 500_000), committed("ACHAT-1", 500_000), release_event])
+        .when(Cmd::CommitFunds(commit("ACHAT-2", 100_000)))
+        .then([committed("ACHAT-2", 100_000)]);
+}
+
+#[test]
+fn a_reference_is_committed_once() {
+    given::<Convention>([signed(), allocated("Formations", 500_000), committed("ACHAT-1", 100)])
+        .when(Cmd::CommitFunds(commit("ACHAT-1", 100)))
+        .then_err(ConventionError::ReferenceAlreadyCommitted { reference: "ACHAT-1".into() });
+}
+
+#[test]
+fn commitments_go_to_a_known_envelope() {
+    let mut c = commit("ACHAT-1", 100);
+    c.envelope_id = envelope("Inconnue");
+    given::<Convention>([signed()])
+        .when(Cmd::CommitFunds(c))
+        .then_err(ConventionError::UnknownEnvelope { envelope_id: envelope("Inconnue") });
+}
+
+#[test]
+fn a_commitment_is_dated_within_the_convention_period() {
+    let mut c = commit("ACHAT-1", 100);
+    c.committed_on = d("2023-01-01");
+    given::<Convention>([signed(), allocated("Formations", 500_000)]).when(Cmd::CommitFunds(c)).then_err(
+        ConventionError::OutsidePeriod { date: d("2023-01-01"), start: d("2021-03-15"), end: d("2022-12-31") },
+    );
+}
+
+#[test]
+fn a_territorial_convention_commits_only_in_its_departements() {
+    let mut c = commit("ACHAT-1", 100);
+    c.departement = Some(DepartementCode::parse("29").unwrap());
+    given::<Convention>([signed_in(&["22", "35"]), allocated("Formations", 500_000)])
+        .when(Cmd::CommitFunds(c.clone()))
+        .then_err(ConventionError::OutsideTerritory { departement: DepartementCode::parse("29").unwrap() });
+    // A national convention takes every département.
+    let events = given::<Convention>([signed(), allocated("Formations", 500_000)]).when(Cmd::CommitFunds(c)).events();
+    assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn a_commitment_must_be_positive() {
+    given::<Convention>([signed(), allocated("Formations", 500_000)])
+        .when(Cmd::CommitFunds(commit("ACHAT-1", 0)))
+        .then_err(ConventionError::ZeroAmount { field: "the committed amount" });
+}
+
+// --- ReleaseFunds ----------------------------------------------------------------------
+
+#[test]
+fn only_what_is_not_yet_served_can_be_released() {
+    given::<Convention>([
+        signed(),
+        allocated("Formations", 500_000),
+        committed("ACHAT-1", 1_000),
+        served("ACHAT-1", 700),
+    ])
+    .when(release("ACHAT-1", 301))
+    .then_err(ConventionError::ReleaseExceedsUnused {
+        reference: "ACHAT-1".into(),
+        releasable: eur(300),
+        requested: eur(301),
+    });
+}
+
+#[test]
+fn releasing_an_unknown_reference_is_refused() {
+    given::<Convention>([signed()])
+        .when(release("ACHAT-9", 1))
+        .then_err(ConventionError::UnknownReference { reference: "ACHAT-9".into() });
+}
+
+// --- RecordServiceDone and RecordPayment -----------------------------------------------
+
+#[test]
+fn service_done_never_exceeds_what_is_committed() {
+    given::<Convention>([
+        signed(),
+        allocated("Formations", 500_000),
+        committed("ACHAT-1", 1_000),
+        served("ACHAT-1", 600),
+    ])
+    .when(serve("ACHAT-1", 401))
+    .then_err(ConventionError::ServiceDoneExceedsCommitted {
+        reference: "ACHAT-1".into(),
+        remaining: eur(400),
+        requested: eur(401),
+    });
+}
+
+#[test]
+fn service_done_within_the_commitment_is_recorded() {
+    given::<Convention>([signed(), allocated("Formations", 500_000), committed("ACHAT-1", 1_000)])
+        .when(serve("ACHAT-1", 1_000))
+        .then([served("ACHAT-1", 1_000)]);
+}
+
+#[test]
+fn payment_never_exceeds_the_service_done() {
+    given::<Convention>([
+        signed(),
+        allocated("Formations", 500_000),
+        committed("ACHAT-1", 1_000),
+        served("ACHAT-1", 600),
+        paid("ACHAT-1", 500),
+    ])
+    .when(pay("ACHAT-1", 101))
+    .then_err(ConventionError::PaymentExceedsServiceDone {
+        reference: "ACHAT-1".into(),
+        payable: eur(100),
+        requested: eur(101),
+    });
+}
+
+#[test]
+fn payment_of_the_service_done_is_recorded() {
+    given::<Convention>([
+        signed(),
+        allocated("Formations", 500_000),
+        committed("ACHAT-1", 1_000),
+        served("ACHAT-1", 600),
+    ])
+    .when(pay("ACHAT-1", 600))
+    .then([paid("ACHAT-1", 600)]);
+}
+
+// --- CloseConvention -------------------------------------------------------------------
+
+#[test]
+fn a_convention_closes_only_with_no_open_commitment() {
+    given::<Convention>([
+        signed(),
+        allocated("Formations", 500_000),
+        committed("ACHAT-1", 1_000),
+        served("ACHAT-1", 600),
+        paid("ACHAT-1", 600),
+        committed("ACHAT-2", 50),
+    ])
+    .when(close())
+    .then_err(ConventionError::OpenCommitments { count: 2, outstanding: eur(450) });
+}
+
+#[test]
+fn a_fully_paid_or_released_convention_closes() {
+    let release_rest = Ev::FundsReleased(FundsReleased {
+        envelope_id: envelope("Formations"),
+        reference: "ACHAT-1".into(),
+        amount: eur(400),
+        released_on: d("2022-12-01"),
+    });
+    given::<Convention>([
+        signed(),
+        allocated("Formations", 500_000),
+        committed("ACHAT-1", 1_000),
+        served("ACHAT-1", 600),
+        paid("ACHAT-1", 600),
+        release_rest,
+    ])
+    .when(close())
+    .then([Ev::ConventionClosed(ConventionClosed { closed_on: d("2023-01-15") })]);
+}
+
+#[test]
+fn a_closed_convention_accepts_no_more_commands() {
+    let closed = Ev::ConventionClosed(ConventionClosed { closed_on: d("2023-01-15") });
+    given::<Convention>([signed(), allocated("Formations", 500_000), closed])
+        .when(Cmd::CommitFunds(commit("ACHAT-1", 1)))
+        .then_err(ConventionError::Closed { code: CODE.into() });
+}
+
+// --- Events and errors as the log and the API see them ---------------------------------
+
+#[test]
+fn events_carry_their_business_date_and_type() {
+    assert_eq!(signed().business_date(), d("2021-03-15"));
+    assert_eq!(signed().event_type(), "ConventionSigned");
+    assert_eq!(committed("A", 1).business_date(), d("2021-04-01"));
+    let json = serde_json::to_value(committed("A", 1)).unwrap();
+    assert_eq!(json["type"], "FundsCommitted");
+    assert_eq!(json["amount"], "1.00");
+    let back: ConventionEvent = serde_json::from_value(json).unwrap();
+    assert_eq!(back, committed("A", 1));
+}
+
+#[test]
+fn errors_name_their_rule_and_carry_their_figures() {
+    let e = ConventionError::EnvelopeExceeded {
+        envelope_id: envelope("Formations"),
+        available: eur(400_000),
+        requested: eur(400_001),
+    };
+    assert_eq!(e.rule(), "EnvelopeExceeded");
+    let json = serde_json::to_value(&e).unwrap();
+    assert_eq!(json["available"], "400000.00");
+    assert_eq!(json["requested"], "400001.00");
+}

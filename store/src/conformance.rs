@@ -1,0 +1,228 @@
+//! One conformance suite, written once, run against every backend.
+
+use crate::*;
+use chrono::NaiveDate;
+use domain::{CommandId, CommandMeta, EventId};
+use futures::StreamExt;
+use serde_json::json;
+
+fn event(command: CommandId, i: usize, n: u32) -> NewEvent {
+    NewEvent {
+        event_id: EventId::for_command(command, i),
+        event_type: "Tested".into(),
+        schema_version: 1,
+        business_date: NaiveDate::from_ymd_opt(2021, 3, 15).unwrap(),
+        payload: json!({ "n": n }),
+        metadata: CommandMeta::new(command, "tester"),
+    }
+}
+
+fn request(stream: &str, expected: ExpectedVersion, count: usize) -> AppendRequest {
+    let command_id = CommandId::new_random();
+    AppendRequest {
+        stream: stream.into(),
+        expected,
+        command_id,
+        fingerprint: format!("fp-{command_id}"),
+        events: (0..count).map(|i| event(command_id, i, i as u32)).collect(),
+    }
+}
+
+pub(crate) async fn appends_and_reads_back_with_versions_and_positions(store: Arc<dyn EventStore>) {
+    let a = store.append(request("s-a", ExpectedVersion::NoStream, 2)).await.unwrap();
+    assert_eq!((a.first_version, a.last_version, a.first_position, a.last_position), (1, 2, 1, 2));
+    let b = store.append(request("s-b", ExpectedVersion::NoStream, 1)).await.unwrap();
+    assert_eq!((b.first_version, b.last_position), (1, 3));
+    let c = store.append(request("s-a", ExpectedVersion::Exact(2), 1)).await.unwrap();
+    assert_eq!((c.first_version, c.first_position), (3, 4));
+
+    let stream = store.read_stream("s-a").await.unwrap();
+    assert_eq!(stream.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(stream.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 4]);
+    assert_eq!(stream[0].payload, json!({ "n": 0 }));
+    assert_eq!(stream[0].metadata.actor, "tester");
+    assert_eq!(stream[0].business_date, NaiveDate::from_ymd_opt(2021, 3, 15).unwrap());
+    assert!(stream[0].recorded_at <= chrono::Utc::now());
+
+    let all = store.read_all(0, 100).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    let page = store.read_all(2, 1).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].stream, "s-b");
+    assert!(store.read_stream("s-none").await.unwrap().is_empty());
+    assert_eq!(*store.head().borrow(), 4);
+}
+
+pub(crate) async fn refuses_a_wrong_expected_version(store: Arc<dyn EventStore>) {
+    store.append(request("s", ExpectedVersion::NoStream, 1)).await.unwrap();
+    let err = store.append(request("s", ExpectedVersion::NoStream, 1)).await.unwrap_err();
+    assert!(matches!(err, StoreError::WrongExpectedVersion { actual: 1, .. }), "{err:?}");
+    let err = store.append(request("s", ExpectedVersion::Exact(3), 1)).await.unwrap_err();
+    assert!(matches!(err, StoreError::WrongExpectedVersion { actual: 1, .. }), "{err:?}");
+    let err = store.append(request("t", ExpectedVersion::Exact(1), 1)).await.unwrap_err();
+    assert!(matches!(err, StoreError::WrongExpectedVersion { actual: 0, .. }), "{err:?}");
+    store.append(request("s", ExpectedVersion::Any, 1)).await.unwrap();
+    assert_eq!(store.read_all(0, 100).await.unwrap().len(), 2, "refused appends wrote nothing");
+}
+
+pub(crate) async fn of_two_appends_at_the_same_version_exactly_one_wins(store: Arc<dyn EventStore>) {
+    store.append(request("race", ExpectedVersion::NoStream, 1)).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(request("race", ExpectedVersion::Exact(1), 1)).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(StoreError::WrongExpectedVersion { .. }) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(store.read_stream("race").await.unwrap().len(), 2);
+}
+
+pub(crate) async fn a_retried_command_gets_its_first_answer(store: Arc<dyn EventStore>) {
+    let req = request("idem", ExpectedVersion::NoStream, 2);
+    let first = store.append(req.clone()).await.unwrap();
+    assert!(!first.duplicate);
+    let again = store.append(req.clone()).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(AppendOutcome { duplicate: false, ..again }, first);
+    assert_eq!(store.read_all(0, 100).await.unwrap().len(), 2, "the retry wrote nothing");
+    let found = store.find_command(req.command_id).await.unwrap().unwrap();
+    assert_eq!(found.last_position, first.last_position);
+
+    let mut other = req.clone();
+    other.fingerprint = "something else".into();
+    let err = store.append(other).await.unwrap_err();
+    assert!(matches!(err, StoreError::CommandIdReused { .. }), "{err:?}");
+    assert!(store.find_command(CommandId::new_random()).await.unwrap().is_none());
+}
+
+pub(crate) async fn concurrent_appends_to_many_streams_all_land_without_gaps(store: Arc<dyn EventStore>) {
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(request(&format!("many-{i}"), ExpectedVersion::NoStream, 2)).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let all = store.read_all(0, 1000).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), (1..=128).collect::<Vec<u64>>());
+    for pair in all.chunks(2) {
+        assert_eq!(pair[0].stream, pair[1].stream, "a command's events are contiguous");
+        assert_eq!((pair[0].version, pair[1].version), (1, 2));
+    }
+}
+
+pub(crate) async fn follows_the_log_from_a_checkpoint_then_live(store: Arc<dyn EventStore>) {
+    for i in 0..3 {
+        store.append(request(&format!("f-{i}"), ExpectedVersion::NoStream, 1)).await.unwrap();
+    }
+    let mut follower = Box::pin(follow(store.clone(), 1));
+    assert_eq!(follower.next().await.unwrap().unwrap().position, 2);
+    assert_eq!(follower.next().await.unwrap().unwrap().position, 3);
+    let writer = store.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        writer.append(request("f-live", ExpectedVersion::NoStream, 1)).await.unwrap();
+    });
+    let live = tokio::time::timeout(std::time::Duration::from_secs(5), follower.next()).await.unwrap();
+    let live = live.unwrap().unwrap();
+    assert_eq!((live.position, live.stream.as_str()), (4, "f-live"));
+}
+
+macro_rules! conformance_suite {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+            #[allow(unused_imports)]
+            use std::sync::Arc;
+
+            async fn store() -> (Arc<dyn EventStore>, Option<tempfile::TempDir>) {
+                $make
+            }
+
+            #[tokio::test]
+            async fn appends_and_reads_back() {
+                let (s, _d) = store().await;
+                appends_and_reads_back_with_versions_and_positions(s).await;
+            }
+            #[tokio::test]
+            async fn wrong_expected_version() {
+                let (s, _d) = store().await;
+                refuses_a_wrong_expected_version(s).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn exactly_one_wins() {
+                let (s, _d) = store().await;
+                of_two_appends_at_the_same_version_exactly_one_wins(s).await;
+            }
+            #[tokio::test]
+            async fn idempotent_retry() {
+                let (s, _d) = store().await;
+                a_retried_command_gets_its_first_answer(s).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_appends() {
+                let (s, _d) = store().await;
+                concurrent_appends_to_many_streams_all_land_without_gaps(s).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn follow_catch_up_then_live() {
+                let (s, _d) = store().await;
+                follows_the_log_from_a_checkpoint_then_live(s).await;
+            }
+        }
+    };
+}
+
+conformance_suite!(memory, (Arc::new(crate::MemoryStore::new()), None));
+conformance_suite!(sqlite, {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::SqliteStore::open(dir.path().join("events.sqlite3")).unwrap();
+    (Arc::new(store), Some(dir))
+});
+
+mod sqlite_only {
+    use super::*;
+
+    #[tokio::test]
+    async fn reopening_after_close_keeps_every_event_and_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data").join("events.sqlite3");
+        let req = request("keep", ExpectedVersion::NoStream, 3);
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.append(req.clone()).await.unwrap();
+            store.append(request("keep", ExpectedVersion::Exact(3), 1)).await.unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let events = store.read_all(0, 100).await.unwrap();
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[3].version, 4);
+        assert_eq!(*store.head().borrow(), 4);
+        assert!(store.append(req).await.unwrap().duplicate, "command ids survive a restart");
+        let next = store.append(request("keep", ExpectedVersion::Exact(4), 1)).await.unwrap();
+        assert_eq!(next.last_position, 5);
+    }
+
+    #[tokio::test]
+    async fn the_database_refuses_to_edit_or_delete_an_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        store.append(request("x", ExpectedVersion::NoStream, 1)).await.unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let update = conn.execute("UPDATE events SET payload = '{}'", []).unwrap_err();
+        assert!(update.to_string().contains("append-only"), "{update}");
+        let delete = conn.execute("DELETE FROM events", []).unwrap_err();
+        assert!(delete.to_string().contains("append-only"), "{delete}");
+    }
+}

@@ -1,0 +1,137 @@
+//! Runs a command against the log: load the aggregate, decide, append with the expected
+//! version. On a version conflict it reloads and decides again, a bounded number of times;
+//! a command id already applied gets its first answer back and writes nothing.
+
+use crate::{AppendOutcome, AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
+use domain::{Aggregate, CommandMeta, DomainEvent, EventId};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// How many times a command is decided again after losing a race on its stream.
+pub const MAX_ATTEMPTS: usize = 8;
+
+/// What an accepted command wrote: enough for a client to wait for its read models
+/// (`position`) and to recognise a replayed answer (`duplicate`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CommandOutcome {
+    pub stream: String,
+    pub first_version: u64,
+    pub version: u64,
+    /// Global position of the last event written.
+    pub position: u64,
+    /// True when the command id had been applied before: nothing new was written.
+    pub duplicate: bool,
+}
+
+impl From<AppendOutcome> for CommandOutcome {
+    fn from(o: AppendOutcome) -> Self {
+        Self {
+            stream: o.stream,
+            first_version: o.first_version,
+            version: o.last_version,
+            position: o.last_position,
+            duplicate: o.duplicate,
+        }
+    }
+}
+
+/// Why a command was not applied. Each variant maps to one API error code.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError<E> {
+    /// A business rule refused the command (`BAD_USER_INPUT`, or `NOT_FOUND`/`CONFLICT`
+    /// for the rules that say so).
+    #[error(transparent)]
+    Domain(E),
+    /// Other writers kept winning the race on this stream (`CONFLICT`): try again.
+    #[error("stream {stream} kept changing under this command ({attempts} attempts): try again")]
+    Conflict { stream: String, attempts: usize },
+    /// The command id was used before for another command (`CONFLICT`).
+    #[error("command id {0} was already used for a different command")]
+    CommandIdReused(domain::CommandId),
+    /// The log failed (`INTERNAL`).
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl<E> From<StoreError> for HandleError<E> {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::CommandIdReused { command_id } => HandleError::CommandIdReused(command_id),
+            other => HandleError::Store(other),
+        }
+    }
+}
+
+/// The stream of one aggregate instance.
+pub fn stream_name<A: Aggregate>(id: impl std::fmt::Display) -> String {
+    format!("{}-{}", A::CATEGORY, id)
+}
+
+/// A stable digest of the command's content, so that a reused id with other content is
+/// told apart from a genuine retry.
+pub fn fingerprint(command: &impl Serialize) -> String {
+    let bytes = serde_json::to_vec(command).unwrap_or_default();
+    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Loads an aggregate from its stream; returns it with its version.
+pub async fn load<A: Aggregate>(store: &dyn EventStore, stream: &str) -> Result<(A, u64), StoreError> {
+    let recorded = store.read_stream(stream).await?;
+    let mut state = A::default();
+    for r in &recorded {
+        let event: A::Event = serde_json::from_value(r.payload.clone())
+            .map_err(|e| StoreError::Corrupt(format!("{} v{} ({}): {e}", r.stream, r.version, r.event_type)))?;
+        state.evolve(&event);
+    }
+    Ok((state, recorded.last().map_or(0, |r| r.version)))
+}
+
+/// Handles one command on the aggregate whose stream is `stream`.
+#[tracing::instrument(skip_all, fields(stream = %stream, command_id = %meta.command_id, actor = %meta.actor))]
+pub async fn handle<A: Aggregate>(
+    store: &dyn EventStore,
+    stream: &str,
+    command: &A::Command,
+    meta: &CommandMeta,
+) -> Result<CommandOutcome, HandleError<A::Error>> {
+    let fingerprint = fingerprint(command);
+    for _ in 0..MAX_ATTEMPTS {
+        // A retry of an applied command must not be judged again: the state has moved on.
+        if let Some(previous) = store.find_command(meta.command_id).await? {
+            if previous.stream != stream {
+                return Err(HandleError::CommandIdReused(meta.command_id));
+            }
+            return Ok(previous.into());
+        }
+        let (state, version) = load::<A>(store, stream).await?;
+        let events = state.decide(command).map_err(HandleError::Domain)?;
+        let request = AppendRequest {
+            stream: stream.to_string(),
+            expected: if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) },
+            command_id: meta.command_id,
+            fingerprint: fingerprint.clone(),
+            events: events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| to_new_event(e, meta, EventId::for_command(meta.command_id, i)))
+                .collect::<Result<_, _>>()?,
+        };
+        match store.append(request).await {
+            Ok(outcome) => return Ok(outcome.into()),
+            Err(StoreError::WrongExpectedVersion { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(HandleError::Conflict { stream: stream.to_string(), attempts: MAX_ATTEMPTS })
+}
+
+fn to_new_event<E: DomainEvent>(event: &E, meta: &CommandMeta, event_id: EventId) -> Result<NewEvent, StoreError> {
+    Ok(NewEvent {
+        event_id,
+        event_type: event.event_type().to_string(),
+        schema_version: event.schema_version(),
+        business_date: event.business_date(),
+        payload: serde_json::to_value(event).map_err(|e| StoreError::Backend(e.to_string()))?,
+        metadata: meta.clone(),
+    })
+}

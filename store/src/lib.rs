@@ -1,0 +1,203 @@
+//! The event log of Convention Tracker: the only source of truth.
+//!
+//! It appends events to streams with an expected version (no lost update), reads a stream,
+//! reads the whole log from a global position and follows it live. It never edits or
+//! deletes an event. Backends: in-memory (tests) and SQLite (the embedded default).
+//! [`handler`] runs commands against it: load → decide → append, with retries and
+//! idempotency.
+
+pub mod handler;
+pub mod memory;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::{CommandId, CommandMeta, EventId};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub use handler::{CommandOutcome, HandleError, handle};
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+/// The version a writer expects a stream to be at; a mismatch means someone else wrote
+/// first, and the writer must reload and decide again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    /// Write whatever the stream's version (only for streams with a single writer).
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last event must have this version (versions start at 1).
+    Exact(u64),
+}
+
+/// An event about to be appended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub event_id: EventId,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub business_date: NaiveDate,
+    pub payload: serde_json::Value,
+    pub metadata: CommandMeta,
+}
+
+/// An event as the log holds it, with both time axes: the business date it concerns and
+/// the instant it was recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    /// Global position in the whole log, from 1, without gaps.
+    pub position: u64,
+    pub stream: String,
+    /// Version within the stream, from 1, without gaps.
+    pub version: u64,
+    pub event_id: EventId,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub business_date: NaiveDate,
+    pub recorded_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+    pub metadata: CommandMeta,
+}
+
+impl RecordedEvent {
+    /// The stream's category (`convention` for `convention-<id>`).
+    pub fn category(&self) -> &str {
+        self.stream.split_once('-').map_or(self.stream.as_str(), |(c, _)| c)
+    }
+
+    /// The id part of the stream name.
+    pub fn stream_id(&self) -> &str {
+        self.stream.split_once('-').map_or("", |(_, id)| id)
+    }
+}
+
+/// One append: the events of one command, to one stream.
+#[derive(Clone, Debug)]
+pub struct AppendRequest {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub command_id: CommandId,
+    /// A digest of the command's content: the same id with other content is refused.
+    pub fingerprint: String,
+    pub events: Vec<NewEvent>,
+}
+
+/// What an append wrote; also the stored answer to a command, returned again when the
+/// same command id comes back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendOutcome {
+    pub stream: String,
+    pub first_version: u64,
+    pub last_version: u64,
+    pub first_position: u64,
+    pub last_position: u64,
+    pub recorded_at: DateTime<Utc>,
+    /// True when this is the stored answer to a command already applied.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("stream {stream} is at version {actual}, expected {expected:?}")]
+    WrongExpectedVersion { stream: String, expected: ExpectedVersion, actual: u64 },
+    #[error("command id {command_id} was already used for a different command")]
+    CommandIdReused { command_id: CommandId },
+    #[error("an append must carry at least one event")]
+    EmptyAppend,
+    #[error("the log holds an event it cannot read ({0})")]
+    Corrupt(String),
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// The event log. Every backend passes the same conformance tests.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends atomically, only if the stream is at the expected version; acknowledged only
+    /// once durable. A command id already applied returns its first answer.
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
+
+    /// Every event of one stream, in version order.
+    async fn read_stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `limit` events with a global position greater than `after`, in order.
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The stored answer to a command already applied.
+    async fn find_command(&self, command_id: CommandId) -> Result<Option<AppendOutcome>, StoreError>;
+
+    /// The position of the last event, updated on every append: followers wait on it.
+    fn head(&self) -> watch::Receiver<u64>;
+}
+
+/// The version check both backends share.
+pub(crate) fn check_expected(stream: &str, expected: ExpectedVersion, actual: u64) -> Result<(), StoreError> {
+    let ok = match expected {
+        ExpectedVersion::Any => true,
+        ExpectedVersion::NoStream => actual == 0,
+        ExpectedVersion::Exact(v) => actual == v,
+    };
+    if ok { Ok(()) } else { Err(StoreError::WrongExpectedVersion { stream: stream.to_string(), expected, actual }) }
+}
+
+/// The recording instant, to the microsecond: what the SQLite backend can store, so that
+/// every backend answers the same instant before and after a restart.
+pub(crate) fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
+/// How many events a follower reads per page while catching up.
+const FOLLOW_PAGE: usize = 1024;
+
+/// Follows the log from a checkpoint: every event after `after`, then each new one as it
+/// is appended (catch-up then live). The stream ends only on a storage error.
+pub fn follow(store: Arc<dyn EventStore>, after: u64) -> impl Stream<Item = Result<RecordedEvent, StoreError>> + Send {
+    struct State {
+        store: Arc<dyn EventStore>,
+        after: u64,
+        buffer: VecDeque<RecordedEvent>,
+        head: watch::Receiver<u64>,
+        failed: bool,
+    }
+    let head = store.head();
+    let state = State { store, after, buffer: VecDeque::new(), head, failed: false };
+    futures::stream::unfold(state, |mut s| async move {
+        if s.failed {
+            return None;
+        }
+        loop {
+            if let Some(event) = s.buffer.pop_front() {
+                s.after = event.position;
+                return Some((Ok(event), s));
+            }
+            match s.store.read_all(s.after, FOLLOW_PAGE).await {
+                Ok(page) if !page.is_empty() => s.buffer.extend(page),
+                Ok(_) => {
+                    let after = s.after;
+                    if s.head.wait_for(|h| *h > after).await.is_err() {
+                        return None; // the store is gone
+                    }
+                }
+                Err(e) => {
+                    s.failed = true;
+                    return Some((Err(e), s));
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod conformance;

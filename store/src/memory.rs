@@ -1,0 +1,104 @@
+//! The in-memory backend: the reference behaviour, for tests. Loses everything on exit.
+
+use crate::{AppendOutcome, AppendRequest, EventStore, RecordedEvent, StoreError, check_expected};
+use async_trait::async_trait;
+use domain::CommandId;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::watch;
+
+#[derive(Default)]
+struct Inner {
+    events: Vec<RecordedEvent>,
+    versions: HashMap<String, u64>,
+    commands: HashMap<CommandId, (String, AppendOutcome)>,
+}
+
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    head: watch::Sender<u64>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self { inner: Mutex::default(), head: watch::Sender::new(0) }
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        if request.events.is_empty() {
+            return Err(StoreError::EmptyAppend);
+        }
+        let mut inner = self.inner.lock().expect("memory store poisoned");
+        if let Some((fingerprint, outcome)) = inner.commands.get(&request.command_id) {
+            if *fingerprint != request.fingerprint {
+                return Err(StoreError::CommandIdReused { command_id: request.command_id });
+            }
+            return Ok(AppendOutcome { duplicate: true, ..outcome.clone() });
+        }
+        let actual = inner.versions.get(&request.stream).copied().unwrap_or(0);
+        check_expected(&request.stream, request.expected, actual)?;
+        if let Some(dup) = request.events.iter().find(|e| inner.events.iter().any(|r| r.event_id == e.event_id)) {
+            return Err(StoreError::Backend(format!("event id {} already in the log", dup.event_id)));
+        }
+        let recorded_at = crate::now();
+        let first_position = inner.events.len() as u64 + 1;
+        for (i, e) in request.events.into_iter().enumerate() {
+            let position = first_position + i as u64;
+            inner.events.push(RecordedEvent {
+                position,
+                stream: request.stream.clone(),
+                version: actual + 1 + i as u64,
+                event_id: e.event_id,
+                event_type: e.event_type,
+                schema_version: e.schema_version,
+                business_date: e.business_date,
+                recorded_at,
+                payload: e.payload,
+                metadata: e.metadata,
+            });
+        }
+        let last = inner.events.last().expect("just pushed");
+        let outcome = AppendOutcome {
+            stream: request.stream.clone(),
+            first_version: actual + 1,
+            last_version: last.version,
+            first_position,
+            last_position: last.position,
+            recorded_at,
+            duplicate: false,
+        };
+        inner.versions.insert(request.stream, outcome.last_version);
+        inner.commands.insert(request.command_id, (request.fingerprint, outcome.clone()));
+        self.head.send_replace(outcome.last_position);
+        Ok(outcome)
+    }
+
+    async fn read_stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        let inner = self.inner.lock().expect("memory store poisoned");
+        Ok(inner.events.iter().filter(|e| e.stream == stream).cloned().collect())
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let inner = self.inner.lock().expect("memory store poisoned");
+        let start = (after as usize).min(inner.events.len());
+        Ok(inner.events[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn find_command(&self, command_id: CommandId) -> Result<Option<AppendOutcome>, StoreError> {
+        let inner = self.inner.lock().expect("memory store poisoned");
+        Ok(inner.commands.get(&command_id).map(|(_, o)| AppendOutcome { duplicate: true, ..o.clone() }))
+    }
+
+    fn head(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+}
