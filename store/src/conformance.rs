@@ -94,7 +94,8 @@ pub(crate) async fn a_retried_command_gets_its_first_answer(store: Arc<dyn Event
     assert_eq!(AppendOutcome { duplicate: false, ..again }, first);
     assert_eq!(store.read_all(0, 100).await.unwrap().len(), 2, "the retry wrote nothing");
     let found = store.find_command(req.command_id).await.unwrap().unwrap();
-    assert_eq!(found.last_position, first.last_position);
+    assert_eq!(found.outcome.last_position, first.last_position);
+    assert_eq!(found.fingerprint, req.fingerprint);
 
     let mut other = req.clone();
     other.fingerprint = "something else".into();

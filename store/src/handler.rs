@@ -98,10 +98,10 @@ pub async fn handle<A: Aggregate>(
     for _ in 0..MAX_ATTEMPTS {
         // A retry of an applied command must not be judged again: the state has moved on.
         if let Some(previous) = store.find_command(meta.command_id).await? {
-            if previous.stream != stream {
+            if previous.fingerprint != fingerprint || previous.outcome.stream != stream {
                 return Err(HandleError::CommandIdReused(meta.command_id));
             }
-            return Ok(previous.into());
+            return Ok(previous.outcome.into());
         }
         let (state, version) = load::<A>(store, stream).await?;
         let events = state.decide(command).map_err(HandleError::Domain)?;

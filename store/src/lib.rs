@@ -101,6 +101,13 @@ pub struct AppendOutcome {
     pub duplicate: bool,
 }
 
+/// A command the log has applied: its content's digest and its answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandRecord {
+    pub fingerprint: String,
+    pub outcome: AppendOutcome,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("stream {stream} is at version {actual}, expected {expected:?}")]
@@ -134,8 +141,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// Up to `limit` events with a global position greater than `after`, in order.
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
-    /// The stored answer to a command already applied.
-    async fn find_command(&self, command_id: CommandId) -> Result<Option<AppendOutcome>, StoreError>;
+    /// The stored answer to a command already applied, with its fingerprint.
+    async fn find_command(&self, command_id: CommandId) -> Result<Option<CommandRecord>, StoreError>;
 
     /// The position of the last event, updated on every append: followers wait on it.
     fn head(&self) -> watch::Receiver<u64>;

@@ -1,6 +1,6 @@
 //! The in-memory backend: the reference behaviour, for tests. Loses everything on exit.
 
-use crate::{AppendOutcome, AppendRequest, EventStore, RecordedEvent, StoreError, check_expected};
+use crate::{AppendOutcome, AppendRequest, CommandRecord, EventStore, RecordedEvent, StoreError, check_expected};
 use async_trait::async_trait;
 use domain::CommandId;
 use std::collections::HashMap;
@@ -93,9 +93,12 @@ impl EventStore for MemoryStore {
         Ok(inner.events[start..].iter().take(limit).cloned().collect())
     }
 
-    async fn find_command(&self, command_id: CommandId) -> Result<Option<AppendOutcome>, StoreError> {
+    async fn find_command(&self, command_id: CommandId) -> Result<Option<CommandRecord>, StoreError> {
         let inner = self.inner.lock().expect("memory store poisoned");
-        Ok(inner.commands.get(&command_id).map(|(_, o)| AppendOutcome { duplicate: true, ..o.clone() }))
+        Ok(inner.commands.get(&command_id).map(|(f, o)| CommandRecord {
+            fingerprint: f.clone(),
+            outcome: AppendOutcome { duplicate: true, ..o.clone() },
+        }))
     }
 
     fn head(&self) -> watch::Receiver<u64> {

@@ -7,7 +7,7 @@
 //! acknowledged event is on disk. Reads use a small pool of read-only connections that
 //! WAL lets run beside the writer.
 
-use crate::{AppendOutcome, AppendRequest, EventStore, RecordedEvent, StoreError, check_expected};
+use crate::{AppendOutcome, AppendRequest, CommandRecord, EventStore, RecordedEvent, StoreError, check_expected};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::{CommandId, EventId};
@@ -405,8 +405,11 @@ impl EventStore for SqliteStore {
         .await
     }
 
-    async fn find_command(&self, command_id: CommandId) -> Result<Option<AppendOutcome>, StoreError> {
-        self.read(move |c| Ok(stored_command(c, command_id)?.map(|(_, o)| o))).await
+    async fn find_command(&self, command_id: CommandId) -> Result<Option<CommandRecord>, StoreError> {
+        self.read(move |c| {
+            Ok(stored_command(c, command_id)?.map(|(fingerprint, outcome)| CommandRecord { fingerprint, outcome }))
+        })
+        .await
     }
 
     fn head(&self) -> watch::Receiver<u64> {
