@@ -36,7 +36,7 @@ pub fn round_cents(value: Decimal) -> Decimal {
 }
 
 /// A non-negative amount in euros, always held with exactly two decimals.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "Decimal", into = "Decimal")]
 pub struct Money(Decimal);
 
@@ -103,6 +103,13 @@ impl Money {
             return round_cents(Decimal::ZERO);
         }
         round_cents(part.0 * Decimal::ONE_HUNDRED / whole.0)
+    }
+}
+
+/// Zero with its two decimals, so that an untouched figure still reads `0.00`.
+impl Default for Money {
+    fn default() -> Self {
+        Money::ZERO
     }
 }
 
@@ -186,6 +193,12 @@ mod tests {
         assert_eq!(Money::percent_of(Money::euros(1), Money::euros(3)), dec!(33.33));
         assert_eq!(Money::percent_of(Money::euros(2), Money::euros(3)), dec!(66.67));
         assert_eq!(Money::percent_of(Money::euros(2), Money::ZERO), dec!(0.00));
+    }
+
+    #[test]
+    fn zero_keeps_its_cents() {
+        assert_eq!(serde_json::to_string(&Money::default()).unwrap(), "\"0.00\"");
+        assert_eq!(serde_json::to_string(&Money::ZERO).unwrap(), "\"0.00\"");
     }
 
     #[test]

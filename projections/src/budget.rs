@@ -1,0 +1,278 @@
+//! Budget consumption per convention and envelope: allocated, committed, service done,
+//! paid, available and % consumed, with the funders' shares and the amendments' history.
+
+use crate::{Projection, ProjectionError};
+use chrono::NaiveDate;
+use domain::convention::{ConventionEvent, EnvelopeKind, FundingShare, Target};
+use domain::money::round_cents;
+use domain::{Aggregate, ConventionId, EnvelopeId, Money};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use store::RecordedEvent;
+
+/// The money figures of an envelope or of a whole convention. Serialised with the derived
+/// figures (available, % consumed) so that snapshots and exports show them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub allocated: Money,
+    pub committed: Money,
+    pub service_done: Money,
+    pub paid: Money,
+}
+
+impl Figures {
+    /// Allocated and not committed.
+    pub fn available(&self) -> Money {
+        self.allocated.saturating_sub(self.committed)
+    }
+
+    /// Committed as a share of allocated, in percent with two decimals.
+    pub fn consumed_percent(&self) -> Decimal {
+        Money::percent_of(self.committed, self.allocated)
+    }
+}
+
+impl Serialize for Figures {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct All {
+            allocated: Money,
+            committed: Money,
+            service_done: Money,
+            paid: Money,
+            available: Money,
+            consumed_percent: Decimal,
+        }
+        All {
+            allocated: self.allocated,
+            committed: self.committed,
+            service_done: self.service_done,
+            paid: self.paid,
+            available: self.available(),
+            consumed_percent: self.consumed_percent(),
+        }
+        .serialize(s)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvelopeBudget {
+    pub id: EnvelopeId,
+    pub name: String,
+    pub kind: EnvelopeKind,
+    pub allocated_on: NaiveDate,
+    pub figures: Figures,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvelopeChange {
+    pub envelope_id: EnvelopeId,
+    pub name: String,
+    pub from: Money,
+    pub to: Money,
+}
+
+/// An amendment as the comité de pilotage reads it: what changed, from what to what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AmendmentRecord {
+    pub number: u32,
+    pub signed_on: NaiveDate,
+    pub reason: String,
+    pub total: Option<(Money, Money)>,
+    pub period_end: Option<(NaiveDate, NaiveDate)>,
+    pub shares: Option<Vec<FundingShare>>,
+    pub envelopes: Vec<EnvelopeChange>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConventionBudget {
+    pub id: ConventionId,
+    pub code: String,
+    pub partner: String,
+    pub title: String,
+    pub signed_on: NaiveDate,
+    pub period_start: NaiveDate,
+    pub period_end: NaiveDate,
+    pub total: Money,
+    pub shares: Vec<FundingShare>,
+    pub targets: Vec<Target>,
+    pub departements: Vec<String>,
+    pub envelopes: Vec<EnvelopeBudget>,
+    pub amendments: Vec<AmendmentRecord>,
+    pub closed_on: Option<NaiveDate>,
+    /// The stream version and log position this budget reflects.
+    pub version: u64,
+    pub position: u64,
+}
+
+impl ConventionBudget {
+    /// The sum of the envelopes.
+    pub fn figures(&self) -> Figures {
+        self.envelopes.iter().fold(Figures::default(), |acc, e| Figures {
+            allocated: acc.allocated + e.figures.allocated,
+            committed: acc.committed + e.figures.committed,
+            service_done: acc.service_done + e.figures.service_done,
+            paid: acc.paid + e.figures.paid,
+        })
+    }
+
+    /// What the convention's total leaves to allocate.
+    pub fn unallocated(&self) -> Money {
+        self.total.saturating_sub(self.figures().allocated)
+    }
+
+    /// A funder's share of the total, in percent.
+    pub fn share_percent(&self, share: &FundingShare) -> Decimal {
+        round_cents(Money::percent_of(share.amount, self.total))
+    }
+
+    fn envelope(&mut self, id: EnvelopeId) -> Option<&mut EnvelopeBudget> {
+        self.envelopes.iter_mut().find(|e| e.id == id)
+    }
+}
+
+/// Every convention's budget, keyed by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BudgetView {
+    pub conventions: BTreeMap<ConventionId, ConventionBudget>,
+}
+
+impl BudgetView {
+    pub fn by_code(&self, code: &str) -> Option<&ConventionBudget> {
+        self.conventions.get(&ConventionId::for_code(code))
+    }
+
+    /// Conventions in code order, as lists show them.
+    pub fn list(&self) -> Vec<&ConventionBudget> {
+        let mut all: Vec<_> = self.conventions.values().collect();
+        all.sort_by(|a, b| a.code.cmp(&b.code));
+        all
+    }
+}
+
+impl Projection for BudgetView {
+    fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
+        if recorded.category() != domain::convention::Convention::CATEGORY {
+            return Ok(());
+        }
+        let unreadable = |reason: String| ProjectionError::Unreadable {
+            position: recorded.position,
+            event_type: recorded.event_type.clone(),
+            reason,
+        };
+        let event: ConventionEvent =
+            serde_json::from_value(recorded.payload.clone()).map_err(|e| unreadable(e.to_string()))?;
+        let id = ConventionId::parse(recorded.stream_id()).map_err(|e| unreadable(e.to_string()))?;
+        if let ConventionEvent::ConventionSigned(e) = &event {
+            self.conventions.insert(
+                id,
+                ConventionBudget {
+                    id,
+                    code: e.code.clone(),
+                    partner: e.partner.clone(),
+                    title: e.title.clone(),
+                    signed_on: e.signed_on,
+                    period_start: e.period_start,
+                    period_end: e.period_end,
+                    total: e.total,
+                    shares: e.shares.clone(),
+                    targets: e.targets.clone(),
+                    departements: e.departements.iter().map(|d| d.to_string()).collect(),
+                    envelopes: Vec::new(),
+                    amendments: Vec::new(),
+                    closed_on: None,
+                    version: recorded.version,
+                    position: recorded.position,
+                },
+            );
+            return Ok(());
+        }
+        let budget =
+            self.conventions.get_mut(&id).ok_or_else(|| unreadable("event for a convention never signed".into()))?;
+        budget.version = recorded.version;
+        budget.position = recorded.position;
+        apply_to(budget, event);
+        Ok(())
+    }
+}
+
+fn apply_to(b: &mut ConventionBudget, event: ConventionEvent) {
+    match event {
+        ConventionEvent::ConventionSigned(_) => {}
+        ConventionEvent::EnvelopeAllocated(e) => b.envelopes.push(EnvelopeBudget {
+            id: e.envelope_id,
+            name: e.name,
+            kind: e.kind,
+            allocated_on: e.allocated_on,
+            figures: Figures { allocated: e.amount, ..Figures::default() },
+        }),
+        ConventionEvent::AmendmentSigned(e) => {
+            let record = AmendmentRecord {
+                number: e.number,
+                signed_on: e.signed_on,
+                reason: e.reason,
+                total: e.total.map(|t| (b.total, t)),
+                period_end: e.period_end.map(|end| (b.period_end, end)),
+                shares: e.shares.clone(),
+                envelopes: e
+                    .envelopes
+                    .iter()
+                    .filter_map(|c| {
+                        let env = b.envelopes.iter().find(|x| x.id == c.envelope_id)?;
+                        Some(EnvelopeChange {
+                            envelope_id: c.envelope_id,
+                            name: env.name.clone(),
+                            from: env.figures.allocated,
+                            to: c.amount,
+                        })
+                    })
+                    .collect(),
+            };
+            if let Some(t) = e.total {
+                b.total = t;
+            }
+            if let Some(end) = e.period_end {
+                b.period_end = end;
+            }
+            if let Some(shares) = e.shares {
+                b.shares = shares;
+            }
+            for c in &e.envelopes {
+                if let Some(env) = b.envelope(c.envelope_id) {
+                    env.figures.allocated = c.amount;
+                }
+            }
+            b.amendments.push(record);
+        }
+        ConventionEvent::FundsCommitted(e) => {
+            if let Some(env) = b.envelope(e.envelope_id) {
+                env.figures.committed = env.figures.committed + e.amount;
+            }
+        }
+        ConventionEvent::FundsReleased(e) => {
+            if let Some(env) = b.envelope(e.envelope_id) {
+                env.figures.committed = env.figures.committed.saturating_sub(e.amount);
+            }
+        }
+        ConventionEvent::ServiceDoneRecorded(e) => {
+            if let Some(env) = b.envelope(e.envelope_id) {
+                env.figures.service_done = env.figures.service_done + e.amount;
+            }
+        }
+        ConventionEvent::PaymentRecorded(e) => {
+            if let Some(env) = b.envelope(e.envelope_id) {
+                env.figures.paid = env.figures.paid + e.amount;
+            }
+        }
+        ConventionEvent::ConventionClosed(e) => b.closed_on = Some(e.closed_on),
+    }
+}
+
+#[cfg(test)]
+mod tests;
