@@ -290,7 +290,7 @@ impl DomainEvent for ConventionEvent {
 // ---------------------------------------------------------------------------------------
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
-#[serde(tag = "rule")]
+#[serde(tag = "rule", rename_all_fields = "camelCase")]
 pub enum ConventionError {
     #[error("no convention has this id")]
     NotFound,
@@ -329,11 +329,11 @@ pub enum ConventionError {
     #[error("an amendment must change the total, the shares, the end date or an envelope")]
     EmptyAmendment,
     #[error(
-        "envelope {envelope_id} cannot go below what is committed on it: {committed} committed, {requested} requested"
+        "envelope {envelope} cannot go below what is committed on it: {committed} committed, {requested} requested"
     )]
-    EnvelopeBelowCommitted { envelope_id: EnvelopeId, committed: Money, requested: Money },
-    #[error("envelope {envelope_id} has {available} available, {requested} requested")]
-    EnvelopeExceeded { envelope_id: EnvelopeId, available: Money, requested: Money },
+    EnvelopeBelowCommitted { envelope_id: EnvelopeId, envelope: String, committed: Money, requested: Money },
+    #[error("envelope {envelope} has {available} available, {requested} requested")]
+    EnvelopeExceeded { envelope_id: EnvelopeId, envelope: String, available: Money, requested: Money },
     #[error("{date} is outside the convention's period ({start} to {end})")]
     OutsidePeriod { date: NaiveDate, start: NaiveDate, end: NaiveDate },
     #[error("département {departement} is outside the convention's territory")]
@@ -587,6 +587,7 @@ impl Convention {
             if change.amount < envelope.committed {
                 return Err(ConventionError::EnvelopeBelowCommitted {
                     envelope_id: change.envelope_id,
+                    envelope: envelope.name.clone(),
                     committed: envelope.committed,
                     requested: change.amount,
                 });
@@ -639,6 +640,7 @@ impl Convention {
         if c.amount > envelope.available() {
             return Err(ConventionError::EnvelopeExceeded {
                 envelope_id: c.envelope_id,
+                envelope: envelope.name.clone(),
                 available: envelope.available(),
                 requested: c.amount,
             });

@@ -318,6 +318,7 @@ fn an_amendment_can_never_bring_an_envelope_below_what_is_committed() {
         .when(Cmd::SignAmendment(a))
         .then_err(ConventionError::EnvelopeBelowCommitted {
             envelope_id: envelope("Formations"),
+            envelope: "Formations".into(),
             committed: eur(300_000),
             requested: eur(299_999),
         });
@@ -417,6 +418,7 @@ fn a_commitment_never_exceeds_what_the_envelope_has_available() {
         .when(Cmd::CommitFunds(commit("ACHAT-2", 400_001)))
         .then_err(ConventionError::EnvelopeExceeded {
             envelope_id: envelope("Formations"),
+            envelope: "Formations".into(),
             available: eur(400_000),
             requested: eur(400_001),
         });
@@ -620,6 +622,7 @@ fn events_carry_their_business_date_and_type() {
 fn errors_name_their_rule_and_carry_their_figures() {
     let e = ConventionError::EnvelopeExceeded {
         envelope_id: envelope("Formations"),
+        envelope: "Formations".into(),
         available: eur(400_000),
         requested: eur(400_001),
     };
@@ -627,4 +630,5 @@ fn errors_name_their_rule_and_carry_their_figures() {
     let json = serde_json::to_value(&e).unwrap();
     assert_eq!(json["available"], "400000.00");
     assert_eq!(json["requested"], "400001.00");
+    assert_eq!(json["envelopeId"], envelope("Formations").to_string());
 }

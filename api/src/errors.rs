@@ -1,0 +1,70 @@
+//! How failures leave the API: one mapping from each error kind to an `extensions.code`,
+//! with the broken rule and its figures for domain errors, and nothing internal ever.
+
+use async_graphql::{Error, ErrorExtensions, ServerError, Value};
+use domain::convention::ConventionError;
+use store::HandleError;
+
+pub mod codes {
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+/// An input the API itself refuses (a malformed id, an unknown département).
+pub fn bad_input(field: &str, message: impl std::fmt::Display) -> Error {
+    Error::new(message.to_string()).extend_with(|_, e| {
+        e.set("code", codes::BAD_USER_INPUT);
+        e.set("field", field);
+    })
+}
+
+/// A failure we cannot explain to the client: logged in full, shown as a generic message.
+pub fn internal(error: &dyn std::fmt::Display) -> Error {
+    tracing::error!(%error, "internal error while handling a request");
+    Error::new("internal error: the server could not complete the request (see its log)")
+        .extend_with(|_, e| e.set("code", codes::INTERNAL))
+}
+
+fn domain_code(e: &ConventionError) -> &'static str {
+    match e {
+        ConventionError::NotFound => codes::NOT_FOUND,
+        ConventionError::AlreadySigned { .. } => codes::CONFLICT,
+        _ => codes::BAD_USER_INPUT,
+    }
+}
+
+/// The single mapping from a command's failure to a GraphQL error.
+pub fn command_error(err: HandleError<ConventionError>) -> Error {
+    match err {
+        HandleError::Domain(e) => {
+            let figures = serde_json::to_value(&e).unwrap_or_default();
+            Error::new(e.to_string()).extend_with(|_, ext| {
+                ext.set("code", domain_code(&e));
+                if let serde_json::Value::Object(fields) = figures {
+                    for (k, v) in fields {
+                        if let Ok(v) = Value::from_json(v) {
+                            ext.set(k, v);
+                        }
+                    }
+                }
+            })
+        }
+        HandleError::Conflict { .. } | HandleError::CommandIdReused(_) => {
+            Error::new(err.to_string()).extend_with(|_, e| e.set("code", codes::CONFLICT))
+        }
+        HandleError::Store(e) => internal(&e),
+    }
+}
+
+/// Errors raised by the GraphQL engine itself (syntax, unknown field, wrong type, limits)
+/// carry no code: they are all the client's to fix.
+pub fn ensure_codes(errors: &mut [ServerError]) {
+    for e in errors {
+        let ext = e.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            ext.set("code", codes::BAD_USER_INPUT);
+        }
+    }
+}

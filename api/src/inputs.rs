@@ -1,0 +1,259 @@
+//! Input types. Ids and territory codes arrive as strings and are parsed here, so that a
+//! malformed one gets an error naming the field, before any command exists.
+
+use crate::errors::bad_input;
+use crate::scalars::{DateScalar, MoneyScalar};
+use crate::types::{EnvelopeKind, TargetKind};
+use async_graphql::{ID, InputObject, Result};
+use domain::convention as dc;
+use domain::{CommandId, CommandMeta, ConventionId, CorrelationId, DepartementCode, EnvelopeId, EventId};
+
+/// Idempotency and tracing fields every mutation accepts.
+#[derive(InputObject, Default)]
+pub struct CommandFields {
+    /// Idempotency key (a UUID): send the same command again with the same id and get the
+    /// first answer back, with nothing written twice. Generated when absent.
+    pub command_id: Option<ID>,
+    /// Groups the commands of one user action or workflow (a UUID); defaults to the command id.
+    pub correlation_id: Option<ID>,
+    /// The event that caused this command (a UUID), when a process sends it.
+    pub causation_id: Option<ID>,
+}
+
+impl CommandFields {
+    pub fn meta(&self, actor: &str) -> Result<CommandMeta> {
+        let command_id = match &self.command_id {
+            Some(id) => CommandId::parse(id).map_err(|e| bad_input("commandId", e))?,
+            None => CommandId::new_random(),
+        };
+        let correlation_id = match &self.correlation_id {
+            Some(id) => CorrelationId::parse(id).map_err(|e| bad_input("correlationId", e))?,
+            None => CorrelationId(command_id.0),
+        };
+        let causation_id = self
+            .causation_id
+            .as_ref()
+            .map(|id| EventId::parse(id).map_err(|e| bad_input("causationId", e)))
+            .transpose()?;
+        Ok(CommandMeta { command_id, actor: actor.to_string(), correlation_id, causation_id })
+    }
+}
+
+pub fn convention_id(id: &ID) -> Result<ConventionId> {
+    ConventionId::parse(id).map_err(|e| bad_input("conventionId", e))
+}
+
+fn envelope_id(id: &ID) -> Result<EnvelopeId> {
+    EnvelopeId::parse(id).map_err(|e| bad_input("envelopeId", e))
+}
+
+fn departement(code: &str, field: &str) -> Result<DepartementCode> {
+    DepartementCode::parse(code).map_err(|e| bad_input(field, e))
+}
+
+#[derive(InputObject)]
+pub struct FundingShareInput {
+    pub funder: String,
+    pub amount: MoneyScalar,
+}
+
+#[derive(InputObject)]
+pub struct TargetInput {
+    pub kind: TargetKind,
+    pub quantity: u32,
+}
+
+fn shares(input: &[FundingShareInput]) -> Vec<dc::FundingShare> {
+    input.iter().map(|s| dc::FundingShare { funder: s.funder.clone(), amount: s.amount.0 }).collect()
+}
+
+#[derive(InputObject)]
+pub struct SignConventionInput {
+    /// Unique code, e.g. `ANCT-UNIFORMATION-2021` (letters, digits, `-`, `_`).
+    pub code: String,
+    pub partner: String,
+    pub title: String,
+    pub signed_on: DateScalar,
+    pub period_start: DateScalar,
+    pub period_end: DateScalar,
+    pub total: MoneyScalar,
+    /// Must add up to the total exactly.
+    pub shares: Vec<FundingShareInput>,
+    #[graphql(default)]
+    pub targets: Vec<TargetInput>,
+    /// INSEE codes of the départements covered; empty for a national convention.
+    #[graphql(default)]
+    pub departements: Vec<String>,
+    #[graphql(flatten)]
+    pub command: CommandFields,
+}
+
+impl SignConventionInput {
+    pub fn command(&self) -> Result<dc::ConventionCommand> {
+        Ok(dc::ConventionCommand::Sign(dc::SignConvention {
+            code: self.code.clone(),
+            partner: self.partner.clone(),
+            title: self.title.clone(),
+            signed_on: self.signed_on.0,
+            period_start: self.period_start.0,
+            period_end: self.period_end.0,
+            total: self.total.0,
+            shares: shares(&self.shares),
+            targets: self.targets.iter().map(|t| dc::Target { kind: t.kind.into(), quantity: t.quantity }).collect(),
+            departements: self.departements.iter().map(|d| departement(d, "departements")).collect::<Result<_>>()?,
+        }))
+    }
+}
+
+#[derive(InputObject)]
+pub struct AllocateEnvelopeInput {
+    pub convention_id: ID,
+    /// Unique within the convention, e.g. `Frais annexes`.
+    pub name: String,
+    pub kind: EnvelopeKind,
+    pub amount: MoneyScalar,
+    pub allocated_on: DateScalar,
+    #[graphql(flatten)]
+    pub command: CommandFields,
+}
+
+impl AllocateEnvelopeInput {
+    pub fn command(&self) -> Result<dc::ConventionCommand> {
+        Ok(dc::ConventionCommand::AllocateEnvelope(dc::AllocateEnvelope {
+            convention_id: convention_id(&self.convention_id)?,
+            name: self.name.clone(),
+            kind: self.kind.into(),
+            amount: self.amount.0,
+            allocated_on: self.allocated_on.0,
+        }))
+    }
+}
+
+#[derive(InputObject)]
+pub struct EnvelopeAmountInput {
+    pub envelope_id: ID,
+    /// The envelope's new amount.
+    pub amount: MoneyScalar,
+}
+
+#[derive(InputObject)]
+pub struct SignAmendmentInput {
+    pub convention_id: ID,
+    pub signed_on: DateScalar,
+    pub reason: String,
+    /// The new total; the shares must then add up to it.
+    pub total: Option<MoneyScalar>,
+    /// The new funding shares.
+    pub shares: Option<Vec<FundingShareInput>>,
+    /// The new end of the period.
+    pub period_end: Option<DateScalar>,
+    /// New envelope amounts; none may go below what is committed on it.
+    #[graphql(default)]
+    pub envelopes: Vec<EnvelopeAmountInput>,
+    #[graphql(flatten)]
+    pub command: CommandFields,
+}
+
+impl SignAmendmentInput {
+    pub fn command(&self) -> Result<dc::ConventionCommand> {
+        Ok(dc::ConventionCommand::SignAmendment(dc::SignAmendment {
+            convention_id: convention_id(&self.convention_id)?,
+            signed_on: self.signed_on.0,
+            reason: self.reason.clone(),
+            total: self.total.map(|t| t.0),
+            shares: self.shares.as_deref().map(shares),
+            period_end: self.period_end.map(|d| d.0),
+            envelopes: self
+                .envelopes
+                .iter()
+                .map(|e| Ok(dc::EnvelopeAmount { envelope_id: envelope_id(&e.envelope_id)?, amount: e.amount.0 }))
+                .collect::<Result<_>>()?,
+        }))
+    }
+}
+
+#[derive(InputObject)]
+pub struct CommitFundsInput {
+    pub convention_id: ID,
+    pub envelope_id: ID,
+    /// What the money is for (a purchase, a claim); unique within the convention.
+    pub reference: String,
+    pub amount: MoneyScalar,
+    pub committed_on: DateScalar,
+    /// INSEE code of the département the money goes to.
+    pub departement: Option<String>,
+    #[graphql(flatten)]
+    pub command: CommandFields,
+}
+
+impl CommitFundsInput {
+    pub fn command(&self) -> Result<dc::ConventionCommand> {
+        Ok(dc::ConventionCommand::CommitFunds(dc::CommitFunds {
+            convention_id: convention_id(&self.convention_id)?,
+            envelope_id: envelope_id(&self.envelope_id)?,
+            reference: self.reference.clone(),
+            amount: self.amount.0,
+            committed_on: self.committed_on.0,
+            departement: self.departement.as_deref().map(|d| departement(d, "departement")).transpose()?,
+        }))
+    }
+}
+
+/// Releasing, recording service done and recording a payment share one shape: a
+/// reference, an amount and the date it happened.
+macro_rules! reference_amount_input {
+    ($(#[$doc:meta])* $name:ident, $date:ident, $variant:ident, $command:ident) => {
+        $(#[$doc])*
+        #[derive(InputObject)]
+        pub struct $name {
+            pub convention_id: ID,
+            /// The reference the funds were committed for.
+            pub reference: String,
+            pub amount: MoneyScalar,
+            pub $date: DateScalar,
+            #[graphql(flatten)]
+            pub command: CommandFields,
+        }
+
+        impl $name {
+            pub fn command(&self) -> Result<dc::ConventionCommand> {
+                Ok(dc::ConventionCommand::$variant(dc::$command {
+                    convention_id: convention_id(&self.convention_id)?,
+                    reference: self.reference.clone(),
+                    amount: self.amount.0,
+                    $date: self.$date.0,
+                }))
+            }
+        }
+    };
+}
+
+reference_amount_input!(
+    /// Gives back committed money that will not be used (not more than is not yet served).
+    ReleaseFundsInput, released_on, ReleaseFunds, ReleaseFunds
+);
+reference_amount_input!(
+    /// Service fait: the service was delivered for this amount (not more than committed).
+    RecordServiceDoneInput, done_on, RecordServiceDone, RecordServiceDone
+);
+reference_amount_input!(
+    /// Paiement: this amount was paid (not more than the service done).
+    RecordPaymentInput, paid_on, RecordPayment, RecordPayment
+);
+
+#[derive(InputObject)]
+pub struct CloseConventionInput {
+    pub convention_id: ID,
+    pub closed_on: DateScalar,
+    #[graphql(flatten)]
+    pub command: CommandFields,
+}
+
+impl CloseConventionInput {
+    pub fn command(&self) -> Result<dc::ConventionCommand> {
+        Ok(dc::ConventionCommand::Close(dc::CloseConvention {
+            convention_id: convention_id(&self.convention_id)?,
+            closed_on: self.closed_on.0,
+        }))
+    }
+}

@@ -1,0 +1,105 @@
+//! Mutations: one per command of the Convention aggregate. Each parses its input, hands
+//! the command to the handler, waits briefly for the read models to show the result
+//! (read-your-writes) and answers with the log position it wrote.
+
+use crate::errors::command_error;
+use crate::inputs::*;
+use crate::types::ConventionView;
+use crate::{Actor, AppState};
+use async_graphql::{Context, ID, Object, Result};
+use domain::convention::{Convention, ConventionCommand};
+use domain::{CommandId, ConventionId};
+use store::handler::stream_name;
+use store::{CommandOutcome, handle};
+
+/// What a command wrote.
+pub struct CommandPayload {
+    command_id: CommandId,
+    convention_id: ConventionId,
+    outcome: CommandOutcome,
+}
+
+#[Object]
+impl CommandPayload {
+    /// The command's idempotency key (given or generated).
+    async fn command_id(&self) -> ID {
+        ID(self.command_id.to_string())
+    }
+    /// Global log position of the last event written: the version of the truth this
+    /// answer reflects.
+    async fn position(&self) -> u64 {
+        self.outcome.position
+    }
+    /// The convention stream's version after the command.
+    async fn version(&self) -> u64 {
+        self.outcome.version
+    }
+    /// True when the command id had already been applied: nothing new was written.
+    async fn duplicate(&self) -> bool {
+        self.outcome.duplicate
+    }
+    /// The convention as the read model shows it after this command.
+    async fn convention(&self, ctx: &Context<'_>) -> Option<ConventionView> {
+        let state = ctx.data_unchecked::<AppState>();
+        state.budget.read(|v| v.conventions.get(&self.convention_id).cloned()).map(ConventionView)
+    }
+}
+
+async fn run(ctx: &Context<'_>, command: ConventionCommand, fields: &CommandFields) -> Result<CommandPayload> {
+    let state = ctx.data_unchecked::<AppState>();
+    let actor = ctx.data_opt::<Actor>().map_or("anonymous", |a| a.0.as_str());
+    let meta = fields.meta(actor)?;
+    let convention_id = command.convention_id();
+    let stream = stream_name::<Convention>(convention_id);
+    let outcome = handle::<Convention>(state.store.as_ref(), &stream, &command, &meta).await.map_err(command_error)?;
+    if !state.budget.wait_for(outcome.position, state.read_your_writes_timeout).await {
+        tracing::warn!(position = outcome.position, "read model lagging behind a command's answer");
+    }
+    Ok(CommandPayload { command_id: meta.command_id, convention_id, outcome })
+}
+
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Signs a convention. Its code must be new; the funding shares must add up to the
+    /// total exactly.
+    async fn sign_convention(&self, ctx: &Context<'_>, input: SignConventionInput) -> Result<CommandPayload> {
+        run(ctx, input.command()?, &input.command).await
+    }
+
+    /// Adds a budget line to a convention; the envelopes together never exceed the total.
+    async fn allocate_envelope(&self, ctx: &Context<'_>, input: AllocateEnvelopeInput) -> Result<CommandPayload> {
+        run(ctx, input.command()?, &input.command).await
+    }
+
+    /// Signs an avenant changing the total, the shares, the end date or envelope amounts.
+    async fn sign_amendment(&self, ctx: &Context<'_>, input: SignAmendmentInput) -> Result<CommandPayload> {
+        run(ctx, input.command()?, &input.command).await
+    }
+
+    /// Engagement: reserves money on an envelope for a reference, never more than available.
+    async fn commit_funds(&self, ctx: &Context<'_>, input: CommitFundsInput) -> Result<CommandPayload> {
+        run(ctx, input.command()?, &input.command).await
+    }
+
+    /// Gives back committed money that will not be used.
+    async fn release_funds(&self, ctx: &Context<'_>, input: ReleaseFundsInput) -> Result<CommandPayload> {
+        run(ctx, input.command()?, &input.command).await
+    }
+
+    /// Service fait for a reference.
+    async fn record_service_done(&self, ctx: &Context<'_>, input: RecordServiceDoneInput) -> Result<CommandPayload> {
+        run(ctx, input.command()?, &input.command).await
+    }
+
+    /// Paiement for a reference.
+    async fn record_payment(&self, ctx: &Context<'_>, input: RecordPaymentInput) -> Result<CommandPayload> {
+        run(ctx, input.command()?, &input.command).await
+    }
+
+    /// Closes a convention with no open commitment left.
+    async fn close_convention(&self, ctx: &Context<'_>, input: CloseConventionInput) -> Result<CommandPayload> {
+        run(ctx, input.command()?, &input.command).await
+    }
+}

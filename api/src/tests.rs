@@ -1,0 +1,335 @@
+//! Every GraphQL operation, its answer and its errors, as insta snapshots; and the checks
+//! that a refused command writes nothing.
+
+use super::*;
+use serde_json::{Value, json};
+use store::MemoryStore;
+
+struct Api {
+    schema: TrackerSchema,
+    store: Arc<MemoryStore>,
+}
+
+const CONVENTION_FIELDS: &str = "
+fragment C on Convention {
+  id code partner title signedOn periodStart periodEnd status closedOn total unallocated
+  shares { funder amount percent }
+  targets { kind quantity }
+  departements { code name region { code name } }
+  budget { allocated committed serviceDone paid available consumedPercent }
+  envelopes { id name kind allocatedOn figures { allocated committed serviceDone paid available consumedPercent } }
+  amendments { number signedOn reason totalBefore totalAfter periodEndBefore periodEndAfter
+               shares { funder amount percent } envelopes { envelopeId name from to } }
+  version position
+}";
+
+const SIGN: &str = "mutation($input: SignConventionInput!) {
+  signConvention(input: $input) { commandId position version duplicate convention { ...C } } }";
+const ALLOCATE: &str = "mutation($input: AllocateEnvelopeInput!) {
+  allocateEnvelope(input: $input) { commandId position version duplicate convention { code unallocated envelopes { name kind figures { allocated available } } } } }";
+const AMEND: &str = "mutation($input: SignAmendmentInput!) {
+  signAmendment(input: $input) { position version convention { total periodEnd shares { funder amount percent } amendments { number signedOn reason totalBefore totalAfter periodEndBefore periodEndAfter shares { funder amount } envelopes { name from to } } } } }";
+const COMMIT: &str = "mutation($input: CommitFundsInput!) {
+  commitFunds(input: $input) { position version convention { budget { allocated committed serviceDone paid available consumedPercent } } } }";
+const RELEASE: &str = "mutation($input: ReleaseFundsInput!) {
+  releaseFunds(input: $input) { position version convention { budget { committed available } } } }";
+const SERVE: &str = "mutation($input: RecordServiceDoneInput!) {
+  recordServiceDone(input: $input) { position version convention { budget { committed serviceDone paid } } } }";
+const PAY: &str = "mutation($input: RecordPaymentInput!) {
+  recordPayment(input: $input) { position version convention { budget { committed serviceDone paid } } } }";
+const CLOSE: &str = "mutation($input: CloseConventionInput!) {
+  closeConvention(input: $input) { position version convention { status closedOn } } }";
+
+fn cmd(n: u128) -> String {
+    uuid::Uuid::from_u128(n).to_string()
+}
+
+fn convention_id() -> String {
+    domain::ConventionId::for_code("ANCT-UNIFORMATION-2021").to_string()
+}
+
+fn envelope_id(name: &str) -> String {
+    domain::EnvelopeId::for_name(domain::ConventionId::for_code("ANCT-UNIFORMATION-2021"), name).to_string()
+}
+
+fn sign_input() -> Value {
+    json!({
+        "commandId": cmd(1),
+        "code": "ANCT-UNIFORMATION-2021",
+        "partner": "OPCO Uniformation",
+        "title": "Formation des médiateurs et aidants numériques",
+        "signedOn": "2021-03-15", "periodStart": "2021-03-15", "periodEnd": "2022-12-31",
+        "total": "4400000",
+        "shares": [ { "funder": "ANCT", "amount": "2600000" }, { "funder": "Uniformation", "amount": "1800000.00" } ],
+        "targets": [ { "kind": "TRAININGS", "quantity": 2000 } ],
+    })
+}
+
+fn allocate_input(n: u128, name: &str, kind: &str, amount: &str) -> Value {
+    json!({ "commandId": cmd(n), "conventionId": convention_id(), "name": name, "kind": kind,
+            "amount": amount, "allocatedOn": "2021-03-20" })
+}
+
+fn commit_input(n: u128, reference: &str, amount: &str) -> Value {
+    json!({ "commandId": cmd(n), "conventionId": convention_id(), "envelopeId": envelope_id("Formations certifiantes"),
+            "reference": reference, "amount": amount, "committedOn": "2021-04-02", "departement": "2A" })
+}
+
+impl Api {
+    fn new() -> Self {
+        let store = Arc::new(MemoryStore::new());
+        let state = AppState::new(store.clone());
+        Self { schema: schema(state), store }
+    }
+
+    async fn run(&self, query: &str, input: Value) -> Value {
+        let query = if query.contains("...C") { format!("{query}\n{CONVENTION_FIELDS}") } else { query.to_string() };
+        let request = async_graphql::Request::new(query)
+            .variables(async_graphql::Variables::from_json(json!({ "input": input })));
+        let response = execute(&self.schema, request, Actor("anct:test".into())).await;
+        serde_json::to_value(&response).unwrap()
+    }
+
+    async fn query(&self, query: &str) -> Value {
+        let query = if query.contains("...C") { format!("{query}\n{CONVENTION_FIELDS}") } else { query.to_string() };
+        let response = execute(&self.schema, async_graphql::Request::new(query), Actor("copil:test".into())).await;
+        serde_json::to_value(&response).unwrap()
+    }
+
+    fn written(&self) -> u64 {
+        *self.store.head().borrow()
+    }
+
+    /// Runs a mutation that must be refused, checks it wrote nothing, returns the answer.
+    async fn refused(&self, query: &str, input: Value) -> Value {
+        let before = self.written();
+        let answer = self.run(query, input).await;
+        assert!(answer["errors"].is_array(), "expected an error, got {answer}");
+        assert_eq!(self.written(), before, "a refused command wrote events: {answer}");
+        answer
+    }
+
+    /// A convention with three envelopes and one commitment.
+    async fn with_budget() -> Self {
+        let api = Self::new();
+        ok(api.run(SIGN, sign_input()).await);
+        ok(api.run(ALLOCATE, allocate_input(2, "Formations certifiantes", "CERTIFYING_TRAININGS", "2500000")).await);
+        ok(api
+            .run(ALLOCATE, allocate_input(3, "Formations non certifiantes", "NON_CERTIFYING_TRAININGS", "1500000"))
+            .await);
+        ok(api.run(ALLOCATE, allocate_input(4, "Frais annexes", "ANNEX_COSTS", "300000")).await);
+        ok(api.run(COMMIT, commit_input(5, "ACHAT-0001", "12345.67")).await);
+        api
+    }
+}
+
+#[track_caller]
+fn ok(answer: Value) -> Value {
+    assert!(answer.get("errors").is_none(), "unexpected errors: {answer}");
+    answer
+}
+
+#[test]
+fn the_schema_sdl_is_stable() {
+    let store = Arc::new(MemoryStore::new());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sdl = rt.block_on(async { sdl(&schema(AppState::new(store))) });
+    insta::assert_snapshot!("schema_sdl", sdl);
+}
+
+#[tokio::test]
+async fn sign_convention() {
+    let api = Api::new();
+    insta::assert_json_snapshot!("sign_convention", ok(api.run(SIGN, sign_input()).await));
+}
+
+#[tokio::test]
+async fn sign_convention_twice_is_a_conflict() {
+    let api = Api::new();
+    ok(api.run(SIGN, sign_input()).await);
+    let mut again = sign_input();
+    again["commandId"] = json!(cmd(99));
+    insta::assert_json_snapshot!("sign_convention_conflict", api.refused(SIGN, again).await);
+}
+
+#[tokio::test]
+async fn sign_convention_with_shares_not_adding_up() {
+    let api = Api::new();
+    let mut input = sign_input();
+    input["shares"][1]["amount"] = json!("1799999.99");
+    insta::assert_json_snapshot!("sign_convention_shares", api.refused(SIGN, input).await);
+}
+
+#[tokio::test]
+async fn money_as_a_json_number_is_refused() {
+    let api = Api::new();
+    let mut input = sign_input();
+    input["total"] = json!(4400000.10);
+    insta::assert_json_snapshot!("money_as_number", api.refused(SIGN, input).await);
+}
+
+#[tokio::test]
+async fn money_with_three_decimals_or_negative_is_refused() {
+    let api = Api::new();
+    let mut input = sign_input();
+    input["total"] = json!("4400000.001");
+    insta::assert_json_snapshot!("money_three_decimals", api.refused(SIGN, input).await);
+    let mut input = sign_input();
+    input["shares"][0]["amount"] = json!("-2600000");
+    insta::assert_json_snapshot!("money_negative", api.refused(SIGN, input).await);
+}
+
+#[tokio::test]
+async fn an_unknown_departement_is_refused() {
+    let api = Api::new();
+    let mut input = sign_input();
+    input["departements"] = json!(["35", "20"]);
+    insta::assert_json_snapshot!("unknown_departement", api.refused(SIGN, input).await);
+}
+
+#[tokio::test]
+async fn a_malformed_date_is_refused() {
+    let api = Api::new();
+    let mut input = sign_input();
+    input["signedOn"] = json!("15/03/2021");
+    insta::assert_json_snapshot!("malformed_date", api.refused(SIGN, input).await);
+}
+
+#[tokio::test]
+async fn allocate_envelope_and_exceed_the_total() {
+    let api = Api::new();
+    ok(api.run(SIGN, sign_input()).await);
+    let answer =
+        ok(api.run(ALLOCATE, allocate_input(2, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000")).await);
+    insta::assert_json_snapshot!("allocate_envelope", answer);
+    let over = allocate_input(3, "Frais annexes", "ANNEX_COSTS", "400000.01");
+    insta::assert_json_snapshot!("allocate_envelope_over_total", api.refused(ALLOCATE, over).await);
+}
+
+#[tokio::test]
+async fn a_malformed_convention_id_is_refused() {
+    let api = Api::new();
+    ok(api.run(SIGN, sign_input()).await);
+    let mut input = allocate_input(2, "Formations", "OTHER", "10");
+    input["conventionId"] = json!("ANCT-UNIFORMATION-2021");
+    insta::assert_json_snapshot!("malformed_convention_id", api.refused(ALLOCATE, input).await);
+}
+
+#[tokio::test]
+async fn an_unknown_convention_is_not_found() {
+    let api = Api::new();
+    let input = allocate_input(2, "Formations", "OTHER", "10");
+    insta::assert_json_snapshot!("unknown_convention", api.refused(ALLOCATE, input).await);
+}
+
+#[tokio::test]
+async fn commit_funds_and_exceed_the_envelope() {
+    let api = Api::with_budget().await;
+    insta::assert_json_snapshot!("commit_funds", ok(api.run(COMMIT, commit_input(6, "ACHAT-0002", "1000")).await));
+    let over = commit_input(7, "ACHAT-0003", "2486999.99");
+    insta::assert_json_snapshot!("commit_funds_exceeded", api.refused(COMMIT, over).await);
+}
+
+#[tokio::test]
+async fn commit_funds_in_an_unknown_departement() {
+    let api = Api::with_budget().await;
+    let mut input = commit_input(6, "ACHAT-0002", "1000");
+    input["departement"] = json!("975");
+    insta::assert_json_snapshot!("commit_funds_unknown_departement", api.refused(COMMIT, input).await);
+}
+
+#[tokio::test]
+async fn sign_amendment_and_go_below_committed() {
+    let api = Api::with_budget().await;
+    let input = json!({
+        "commandId": cmd(10), "conventionId": convention_id(), "signedOn": "2021-11-02",
+        "reason": "Avenant n°1 : redéploiement vers les frais annexes",
+        "total": "4600000",
+        "shares": [ { "funder": "ANCT", "amount": "2800000" }, { "funder": "Uniformation", "amount": "1800000" } ],
+        "periodEnd": "2023-06-30",
+        "envelopes": [ { "envelopeId": envelope_id("Frais annexes"), "amount": "500000" } ],
+    });
+    insta::assert_json_snapshot!("sign_amendment", ok(api.run(AMEND, input).await));
+    let below = json!({
+        "commandId": cmd(11), "conventionId": convention_id(), "signedOn": "2021-12-01", "reason": "Avenant n°2",
+        "envelopes": [ { "envelopeId": envelope_id("Formations certifiantes"), "amount": "12000" } ],
+    });
+    insta::assert_json_snapshot!("sign_amendment_below_committed", api.refused(AMEND, below).await);
+}
+
+#[tokio::test]
+async fn release_serve_pay_and_close() {
+    let api = Api::with_budget().await;
+    let reference = |n: u128, date_field: &str, amount: &str| {
+        let mut v = json!({ "commandId": cmd(n), "conventionId": convention_id(), "reference": "ACHAT-0001", "amount": amount });
+        v[date_field] = json!("2021-06-30");
+        v
+    };
+    insta::assert_json_snapshot!("record_service_done", ok(api.run(SERVE, reference(20, "doneOn", "10000.01")).await));
+    insta::assert_json_snapshot!(
+        "record_service_done_exceeds_committed",
+        api.refused(SERVE, reference(21, "doneOn", "2345.67")).await
+    );
+    insta::assert_json_snapshot!("record_payment", ok(api.run(PAY, reference(22, "paidOn", "9000")).await));
+    insta::assert_json_snapshot!(
+        "record_payment_exceeds_service_done",
+        api.refused(PAY, reference(23, "paidOn", "1000.02")).await
+    );
+    let close = json!({ "commandId": cmd(24), "conventionId": convention_id(), "closedOn": "2023-01-15" });
+    insta::assert_json_snapshot!("close_convention_with_open_commitments", api.refused(CLOSE, close.clone()).await);
+    insta::assert_json_snapshot!(
+        "release_funds_exceeds_unused",
+        api.refused(RELEASE, reference(25, "releasedOn", "2345.67")).await
+    );
+    insta::assert_json_snapshot!("release_funds", ok(api.run(RELEASE, reference(26, "releasedOn", "2345.66")).await));
+    ok(api.run(PAY, reference(27, "paidOn", "1000.01")).await);
+    let mut close = close;
+    close["commandId"] = json!(cmd(28));
+    insta::assert_json_snapshot!("close_convention", ok(api.run(CLOSE, close).await));
+    let late = commit_input(29, "ACHAT-0009", "1");
+    insta::assert_json_snapshot!("closed_convention_refuses_commands", api.refused(COMMIT, late).await);
+}
+
+#[tokio::test]
+async fn a_retried_command_gets_the_same_answer_and_writes_nothing() {
+    let api = Api::with_budget().await;
+    let first = ok(api.run(COMMIT, commit_input(6, "ACHAT-0002", "1000")).await);
+    let written = api.written();
+    let again = ok(api.run(COMMIT, commit_input(6, "ACHAT-0002", "1000")).await);
+    assert_eq!(api.written(), written);
+    assert_eq!(again["data"]["commitFunds"]["position"], first["data"]["commitFunds"]["position"]);
+    insta::assert_json_snapshot!("retried_command", again);
+    let reused = api.refused(COMMIT, commit_input(6, "ACHAT-0003", "5")).await;
+    insta::assert_json_snapshot!("reused_command_id", reused);
+}
+
+#[tokio::test]
+async fn events_record_the_actor_and_the_command_id() {
+    let api = Api::with_budget().await;
+    let events = api.store.read_all(0, 100).await.unwrap();
+    assert_eq!(events[0].metadata.actor, "anct:test");
+    assert_eq!(events[0].metadata.command_id.to_string(), cmd(1));
+    assert_eq!(events[4].event_type, "FundsCommitted");
+}
+
+#[tokio::test]
+async fn query_conventions_and_one_convention() {
+    let api = Api::with_budget().await;
+    insta::assert_json_snapshot!("query_conventions", ok(api.query("{ conventions { ...C } }").await));
+    let by_code =
+        ok(api.query(r#"{ convention(code: "anct-uniformation-2021") { code budget { committed } } }"#).await);
+    insta::assert_json_snapshot!("query_convention_by_code", by_code);
+    let by_id = ok(api.query(&format!(r#"{{ convention(id: "{}") {{ code }} }}"#, convention_id())).await);
+    assert_eq!(by_id["data"]["convention"]["code"], "ANCT-UNIFORMATION-2021");
+    let missing = ok(api.query(&format!(r#"{{ convention(id: "{}") {{ code }} }}"#, cmd(404))).await);
+    insta::assert_json_snapshot!("query_convention_missing", missing);
+    let both = api.query(r#"{ convention(id: "x", code: "y") { code } }"#).await;
+    insta::assert_json_snapshot!("query_convention_bad_arguments", both);
+}
+
+#[tokio::test]
+async fn syntax_errors_and_over_deep_queries_get_a_code() {
+    let api = Api::new();
+    insta::assert_json_snapshot!("syntax_error", api.query("{ conventions { code ").await);
+    insta::assert_json_snapshot!("unknown_field", api.query("{ conventions { nope } }").await);
+}

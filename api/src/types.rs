@@ -1,0 +1,264 @@
+//! Output types: thin views over the read models.
+
+use crate::scalars::{DateScalar, MoneyScalar};
+use async_graphql::{Enum, ID, Object, SimpleObject};
+use domain::convention as dc;
+use domain::{DepartementCode, Money};
+use projections::budget::{AmendmentRecord, ConventionBudget, EnvelopeBudget, Figures};
+use rust_decimal::Decimal;
+
+/// A percentage with two decimals, as a string (`"59.09"`): exact, like money.
+fn percent(d: Decimal) -> String {
+    d.to_string()
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "dc::EnvelopeKind")]
+pub enum EnvelopeKind {
+    CertifyingTrainings,
+    NonCertifyingTrainings,
+    AnnexCosts,
+    Certifications,
+    AidantsConnectTraining,
+    CcasActions,
+    Other,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "dc::TargetKind")]
+pub enum TargetKind {
+    Trainings,
+    Habilitations,
+    Certifications,
+    CcasActions,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ConventionStatus {
+    Open,
+    Closed,
+}
+
+/// Money figures of an envelope or a convention.
+pub struct FiguresView(pub Figures);
+
+#[Object(name = "Figures")]
+impl FiguresView {
+    async fn allocated(&self) -> MoneyScalar {
+        self.0.allocated.into()
+    }
+    /// Committed (engagements), net of releases.
+    async fn committed(&self) -> MoneyScalar {
+        self.0.committed.into()
+    }
+    /// Service fait: delivered and due.
+    async fn service_done(&self) -> MoneyScalar {
+        self.0.service_done.into()
+    }
+    async fn paid(&self) -> MoneyScalar {
+        self.0.paid.into()
+    }
+    /// Allocated minus committed.
+    async fn available(&self) -> MoneyScalar {
+        self.0.available().into()
+    }
+    /// Committed as a percentage of allocated, two decimals, as a string.
+    async fn consumed_percent(&self) -> String {
+        percent(self.0.consumed_percent())
+    }
+}
+
+pub struct EnvelopeView(pub EnvelopeBudget);
+
+#[Object(name = "Envelope")]
+impl EnvelopeView {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn kind(&self) -> EnvelopeKind {
+        self.0.kind.into()
+    }
+    async fn allocated_on(&self) -> DateScalar {
+        self.0.allocated_on.into()
+    }
+    async fn figures(&self) -> FiguresView {
+        FiguresView(self.0.figures.clone())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct FundingShare {
+    pub funder: String,
+    pub amount: MoneyScalar,
+    /// Share of the convention's total, in percent, as a string.
+    pub percent: String,
+}
+
+#[derive(SimpleObject)]
+pub struct Target {
+    pub kind: TargetKind,
+    pub quantity: u32,
+}
+
+#[derive(SimpleObject)]
+pub struct Region {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(SimpleObject)]
+pub struct Departement {
+    pub code: String,
+    pub name: String,
+    pub region: Region,
+}
+
+impl From<&DepartementCode> for Departement {
+    fn from(d: &DepartementCode) -> Self {
+        let region = d.region();
+        Departement {
+            code: d.to_string(),
+            name: d.name().to_string(),
+            region: Region { code: region.to_string(), name: region.name().to_string() },
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct EnvelopeChange {
+    pub envelope_id: ID,
+    pub name: String,
+    pub from: MoneyScalar,
+    pub to: MoneyScalar,
+}
+
+pub struct AmendmentView(pub AmendmentRecord);
+
+#[Object(name = "Amendment")]
+impl AmendmentView {
+    /// Avenant n°.
+    async fn number(&self) -> u32 {
+        self.0.number
+    }
+    async fn signed_on(&self) -> DateScalar {
+        self.0.signed_on.into()
+    }
+    async fn reason(&self) -> &str {
+        &self.0.reason
+    }
+    async fn total_before(&self) -> Option<MoneyScalar> {
+        self.0.total.map(|(from, _)| from.into())
+    }
+    async fn total_after(&self) -> Option<MoneyScalar> {
+        self.0.total.map(|(_, to)| to.into())
+    }
+    async fn period_end_before(&self) -> Option<DateScalar> {
+        self.0.period_end.map(|(from, _)| from.into())
+    }
+    async fn period_end_after(&self) -> Option<DateScalar> {
+        self.0.period_end.map(|(_, to)| to.into())
+    }
+    /// The new funding shares, when the amendment changed them.
+    async fn shares(&self) -> Option<Vec<FundingShare>> {
+        self.0.shares.as_ref().map(|shares| {
+            let total: Money = shares.iter().map(|s| s.amount).sum();
+            shares.iter().map(|s| share(s, total)).collect()
+        })
+    }
+    async fn envelopes(&self) -> Vec<EnvelopeChange> {
+        self.0
+            .envelopes
+            .iter()
+            .map(|c| EnvelopeChange {
+                envelope_id: ID(c.envelope_id.to_string()),
+                name: c.name.clone(),
+                from: c.from.into(),
+                to: c.to.into(),
+            })
+            .collect()
+    }
+}
+
+fn share(s: &dc::FundingShare, total: Money) -> FundingShare {
+    FundingShare {
+        funder: s.funder.clone(),
+        amount: s.amount.into(),
+        percent: percent(Money::percent_of(s.amount, total)),
+    }
+}
+
+/// A convention with its budget, as the read model has it.
+pub struct ConventionView(pub ConventionBudget);
+
+#[Object(name = "Convention")]
+impl ConventionView {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// Unique code, e.g. `ANCT-UNIFORMATION-2021`.
+    async fn code(&self) -> &str {
+        &self.0.code
+    }
+    async fn partner(&self) -> &str {
+        &self.0.partner
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn signed_on(&self) -> DateScalar {
+        self.0.signed_on.into()
+    }
+    async fn period_start(&self) -> DateScalar {
+        self.0.period_start.into()
+    }
+    /// The end of the period, as amended.
+    async fn period_end(&self) -> DateScalar {
+        self.0.period_end.into()
+    }
+    async fn status(&self) -> ConventionStatus {
+        if self.0.closed_on.is_some() { ConventionStatus::Closed } else { ConventionStatus::Open }
+    }
+    async fn closed_on(&self) -> Option<DateScalar> {
+        self.0.closed_on.map(Into::into)
+    }
+    /// The total, as amended.
+    async fn total(&self) -> MoneyScalar {
+        self.0.total.into()
+    }
+    /// What the total leaves to allocate to envelopes.
+    async fn unallocated(&self) -> MoneyScalar {
+        self.0.unallocated().into()
+    }
+    async fn shares(&self) -> Vec<FundingShare> {
+        self.0.shares.iter().map(|s| share(s, self.0.total)).collect()
+    }
+    async fn targets(&self) -> Vec<Target> {
+        self.0.targets.iter().map(|t| Target { kind: t.kind.into(), quantity: t.quantity }).collect()
+    }
+    /// The territory the convention covers; empty for a national convention.
+    async fn departements(&self) -> Vec<Departement> {
+        self.0.departements.iter().filter_map(|d| DepartementCode::parse(d).ok()).map(|d| (&d).into()).collect()
+    }
+    /// The sum of the envelopes.
+    async fn budget(&self) -> FiguresView {
+        FiguresView(self.0.figures())
+    }
+    async fn envelopes(&self) -> Vec<EnvelopeView> {
+        self.0.envelopes.iter().cloned().map(EnvelopeView).collect()
+    }
+    /// Avenants, in signing order.
+    async fn amendments(&self) -> Vec<AmendmentView> {
+        self.0.amendments.iter().cloned().map(AmendmentView).collect()
+    }
+    /// The stream version this view reflects.
+    async fn version(&self) -> u64 {
+        self.0.version
+    }
+    /// The log position this view reflects.
+    async fn position(&self) -> u64 {
+        self.0.position
+    }
+}
