@@ -1,1 +1,133 @@
-fn main() {}
+//! `tracker`: the command line of Convention Tracker.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use store::EventStore;
+use tracker::{Application, Settings, demo, open_store};
+
+#[derive(Parser)]
+#[command(
+    name = "tracker",
+    version,
+    about = "Convention Tracker: the money and delivery of the national plan for digital mediators and helpers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serves the GraphQL API (and GraphiQL) on the embedded event log.
+    Serve {
+        /// Data directory holding the event log [default: ./data, or ./data/demo with --demo].
+        #[arg(long, env = "TRACKER_DATA")]
+        data: Option<PathBuf>,
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, env = "TRACKER_ADDR", default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Seed the demo scenario (the plan's four conventions) first, and print how to try it.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Seeds a scenario into a data directory (idempotent).
+    Seed {
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
+        /// The scenario to seed.
+        #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021"])]
+        scenario: String,
+    },
+    /// Prints the event log as JSON lines, in log order.
+    Events {
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
+        /// Print only events after this global position.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,poem=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve { data, addr, demo } => {
+            let data_dir =
+                data.unwrap_or_else(|| if demo { PathBuf::from("data/demo") } else { PathBuf::from("data") });
+            serve(Settings { data_dir, addr, demo }).await
+        }
+        Command::Seed { data, scenario: _ } => {
+            let store = open_store(&data)?;
+            let written = demo::seed(store.as_ref()).await?;
+            println!("seeded {} into {} ({written} new commands)", "plan-2021", data.display());
+            Ok(())
+        }
+        Command::Events { data, after } => print_events(&data, after).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(&settings).await?;
+    let url = format!("http://{}", app.addr());
+    println!("Convention Tracker is serving {} on {url}", settings.data_dir.display());
+    println!("  GraphiQL:  {url}/");
+    println!("  GraphQL:   {url}/graphql   (POST; send X-Actor: <who you are>)");
+    println!("  Health:    {url}/health");
+    if settings.demo {
+        println!("\nDemo data: the plan's four conventions. Paste into GraphiQL:\n");
+        println!(
+            "  {{ conventions {{ code partner total budget {{ committed paid available consumedPercent }} }} }}\n"
+        );
+        println!(
+            "  {{ convention(code: \"ANCT-UNIFORMATION-2021\") {{ envelopes {{ name figures {{ allocated committed serviceDone paid available }} }} amendments {{ number reason periodEndAfter envelopes {{ name from to }} }} }} }}\n"
+        );
+        println!(
+            "  mutation {{ commitFunds(input: {{ conventionId: \"{}\", envelopeId: \"{}\", reference: \"ACHAT-ESSAI-1\", amount: \"1250.50\", committedOn: \"2021-12-01\", departement: \"2A\" }}) {{ position convention {{ budget {{ committed available }} }} }} }}\n",
+            domain::ConventionId::for_code("ANCT-UNCCAS-2021"),
+            domain::EnvelopeId::for_name(domain::ConventionId::for_code("ANCT-UNCCAS-2021"), "Actions CCAS"),
+        );
+    }
+    app.run(shutdown_signal()).await.context("the server stopped")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down");
+}
+
+async fn print_events(data: &std::path::Path, after: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let store = open_store(data)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut position = after;
+    loop {
+        let page = store.read_all(position, 1000).await?;
+        let Some(last) = page.last() else { break };
+        position = last.position;
+        for e in &page {
+            serde_json::to_writer(&mut out, e)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

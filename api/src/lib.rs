@@ -25,9 +25,10 @@ use store::EventStore;
 pub use errors::codes;
 pub use scalars::{DateScalar, MoneyScalar};
 
-/// Largest query nesting accepted: deep enough for every real query, shallow enough to
-/// refuse abusive ones cheaply.
-pub const MAX_DEPTH: usize = 12;
+/// Largest query nesting accepted: deep enough for every real query and for GraphiQL's
+/// introspection (its type references nest about 13 deep), shallow enough to refuse
+/// abusive ones cheaply.
+pub const MAX_DEPTH: usize = 20;
 /// Largest query complexity (fields counted) accepted.
 pub const MAX_COMPLEXITY: usize = 5_000;
 

@@ -333,3 +333,42 @@ async fn syntax_errors_and_over_deep_queries_get_a_code() {
     insta::assert_json_snapshot!("syntax_error", api.query("{ conventions { code ").await);
     insta::assert_json_snapshot!("unknown_field", api.query("{ conventions { nope } }").await);
 }
+
+/// The introspection query GraphiQL sends when it opens (graphql-js `getIntrospectionQuery`
+/// with its usual options): it must pass the depth and complexity limits.
+const INTROSPECTION: &str = "
+query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args(includeDeprecated: true) { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) { name description args(includeDeprecated: true) { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue isDeprecated deprecationReason }
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+    ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
+}";
+
+#[tokio::test]
+async fn graphiql_introspection_passes_the_limits_and_abusive_depth_does_not() {
+    let api = Api::new();
+    let answer = api.query(INTROSPECTION).await;
+    assert!(answer.get("errors").is_none(), "{}", answer["errors"]);
+    assert!(answer["data"]["__schema"]["types"].as_array().unwrap().len() > 20);
+    let deep = format!(
+        "{{ {}__typename{} }}",
+        "__schema { queryType { fields { type { ofType { ".repeat(5),
+        " } } } } }".repeat(5)
+    );
+    insta::assert_json_snapshot!("over_deep_query", api.query(&deep).await);
+}

@@ -21,4 +21,6 @@ pub trait Projection: Default + Send + Sync + 'static {
 pub enum ProjectionError {
     #[error("event at position {position} ({event_type}) cannot be read: {reason}")]
     Unreadable { position: u64, event_type: String, reason: String },
+    #[error("the log cannot be read: {0}")]
+    Log(String),
 }

@@ -3,7 +3,7 @@
 
 use crate::{Projection, ProjectionError};
 use futures::StreamExt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 use store::{EventStore, RecordedEvent};
 use tokio::sync::watch;
@@ -27,11 +27,20 @@ impl<V: Projection> Checkpointed<V> {
     }
 }
 
-/// Owns a read model and the task that feeds it.
+/// Owns a read model and the task that feeds it; dropping the runner stops the task.
 pub struct Runner<V> {
     state: RwLock<Checkpointed<V>>,
     position: watch::Sender<u64>,
     failure: RwLock<Option<ProjectionError>>,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl<V> Drop for Runner<V> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
+    }
 }
 
 impl<V: Projection> Runner<V> {
@@ -41,32 +50,39 @@ impl<V: Projection> Runner<V> {
             state: RwLock::new(Checkpointed::default()),
             position: watch::Sender::new(0),
             failure: RwLock::new(None),
+            task: Mutex::new(None),
         });
-        let feeding = runner.clone();
-        tokio::spawn(async move { feeding.run(store).await });
+        let task = tokio::spawn(Self::run(Arc::downgrade(&runner), store));
+        *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
         runner
     }
 
-    async fn run(&self, store: Arc<dyn EventStore>) {
-        let from = self.position();
+    /// Holds the runner weakly, so that dropping it ends the task (and releases the log).
+    async fn run(runner: Weak<Self>, store: Arc<dyn EventStore>) {
+        let from = match runner.upgrade() {
+            Some(r) => r.position(),
+            None => return,
+        };
         let mut events = Box::pin(store::follow(store, from));
         while let Some(next) = events.next().await {
+            let Some(this) = runner.upgrade() else { return };
             let applied = match next {
-                Ok(event) => self.state.write().expect("read model poisoned").apply(&event),
+                Ok(event) => this.state.write().expect("read model poisoned").apply(&event),
                 Err(e) => {
                     tracing::error!(error = %e, "the read model stopped: the log cannot be read");
+                    *this.failure.write().expect("poisoned") = Some(ProjectionError::Log(e.to_string()));
                     return;
                 }
             };
             match applied {
                 Ok(()) => {
-                    let position = self.position();
-                    self.position.send_replace(position);
+                    let position = this.position();
+                    this.position.send_replace(position);
                 }
                 Err(e) => {
                     // Better stale and loud than wrong: stop here and say where.
                     tracing::error!(error = %e, "the read model stopped on an unreadable event");
-                    *self.failure.write().expect("poisoned") = Some(e);
+                    *this.failure.write().expect("poisoned") = Some(e);
                     return;
                 }
             }

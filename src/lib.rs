@@ -1,0 +1,72 @@
+//! The `tracker` application: wires the log, the read models and the API together.
+//! Everything here is plumbing; rules live in `domain`, storage in `store`.
+
+pub mod demo;
+
+use anyhow::Context;
+use api::AppState;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use store::{EventStore, SqliteStore};
+
+/// The file of the embedded log inside the data directory.
+pub const LOG_FILE: &str = "events.sqlite3";
+
+/// Everything `serve` needs, from flags or environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub addr: String,
+    /// Seed the demo scenario before serving.
+    pub demo: bool,
+}
+
+/// Opens the embedded log of a data directory, creating both if needed.
+pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<SqliteStore>> {
+    let store = SqliteStore::open(data_dir.join(LOG_FILE))
+        .with_context(|| format!("cannot open the event log in {}", data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens the log, seeds the demo if asked, starts the read models and binds the address
+    /// (port 0 picks a free port: see [`Application::addr`]).
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let store = open_store(&settings.data_dir)?;
+        if settings.demo {
+            demo::seed(store.as_ref()).await?;
+        }
+        let store: Arc<dyn EventStore> = store;
+        let state = AppState::new(store);
+        let listener = tokio::net::TcpListener::bind(&settings.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.addr))?;
+        let addr = listener.local_addr()?;
+        Ok(Self { listener, addr, state })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let acceptor = poem::listener::TcpAcceptor::from_tokio(self.listener)?;
+        poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(api::routes(self.state), shutdown, Some(std::time::Duration::from_secs(10)))
+            .await
+    }
+}
