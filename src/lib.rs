@@ -14,6 +14,9 @@ use store::{EventStore, SqliteStore};
 /// The file of the embedded log inside the data directory.
 pub const LOG_FILE: &str = "events.sqlite3";
 
+/// How long start-up may take to fold the log into the read models.
+const CATCH_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Everything `serve` needs, from flags or environment.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -46,7 +49,15 @@ impl Application {
             demo::seed(store.as_ref()).await?;
         }
         let store: Arc<dyn EventStore> = store;
+        let head = *store.head().borrow();
         let state = AppState::new(store);
+        // Serve only once the read models show the whole log: a restarted server must not
+        // answer with figures older than what it had already acknowledged.
+        let started = std::time::Instant::now();
+        if !state.budget.wait_for(head, CATCH_UP_TIMEOUT).await {
+            anyhow::bail!("the read models could not catch up with the log ({head} events) in time");
+        }
+        tracing::info!(events = head, elapsed_ms = started.elapsed().as_millis() as u64, "read models caught up");
         let listener = tokio::net::TcpListener::bind(&settings.addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.addr))?;

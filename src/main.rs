@@ -39,6 +39,19 @@ enum Command {
         #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021"])]
         scenario: String,
     },
+    /// Recomputes every hash chain of the log and reports the first altered place
+    /// (exit status 1 when the log was altered).
+    Verify {
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
+        /// A digest published earlier, as POSITION:HASH (what a previous verify printed):
+        /// also proves nothing was cut from the end or rewritten since.
+        #[arg(long, value_name = "POSITION:HASH")]
+        expect: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Prints the event log as JSON lines, in log order.
     Events {
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
@@ -70,7 +83,46 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Events { data, after } => print_events(&data, after).await,
+        Command::Verify { data, expect, json } => {
+            let intact = verify(&data, expect.as_deref(), json)?;
+            std::process::exit(if intact { 0 } else { 1 })
+        }
     }
+}
+
+fn verify(data: &std::path::Path, expect: Option<&str>, json: bool) -> anyhow::Result<bool> {
+    let anchor = expect
+        .map(|e| {
+            let (position, hash) = e.split_once(':').context("--expect takes POSITION:HASH")?;
+            let position: u64 = position.parse().context("--expect: the position is not a number")?;
+            let hash = store::ChainHash::from_hex(hash).context("--expect: the hash is not 64 hexadecimal digits")?;
+            anyhow::Ok((position, hash))
+        })
+        .transpose()?;
+    let path = data.join(tracker::LOG_FILE);
+    let report = store::sqlite::verify(&path, anchor)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(report.is_intact());
+    }
+    match &report.first_break {
+        None => {
+            println!("{}: INTACT", path.display());
+            println!("  {} events in {} streams, every hash chain verified", report.events, report.streams);
+            println!("  head digest {}:{}", report.head_position, report.head_hash);
+            println!(
+                "  keep it: `tracker verify --expect {}:{}` proves later that nothing before it changed",
+                report.head_position, report.head_hash
+            );
+        }
+        Some(b) => {
+            println!("{}: ALTERED", path.display());
+            println!("  first break at position {}, stream {}, version {}", b.position, b.stream, b.version);
+            println!("  {}", b.reason);
+            println!("  {} events before it verified", report.events);
+        }
+    }
+    Ok(report.is_intact())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -50,6 +50,7 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 
 
 /// Who sent a command and why; every event it causes keeps a copy in its metadata.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CommandMeta {
     /// The idempotency key.
     pub command_id: CommandId,

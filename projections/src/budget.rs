@@ -166,8 +166,7 @@ impl Projection for BudgetView {
             event_type: recorded.event_type.clone(),
             reason,
         };
-        let event: ConventionEvent =
-            serde_json::from_value(recorded.payload.clone()).map_err(|e| unreadable(e.to_string()))?;
+        let event: ConventionEvent = recorded.payload.decode().map_err(|e| unreadable(e.to_string()))?;
         let id = ConventionId::parse(recorded.stream_id()).map_err(|e| unreadable(e.to_string()))?;
         if let ConventionEvent::ConventionSigned(e) = &event {
             self.conventions.insert(

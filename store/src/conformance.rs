@@ -12,7 +12,7 @@ fn event(command: CommandId, i: usize, n: u32) -> NewEvent {
         event_type: "Tested".into(),
         schema_version: 1,
         business_date: NaiveDate::from_ymd_opt(2021, 3, 15).unwrap(),
-        payload: json!({ "n": n }),
+        payload: Payload::encode(&json!({ "n": n })).unwrap(),
         metadata: CommandMeta::new(command, "tester"),
     }
 }
@@ -39,7 +39,7 @@ pub(crate) async fn appends_and_reads_back_with_versions_and_positions(store: Ar
     let stream = store.read_stream("s-a").await.unwrap();
     assert_eq!(stream.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(stream.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 4]);
-    assert_eq!(stream[0].payload, json!({ "n": 0 }));
+    assert_eq!(stream[0].payload.to_value(), json!({ "n": 0 }));
     assert_eq!(stream[0].metadata.actor, "tester");
     assert_eq!(stream[0].business_date, NaiveDate::from_ymd_opt(2021, 3, 15).unwrap());
     assert!(stream[0].recorded_at <= chrono::Utc::now());
@@ -139,6 +139,34 @@ pub(crate) async fn follows_the_log_from_a_checkpoint_then_live(store: Arc<dyn E
     assert_eq!((live.position, live.stream.as_str()), (4, "f-live"));
 }
 
+pub(crate) async fn chains_every_event_to_its_stream(store: Arc<dyn EventStore>) {
+    for i in 0..3 {
+        store
+            .append(request(
+                "chain-a",
+                if i == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(i * 2) },
+                2,
+            ))
+            .await
+            .unwrap();
+        store.append(request(&format!("chain-b{i}"), ExpectedVersion::NoStream, 1)).await.unwrap();
+    }
+    let all = store.read_all(0, 100).await.unwrap();
+    let mut verifier = Verifier::new(true);
+    for e in &all {
+        assert!(verifier.check(e, None), "{:?}", verifier.finish());
+    }
+    let report = verifier.finish();
+    assert!(report.is_intact());
+    assert_eq!((report.events, report.streams, report.head_position), (9, 4, 9));
+    let a = store.read_stream("chain-a").await.unwrap();
+    assert_eq!(a[0].hash, a[0].compute_hash(&ChainHash::GENESIS));
+    assert_eq!(a[1].hash, a[1].compute_hash(&a[0].hash));
+    let mut forged = a[1].clone();
+    forged.payload = Payload::encode(&json!({ "n": 999 })).unwrap();
+    assert_ne!(forged.compute_hash(&a[0].hash), forged.hash);
+}
+
 macro_rules! conformance_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -174,6 +202,11 @@ macro_rules! conformance_suite {
             async fn concurrent_appends() {
                 let (s, _d) = store().await;
                 concurrent_appends_to_many_streams_all_land_without_gaps(s).await;
+            }
+            #[tokio::test]
+            async fn hash_chains() {
+                let (s, _d) = store().await;
+                chains_every_event_to_its_stream(s).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn follow_catch_up_then_live() {
@@ -223,7 +256,164 @@ mod sqlite_only {
         let conn = rusqlite::Connection::open(&path).unwrap();
         let update = conn.execute("UPDATE events SET payload = '{}'", []).unwrap_err();
         assert!(update.to_string().contains("append-only"), "{update}");
+        let update = conn.execute("UPDATE events SET actor = 'someone'", []).unwrap_err();
+        assert!(update.to_string().contains("append-only"), "{update}");
         let delete = conn.execute("DELETE FROM events", []).unwrap_err();
         assert!(delete.to_string().contains("append-only"), "{delete}");
+    }
+}
+
+/// `verify` against a log tampered with directly in its SQLite file, as someone with the
+/// file (and the will to drop the append-only triggers) could.
+mod tampering {
+    use super::*;
+    use rusqlite::Connection;
+
+    /// Two streams interleaved: positions 1..=6, `t-a` at odd positions, `t-b` at even.
+    async fn log() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        for i in 0..3u64 {
+            let expected = if i == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(i) };
+            store.append(request("t-a", expected, 1)).await.unwrap();
+            store.append(request("t-b", expected, 1)).await.unwrap();
+        }
+        drop(store);
+        (dir, path)
+    }
+
+    fn tamper(path: &std::path::Path, sql: &str) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch("DROP TRIGGER events_are_never_updated; DROP TRIGGER events_are_never_deleted;").unwrap();
+        conn.execute_batch(sql).unwrap();
+    }
+
+    fn first_break(path: &std::path::Path) -> Break {
+        let report = crate::sqlite::verify(path, None).unwrap();
+        report.first_break.expect("the tampering must be found")
+    }
+
+    #[tokio::test]
+    async fn an_intact_log_verifies() {
+        let (_dir, path) = log().await;
+        let report = crate::sqlite::verify(&path, None).unwrap();
+        assert!(report.is_intact(), "{report:?}");
+        assert_eq!((report.events, report.streams, report.head_position), (6, 2, 6));
+        // The digest is stable: verifying again gives the same head hash.
+        assert_eq!(crate::sqlite::verify(&path, None).unwrap().head_hash, report.head_hash);
+    }
+
+    #[tokio::test]
+    async fn events_cut_from_the_end_are_found_against_a_published_digest() {
+        let (_dir, path) = log().await;
+        let published = crate::sqlite::verify(&path, None).unwrap();
+        tamper(&path, "DELETE FROM events WHERE position = 6");
+        // Without the digest, a shorter log looks whole: chains cannot see their own end.
+        assert!(crate::sqlite::verify(&path, None).unwrap().is_intact());
+        let report = crate::sqlite::verify(&path, Some((6, published.head_hash))).unwrap();
+        let b = report.first_break.expect("found against the digest");
+        assert!(b.reason.contains("removed from its end"), "{}", b.reason);
+        // And the intact prefix still matches a digest published earlier.
+        let (_dir2, path2) = log().await;
+        assert!(
+            crate::sqlite::verify(&path2, Some((6, crate::sqlite::verify(&path2, None).unwrap().head_hash)))
+                .unwrap()
+                .is_intact()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_modified_payload_is_found() {
+        let (_dir, path) = log().await;
+        tamper(&path, "UPDATE events SET payload = '{\"n\":7}' WHERE position = 3");
+        let b = first_break(&path);
+        assert_eq!((b.position, b.stream.as_str(), b.version), (3, "t-a", 2));
+        assert!(b.reason.contains("does not match its hash"), "{}", b.reason);
+    }
+
+    #[tokio::test]
+    async fn a_modified_actor_or_date_is_found() {
+        let (_dir, path) = log().await;
+        tamper(&path, "UPDATE events SET actor = 'mallory' WHERE position = 4");
+        assert_eq!(first_break(&path).position, 4);
+        let (_dir, path) = log().await;
+        tamper(&path, "UPDATE events SET business_date = '2020-01-01' WHERE position = 5");
+        assert_eq!(first_break(&path).position, 5);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_event_is_found() {
+        let (_dir, path) = log().await;
+        tamper(&path, "DELETE FROM events WHERE position = 3");
+        let b = first_break(&path);
+        assert_eq!(b.position, 4);
+        assert!(b.reason.contains("missing"), "{}", b.reason);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_event_with_positions_renumbered_is_found() {
+        let (_dir, path) = log().await;
+        tamper(
+            &path,
+            "DELETE FROM events WHERE position = 3; UPDATE events SET position = position - 1 WHERE position > 3;",
+        );
+        let b = first_break(&path);
+        // Position 3 now holds what was at 4: its whole-log hash was computed at position 4.
+        assert_eq!((b.position, b.stream.as_str()), (3, "t-b"));
+        assert!(b.reason.contains("whole-log chain"), "{}", b.reason);
+    }
+
+    #[tokio::test]
+    async fn an_inserted_event_is_found() {
+        let (_dir, path) = log().await;
+        // A copy of event 2 under a new id and position, as if appended later.
+        tamper(
+            &path,
+            "INSERT INTO events SELECT 7, stream, 4, randomblob(16), event_type, schema_version, business_date,
+                    recorded_at, payload, command_id, actor, correlation_id, causation_id, hash, log_hash
+             FROM events WHERE position = 2",
+        );
+        let b = first_break(&path);
+        assert_eq!((b.position, b.stream.as_str(), b.version), (7, "t-b", 4));
+    }
+
+    #[tokio::test]
+    async fn two_swapped_events_are_found() {
+        let (_dir, path) = log().await;
+        // Swap positions 2 and 4 (both of stream t-b) through a free position.
+        tamper(
+            &path,
+            "UPDATE events SET position = 100 WHERE position = 2;
+             UPDATE events SET position = 2 WHERE position = 4;
+             UPDATE events SET position = 4 WHERE position = 100;",
+        );
+        let b = first_break(&path);
+        assert_eq!((b.position, b.stream.as_str()), (2, "t-b"));
+        assert!(b.reason.contains("version 2 follows version 0"), "{}", b.reason);
+    }
+
+    #[tokio::test]
+    async fn a_recomputed_event_hash_still_breaks_the_log_chain() {
+        let (_dir, path) = log().await;
+        // Even with the event's own hash made to match, its successor in the stream and
+        // the whole-log chain no longer do.
+        let store = SqliteStore::open(&path).unwrap();
+        let mut e = store.read_stream("t-b").await.unwrap().pop().unwrap();
+        drop(store);
+        let previous = {
+            let conn = Connection::open(&path).unwrap();
+            let h: Vec<u8> = conn.query_row("SELECT hash FROM events WHERE position = 4", [], |r| r.get(0)).unwrap();
+            ChainHash::from_slice(&h).unwrap()
+        };
+        e.payload = Payload::encode(&json!({ "n": 42 })).unwrap();
+        let forged = e.compute_hash(&previous);
+        tamper(
+            &path,
+            &format!("UPDATE events SET payload = '{{\"n\":42}}', hash = X'{}' WHERE position = 6", forged.to_hex()),
+        );
+        let b = first_break(&path);
+        assert_eq!(b.position, 6);
+        assert!(b.reason.contains("whole-log chain"), "{}", b.reason);
     }
 }

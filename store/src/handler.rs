@@ -79,7 +79,9 @@ pub async fn load<A: Aggregate>(store: &dyn EventStore, stream: &str) -> Result<
     let recorded = store.read_stream(stream).await?;
     let mut state = A::default();
     for r in &recorded {
-        let event: A::Event = serde_json::from_value(r.payload.clone())
+        let event: A::Event = r
+            .payload
+            .decode()
             .map_err(|e| StoreError::Corrupt(format!("{} v{} ({}): {e}", r.stream, r.version, r.event_type)))?;
         state.evolve(&event);
     }
@@ -131,7 +133,7 @@ fn to_new_event<E: DomainEvent>(event: &E, meta: &CommandMeta, event_id: EventId
         event_type: event.event_type().to_string(),
         schema_version: event.schema_version(),
         business_date: event.business_date(),
-        payload: serde_json::to_value(event).map_err(|e| StoreError::Backend(e.to_string()))?,
+        payload: crate::Payload::encode(event).map_err(|e| StoreError::Backend(e.to_string()))?,
         metadata: meta.clone(),
     })
 }

@@ -6,9 +6,12 @@
 //! [`handler`] runs commands against it: load → decide → append, with retries and
 //! idempotency.
 
+pub mod chain;
 pub mod handler;
 pub mod memory;
+pub mod payload;
 pub mod sqlite;
+pub mod verify;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -19,9 +22,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+pub use chain::ChainHash;
 pub use handler::{CommandOutcome, HandleError, handle};
 pub use memory::MemoryStore;
+pub use payload::Payload;
 pub use sqlite::SqliteStore;
+pub use verify::{Break, Verification, Verifier};
 
 /// The version a writer expects a stream to be at; a mismatch means someone else wrote
 /// first, and the writer must reload and decide again.
@@ -42,13 +48,14 @@ pub struct NewEvent {
     pub event_type: String,
     pub schema_version: u32,
     pub business_date: NaiveDate,
-    pub payload: serde_json::Value,
+    pub payload: Payload,
     pub metadata: CommandMeta,
 }
 
 /// An event as the log holds it, with both time axes: the business date it concerns and
 /// the instant it was recorded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RecordedEvent {
     /// Global position in the whole log, from 1, without gaps.
     pub position: u64,
@@ -60,11 +67,60 @@ pub struct RecordedEvent {
     pub schema_version: u32,
     pub business_date: NaiveDate,
     pub recorded_at: DateTime<Utc>,
-    pub payload: serde_json::Value,
+    pub payload: Payload,
     pub metadata: CommandMeta,
+    /// Chained to the previous event of the stream: see [`chain`].
+    pub hash: ChainHash,
 }
 
 impl RecordedEvent {
+    /// Builds the record of a new event and computes its hash from the stream's previous one.
+    pub fn record(
+        e: NewEvent,
+        stream: &str,
+        version: u64,
+        position: u64,
+        recorded_at: DateTime<Utc>,
+        previous_in_stream: &ChainHash,
+    ) -> Self {
+        let mut r = RecordedEvent {
+            position,
+            stream: stream.to_string(),
+            version,
+            event_id: e.event_id,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            business_date: e.business_date,
+            recorded_at,
+            payload: e.payload,
+            metadata: e.metadata,
+            hash: ChainHash::GENESIS,
+        };
+        r.hash = r.compute_hash(previous_in_stream);
+        r
+    }
+
+    /// What this event's hash must be, given the previous hash of its stream.
+    pub fn compute_hash(&self, previous_in_stream: &ChainHash) -> ChainHash {
+        chain::event_hash(
+            previous_in_stream,
+            &chain::HashedFields {
+                stream: &self.stream,
+                version: self.version,
+                event_id: self.event_id.0.as_bytes(),
+                event_type: &self.event_type,
+                schema_version: self.schema_version,
+                business_date: self.business_date,
+                recorded_at_micros: self.recorded_at.timestamp_micros(),
+                payload: self.payload.as_str(),
+                command_id: self.metadata.command_id.0.as_bytes(),
+                actor: &self.metadata.actor,
+                correlation_id: self.metadata.correlation_id.0.as_bytes(),
+                causation_id: self.metadata.causation_id.as_ref().map(|c| c.0.as_bytes()),
+            },
+        )
+    }
+
     /// The stream's category (`convention` for `convention-<id>`).
     pub fn category(&self) -> &str {
         self.stream.split_once('-').map_or(self.stream.as_str(), |(c, _)| c)

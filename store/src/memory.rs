@@ -1,6 +1,8 @@
 //! The in-memory backend: the reference behaviour, for tests. Loses everything on exit.
 
-use crate::{AppendOutcome, AppendRequest, CommandRecord, EventStore, RecordedEvent, StoreError, check_expected};
+use crate::{
+    AppendOutcome, AppendRequest, ChainHash, CommandRecord, EventStore, RecordedEvent, StoreError, check_expected,
+};
 use async_trait::async_trait;
 use domain::CommandId;
 use std::collections::HashMap;
@@ -11,6 +13,7 @@ use tokio::sync::watch;
 struct Inner {
     events: Vec<RecordedEvent>,
     versions: HashMap<String, u64>,
+    hashes: HashMap<String, ChainHash>,
     commands: HashMap<CommandId, (String, AppendOutcome)>,
 }
 
@@ -51,21 +54,15 @@ impl EventStore for MemoryStore {
         }
         let recorded_at = crate::now();
         let first_position = inner.events.len() as u64 + 1;
+        let mut previous = inner.hashes.get(&request.stream).copied().unwrap_or(ChainHash::GENESIS);
         for (i, e) in request.events.into_iter().enumerate() {
             let position = first_position + i as u64;
-            inner.events.push(RecordedEvent {
-                position,
-                stream: request.stream.clone(),
-                version: actual + 1 + i as u64,
-                event_id: e.event_id,
-                event_type: e.event_type,
-                schema_version: e.schema_version,
-                business_date: e.business_date,
-                recorded_at,
-                payload: e.payload,
-                metadata: e.metadata,
-            });
+            let recorded =
+                RecordedEvent::record(e, &request.stream, actual + 1 + i as u64, position, recorded_at, &previous);
+            previous = recorded.hash;
+            inner.events.push(recorded);
         }
+        inner.hashes.insert(request.stream.clone(), previous);
         let last = inner.events.last().expect("just pushed");
         let outcome = AppendOutcome {
             stream: request.stream.clone(),

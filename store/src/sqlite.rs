@@ -7,9 +7,13 @@
 //! acknowledged event is on disk. Reads use a small pool of read-only connections that
 //! WAL lets run beside the writer.
 
-use crate::{AppendOutcome, AppendRequest, CommandRecord, EventStore, RecordedEvent, StoreError, check_expected};
+use crate::chain::{self, ChainHash};
+use crate::{
+    AppendOutcome, AppendRequest, CommandRecord, EventStore, Payload, RecordedEvent, StoreError, Verification,
+    Verifier, check_expected,
+};
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use domain::{CommandId, EventId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
@@ -27,24 +31,29 @@ CREATE TABLE IF NOT EXISTS events (
     position       INTEGER PRIMARY KEY,
     stream         TEXT    NOT NULL,
     version        INTEGER NOT NULL,
-    event_id       TEXT    NOT NULL UNIQUE,
+    event_id       BLOB    NOT NULL UNIQUE,
     event_type     TEXT    NOT NULL,
     schema_version INTEGER NOT NULL,
     business_date  TEXT    NOT NULL,
-    recorded_at    TEXT    NOT NULL,
+    recorded_at    INTEGER NOT NULL,
     payload        TEXT    NOT NULL,
-    metadata       TEXT    NOT NULL,
+    command_id     BLOB    NOT NULL,
+    actor          TEXT    NOT NULL,
+    correlation_id BLOB    NOT NULL,
+    causation_id   BLOB,
+    hash           BLOB    NOT NULL,
+    log_hash       BLOB    NOT NULL,
     UNIQUE (stream, version)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS commands (
-    command_id     TEXT    PRIMARY KEY,
+    command_id     BLOB    PRIMARY KEY,
     fingerprint    TEXT    NOT NULL,
     stream         TEXT    NOT NULL,
     first_version  INTEGER NOT NULL,
     last_version   INTEGER NOT NULL,
     first_position INTEGER NOT NULL,
     last_position  INTEGER NOT NULL,
-    recorded_at    TEXT    NOT NULL
+    recorded_at    INTEGER NOT NULL
 ) STRICT;
 CREATE TRIGGER IF NOT EXISTS events_are_never_updated BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only: events are never updated'); END;
@@ -90,13 +99,25 @@ impl SqliteStore {
         let conn = Connection::open(&path)?;
         configure(&conn)?;
         conn.execute_batch(SCHEMA)?;
-        let head_position: u64 = conn.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| r.get(0))?;
+        let last: Option<(u64, Vec<u8>)> = conn
+            .query_row("SELECT position, log_hash FROM events ORDER BY position DESC LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let head_position = last.as_ref().map_or(0, |(p, _)| *p);
+        let head_log_hash = match last {
+            Some((_, bytes)) => ChainHash::from_slice(&bytes)
+                .ok_or_else(|| StoreError::Corrupt("the last event's log hash is not 32 bytes".into()))?,
+            None => ChainHash::GENESIS,
+        };
         let head = Arc::new(watch::Sender::new(head_position));
         let (tx, rx) = mpsc::channel();
         let writer_head = head.clone();
         let thread = std::thread::Builder::new()
             .name("event-log-writer".into())
-            .spawn(move || writer_loop(conn, rx, head_position, writer_head))
+            .spawn(move || {
+                writer_loop(conn, rx, Head { position: head_position, log_hash: head_log_hash }, writer_head)
+            })
             .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
         Ok(Self {
             shared: Arc::new(Shared {
@@ -155,7 +176,15 @@ impl Drop for Shared {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteJob>, mut head: u64, notify: Arc<watch::Sender<u64>>) {
+/// The end of the log as the writer knows it: where the next event goes and what the
+/// whole-log chain is there. Moves only once a group is committed.
+#[derive(Clone, Copy)]
+struct Head {
+    position: u64,
+    log_hash: ChainHash,
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteJob>, mut head: Head, notify: Arc<watch::Sender<u64>>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -166,96 +195,117 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteJob>, mut head: u64
         }
         let (requests, replies): (Vec<_>, Vec<_>) = group.into_iter().map(|j| (j.request, j.reply)).unzip();
         let results = match write_group(&mut conn, &requests, head) {
-            Ok(results) => results,
-            Err(e) => requests.iter().map(|_| Err(StoreError::Backend(e.to_string()))).collect(),
+            Ok((results, new_head)) => {
+                if new_head.position != head.position {
+                    head = new_head;
+                    notify.send_replace(head.position);
+                }
+                results
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a group of appends failed to commit; none was written");
+                requests.iter().map(|_| Err(StoreError::Backend(e.to_string()))).collect()
+            }
         };
-        if let Some(last) =
-            results.iter().filter_map(|r| r.as_ref().ok()).filter(|o| !o.duplicate).map(|o| o.last_position).max()
-        {
-            head = last;
-            notify.send_replace(head);
-        }
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result); // the caller may have gone; the write stands
         }
     }
 }
 
+type GroupResult = (Vec<Result<AppendOutcome, StoreError>>, Head);
+
 /// One transaction for the whole group, one savepoint per append.
-fn write_group(
-    conn: &mut Connection,
-    requests: &[AppendRequest],
-    head: u64,
-) -> Result<Vec<Result<AppendOutcome, StoreError>>, rusqlite::Error> {
+fn write_group(conn: &mut Connection, requests: &[AppendRequest], head: Head) -> Result<GroupResult, rusqlite::Error> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let recorded_at = crate::now();
-    let mut next_position = head + 1;
+    let mut running = head;
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
-        let mut sp = tx.savepoint()?;
-        match append_one(&sp, request, next_position, recorded_at) {
-            Ok(outcome) => {
+        let sp = tx.savepoint()?;
+        match append_one(&sp, request, running, recorded_at) {
+            Ok((outcome, after)) => {
                 sp.commit()?;
-                if !outcome.duplicate {
-                    next_position = outcome.last_position + 1;
-                }
+                running = after;
                 results.push(Ok(outcome));
             }
             Err(e) => {
-                sp.rollback()?;
+                drop(sp); // rolls the savepoint back
                 results.push(Err(e));
             }
         }
     }
     tx.commit()?;
-    Ok(results)
+    Ok((results, running))
 }
 
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+fn blob_uuid(bytes: &[u8]) -> Option<uuid::Uuid> {
+    uuid::Uuid::from_slice(bytes).ok()
 }
 
 fn append_one(
-    tx: &Connection,
+    conn: &Connection,
     request: &AppendRequest,
-    first_position: u64,
+    head: Head,
     recorded_at: DateTime<Utc>,
-) -> Result<AppendOutcome, StoreError> {
+) -> Result<(AppendOutcome, Head), StoreError> {
     if request.events.is_empty() {
         return Err(StoreError::EmptyAppend);
     }
-    if let Some((fingerprint, outcome)) = stored_command(tx, request.command_id)? {
+    if let Some((fingerprint, outcome)) = stored_command(conn, request.command_id)? {
         if fingerprint != request.fingerprint {
             return Err(StoreError::CommandIdReused { command_id: request.command_id });
         }
-        return Ok(outcome);
+        return Ok((outcome, head));
     }
-    let actual: u64 =
-        tx.query_row("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?1", [&request.stream], |r| {
-            r.get(0)
-        })?;
+    let last: Option<(u64, Vec<u8>)> = conn
+        .prepare_cached("SELECT version, hash FROM events WHERE stream = ?1 ORDER BY version DESC LIMIT 1")?
+        .query_row([&request.stream], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let actual = last.as_ref().map_or(0, |(v, _)| *v);
     check_expected(&request.stream, request.expected, actual)?;
-    let at = ts(recorded_at);
+    let mut previous = match &last {
+        Some((_, h)) => {
+            ChainHash::from_slice(h).ok_or_else(|| StoreError::Corrupt("a stored hash is not 32 bytes".into()))?
+        }
+        None => ChainHash::GENESIS,
+    };
+    let mut log = head.log_hash;
+    let first_position = head.position + 1;
     {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO events (position, stream, version, event_id, event_type, schema_version,
-                                 business_date, recorded_at, payload, metadata)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO events (position, stream, version, event_id, event_type, schema_version, business_date,
+                                 recorded_at, payload, command_id, actor, correlation_id, causation_id, hash, log_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
         for (i, e) in request.events.iter().enumerate() {
-            let metadata = serde_json::to_string(&e.metadata).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let position = first_position + i as u64;
+            let r = RecordedEvent::record(
+                e.clone(),
+                &request.stream,
+                actual + 1 + i as u64,
+                position,
+                recorded_at,
+                &previous,
+            );
+            log = chain::log_hash(&log, position, &r.hash);
             insert
                 .execute(params![
-                    first_position + i as u64,
-                    request.stream,
-                    actual + 1 + i as u64,
-                    e.event_id.to_string(),
-                    e.event_type,
-                    e.schema_version,
-                    e.business_date.to_string(),
-                    at,
-                    e.payload.to_string(),
-                    metadata,
+                    position,
+                    r.stream,
+                    r.version,
+                    &r.event_id.0.as_bytes()[..],
+                    r.event_type,
+                    r.schema_version,
+                    r.business_date.to_string(),
+                    r.recorded_at.timestamp_micros(),
+                    r.payload.as_str(),
+                    &r.metadata.command_id.0.as_bytes()[..],
+                    r.metadata.actor,
+                    &r.metadata.correlation_id.0.as_bytes()[..],
+                    r.metadata.causation_id.as_ref().map(|c| c.0.as_bytes().to_vec()),
+                    &r.hash.0[..],
+                    &log.0[..],
                 ])
                 .map_err(|err| match err.sqlite_error_code() {
                     Some(rusqlite::ErrorCode::ConstraintViolation) => {
@@ -263,6 +313,7 @@ fn append_one(
                     }
                     _ => err.into(),
                 })?;
+            previous = r.hash;
         }
     }
     let n = request.events.len() as u64;
@@ -275,42 +326,41 @@ fn append_one(
         recorded_at,
         duplicate: false,
     };
-    tx.execute(
+    conn.prepare_cached(
         "INSERT INTO commands (command_id, fingerprint, stream, first_version, last_version,
                                first_position, last_position, recorded_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            request.command_id.to_string(),
-            request.fingerprint,
-            outcome.stream,
-            outcome.first_version,
-            outcome.last_version,
-            outcome.first_position,
-            outcome.last_position,
-            at,
-        ],
-    )?;
-    Ok(outcome)
+    )?
+    .execute(params![
+        &request.command_id.0.as_bytes()[..],
+        request.fingerprint,
+        outcome.stream,
+        outcome.first_version,
+        outcome.last_version,
+        outcome.first_position,
+        outcome.last_position,
+        recorded_at.timestamp_micros(),
+    ])?;
+    Ok((outcome, Head { position: first_position + n - 1, log_hash: log }))
 }
 
 fn stored_command(conn: &Connection, command_id: CommandId) -> Result<Option<(String, AppendOutcome)>, StoreError> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT fingerprint, stream, first_version, last_version, first_position, last_position, recorded_at
              FROM commands WHERE command_id = ?1",
-            [command_id.to_string()],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, u64>(2)?,
-                    r.get::<_, u64>(3)?,
-                    r.get::<_, u64>(4)?,
-                    r.get::<_, u64>(5)?,
-                    r.get::<_, String>(6)?,
-                ))
-            },
-        )
+        )?
+        .query_row([&command_id.0.as_bytes()[..]], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u64>(2)?,
+                r.get::<_, u64>(3)?,
+                r.get::<_, u64>(4)?,
+                r.get::<_, u64>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })
         .optional()?;
     row.map(|(fingerprint, stream, fv, lv, fp, lp, at)| {
         Ok((
@@ -321,7 +371,7 @@ fn stored_command(conn: &Connection, command_id: CommandId) -> Result<Option<(St
                 last_version: lv,
                 first_position: fp,
                 last_position: lp,
-                recorded_at: parse_time(&at)?,
+                recorded_at: micros(at)?,
                 duplicate: true,
             },
         ))
@@ -329,50 +379,104 @@ fn stored_command(conn: &Connection, command_id: CommandId) -> Result<Option<(St
     .transpose()
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("recorded_at `{s}`: {e}")))
+fn micros(at: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(at).ok_or_else(|| StoreError::Corrupt(format!("recorded_at {at} is out of range")))
 }
 
-const SELECT_EVENT: &str = "SELECT position, stream, version, event_id, event_type, schema_version,
-                                   business_date, recorded_at, payload, metadata FROM events";
+const SELECT_EVENT: &str = "SELECT position, stream, version, event_id, event_type, schema_version, business_date,
+                                   recorded_at, payload, command_id, actor, correlation_id, causation_id, hash, log_hash
+                            FROM events";
+
+/// Decodes one row; the error says which column of which position is unreadable.
+fn decode_row(r: &rusqlite::Row<'_>) -> Result<(RecordedEvent, ChainHash), StoreError> {
+    let position: u64 = r.get(0)?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("event at position {position}: unreadable {what}"));
+    let uuid_at = |i: usize, what: &str| -> Result<uuid::Uuid, StoreError> {
+        r.get_ref(i)?.as_blob().ok().and_then(blob_uuid).ok_or_else(|| corrupt(what))
+    };
+    let hash_at = |i: usize, what: &str| -> Result<ChainHash, StoreError> {
+        r.get_ref(i)?.as_blob().ok().and_then(ChainHash::from_slice).ok_or_else(|| corrupt(what))
+    };
+    let text_at =
+        |i: usize, what: &str| -> Result<&str, StoreError> { r.get_ref(i)?.as_str().map_err(|_| corrupt(what)) };
+    let causation = match r.get_ref(12)? {
+        rusqlite::types::ValueRef::Null => None,
+        v => Some(domain::EventId(v.as_blob().ok().and_then(blob_uuid).ok_or_else(|| corrupt("causation id"))?)),
+    };
+    let event = RecordedEvent {
+        position,
+        stream: text_at(1, "stream")?.to_string(),
+        version: r.get(2)?,
+        event_id: EventId(uuid_at(3, "event id")?),
+        event_type: text_at(4, "event type")?.to_string(),
+        schema_version: r.get(5)?,
+        business_date: parse_date(text_at(6, "business date")?).ok_or_else(|| corrupt("business date"))?,
+        recorded_at: micros(r.get(7)?)?,
+        payload: Payload::from_text(text_at(8, "payload")?),
+        metadata: domain::CommandMeta {
+            command_id: domain::CommandId(uuid_at(9, "command id")?),
+            actor: text_at(10, "actor")?.to_string(),
+            correlation_id: domain::CorrelationId(uuid_at(11, "correlation id")?),
+            causation_id: causation,
+        },
+        hash: hash_at(13, "hash")?,
+    };
+    Ok((event, hash_at(14, "log hash")?))
+}
+
+/// `YYYY-MM-DD` without the generality (and the cost) of a format parser: replay reads
+/// millions of them.
+fn parse_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+    };
+    NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)
+}
 
 fn read_rows(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map(params, |r| {
-        Ok((
-            r.get::<_, u64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, u64>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, u32>(5)?,
-            r.get::<_, String>(6)?,
-            r.get::<_, String>(7)?,
-            r.get::<_, String>(8)?,
-            r.get::<_, String>(9)?,
-        ))
-    })?;
-    let corrupt = |what: &str, position: u64, e: &dyn std::fmt::Display| {
-        StoreError::Corrupt(format!("event at position {position}: {what}: {e}"))
-    };
-    rows.map(|row| {
-        let (position, stream, version, event_id, event_type, schema_version, date, at, payload, metadata) = row?;
-        Ok(RecordedEvent {
-            position,
-            stream,
-            version,
-            event_id: EventId::parse(&event_id).map_err(|e| corrupt("event id", position, &e))?,
-            event_type,
-            schema_version,
-            business_date: date.parse().map_err(|e| corrupt("business date", position, &e))?,
-            recorded_at: parse_time(&at)?,
-            payload: serde_json::from_str(&payload).map_err(|e| corrupt("payload", position, &e))?,
-            metadata: serde_json::from_str(&metadata).map_err(|e| corrupt("metadata", position, &e))?,
-        })
-    })
-    .collect()
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(decode_row(row)?.0);
+    }
+    Ok(out)
+}
+
+/// Verifies a SQLite log file: every event's hash, every stream's chain, the whole-log
+/// chain and the positions. Opens the file read-only; never writes.
+pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verification, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Backend(format!("no event log at {}", path.display())));
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let mut stmt = conn.prepare(&format!("{SELECT_EVENT} ORDER BY position"))?;
+    let mut rows = stmt.query([])?;
+    let mut verifier = Verifier::new(true);
+    if let Some((position, hash)) = anchor {
+        verifier = verifier.expecting(position, hash);
+    }
+    while let Some(row) = rows.next()? {
+        match decode_row(row) {
+            Ok((event, log)) => {
+                if !verifier.check(&event, Some(&log)) {
+                    break;
+                }
+            }
+            Err(e) => {
+                let position: u64 = row.get(0).unwrap_or(0);
+                let stream: String = row.get(1).unwrap_or_default();
+                let version: u64 = row.get(2).unwrap_or(0);
+                verifier.broken(position, &stream, version, e.to_string());
+                break;
+            }
+        }
+    }
+    Ok(verifier.finish())
 }
 
 #[async_trait]

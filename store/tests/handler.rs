@@ -94,7 +94,7 @@ async fn events_keep_the_commands_metadata() {
     assert_eq!(last.metadata, meta);
     assert_eq!(last.event_type, "FundsCommitted");
     assert_eq!(last.business_date, d("2021-05-01"));
-    assert_eq!(last.payload["departement"], "2A");
+    assert_eq!(last.payload.to_value()["departement"], "2A");
 }
 
 #[tokio::test]

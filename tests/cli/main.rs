@@ -1,0 +1,75 @@
+//! The `tracker` command line, run as a user runs it: `seed`, `events`, `verify`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tracker(args: &[&str], data: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tracker"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("tracker runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn verify_reports_an_intact_log_then_the_place_it_was_altered() {
+    let dir = tempfile::tempdir().unwrap();
+    let seeded = tracker(&["seed"], dir.path());
+    assert!(seeded.status.success(), "{}", String::from_utf8_lossy(&seeded.stderr));
+
+    let ok = tracker(&["verify"], dir.path());
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    let out = stdout(&ok);
+    assert!(out.contains("INTACT"), "{out}");
+    let digest = out.lines().find_map(|l| l.trim().strip_prefix("head digest ")).unwrap().to_string();
+
+    let json = tracker(&["verify", "--json"], dir.path());
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["firstBreak"], serde_json::Value::Null);
+    assert_eq!(format!("{}:{}", report["headPosition"], report["headHash"].as_str().unwrap()), digest);
+
+    let conn = rusqlite::Connection::open(dir.path().join("events.sqlite3")).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER events_are_never_updated;
+         UPDATE events SET payload = replace(payload, '\"amount\":\"', '\"amount\":\"1') WHERE position = 20;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let altered = tracker(&["verify", "--expect", &digest], dir.path());
+    assert_eq!(altered.status.code(), Some(1));
+    let out = stdout(&altered);
+    assert!(out.contains("ALTERED") && out.contains("first break at position 20"), "{out}");
+}
+
+#[test]
+fn verify_refuses_a_malformed_digest_and_a_missing_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = tracker(&["verify"], dir.path());
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no event log"));
+    tracker(&["seed"], dir.path());
+    let bad = tracker(&["verify", "--expect", "12:nothex"], dir.path());
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("64 hexadecimal digits"));
+}
+
+#[test]
+fn events_prints_the_log_as_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    tracker(&["seed"], dir.path());
+    let out = tracker(&["events", "--after", "79"], dir.path());
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["position"], 80);
+    assert_eq!(lines[1]["eventType"], "AmendmentSigned");
+    assert_eq!(lines[1]["metadata"]["actor"], "demo:plan-2021");
+    assert_eq!(lines[1]["hash"].as_str().map(str::len), Some(64));
+    assert_eq!(lines[1]["payload"]["type"], "AmendmentSigned", "the payload is JSON, not a string");
+}
