@@ -52,6 +52,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measures performance on this machine (not a test): each figure with its ratio to a
+    /// baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Prints the event log as JSON lines, in log order.
     Events {
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
@@ -59,6 +65,22 @@ enum Command {
         /// Print only events after this global position.
         #[arg(long, default_value_t = 0)]
         after: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The event log: fsync floor, durable appends (1 and 64 writers), batched appends, replay.
+    Store {
+        /// Events in the log replayed at the end.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Seconds each timed measurement runs.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -83,6 +105,15 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Events { data, after } => print_events(&data, after).await,
+        Command::Bench { what: BenchCommand::Store { events, seconds, json } } => {
+            let figures = tracker::bench::store(events, std::time::Duration::from_secs(seconds)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                print!("{}", tracker::bench::report(&figures));
+            }
+            Ok(())
+        }
         Command::Verify { data, expect, json } => {
             let intact = verify(&data, expect.as_deref(), json)?;
             std::process::exit(if intact { 0 } else { 1 })

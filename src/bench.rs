@@ -1,0 +1,181 @@
+//! `tracker bench store`: the event log's figures on this machine, each next to the fsync
+//! floor measured in the same run (the number of 512-byte write+fsync a second this disk
+//! does), since absolute figures mean little on a shared, noisy machine.
+
+use chrono::NaiveDate;
+use domain::convention::{ConventionEvent, FundsCommitted};
+use domain::{CommandId, CommandMeta, ConventionId, DepartementCode, EnvelopeId, EventId, Money};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, Payload, SqliteStore};
+
+/// What `bench store` measured.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreFigures {
+    pub fsync_per_s: f64,
+    pub appends_1_writer_per_s: f64,
+    pub appends_64_writers_per_s: f64,
+    /// Appends per transaction (and fsync) with 64 writers: the group commit at work.
+    pub mean_group_64: f64,
+    pub batched_events_per_s: f64,
+    pub replay_events: u64,
+    pub replay_rows_per_s: f64,
+    pub replay_typed_per_s: f64,
+}
+
+fn payload(i: u64) -> (Payload, NaiveDate) {
+    let convention = ConventionId::for_code("ANCT-UNIFORMATION-2021");
+    let date = NaiveDate::from_ymd_opt(2021, 4, 1).unwrap() + chrono::Days::new(i % 600);
+    let event = ConventionEvent::FundsCommitted(FundsCommitted {
+        envelope_id: EnvelopeId::for_name(convention, "Formations certifiantes"),
+        reference: format!("ACHAT-{i:08}"),
+        amount: Money::cents(100_000 + (i % 90_000) as i64),
+        committed_on: date,
+        departement: Some(DepartementCode::parse(["75", "2A", "971", "59"][(i % 4) as usize]).unwrap()),
+    });
+    (Payload::encode(&event).unwrap(), date)
+}
+
+fn request(stream: String, expected: ExpectedVersion, first: u64, count: u64) -> AppendRequest {
+    let command_id = CommandId::new_random();
+    let meta = CommandMeta::new(command_id, "bench");
+    AppendRequest {
+        stream,
+        expected,
+        command_id,
+        fingerprint: command_id.to_string(),
+        events: (0..count)
+            .map(|i| {
+                let (payload, business_date) = payload(first + i);
+                NewEvent {
+                    event_id: EventId::for_command(command_id, i as usize),
+                    event_type: "FundsCommitted".into(),
+                    schema_version: 1,
+                    business_date,
+                    payload,
+                    metadata: meta.clone(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// 512-byte write + fdatasync, as fast as the disk allows, for `window`.
+fn fsync_floor(dir: &Path, window: Duration) -> std::io::Result<f64> {
+    let mut f = std::fs::File::create(dir.join("fsync-floor"))?;
+    let block = [0x5au8; 512];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < window {
+        f.write_all(&block)?;
+        f.sync_data()?;
+        n += 1;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn appends(store: Arc<SqliteStore>, writers: usize, window: Duration) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let stream = format!("bench-{writers}w-{w}");
+                let mut version = 0u64;
+                while start.elapsed() < window {
+                    let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
+                    store.append(request(stream.clone(), expected, version, 1)).await?;
+                    version += 1;
+                }
+                anyhow::Ok(version)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn batched(store: &SqliteStore, events: u64, batch: u64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut written = 0;
+    while written < events {
+        let n = batch.min(events - written);
+        store.append(request(format!("batch-{written}"), ExpectedVersion::NoStream, written, n)).await?;
+        written += n;
+    }
+    Ok(events as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn replay(store: &SqliteStore, typed: bool) -> anyhow::Result<(u64, f64)> {
+    let start = Instant::now();
+    let (mut after, mut n) = (0, 0u64);
+    loop {
+        let page = store.read_all(after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        n += page.len() as u64;
+        if typed {
+            for e in &page {
+                if e.event_type == "FundsCommitted" {
+                    std::hint::black_box(e.payload.decode::<ConventionEvent>()?);
+                }
+            }
+        }
+        std::hint::black_box(&page);
+    }
+    Ok((n, n as f64 / start.elapsed().as_secs_f64()))
+}
+
+/// Runs every store measurement in a fresh temporary directory.
+pub async fn store(replay_events: u64, window: Duration) -> anyhow::Result<StoreFigures> {
+    let dir = std::env::temp_dir().join(format!("tracker-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = async {
+        let fsync_per_s = fsync_floor(&dir, window)?;
+        let store = Arc::new(SqliteStore::open(dir.join("events.sqlite3"))?);
+        let appends_1_writer_per_s = appends(store.clone(), 1, window).await?;
+        let before = store.stats();
+        let appends_64_writers_per_s = appends(store.clone(), 64, window).await?;
+        let after = store.stats();
+        let mean_group_64 = (after.1 - before.1) as f64 / (after.0 - before.0).max(1) as f64;
+        let written = *store.head().borrow();
+        let batched_events_per_s = batched(&store, replay_events.saturating_sub(written).max(10_000), 1_000).await?;
+        let (replay_events, replay_rows_per_s) = replay(&store, false).await?;
+        let (_, replay_typed_per_s) = replay(&store, true).await?;
+        anyhow::Ok(StoreFigures {
+            fsync_per_s,
+            appends_1_writer_per_s,
+            appends_64_writers_per_s,
+            mean_group_64,
+            batched_events_per_s,
+            replay_events,
+            replay_rows_per_s,
+            replay_typed_per_s,
+        })
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The figures as a table, each with its ratio to the fsync floor.
+pub fn report(f: &StoreFigures) -> String {
+    let row = |name: &str, value: f64, unit: &str| {
+        format!("{name:<44} {value:>12.0} {unit:<10} {:>9.1}×\n", value / f.fsync_per_s)
+    };
+    let mut out = format!("{:<44} {:>12} {:<10} {:>10}\n", "measure", "value", "unit", "vs fsync");
+    out += &row("fsync floor (512 B write + fdatasync)", f.fsync_per_s, "ops/s");
+    out += &row("durable appends, 1 writer", f.appends_1_writer_per_s, "appends/s");
+    out += &row("durable appends, 64 concurrent writers", f.appends_64_writers_per_s, "appends/s");
+    out += &format!("{:<44} {:>12.1} appends per commit\n", "  mean group with 64 writers", f.mean_group_64);
+    out += &row("batched appends (1 000 events per append)", f.batched_events_per_s, "events/s");
+    out += &row(&format!("replay {} events: rows read + decoded", f.replay_events), f.replay_rows_per_s, "events/s");
+    out += &row("replay, payloads decoded to typed events", f.replay_typed_per_s, "events/s");
+    out
+}
