@@ -86,7 +86,8 @@ async fn appends(store: Arc<SqliteStore>, writers: usize, window: Duration) -> a
                 let stream = format!("bench-{writers}w-{w}");
                 let mut version = 0u64;
                 while start.elapsed() < window {
-                    let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
+                    let expected =
+                        if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
                     store.append(request(stream.clone(), expected, version, 1)).await?;
                     version += 1;
                 }

@@ -39,17 +39,18 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
     state: AppState,
+    log: Arc<SqliteStore>,
 }
 
 impl Application {
     /// Opens the log, seeds the demo if asked, starts the read models and binds the address
     /// (port 0 picks a free port: see [`Application::addr`]).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let store = open_store(&settings.data_dir)?;
+        let log = open_store(&settings.data_dir)?;
         if settings.demo {
-            demo::seed(store.as_ref()).await?;
+            demo::seed(log.as_ref()).await?;
         }
-        let store: Arc<dyn EventStore> = store;
+        let store: Arc<dyn EventStore> = log.clone();
         let head = *store.head().borrow();
         let state = AppState::new(store);
         // Serve only once the read models show the whole log: a restarted server must not
@@ -63,7 +64,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
         let addr = listener.local_addr()?;
-        Ok(Self { listener, addr, state })
+        Ok(Self { listener, addr, state, log })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -74,11 +75,18 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then lets requests in flight finish.
+    /// Serves until `shutdown` resolves, lets requests in flight finish, and returns once
+    /// the log is closed (so the data directory can be opened again at once).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let acceptor = poem::listener::TcpAcceptor::from_tokio(self.listener)?;
-        poem::Server::new_with_acceptor(acceptor)
+        let served = poem::Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(api::routes(self.state), shutdown, Some(std::time::Duration::from_secs(10)))
-            .await
+            .await;
+        // The read models' tasks end as their runners drop; wait for their handles on the log.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&self.log) > 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        served
     }
 }

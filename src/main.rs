@@ -199,7 +199,7 @@ async fn shutdown_signal() {
 
 async fn print_events(data: &std::path::Path, after: u64) -> anyhow::Result<()> {
     use std::io::Write;
-    let store = open_store(data)?;
+    let store = store::SqliteStore::open_read_only(data.join(tracker::LOG_FILE))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut position = after;
     loop {

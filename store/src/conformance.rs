@@ -248,6 +248,22 @@ mod sqlite_only {
     }
 
     #[tokio::test]
+    async fn one_process_writes_a_log_and_readers_still_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        store.append(request("x", ExpectedVersion::NoStream, 2)).await.unwrap();
+        let second = SqliteStore::open(&path).err().expect("a second writer is refused");
+        assert!(second.to_string().contains("already open for writing"), "{second}");
+        let reader = SqliteStore::open_read_only(&path).unwrap();
+        assert_eq!(reader.read_all(0, 10).await.unwrap().len(), 2);
+        let err = reader.append(request("y", ExpectedVersion::NoStream, 1)).await.unwrap_err();
+        assert!(err.to_string().contains("reading only"), "{err}");
+        drop(store);
+        assert!(SqliteStore::open(&path).is_ok(), "the lock goes with the writer");
+    }
+
+    #[tokio::test]
     async fn the_database_refuses_to_edit_or_delete_an_event() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.sqlite3");

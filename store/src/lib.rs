@@ -172,6 +172,8 @@ pub enum StoreError {
     CommandIdReused { command_id: CommandId },
     #[error("an append must carry at least one event")]
     EmptyAppend,
+    #[error("event {index} of command {command_id} has id {event_id}, not the id derived from its command")]
+    ForeignEventId { command_id: CommandId, index: usize, event_id: EventId },
     #[error("the log holds an event it cannot read ({0})")]
     Corrupt(String),
     #[error("storage failure: {0}")]
@@ -202,6 +204,21 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The position of the last event, updated on every append: followers wait on it.
     fn head(&self) -> watch::Receiver<u64>;
+}
+
+/// Checks every backend makes before writing: an append carries events, and their ids
+/// are derived from its command id, so that command-id uniqueness (which the log
+/// enforces) makes event ids unique too, and a retried command produces the same ids.
+pub(crate) fn check_request(request: &AppendRequest) -> Result<(), StoreError> {
+    if request.events.is_empty() {
+        return Err(StoreError::EmptyAppend);
+    }
+    for (index, e) in request.events.iter().enumerate() {
+        if e.event_id != EventId::for_command(request.command_id, index) {
+            return Err(StoreError::ForeignEventId { command_id: request.command_id, index, event_id: e.event_id });
+        }
+    }
+    Ok(())
 }
 
 /// The version check both backends share.

@@ -2,6 +2,7 @@
 
 use crate::{
     AppendOutcome, AppendRequest, ChainHash, CommandRecord, EventStore, RecordedEvent, StoreError, check_expected,
+    check_request,
 };
 use async_trait::async_trait;
 use domain::CommandId;
@@ -37,9 +38,7 @@ impl MemoryStore {
 #[async_trait]
 impl EventStore for MemoryStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        if request.events.is_empty() {
-            return Err(StoreError::EmptyAppend);
-        }
+        check_request(&request)?;
         let mut inner = self.inner.lock().expect("memory store poisoned");
         if let Some((fingerprint, outcome)) = inner.commands.get(&request.command_id) {
             if *fingerprint != request.fingerprint {
@@ -49,9 +48,6 @@ impl EventStore for MemoryStore {
         }
         let actual = inner.versions.get(&request.stream).copied().unwrap_or(0);
         check_expected(&request.stream, request.expected, actual)?;
-        if let Some(dup) = request.events.iter().find(|e| inner.events.iter().any(|r| r.event_id == e.event_id)) {
-            return Err(StoreError::Backend(format!("event id {} already in the log", dup.event_id)));
-        }
         let recorded_at = crate::now();
         let first_position = inner.events.len() as u64 + 1;
         let mut previous = inner.hashes.get(&request.stream).copied().unwrap_or(ChainHash::GENESIS);

@@ -110,7 +110,7 @@ async fn a_convention_signed_over_http_survives_a_restart() {
     assert_eq!(after, before);
     insta::assert_json_snapshot!("budget_after_restart", after);
 
-    let store = tracker::open_store(dir.path()).unwrap();
+    let store = store::SqliteStore::open_read_only(dir.path().join(tracker::LOG_FILE)).unwrap();
     let events = store.read_all(0, 10).await.unwrap();
     assert_eq!(
         events.iter().map(|e| e.metadata.actor.as_str()).collect::<Vec<_>>(),
