@@ -22,6 +22,8 @@ const CATCH_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    /// Another event log than the embedded one: `kurrentdb://host:2113?tls=false`.
+    pub store: Option<String>,
     pub addr: String,
     /// Seed the demo scenario before serving.
     pub demo: bool,
@@ -34,23 +36,41 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<SqliteStore>> {
     Ok(Arc::new(store))
 }
 
+/// Connects to the event log a URL names (only KurrentDB for now).
+pub async fn connect_store(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+    #[cfg(feature = "kurrentdb")]
+    if store::kurrent::is_kurrent_url(url) {
+        let store = store::kurrent::KurrentStore::connect(url).await?;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("kurrentdb") || url.starts_with("esdb") || url.starts_with("kurrent") {
+        anyhow::bail!(
+            "this build has no KurrentDB backend: build it with `cargo build --release --features kurrentdb`"
+        );
+    }
+    anyhow::bail!("`{url}` is not an event log this tracker knows (expected kurrentdb://host:2113?tls=false)")
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
     state: AppState,
-    log: Arc<SqliteStore>,
+    log: Arc<dyn EventStore>,
 }
 
 impl Application {
     /// Opens the log, seeds the demo if asked, starts the read models and binds the address
     /// (port 0 picks a free port: see [`Application::addr`]).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let log = open_store(&settings.data_dir)?;
+        let log: Arc<dyn EventStore> = match &settings.store {
+            None => open_store(&settings.data_dir)?,
+            Some(url) => connect_store(url).await?,
+        };
         if settings.demo {
             demo::seed(log.as_ref()).await?;
         }
-        let store: Arc<dyn EventStore> = log.clone();
+        let store = log.clone();
         let head = *store.head().borrow();
         let state = AppState::new(store);
         // Serve only once the read models show the whole log: a restarted server must not

@@ -24,6 +24,10 @@ enum Command {
         /// Data directory holding the event log [default: ./data, or ./data/demo with --demo].
         #[arg(long, env = "TRACKER_DATA")]
         data: Option<PathBuf>,
+        /// The event log, when not the embedded SQLite one in the data directory:
+        /// `kurrentdb://host:2113?tls=false` (needs a build with `--features kurrentdb`).
+        #[arg(long, env = "TRACKER_STORE")]
+        store: Option<String>,
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, env = "TRACKER_ADDR", default_value = "127.0.0.1:8080")]
         addr: String,
@@ -93,10 +97,10 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve { data, addr, demo } => {
+        Command::Serve { data, store, addr, demo } => {
             let data_dir =
                 data.unwrap_or_else(|| if demo { PathBuf::from("data/demo") } else { PathBuf::from("data") });
-            serve(Settings { data_dir, addr, demo }).await
+            serve(Settings { data_dir, store, addr, demo }).await
         }
         Command::Seed { data, scenario: _ } => {
             let store = open_store(&data)?;
@@ -159,7 +163,8 @@ fn verify(data: &std::path::Path, expect: Option<&str>, json: bool) -> anyhow::R
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(&settings).await?;
     let url = format!("http://{}", app.addr());
-    println!("Convention Tracker is serving {} on {url}", settings.data_dir.display());
+    let log = settings.store.clone().unwrap_or_else(|| settings.data_dir.join(tracker::LOG_FILE).display().to_string());
+    println!("Convention Tracker is serving {log} on {url}");
     println!("  GraphiQL:  {url}/");
     println!("  GraphQL:   {url}/graphql   (POST; send X-Actor: <who you are>)");
     println!("  Health:    {url}/health");

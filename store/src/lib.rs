@@ -8,6 +8,8 @@
 
 pub mod chain;
 pub mod handler;
+#[cfg(feature = "kurrentdb")]
+pub mod kurrent;
 pub mod memory;
 pub mod payload;
 pub mod sqlite;

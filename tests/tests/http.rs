@@ -15,7 +15,7 @@ struct Running {
 }
 
 async fn start(data_dir: &Path) -> Running {
-    let settings = Settings { data_dir: data_dir.to_path_buf(), addr: "127.0.0.1:0".into(), demo: false };
+    let settings = Settings { data_dir: data_dir.to_path_buf(), store: None, addr: "127.0.0.1:0".into(), demo: false };
     let app = Application::build(&settings).await.expect("the application starts");
     let url = format!("http://{}", app.addr());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -144,4 +144,16 @@ async fn health_reports_the_log_and_projection_positions() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body, json!({ "status": "ok", "logPosition": 0, "projectionPosition": 0 }));
     server.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_event_log_url_is_refused_clearly() {
+    let settings = Settings {
+        data_dir: "unused".into(),
+        store: Some("postgres://localhost/tracker".into()),
+        addr: "127.0.0.1:0".into(),
+        demo: false,
+    };
+    let err = Application::build(&settings).await.err().expect("refused");
+    assert!(err.to_string().contains("not an event log this tracker knows"), "{err}");
 }
