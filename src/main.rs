@@ -48,6 +48,10 @@ enum Command {
     Verify {
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
         data: PathBuf,
+        /// Verify another event log than the embedded one (`kurrentdb://...`): the
+        /// per-stream chains of every event.
+        #[arg(long, env = "TRACKER_STORE")]
+        store: Option<String>,
         /// A digest published earlier, as POSITION:HASH (what a previous verify printed):
         /// also proves nothing was cut from the end or rewritten since.
         #[arg(long, value_name = "POSITION:HASH")]
@@ -118,14 +122,14 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Verify { data, expect, json } => {
-            let intact = verify(&data, expect.as_deref(), json)?;
+        Command::Verify { data, store, expect, json } => {
+            let intact = verify(&data, store.as_deref(), expect.as_deref(), json).await?;
             std::process::exit(if intact { 0 } else { 1 })
         }
     }
 }
 
-fn verify(data: &std::path::Path, expect: Option<&str>, json: bool) -> anyhow::Result<bool> {
+async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str>, json: bool) -> anyhow::Result<bool> {
     let anchor = expect
         .map(|e| {
             let (position, hash) = e.split_once(':').context("--expect takes POSITION:HASH")?;
@@ -134,15 +138,25 @@ fn verify(data: &std::path::Path, expect: Option<&str>, json: bool) -> anyhow::R
             anyhow::Ok((position, hash))
         })
         .transpose()?;
-    let path = data.join(tracker::LOG_FILE);
-    let report = store::sqlite::verify(&path, anchor)?;
+    let (path, report) = match store {
+        None => {
+            let path = data.join(tracker::LOG_FILE);
+            let report = store::sqlite::verify(&path, anchor)?;
+            (path.display().to_string(), report)
+        }
+        Some(url) => {
+            anyhow::ensure!(anchor.is_none(), "--expect needs the whole-log chain, which only the embedded log keeps");
+            let log = tracker::connect_store(url).await?;
+            (url.to_string(), store::verify_store(log.as_ref(), false).await?)
+        }
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(report.is_intact());
     }
     match &report.first_break {
         None => {
-            println!("{}: INTACT", path.display());
+            println!("{path}: INTACT");
             println!("  {} events in {} streams, every hash chain verified", report.events, report.streams);
             println!("  head digest {}:{}", report.head_position, report.head_hash);
             println!(
@@ -151,7 +165,7 @@ fn verify(data: &std::path::Path, expect: Option<&str>, json: bool) -> anyhow::R
             );
         }
         Some(b) => {
-            println!("{}: ALTERED", path.display());
+            println!("{path}: ALTERED");
             println!("  first break at position {}, stream {}, version {}", b.position, b.stream, b.version);
             println!("  {}", b.reason);
             println!("  {} events before it verified", report.events);

@@ -222,6 +222,9 @@ pub(crate) async fn chains_every_event_to_its_stream(t: Ctx) {
     let report = verifier.finish();
     assert!(report.is_intact());
     assert_eq!((report.events, report.streams), (9, 4));
+    let whole = verify_store(t.store.as_ref(), t.gapless).await.unwrap();
+    assert!(whole.is_intact(), "{whole:?}");
+    assert!(whole.events >= 9);
     let events = t.store.read_stream(&a).await.unwrap();
     assert_eq!(events[0].hash, events[0].compute_hash(&ChainHash::GENESIS));
     assert_eq!(events[1].hash, events[1].compute_hash(&events[0].hash));

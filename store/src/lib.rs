@@ -29,7 +29,7 @@ pub use handler::{CommandOutcome, HandleError, handle};
 pub use memory::MemoryStore;
 pub use payload::Payload;
 pub use sqlite::SqliteStore;
-pub use verify::{Break, Verification, Verifier};
+pub use verify::{Break, Verification, Verifier, verify_store};
 
 /// The version a writer expects a stream to be at; a mismatch means someone else wrote
 /// first, and the writer must reload and decide again.
