@@ -163,6 +163,28 @@ fn commands() -> Vec<ConventionCommand> {
     out
 }
 
+/// The structure the demo's `structure` token is bound to.
+pub fn demo_structure() -> Uuid {
+    Uuid::new_v5(&TRACKER_NAMESPACE, b"demo:plan-2021:structure")
+}
+
+/// Creates one fresh token per role for the demo and returns their secrets; the previous
+/// demo tokens are revoked, so only the ones just printed work.
+pub fn tokens(store: &api::TokenStore) -> anyhow::Result<Vec<(api::Role, String)>> {
+    for old in store.list().into_iter().filter(|t| t.revoked_at.is_none() && t.label.starts_with("demo ")) {
+        store.revoke(old.id).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    api::Role::ALL
+        .into_iter()
+        .map(|role| {
+            let structure = (role == api::Role::Structure).then(demo_structure);
+            let (_, secret) =
+                store.create(role, structure, &format!("demo {}", role.name())).map_err(|e| anyhow::anyhow!(e))?;
+            Ok((role, secret))
+        })
+        .collect()
+}
+
 /// Seeds the demo into `store`. Refuses a log that holds anything but the demo.
 pub async fn seed(store: &dyn EventStore) -> anyhow::Result<usize> {
     let first = store.read_all(0, 1).await?;
@@ -198,6 +220,20 @@ mod tests {
         assert_eq!(n, commands().len());
         assert_eq!(seed(&store).await.unwrap(), 0, "seeding again writes nothing");
         assert_eq!(store.read_all(0, 10_000).await.unwrap().len(), commands().len());
+    }
+
+    #[test]
+    fn demo_tokens_replace_the_previous_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = api::TokenStore::open(dir.path()).unwrap();
+        let first = tokens(&store).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let second = tokens(&store).unwrap();
+        assert_eq!(second.len(), 5);
+        let header = |s: &str| format!("Bearer {s}");
+        assert!(store.authenticate(Some(&header(&first[0].1))).is_err(), "old demo token revoked");
+        let structure = store.authenticate(Some(&header(&second[2].1))).unwrap();
+        assert_eq!((structure.role, structure.structure), (api::Role::Structure, Some(demo_structure())));
     }
 
     #[tokio::test]

@@ -25,8 +25,10 @@ pub struct Settings {
     /// Another event log than the embedded one: `kurrentdb://host:2113?tls=false`.
     pub store: Option<String>,
     pub addr: String,
-    /// Seed the demo scenario before serving.
+    /// Seed the demo scenario before serving, and create one token per role.
     pub demo: bool,
+    /// Serve GraphiQL at `/` and allow introspection (on with `demo`).
+    pub graphiql: bool,
 }
 
 /// Opens the embedded log of a data directory, creating both if needed.
@@ -57,6 +59,9 @@ pub struct Application {
     addr: SocketAddr,
     state: AppState,
     log: Arc<dyn EventStore>,
+    tokens: Arc<api::TokenStore>,
+    demo_tokens: Vec<(api::Role, String)>,
+    graphiql: bool,
 }
 
 impl Application {
@@ -67,8 +72,14 @@ impl Application {
             None => open_store(&settings.data_dir)?,
             Some(url) => connect_store(url).await?,
         };
+        let tokens = Arc::new(
+            api::TokenStore::open(&settings.data_dir)
+                .with_context(|| format!("cannot read the tokens of {}", settings.data_dir.display()))?,
+        );
+        let mut demo_tokens = Vec::new();
         if settings.demo {
             demo::seed(log.as_ref()).await?;
+            demo_tokens = demo::tokens(&tokens)?;
         }
         let store = log.clone();
         let head = *store.head().borrow();
@@ -84,7 +95,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
         let addr = listener.local_addr()?;
-        Ok(Self { listener, addr, state, log })
+        Ok(Self { listener, addr, state, log, tokens, demo_tokens, graphiql: settings.graphiql || settings.demo })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -95,12 +106,21 @@ impl Application {
         &self.state
     }
 
+    /// The tokens `--demo` created, one per role (their secrets exist only here).
+    pub fn demo_tokens(&self) -> &[(api::Role, String)] {
+        &self.demo_tokens
+    }
+
     /// Serves until `shutdown` resolves, lets requests in flight finish, and returns once
     /// the log is closed (so the data directory can be opened again at once).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let acceptor = poem::listener::TcpAcceptor::from_tokio(self.listener)?;
         let served = poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(api::routes(self.state), shutdown, Some(std::time::Duration::from_secs(10)))
+            .run_with_graceful_shutdown(
+                api::routes(self.state, self.tokens, self.graphiql),
+                shutdown,
+                Some(std::time::Duration::from_secs(10)),
+            )
             .await;
         // The read models' tasks end as their runners drop; wait for their handles on the log.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -31,9 +31,20 @@ enum Command {
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, env = "TRACKER_ADDR", default_value = "127.0.0.1:8080")]
         addr: String,
-        /// Seed the demo scenario (the plan's four conventions) first, and print how to try it.
+        /// Seed the demo scenario (the plan's four conventions) first, create one token per
+        /// role, and print how to try it (implies --graphiql).
         #[arg(long)]
         demo: bool,
+        /// Serve GraphiQL at / and allow introspection.
+        #[arg(long, env = "TRACKER_GRAPHIQL")]
+        graphiql: bool,
+    },
+    /// Manages the bearer tokens of a data directory (stored hashed in DIR/tokens.json).
+    Token {
+        #[arg(long, env = "TRACKER_DATA", default_value = "data", global = true)]
+        data: PathBuf,
+        #[command(subcommand)]
+        action: TokenAction,
     },
     /// Seeds a scenario into a data directory (idempotent).
     Seed {
@@ -77,6 +88,26 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum TokenAction {
+    /// Creates a token and prints its secret, once.
+    Create {
+        /// anct, opco, structure, copil or auditor.
+        #[arg(long)]
+        role: String,
+        /// The structure a `structure` token is bound to (its id).
+        #[arg(long)]
+        structure: Option<uuid::Uuid>,
+        /// Who holds the token (recorded as the actor of every event it causes).
+        #[arg(long)]
+        label: String,
+    },
+    /// Revokes a token by id: requests with it are refused at once.
+    Revoke { id: uuid::Uuid },
+    /// Lists the tokens (ids, roles, labels; never secrets).
+    List,
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// The event log: fsync floor, durable appends (1 and 64 writers), batched appends, replay.
     Store {
@@ -101,11 +132,12 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve { data, store, addr, demo } => {
+        Command::Serve { data, store, addr, demo, graphiql } => {
             let data_dir =
                 data.unwrap_or_else(|| if demo { PathBuf::from("data/demo") } else { PathBuf::from("data") });
-            serve(Settings { data_dir, store, addr, demo }).await
+            serve(Settings { data_dir, store, addr, demo, graphiql }).await
         }
+        Command::Token { data, action } => token(&data, action),
         Command::Seed { data, scenario: _ } => {
             let store = open_store(&data)?;
             let written = demo::seed(store.as_ref()).await?;
@@ -174,15 +206,49 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
     Ok(report.is_intact())
 }
 
+fn token(data: &std::path::Path, action: TokenAction) -> anyhow::Result<()> {
+    let tokens = api::TokenStore::open(data)?;
+    match action {
+        TokenAction::Create { role, structure, label } => {
+            let role = api::Role::parse(&role)
+                .with_context(|| format!("unknown role `{role}`: use anct, opco, structure, copil or auditor"))?;
+            let (record, secret) = tokens.create(role, structure, &label).map_err(|e| anyhow::anyhow!(e))?;
+            println!("token {} ({}, {})", record.id, role.name(), record.label);
+            println!("{secret}");
+            eprintln!("This secret is shown once: only its hash is kept. Send it as `Authorization: Bearer <secret>`.");
+        }
+        TokenAction::Revoke { id } => {
+            anyhow::ensure!(tokens.revoke(id).map_err(|e| anyhow::anyhow!(e))?, "no active token {id}");
+            println!("token {id} revoked");
+        }
+        TokenAction::List => {
+            for t in tokens.list() {
+                let state = t.revoked_at.map_or("active".to_string(), |at| format!("revoked {at}"));
+                let structure = t.structure.map(|s| format!(" structure {s}")).unwrap_or_default();
+                println!("{}  {:<9} {}{structure}  ({state})", t.id, t.role.name(), t.label);
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(&settings).await?;
     let url = format!("http://{}", app.addr());
     let log = settings.store.clone().unwrap_or_else(|| settings.data_dir.join(tracker::LOG_FILE).display().to_string());
     println!("Convention Tracker is serving {log} on {url}");
-    println!("  GraphiQL:  {url}/");
-    println!("  GraphQL:   {url}/graphql   (POST; send X-Actor: <who you are>)");
+    if settings.graphiql || settings.demo {
+        println!("  GraphiQL:  {url}/");
+    }
+    println!("  GraphQL:   {url}/graphql   (POST, with `Authorization: Bearer <token>`)");
     println!("  Health:    {url}/health");
     if settings.demo {
+        println!(
+            "\nDemo tokens (shown once; in GraphiQL, paste one into Headers as {{\"Authorization\": \"Bearer <token>\"}}):"
+        );
+        for (role, secret) in app.demo_tokens() {
+            println!("  {:<9} {secret}", role.name());
+        }
         println!("\nDemo data: the plan's four conventions. Paste into GraphiQL:\n");
         println!(
             "  {{ conventions {{ code partner total budget {{ committed paid available consumedPercent }} }} }}\n"

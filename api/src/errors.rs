@@ -10,6 +10,9 @@ pub mod codes {
     pub const CONFLICT: &str = "CONFLICT";
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const INTERNAL: &str = "INTERNAL";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const TIMEOUT: &str = "TIMEOUT";
 }
 
 /// An input the API itself refuses (a malformed id, an unknown département).

@@ -5,6 +5,7 @@
 //! hand it to the command handler; queries read the projections. Every error leaves with
 //! an `extensions.code` and never with internals (SQL, paths, stack traces).
 
+pub mod auth;
 mod errors;
 mod graphiql;
 mod inputs;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::EventStore;
 
+pub use auth::{AuthError, MATRIX, Operation, Principal, Role, TokenStore, matrix_markdown};
 pub use errors::codes;
 pub use scalars::{DateScalar, MoneyScalar};
 
@@ -31,6 +33,10 @@ pub use scalars::{DateScalar, MoneyScalar};
 pub const MAX_DEPTH: usize = 20;
 /// Largest query complexity (fields counted) accepted.
 pub const MAX_COMPLEXITY: usize = 5_000;
+/// Largest request body accepted on `/graphql`.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Longest a request may run before it is answered with `TIMEOUT`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What resolvers need: the log and the read models.
 #[derive(Clone)]
@@ -49,19 +55,16 @@ impl AppState {
     }
 }
 
-/// Who sends the request. Until tokens exist, the client names itself in `X-Actor`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Actor(pub String);
-
 pub type TrackerSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
 
-/// The one place the schema is built.
-pub fn schema(state: AppState) -> TrackerSchema {
-    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+/// The one place the schema is built. Introspection (what GraphiQL needs) is on only
+/// when asked for.
+pub fn schema(state: AppState, introspection: bool) -> TrackerSchema {
+    let builder = Schema::build(query::Query, mutation::Mutation, EmptySubscription)
         .data(state)
         .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .finish()
+        .limit_complexity(MAX_COMPLEXITY);
+    if introspection { builder.finish() } else { builder.disable_introspection().finish() }
 }
 
 /// The schema's SDL with fields, arguments and enum items sorted, for review and snapshots.
@@ -69,27 +72,51 @@ pub fn sdl(schema: &TrackerSchema) -> String {
     schema.sdl_with_options(SDLExportOptions::new().sorted_fields().sorted_arguments().sorted_enum_items())
 }
 
-/// Executes a request as every transport must: with its actor, and with every error
-/// given a code.
-pub async fn execute(schema: &TrackerSchema, request: async_graphql::Request, actor: Actor) -> async_graphql::Response {
-    let mut response = schema.execute(request.data(actor)).await;
+/// Executes a request as every transport must: as its principal, within the time limit,
+/// and with every error given a code.
+pub async fn execute(
+    schema: &TrackerSchema,
+    request: async_graphql::Request,
+    principal: Principal,
+) -> async_graphql::Response {
+    let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, schema.execute(request.data(principal))).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut error = async_graphql::ServerError::new(
+                "the request took too long and was stopped; a command it carried may still have been applied: \
+                 retry it with the same commandId to get its answer",
+                None,
+            );
+            error.extensions.get_or_insert_with(Default::default).set("code", codes::TIMEOUT);
+            async_graphql::Response::from_errors(vec![error])
+        }
+    };
     errors::ensure_codes(&mut response.errors);
     response
+}
+
+/// The answer to a request whose credentials are refused: HTTP 401, in GraphQL's shape.
+fn unauthorized(e: AuthError) -> poem::Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": e.to_string(), "extensions": { "code": codes::UNAUTHENTICATED } }]
+    });
+    Json(body).with_status(StatusCode::UNAUTHORIZED).with_header("WWW-Authenticate", "Bearer").into_response()
 }
 
 #[handler]
 async fn graphql_endpoint(
     schema: Data<&TrackerSchema>,
+    tokens: Data<&Arc<TokenStore>>,
     headers: &poem::http::HeaderMap,
     request: async_graphql_poem::GraphQLRequest,
-) -> async_graphql_poem::GraphQLResponse {
-    let actor = headers
-        .get("x-actor")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .unwrap_or("anonymous");
-    execute(&schema, request.0, Actor(actor.to_string())).await.into()
+) -> poem::Response {
+    let header = headers.get(poem::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+    match tokens.authenticate(header) {
+        Ok(principal) => {
+            async_graphql_poem::GraphQLResponse(execute(&schema, request.0, principal).await).into_response()
+        }
+        Err(e) => unauthorized(e),
+    }
 }
 
 #[handler]
@@ -106,16 +133,16 @@ async fn health(state: Data<&AppState>) -> poem::Response {
     Json(body).with_status(status).into_response()
 }
 
-/// The HTTP routes around the schema.
-pub fn routes(state: AppState) -> impl poem::Endpoint {
-    let schema = schema(state.clone());
-    Route::new()
-        .at("/", get(graphiql::page))
-        .at("/graphql", post(graphql_endpoint).get(graphql_endpoint))
-        .at("/health", get(health))
-        .nest("/assets/graphiql", graphiql::assets())
-        .data(schema)
-        .data(state)
+/// The HTTP routes around the schema. GraphiQL (and introspection) only when `graphiql`.
+pub fn routes(state: AppState, tokens: Arc<TokenStore>, graphiql: bool) -> impl poem::Endpoint {
+    let schema = schema(state.clone(), graphiql);
+    let mut route = Route::new()
+        .at("/graphql", post(graphql_endpoint).with(poem::middleware::SizeLimit::new(MAX_BODY_BYTES)))
+        .at("/health", get(health));
+    if graphiql {
+        route = route.at("/", get(graphiql::page)).nest("/assets/graphiql", graphiql::assets());
+    }
+    route.data(schema).data(state).data(tokens)
 }
 
 #[cfg(test)]

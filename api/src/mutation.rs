@@ -2,10 +2,11 @@
 //! the command to the handler, waits briefly for the read models to show the result
 //! (read-your-writes) and answers with the log position it wrote.
 
+use crate::AppState;
+use crate::auth::{Operation, require};
 use crate::errors::command_error;
 use crate::inputs::*;
 use crate::types::ConventionView;
-use crate::{Actor, AppState};
 use async_graphql::{Context, ID, Object, Result};
 use domain::convention::{Convention, ConventionCommand};
 use domain::{CommandId, ConventionId};
@@ -45,10 +46,17 @@ impl CommandPayload {
     }
 }
 
-async fn run(ctx: &Context<'_>, command: ConventionCommand, fields: &CommandFields) -> Result<CommandPayload> {
+async fn run(
+    ctx: &Context<'_>,
+    operation: Operation,
+    command: impl FnOnce() -> Result<ConventionCommand>,
+    fields: &CommandFields,
+) -> Result<CommandPayload> {
+    // Authorisation first: a refused caller learns nothing about the input either.
+    let principal = require(ctx, operation)?;
+    let command = command()?;
     let state = ctx.data_unchecked::<AppState>();
-    let actor = ctx.data_opt::<Actor>().map_or("anonymous", |a| a.0.as_str());
-    let meta = fields.meta(actor)?;
+    let meta = fields.meta(&principal.actor())?;
     let convention_id = command.convention_id();
     let stream = stream_name::<Convention>(convention_id);
     let outcome = handle::<Convention>(state.store.as_ref(), &stream, &command, &meta).await.map_err(command_error)?;
@@ -65,41 +73,41 @@ impl Mutation {
     /// Signs a convention. Its code must be new; the funding shares must add up to the
     /// total exactly.
     async fn sign_convention(&self, ctx: &Context<'_>, input: SignConventionInput) -> Result<CommandPayload> {
-        run(ctx, input.command()?, &input.command).await
+        run(ctx, Operation::SignConvention, || input.command(), &input.command).await
     }
 
     /// Adds a budget line to a convention; the envelopes together never exceed the total.
     async fn allocate_envelope(&self, ctx: &Context<'_>, input: AllocateEnvelopeInput) -> Result<CommandPayload> {
-        run(ctx, input.command()?, &input.command).await
+        run(ctx, Operation::AllocateEnvelope, || input.command(), &input.command).await
     }
 
     /// Signs an avenant changing the total, the shares, the end date or envelope amounts.
     async fn sign_amendment(&self, ctx: &Context<'_>, input: SignAmendmentInput) -> Result<CommandPayload> {
-        run(ctx, input.command()?, &input.command).await
+        run(ctx, Operation::SignAmendment, || input.command(), &input.command).await
     }
 
     /// Engagement: reserves money on an envelope for a reference, never more than available.
     async fn commit_funds(&self, ctx: &Context<'_>, input: CommitFundsInput) -> Result<CommandPayload> {
-        run(ctx, input.command()?, &input.command).await
+        run(ctx, Operation::CommitFunds, || input.command(), &input.command).await
     }
 
     /// Gives back committed money that will not be used.
     async fn release_funds(&self, ctx: &Context<'_>, input: ReleaseFundsInput) -> Result<CommandPayload> {
-        run(ctx, input.command()?, &input.command).await
+        run(ctx, Operation::ReleaseFunds, || input.command(), &input.command).await
     }
 
     /// Service fait for a reference.
     async fn record_service_done(&self, ctx: &Context<'_>, input: RecordServiceDoneInput) -> Result<CommandPayload> {
-        run(ctx, input.command()?, &input.command).await
+        run(ctx, Operation::RecordServiceDone, || input.command(), &input.command).await
     }
 
     /// Paiement for a reference.
     async fn record_payment(&self, ctx: &Context<'_>, input: RecordPaymentInput) -> Result<CommandPayload> {
-        run(ctx, input.command()?, &input.command).await
+        run(ctx, Operation::RecordPayment, || input.command(), &input.command).await
     }
 
     /// Closes a convention with no open commitment left.
     async fn close_convention(&self, ctx: &Context<'_>, input: CloseConventionInput) -> Result<CommandPayload> {
-        run(ctx, input.command()?, &input.command).await
+        run(ctx, Operation::CloseConvention, || input.command(), &input.command).await
     }
 }

@@ -1,6 +1,7 @@
 //! Queries over the read models.
 
 use crate::AppState;
+use crate::auth::{Operation, require};
 use crate::errors::bad_input;
 use crate::inputs::convention_id;
 use crate::types::ConventionView;
@@ -12,9 +13,10 @@ pub struct Query;
 #[Object]
 impl Query {
     /// Every convention with its budget, in code order.
-    async fn conventions(&self, ctx: &Context<'_>) -> Vec<ConventionView> {
+    async fn conventions(&self, ctx: &Context<'_>) -> Result<Vec<ConventionView>> {
+        require(ctx, Operation::Conventions)?;
         let state = ctx.data_unchecked::<AppState>();
-        state.budget.read(|v| v.list().into_iter().cloned().map(ConventionView).collect())
+        Ok(state.budget.read(|v| v.list().into_iter().cloned().map(ConventionView).collect()))
     }
 
     /// One convention, by id or by code (exactly one of them); null when none matches.
@@ -24,6 +26,7 @@ impl Query {
         id: Option<ID>,
         code: Option<String>,
     ) -> Result<Option<ConventionView>> {
+        require(ctx, Operation::Convention)?;
         let id = match (id, code) {
             (Some(id), None) => convention_id(&id)?,
             (None, Some(code)) => ConventionId::for_code(&code),

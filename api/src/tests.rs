@@ -79,20 +79,21 @@ impl Api {
     fn new() -> Self {
         let store = Arc::new(MemoryStore::new());
         let state = AppState::new(store.clone());
-        Self { schema: schema(state), store }
+        Self { schema: schema(state, true), store }
     }
 
     async fn run(&self, query: &str, input: Value) -> Value {
         let query = if query.contains("...C") { format!("{query}\n{CONVENTION_FIELDS}") } else { query.to_string() };
         let request = async_graphql::Request::new(query)
             .variables(async_graphql::Variables::from_json(json!({ "input": input })));
-        let response = execute(&self.schema, request, Actor("anct:test".into())).await;
+        let response = execute(&self.schema, request, Principal::local(Role::Anct, "test")).await;
         serde_json::to_value(&response).unwrap()
     }
 
     async fn query(&self, query: &str) -> Value {
         let query = if query.contains("...C") { format!("{query}\n{CONVENTION_FIELDS}") } else { query.to_string() };
-        let response = execute(&self.schema, async_graphql::Request::new(query), Actor("copil:test".into())).await;
+        let response =
+            execute(&self.schema, async_graphql::Request::new(query), Principal::local(Role::Copil, "test")).await;
         serde_json::to_value(&response).unwrap()
     }
 
@@ -133,7 +134,7 @@ fn ok(answer: Value) -> Value {
 fn the_schema_sdl_is_stable() {
     let store = Arc::new(MemoryStore::new());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let sdl = rt.block_on(async { sdl(&schema(AppState::new(store))) });
+    let sdl = rt.block_on(async { sdl(&schema(AppState::new(store), true)) });
     insta::assert_snapshot!("schema_sdl", sdl);
 }
 
@@ -307,7 +308,7 @@ async fn a_retried_command_gets_the_same_answer_and_writes_nothing() {
 async fn events_record_the_actor_and_the_command_id() {
     let api = Api::with_budget().await;
     let events = api.store.read_all(0, 100).await.unwrap();
-    assert_eq!(events[0].metadata.actor, "anct:test");
+    assert_eq!(events[0].metadata.actor, "anct:test (token 00000000)");
     assert_eq!(events[0].metadata.command_id.to_string(), cmd(1));
     assert_eq!(events[4].event_type, "FundsCommitted");
 }
@@ -371,4 +372,126 @@ async fn graphiql_introspection_passes_the_limits_and_abusive_depth_does_not() {
         " } } } } }".repeat(5)
     );
     insta::assert_json_snapshot!("over_deep_query", api.query(&deep).await);
+}
+
+// --- Access control -------------------------------------------------------------------
+
+/// One request per operation, valid enough to reach its resolver.
+fn every_operation() -> Vec<(Operation, &'static str, Value)> {
+    vec![
+        (Operation::Conventions, "{ conventions { code } }", json!(null)),
+        (Operation::Convention, r#"{ convention(code: "ANCT-UNIFORMATION-2021") { code } }"#, json!(null)),
+        (
+            Operation::SignConvention,
+            "mutation($input: SignConventionInput!) { signConvention(input: $input) { position } }",
+            {
+                let mut i = sign_input();
+                i["code"] = json!("MATRIX-TEST");
+                i["commandId"] = json!(uuid::Uuid::new_v4().to_string());
+                i
+            },
+        ),
+        (Operation::AllocateEnvelope, ALLOCATE, allocate_input(900, "Matrice", "OTHER", "1")),
+        (
+            Operation::SignAmendment,
+            AMEND,
+            json!({ "conventionId": convention_id(), "signedOn": "2021-12-01", "reason": "Matrice", "periodEnd": "2023-12-31" }),
+        ),
+        (Operation::CommitFunds, COMMIT, commit_input(901, "MATRICE-1", "1")),
+        (
+            Operation::ReleaseFunds,
+            RELEASE,
+            json!({ "conventionId": convention_id(), "reference": "ACHAT-0001", "amount": "1", "releasedOn": "2021-06-30" }),
+        ),
+        (
+            Operation::RecordServiceDone,
+            SERVE,
+            json!({ "conventionId": convention_id(), "reference": "ACHAT-0001", "amount": "1", "doneOn": "2021-06-30" }),
+        ),
+        (
+            Operation::RecordPayment,
+            PAY,
+            json!({ "conventionId": convention_id(), "reference": "ACHAT-0000", "amount": "1", "paidOn": "2021-06-30" }),
+        ),
+        (Operation::CloseConvention, CLOSE, json!({ "conventionId": convention_id(), "closedOn": "2023-01-15" })),
+    ]
+}
+
+#[tokio::test]
+async fn every_operation_with_every_role_follows_the_matrix() {
+    let operations = every_operation();
+    assert_eq!(operations.len(), MATRIX.len(), "every operation of the matrix is tried");
+    for role in Role::ALL {
+        for (operation, query, input) in &operations {
+            let api = Api::with_budget().await;
+            // A commitment already served, so that a payment can be recorded on it.
+            ok(api.run(COMMIT, commit_input(800, "ACHAT-0000", "10")).await);
+            ok(api.run(SERVE, json!({ "commandId": cmd(801), "conventionId": convention_id(), "reference": "ACHAT-0000", "amount": "10", "doneOn": "2021-06-30" })).await);
+            let before = api.written();
+            let request = async_graphql::Request::new(*query)
+                .variables(async_graphql::Variables::from_json(json!({ "input": input })));
+            let answer =
+                serde_json::to_value(execute(&api.schema, request, Principal::local(role, "matrix")).await).unwrap();
+            let forbidden =
+                answer["errors"].as_array().is_some_and(|e| e.iter().any(|e| e["extensions"]["code"] == "FORBIDDEN"));
+            let expected = !auth::allowed(role, *operation);
+            assert_eq!(forbidden, expected, "{} by {}: {answer}", operation.name(), role.name());
+            if forbidden {
+                assert_eq!(api.written(), before, "a forbidden {} wrote events", operation.name());
+                assert_eq!(answer["data"], Value::Null);
+            } else {
+                // Allowed: the resolver ran. It may still refuse on a business rule (closing
+                // with open commitments), never on access.
+                let codes: Vec<&Value> = answer["errors"]
+                    .as_array()
+                    .map(|e| e.iter().map(|e| &e["extensions"]["code"]).collect())
+                    .unwrap_or_default();
+                assert!(
+                    codes.iter().all(|c| *c == "BAD_USER_INPUT"),
+                    "{} by {}: {answer}",
+                    operation.name(),
+                    role.name()
+                );
+                if *operation != Operation::CloseConvention {
+                    assert!(
+                        answer.get("errors").is_none(),
+                        "{} by {} should succeed: {answer}",
+                        operation.name(),
+                        role.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_forbidden_mutation_says_so_and_writes_nothing() {
+    let api = Api::with_budget().await;
+    let before = api.written();
+    let request = async_graphql::Request::new(COMMIT)
+        .variables(async_graphql::Variables::from_json(json!({ "input": commit_input(950, "X-1", "1") })));
+    let answer =
+        serde_json::to_value(execute(&api.schema, request, Principal::local(Role::Copil, "carol")).await).unwrap();
+    assert_eq!(api.written(), before);
+    insta::assert_json_snapshot!("forbidden_mutation", answer);
+}
+
+#[test]
+fn the_readme_shows_the_access_matrix_of_the_code() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    assert!(readme.contains(&matrix_markdown()), "README.md must contain:\n{}", matrix_markdown());
+}
+
+#[tokio::test]
+async fn introspection_is_off_unless_enabled() {
+    let store = Arc::new(MemoryStore::new());
+    let closed = schema(AppState::new(store), false);
+    let answer = execute(
+        &closed,
+        async_graphql::Request::new("{ __schema { types { name } } }"),
+        Principal::local(Role::Auditor, "a"),
+    )
+    .await;
+    insta::assert_json_snapshot!("introspection_disabled", serde_json::to_value(answer).unwrap());
 }

@@ -73,3 +73,30 @@ fn events_prints_the_log_as_json_lines() {
     assert_eq!(lines[1]["hash"].as_str().map(str::len), Some(64));
     assert_eq!(lines[1]["payload"]["type"], "AmendmentSigned", "the payload is JSON, not a string");
 }
+
+#[test]
+fn tokens_are_created_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = tracker(&["token", "create", "--role", "auditor", "--label", "Cour des comptes"], dir.path());
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let out = stdout(&created);
+    let mut lines = out.lines();
+    let id = lines.next().unwrap().split_whitespace().nth(1).unwrap().to_string();
+    let secret = lines.next().unwrap().trim().to_string();
+    assert!(secret.starts_with("ct_") && secret.len() == 67, "{secret}");
+    let file = std::fs::read_to_string(dir.path().join("tokens.json")).unwrap();
+    assert!(!file.contains(&secret), "only the hash is stored");
+
+    let listed = stdout(&tracker(&["token", "list"], dir.path()));
+    assert!(listed.contains(&id) && listed.contains("auditor") && listed.contains("(active)"), "{listed}");
+    assert!(!listed.contains(&secret));
+    assert!(tracker(&["token", "revoke", &id], dir.path()).status.success());
+    assert!(stdout(&tracker(&["token", "list"], dir.path())).contains("revoked"));
+    let again = tracker(&["token", "revoke", &id], dir.path());
+    assert!(!again.status.success(), "no active token to revoke");
+
+    let bad = tracker(&["token", "create", "--role", "mayor", "--label", "x"], dir.path());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown role `mayor`"));
+    let unbound = tracker(&["token", "create", "--role", "structure", "--label", "CCAS"], dir.path());
+    assert!(String::from_utf8_lossy(&unbound.stderr).contains("--structure"));
+}

@@ -42,6 +42,9 @@ const COMMIT: &str = "mutation($input: CommitFundsInput!) { commitFunds(input: $
 async fn every_acknowledged_event_survives_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     assert!(tracker(&["seed"], dir.path()).status().unwrap().success());
+    let created = tracker(&["token", "create", "--role", "opco", "--label", "load"], dir.path()).output().unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let token = String::from_utf8(created.stdout).unwrap().lines().nth(1).unwrap().trim().to_string();
     let (mut child, url) = serve(dir.path());
 
     let convention = domain::ConventionId::for_code("ANCT-UNCCAS-2021");
@@ -51,7 +54,7 @@ async fn every_acknowledged_event_survives_a_sigkill() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let writers: Vec<_> = (0..16)
         .map(|w| {
-            let (client, url, acknowledged) = (client.clone(), url.clone(), acknowledged.clone());
+            let (client, url, acknowledged, token) = (client.clone(), url.clone(), acknowledged.clone(), token.clone());
             tokio::spawn(async move {
                 for i in 0.. {
                     if Instant::now() > deadline {
@@ -64,6 +67,7 @@ async fn every_acknowledged_event_survives_a_sigkill() {
                     });
                     let sent = client
                         .post(format!("{url}/graphql"))
+                        .bearer_auth(&token)
                         .json(&json!({ "query": COMMIT, "variables": { "input": input } }))
                         .timeout(Duration::from_secs(5))
                         .send()

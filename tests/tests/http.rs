@@ -9,28 +9,44 @@ use tracker::{Application, Settings};
 
 struct Running {
     url: String,
+    /// One token per role, created in the data directory before start.
+    tokens: std::collections::HashMap<&'static str, String>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     client: reqwest::Client,
 }
 
 async fn start(data_dir: &Path) -> Running {
-    let settings = Settings { data_dir: data_dir.to_path_buf(), store: None, addr: "127.0.0.1:0".into(), demo: false };
+    start_with(data_dir, false).await
+}
+
+async fn start_with(data_dir: &Path, graphiql: bool) -> Running {
+    let token_store = api::TokenStore::open(data_dir).unwrap();
+    let tokens = api::Role::ALL
+        .into_iter()
+        .map(|role| {
+            let structure = (role == api::Role::Structure).then(uuid::Uuid::new_v4);
+            let (_, secret) = token_store.create(role, structure, &format!("e2e {}", role.name())).unwrap();
+            (role.name(), secret)
+        })
+        .collect();
+    let settings =
+        Settings { data_dir: data_dir.to_path_buf(), store: None, addr: "127.0.0.1:0".into(), demo: false, graphiql };
     let app = Application::build(&settings).await.expect("the application starts");
     let url = format!("http://{}", app.addr());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run(async move {
         let _ = stopped.await;
     }));
-    Running { url, stop, task, client: reqwest::Client::new() }
+    Running { url, tokens, stop, task, client: reqwest::Client::new() }
 }
 
 impl Running {
-    async fn graphql(&self, actor: &str, query: &str, variables: Value) -> Value {
+    async fn graphql(&self, role: &str, query: &str, variables: Value) -> Value {
         let response = self
             .client
             .post(format!("{}/graphql", self.url))
-            .header("x-actor", actor)
+            .bearer_auth(&self.tokens[role])
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
@@ -58,7 +74,7 @@ async fn a_convention_signed_over_http_survives_a_restart() {
 
     let signed = server
         .graphql(
-            "anct:alice",
+            "anct",
             SIGN,
             json!({ "input": {
                 "code": "ANCT-PIX-2021", "partner": "GIP Pix", "title": "Certifications Pix",
@@ -69,7 +85,7 @@ async fn a_convention_signed_over_http_survives_a_restart() {
     let convention_id = signed["data"]["signConvention"]["convention"]["id"].as_str().expect("signed").to_string();
     let allocated = server
         .graphql(
-            "anct:alice",
+            "anct",
             ALLOCATE,
             json!({ "input": { "conventionId": convention_id, "name": "Certifications", "kind": "CERTIFICATIONS",
                                "amount": "370000", "allocatedOn": "2021-03-20" } }),
@@ -79,7 +95,7 @@ async fn a_convention_signed_over_http_survives_a_restart() {
         allocated["data"]["allocateEnvelope"]["convention"]["envelopes"][0]["id"].as_str().unwrap().to_string();
     let committed = server
         .graphql(
-            "opco:bob",
+            "opco",
             COMMIT,
             json!({ "input": { "conventionId": convention_id, "envelopeId": envelope_id, "reference": "CAMPAGNE-1",
                                "amount": "123456.78", "committedOn": "2021-05-01", "departement": "971" } }),
@@ -91,7 +107,7 @@ async fn a_convention_signed_over_http_survives_a_restart() {
     // A refused command over HTTP: clear error, nothing written.
     let refused = server
         .graphql(
-            "opco:bob",
+            "opco",
             COMMIT,
             json!({ "input": { "conventionId": convention_id, "envelopeId": envelope_id, "reference": "CAMPAGNE-2",
                                "amount": "246543.23", "committedOn": "2021-05-02" } }),
@@ -100,29 +116,28 @@ async fn a_convention_signed_over_http_survives_a_restart() {
     assert_eq!(refused["errors"][0]["extensions"]["rule"], "EnvelopeExceeded");
     assert_eq!(refused["errors"][0]["extensions"]["available"], "246543.22");
 
-    let before = server.graphql("copil:carol", BUDGET, json!({})).await;
+    let before = server.graphql("copil", BUDGET, json!({})).await;
     server.stop().await;
 
     let server = start(dir.path()).await;
     let health: Value = reqwest::get(format!("{}/health", server.url)).await.unwrap().json().await.unwrap();
     assert_eq!(health["logPosition"], 3, "the refused command wrote nothing, the others survived");
-    let after = server.graphql("copil:carol", BUDGET, json!({})).await;
+    let after = server.graphql("copil", BUDGET, json!({})).await;
     assert_eq!(after, before);
     insta::assert_json_snapshot!("budget_after_restart", after);
 
     let store = store::SqliteStore::open_read_only(dir.path().join(tracker::LOG_FILE)).unwrap();
     let events = store.read_all(0, 10).await.unwrap();
-    assert_eq!(
-        events.iter().map(|e| e.metadata.actor.as_str()).collect::<Vec<_>>(),
-        ["anct:alice", "anct:alice", "opco:bob"]
-    );
+    let actors: Vec<&str> = events.iter().map(|e| e.metadata.actor.as_str()).collect();
+    assert!(actors[0].starts_with("anct:e2e anct (token ") && actors[1] == actors[0], "{actors:?}");
+    assert!(actors[2].starts_with("opco:e2e opco (token "), "{actors:?}");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn graphiql_is_served_from_the_binary() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path()).await;
+    let server = start_with(dir.path(), true).await;
     let page = reqwest::get(format!("{}/", server.url)).await.unwrap().text().await.unwrap();
     assert!(page.contains("/assets/graphiql/graphiql.min.js"));
     assert!(!page.contains("https://") && !page.contains("http://"), "no outside address in the page");
@@ -148,12 +163,81 @@ async fn health_reports_the_log_and_projection_positions() {
 
 #[tokio::test]
 async fn an_unknown_event_log_url_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
-        data_dir: "unused".into(),
+        data_dir: dir.path().to_path_buf(),
         store: Some("postgres://localhost/tracker".into()),
         addr: "127.0.0.1:0".into(),
         demo: false,
+        graphiql: false,
     };
     let err = Application::build(&settings).await.err().expect("refused");
     assert!(err.to_string().contains("not an event log this tracker knows"), "{err}");
+}
+
+/// Posts a raw body with a raw Authorization header; returns the status and the JSON body.
+async fn post_raw(server: &Running, authorization: Option<&str>, body: String) -> (u16, Value) {
+    let mut request = server.client.post(format!("{}/graphql", server.url)).header("content-type", "application/json");
+    if let Some(a) = authorization {
+        request = request.header("authorization", a);
+    }
+    let response = request.body(body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn bad_credentials_get_401_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let body = json!({ "query": SIGN, "variables": { "input": {
+        "code": "X-1", "partner": "P", "title": "T", "signedOn": "2021-03-15", "periodStart": "2021-03-15",
+        "periodEnd": "2021-12-31", "total": "10", "shares": [ { "funder": "ANCT", "amount": "10" } ] } } })
+    .to_string();
+    let (status, missing) = post_raw(&server, None, body.clone()).await;
+    assert_eq!(status, 401);
+    insta::assert_json_snapshot!("missing_token", missing);
+    let (status, malformed) = post_raw(&server, Some("Bearer not-a-token"), body.clone()).await;
+    assert_eq!(status, 401);
+    insta::assert_json_snapshot!("malformed_token", malformed);
+
+    // A revoked token is refused at once, without a restart.
+    let tokens = api::TokenStore::open(dir.path()).unwrap();
+    let (record, secret) = tokens.create(api::Role::Anct, None, "leaving colleague").unwrap();
+    let (status, _) = post_raw(&server, Some(&format!("Bearer {secret}")), body.clone()).await;
+    assert_eq!(status, 200);
+    tokens.revoke(record.id).unwrap();
+    let mut second = serde_json::from_str::<Value>(&body).unwrap();
+    second["variables"]["input"]["code"] = json!("X-2");
+    let (status, revoked) = post_raw(&server, Some(&format!("Bearer {secret}")), second.to_string()).await;
+    assert_eq!(status, 401);
+    insta::assert_json_snapshot!("revoked_token", revoked);
+
+    // The wrong role: FORBIDDEN, nothing written.
+    let forbidden = server.graphql("copil", SIGN, second["variables"].clone()).await;
+    assert_eq!(forbidden["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    let health: Value = reqwest::get(format!("{}/health", server.url)).await.unwrap().json().await.unwrap();
+    assert_eq!(health["logPosition"], 1, "only the one allowed command wrote");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let huge =
+        json!({ "query": format!("{{ conventions {{ code }} }} #{}", "x".repeat(api::MAX_BODY_BYTES)) }).to_string();
+    let (status, _) = post_raw(&server, Some(&format!("Bearer {}", server.tokens["copil"])), huge).await;
+    assert_eq!(status, 413);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn graphiql_and_introspection_are_off_unless_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    assert_eq!(reqwest::get(format!("{}/", server.url)).await.unwrap().status(), 404);
+    let answer = server.graphql("auditor", "{ __schema { queryType { name } } }", json!({})).await;
+    assert_eq!(answer["data"]["__schema"], Value::Null);
+    server.stop().await;
 }

@@ -1,0 +1,333 @@
+//! Who may do what. One written matrix ([`MATRIX`]) says which role may run which
+//! operation; every resolver asks it before doing anything, so a refused request writes
+//! nothing. Tokens are bearer secrets, stored only as SHA-256 hashes.
+
+use crate::errors::codes;
+use async_graphql::{Context, Enum, Error, ErrorExtensions};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::SystemTime;
+use uuid::Uuid;
+
+/// The roles of the plan's actors.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Signs conventions and amendments, pays funds calls; reads everything.
+    Anct,
+    /// Purchases, assessments, payments, funds calls; reads everything.
+    Opco,
+    /// One employer structure: its trainees, aidants and claims; reads only its own data.
+    Structure,
+    /// The comité de pilotage: reads dashboards and reports; writes nothing.
+    Copil,
+    /// Reads everything, replays, exports, verifies; writes nothing.
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [Role::Anct, Role::Opco, Role::Structure, Role::Copil, Role::Auditor];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Anct => "anct",
+            Role::Opco => "opco",
+            Role::Structure => "structure",
+            Role::Copil => "copil",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == s.trim().to_lowercase())
+    }
+}
+
+/// Every GraphQL operation, as the matrix names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Conventions,
+    Convention,
+    SignConvention,
+    AllocateEnvelope,
+    SignAmendment,
+    CommitFunds,
+    ReleaseFunds,
+    RecordServiceDone,
+    RecordPayment,
+    CloseConvention,
+}
+
+impl Operation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Conventions => "conventions",
+            Operation::Convention => "convention",
+            Operation::SignConvention => "signConvention",
+            Operation::AllocateEnvelope => "allocateEnvelope",
+            Operation::SignAmendment => "signAmendment",
+            Operation::CommitFunds => "commitFunds",
+            Operation::ReleaseFunds => "releaseFunds",
+            Operation::RecordServiceDone => "recordServiceDone",
+            Operation::RecordPayment => "recordPayment",
+            Operation::CloseConvention => "closeConvention",
+        }
+    }
+}
+
+use Operation as O;
+use Role as R;
+
+/// The access matrix: each operation and the roles allowed to run it. The README shows
+/// the same table (a test checks they agree).
+pub const MATRIX: &[(Operation, &[Role])] = &[
+    (O::Conventions, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    (O::Convention, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    (O::SignConvention, &[R::Anct]),
+    (O::AllocateEnvelope, &[R::Anct]),
+    (O::SignAmendment, &[R::Anct]),
+    (O::CommitFunds, &[R::Anct, R::Opco]),
+    (O::ReleaseFunds, &[R::Anct, R::Opco]),
+    (O::RecordServiceDone, &[R::Anct, R::Opco]),
+    (O::RecordPayment, &[R::Anct, R::Opco]),
+    (O::CloseConvention, &[R::Anct]),
+];
+
+pub fn allowed(role: Role, operation: Operation) -> bool {
+    MATRIX.iter().any(|(op, roles)| *op == operation && roles.contains(&role))
+}
+
+/// The matrix as a Markdown table, as the README prints it.
+pub fn matrix_markdown() -> String {
+    let mut out = String::from("| operation |");
+    for r in Role::ALL {
+        out += &format!(" {} |", r.name());
+    }
+    out += "\n|---|";
+    out += &"---|".repeat(Role::ALL.len());
+    out += "\n";
+    for (op, _) in MATRIX {
+        out += &format!("| `{}` |", op.name());
+        for r in Role::ALL {
+            out += if allowed(r, *op) { " ✅ |" } else { " — |" };
+        }
+        out += "\n";
+    }
+    out
+}
+
+/// Who is calling, once their token is checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub role: Role,
+    /// The structure a `structure` token is bound to.
+    pub structure: Option<Uuid>,
+    pub label: String,
+    pub token_id: Uuid,
+}
+
+impl Principal {
+    /// The actor recorded on every event this principal causes.
+    pub fn actor(&self) -> String {
+        format!("{}:{} (token {})", self.role.name(), self.label, &self.token_id.simple().to_string()[..8])
+    }
+
+    /// A principal that no token stands behind, for tests and in-process tools.
+    pub fn local(role: Role, label: &str) -> Self {
+        Self { role, structure: None, label: label.into(), token_id: Uuid::nil() }
+    }
+}
+
+/// Refuses the operation unless the caller's role allows it (`FORBIDDEN`).
+pub fn require(ctx: &Context<'_>, operation: Operation) -> async_graphql::Result<Principal> {
+    let principal = ctx
+        .data_opt::<Principal>()
+        .cloned()
+        .ok_or_else(|| Error::new("no credentials").extend_with(|_, e| e.set("code", codes::UNAUTHENTICATED)))?;
+    if !allowed(principal.role, operation) {
+        let message = format!("role {} may not run {}", principal.role.name(), operation.name());
+        return Err(Error::new(message).extend_with(|_, e| e.set("code", codes::FORBIDDEN)));
+    }
+    Ok(principal)
+}
+
+/// Why a request's credentials are refused (HTTP 401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing credentials: send `Authorization: Bearer <token>` (tokens come from `tracker token create`)")]
+    Missing,
+    #[error("malformed credentials: expected `Authorization: Bearer ct_` followed by 64 hexadecimal digits")]
+    Malformed,
+    #[error("unknown or revoked token")]
+    Unknown,
+}
+
+/// A token as stored: never the secret, only its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: Uuid,
+    /// SHA-256 of the secret, hexadecimal.
+    pub hash: String,
+    pub role: Role,
+    pub structure: Option<Uuid>,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+fn hash_secret(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn well_formed(secret: &str) -> bool {
+    secret.strip_prefix("ct_").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The tokens of a data directory (`tokens.json`), re-read when the file changes so that
+/// `tracker token create/revoke` takes effect on a running server.
+pub struct TokenStore {
+    path: PathBuf,
+    state: RwLock<(Option<SystemTime>, Vec<TokenRecord>)>,
+}
+
+impl TokenStore {
+    pub const FILE: &'static str = "tokens.json";
+
+    pub fn open(data_dir: &Path) -> std::io::Result<Self> {
+        let store = Self { path: data_dir.join(Self::FILE), state: RwLock::new((None, Vec::new())) };
+        store.refresh()?;
+        Ok(store)
+    }
+
+    fn refresh(&self) -> std::io::Result<()> {
+        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        if self.state.read().expect("tokens poisoned").0 == modified && modified.is_some() {
+            return Ok(());
+        }
+        let tokens = match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        *self.state.write().expect("tokens poisoned") = (modified, tokens);
+        Ok(())
+    }
+
+    fn save(&self, tokens: &[TokenRecord]) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(tokens).map_err(std::io::Error::other)?)?;
+        std::fs::rename(&tmp, &self.path)?;
+        self.state.write().expect("tokens poisoned").0 = None; // re-read on next use
+        self.refresh()
+    }
+
+    /// Creates a token and returns its record and its secret, which is shown only once.
+    pub fn create(&self, role: Role, structure: Option<Uuid>, label: &str) -> Result<(TokenRecord, String), String> {
+        match (role, structure) {
+            (Role::Structure, None) => return Err("a structure token needs --structure <structure id>".into()),
+            (r, Some(_)) if r != Role::Structure => return Err("only structure tokens are bound to a structure".into()),
+            _ => {}
+        }
+        if label.trim().is_empty() {
+            return Err("a token needs a label (who holds it)".into());
+        }
+        self.refresh().map_err(|e| e.to_string())?;
+        let secret = format!("ct_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+        let record = TokenRecord {
+            id: Uuid::new_v4(),
+            hash: hash_secret(&secret),
+            role,
+            structure,
+            label: label.trim().to_string(),
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        let mut tokens = self.list();
+        tokens.push(record.clone());
+        self.save(&tokens).map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        Ok((record, secret))
+    }
+
+    /// Revokes a token by id; false when there is no such active token.
+    pub fn revoke(&self, id: Uuid) -> Result<bool, String> {
+        self.refresh().map_err(|e| e.to_string())?;
+        let mut tokens = self.list();
+        let Some(t) = tokens.iter_mut().find(|t| t.id == id && t.revoked_at.is_none()) else { return Ok(false) };
+        t.revoked_at = Some(Utc::now());
+        self.save(&tokens).map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        Ok(true)
+    }
+
+    pub fn list(&self) -> Vec<TokenRecord> {
+        self.state.read().expect("tokens poisoned").1.clone()
+    }
+
+    /// Checks an `Authorization` header value.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+        let header = header.ok_or(AuthError::Missing)?;
+        let secret = header.strip_prefix("Bearer ").map(str::trim).ok_or(AuthError::Malformed)?;
+        if !well_formed(secret) {
+            return Err(AuthError::Malformed);
+        }
+        if let Err(e) = self.refresh() {
+            tracing::error!(error = %e, "cannot read the token file");
+        }
+        let hash = hash_secret(secret);
+        let state = self.state.read().expect("tokens poisoned");
+        let t = state.1.iter().find(|t| t.hash == hash && t.revoked_at.is_none()).ok_or(AuthError::Unknown)?;
+        Ok(Principal { role: t.role, structure: t.structure, label: t.label.clone(), token_id: t.id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_stored_hashed_and_revocable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::open(dir.path()).unwrap();
+        let (record, secret) = store.create(Role::Opco, None, "Marie (OPCO)").unwrap();
+        let file = std::fs::read_to_string(dir.path().join(TokenStore::FILE)).unwrap();
+        assert!(!file.contains(&secret), "the secret is never stored");
+        assert!(file.contains(&record.hash));
+        let principal = store.authenticate(Some(&format!("Bearer {secret}"))).unwrap();
+        assert_eq!((principal.role, principal.token_id), (Role::Opco, record.id));
+        assert!(principal.actor().starts_with("opco:Marie (OPCO) (token "));
+
+        // Another process (the CLI) revokes it: the running store sees it.
+        let cli = TokenStore::open(dir.path()).unwrap();
+        assert!(cli.revoke(record.id).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        assert_eq!(store.authenticate(Some(&format!("Bearer {secret}"))), Err(AuthError::Unknown));
+        assert!(!cli.revoke(record.id).unwrap(), "already revoked");
+    }
+
+    #[test]
+    fn bad_credentials_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::open(dir.path()).unwrap();
+        assert_eq!(store.authenticate(None), Err(AuthError::Missing));
+        assert_eq!(store.authenticate(Some("Basic abc")), Err(AuthError::Malformed));
+        assert_eq!(store.authenticate(Some("Bearer ct_123")), Err(AuthError::Malformed));
+        let unknown = format!("Bearer ct_{}", "a".repeat(64));
+        assert_eq!(store.authenticate(Some(&unknown)), Err(AuthError::Unknown));
+    }
+
+    #[test]
+    fn structure_tokens_are_bound_to_one_structure() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::open(dir.path()).unwrap();
+        assert!(store.create(Role::Structure, None, "CCAS de Brest").is_err());
+        assert!(store.create(Role::Anct, Some(Uuid::new_v4()), "x").is_err());
+        let id = Uuid::new_v4();
+        let (_, secret) = store.create(Role::Structure, Some(id), "CCAS de Brest").unwrap();
+        assert_eq!(store.authenticate(Some(&format!("Bearer {secret}"))).unwrap().structure, Some(id));
+    }
+}
