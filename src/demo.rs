@@ -188,10 +188,10 @@ pub fn tokens(store: &api::TokenStore) -> anyhow::Result<Vec<(api::Role, String)
 /// Seeds the demo into `store`. Refuses a log that holds anything but the demo.
 pub async fn seed(store: &dyn EventStore) -> anyhow::Result<usize> {
     let first = store.read_all(0, 1).await?;
-    if let Some(e) = first.first() {
-        if e.metadata.command_id != command_id(0) {
-            bail!("this data directory already holds other data: the demo is seeded only into an empty one");
-        }
+    if let Some(e) = first.first()
+        && e.metadata.command_id != command_id(0)
+    {
+        bail!("this data directory already holds other data: the demo is seeded only into an empty one");
     }
     let commands = commands();
     let mut written = 0;

@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Seed { data, scenario: _ } => {
             let store = open_store(&data)?;
             let written = demo::seed(store.as_ref()).await?;
-            println!("seeded {} into {} ({written} new commands)", "plan-2021", data.display());
+            println!("seeded plan-2021 into {} ({written} new commands)", data.display());
             Ok(())
         }
         Command::Events { data, after } => print_events(&data, after).await,

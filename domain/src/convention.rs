@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The kinds of budget line the plan's conventions use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Default)]
 pub enum EnvelopeKind {
     CertifyingTrainings,
     NonCertifyingTrainings,
@@ -20,6 +21,7 @@ pub enum EnvelopeKind {
     Certifications,
     AidantsConnectTraining,
     CcasActions,
+    #[default]
     Other,
 }
 
@@ -387,12 +389,6 @@ impl Envelope {
     }
 }
 
-impl Default for EnvelopeKind {
-    fn default() -> Self {
-        Self::Other
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Commitment {
     pub envelope_id: EnvelopeId,
@@ -632,10 +628,11 @@ impl Convention {
                 end: s.period_end,
             });
         }
-        if let Some(d) = &c.departement {
-            if !s.departements.is_empty() && !s.departements.contains(d) {
-                return Err(ConventionError::OutsideTerritory { departement: d.clone() });
-            }
+        if let Some(d) = &c.departement
+            && !s.departements.is_empty()
+            && !s.departements.contains(d)
+        {
+            return Err(ConventionError::OutsideTerritory { departement: d.clone() });
         }
         if c.amount > envelope.available() {
             return Err(ConventionError::EnvelopeExceeded {

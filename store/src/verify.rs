@@ -119,27 +119,28 @@ impl Verifier {
             return false;
         }
         let log = log_hash(&self.log, e.position, &e.hash);
-        if let Some(stored) = stored_log_hash {
-            if *stored != log {
-                self.broken(
-                    e.position,
-                    &e.stream,
-                    e.version,
-                    "the whole-log chain breaks here: an event before this one was deleted, inserted or reordered",
-                );
-                return false;
-            }
+        if let Some(stored) = stored_log_hash
+            && *stored != log
+        {
+            self.broken(
+                e.position,
+                &e.stream,
+                e.version,
+                "the whole-log chain breaks here: an event before this one was deleted, inserted or reordered",
+            );
+            return false;
         }
-        if let Some((position, expected)) = self.anchor {
-            if position == e.position && expected != log {
-                self.broken(
-                    e.position,
-                    &e.stream,
-                    e.version,
-                    "the log differs from the digest published for this position: it was rewritten",
-                );
-                return false;
-            }
+        if let Some((position, expected)) = self.anchor
+            && position == e.position
+            && expected != log
+        {
+            self.broken(
+                e.position,
+                &e.stream,
+                e.version,
+                "the log differs from the digest published for this position: it was rewritten",
+            );
+            return false;
         }
         self.streams.insert(e.stream.clone(), (e.version, e.hash));
         self.log = log;
@@ -149,14 +150,15 @@ impl Verifier {
     }
 
     pub fn finish(mut self) -> Verification {
-        if let Some((position, _)) = self.anchor {
-            if self.first_break.is_none() && self.last_position < position {
-                let reason = format!(
-                    "the log ends at position {} but a digest was published for position {position}: events were removed from its end",
-                    self.last_position
-                );
-                self.broken(self.last_position, "", 0, reason);
-            }
+        if let Some((position, _)) = self.anchor
+            && self.first_break.is_none()
+            && self.last_position < position
+        {
+            let reason = format!(
+                "the log ends at position {} but a digest was published for position {position}: events were removed from its end",
+                self.last_position
+            );
+            self.broken(self.last_position, "", 0, reason);
         }
         Verification {
             events: self.events,
