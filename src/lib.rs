@@ -87,7 +87,7 @@ impl Application {
         // Serve only once the read models show the whole log: a restarted server must not
         // answer with figures older than what it had already acknowledged.
         let started = std::time::Instant::now();
-        if !state.budget.wait_for(head, CATCH_UP_TIMEOUT).await {
+        if !state.wait_for(head, CATCH_UP_TIMEOUT).await {
             anyhow::bail!("the read models could not catch up with the log ({head} events) in time");
         }
         tracing::info!(events = head, elapsed_ms = started.elapsed().as_millis() as u64, "read models caught up");

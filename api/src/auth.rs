@@ -59,6 +59,9 @@ pub enum Operation {
     RecordServiceDone,
     RecordPayment,
     CloseConvention,
+    Structures,
+    Structure,
+    RegisterStructure,
 }
 
 impl Operation {
@@ -74,6 +77,9 @@ impl Operation {
             Operation::RecordServiceDone => "recordServiceDone",
             Operation::RecordPayment => "recordPayment",
             Operation::CloseConvention => "closeConvention",
+            Operation::Structures => "structures",
+            Operation::Structure => "structure",
+            Operation::RegisterStructure => "registerStructure",
         }
     }
 }
@@ -94,6 +100,10 @@ pub const MATRIX: &[(Operation, &[Role])] = &[
     (O::RecordServiceDone, &[R::Anct, R::Opco]),
     (O::RecordPayment, &[R::Anct, R::Opco]),
     (O::CloseConvention, &[R::Anct]),
+    // A structure token sees only its own structure (others answer as if absent).
+    (O::Structures, &[R::Anct, R::Opco, R::Structure, R::Copil, R::Auditor]),
+    (O::Structure, &[R::Anct, R::Opco, R::Structure, R::Copil, R::Auditor]),
+    (O::RegisterStructure, &[R::Anct, R::Opco]),
 ];
 
 pub fn allowed(role: Role, operation: Operation) -> bool {
@@ -133,6 +143,12 @@ impl Principal {
     /// The actor recorded on every event this principal causes.
     pub fn actor(&self) -> String {
         format!("{}:{} (token {})", self.role.name(), self.label, &self.token_id.simple().to_string()[..8])
+    }
+
+    /// Whether this principal may see the data of `structure`: every role but `structure`
+    /// sees all; a structure sees only its own.
+    pub fn sees_structure(&self, structure: uuid::Uuid) -> bool {
+        self.role != Role::Structure || self.structure == Some(structure)
     }
 
     /// A principal that no token stands behind, for tests and in-process tools.

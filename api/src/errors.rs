@@ -30,21 +30,39 @@ pub fn internal(error: &dyn std::fmt::Display) -> Error {
         .extend_with(|_, e| e.set("code", codes::INTERNAL))
 }
 
-fn domain_code(e: &ConventionError) -> &'static str {
-    match e {
-        ConventionError::NotFound => codes::NOT_FOUND,
-        ConventionError::AlreadySigned { .. } => codes::CONFLICT,
-        _ => codes::BAD_USER_INPUT,
+/// The code a domain error leaves with: most broken rules are the client's input to fix.
+pub trait DomainCode: std::error::Error + serde::Serialize {
+    fn code(&self) -> &'static str {
+        codes::BAD_USER_INPUT
+    }
+}
+
+impl DomainCode for ConventionError {
+    fn code(&self) -> &'static str {
+        match self {
+            ConventionError::NotFound => codes::NOT_FOUND,
+            ConventionError::AlreadySigned { .. } => codes::CONFLICT,
+            _ => codes::BAD_USER_INPUT,
+        }
+    }
+}
+
+impl DomainCode for domain::structure::StructureError {
+    fn code(&self) -> &'static str {
+        match self {
+            domain::structure::StructureError::AlreadyRegistered { .. } => codes::CONFLICT,
+            _ => codes::BAD_USER_INPUT,
+        }
     }
 }
 
 /// The single mapping from a command's failure to a GraphQL error.
-pub fn command_error(err: HandleError<ConventionError>) -> Error {
+pub fn command_error<E: DomainCode>(err: HandleError<E>) -> Error {
     match err {
         HandleError::Domain(e) => {
             let figures = serde_json::to_value(&e).unwrap_or_default();
             Error::new(e.to_string()).extend_with(|_, ext| {
-                ext.set("code", domain_code(&e));
+                ext.set("code", e.code());
                 if let serde_json::Value::Object(fields) = figures {
                     for (k, v) in fields {
                         if let Ok(v) = Value::from_json(v) {

@@ -3,7 +3,7 @@
 
 use crate::errors::bad_input;
 use crate::scalars::{DateScalar, MoneyScalar};
-use crate::types::{EnvelopeKind, TargetKind};
+use crate::types::{EnvelopeKind, HeadCount, StructureKind, TargetKind};
 use async_graphql::{ID, InputObject, Result};
 use domain::convention as dc;
 use domain::{CommandId, CommandMeta, ConventionId, CorrelationId, DepartementCode, EnvelopeId, EventId};
@@ -254,6 +254,34 @@ impl CloseConventionInput {
         Ok(dc::ConventionCommand::Close(dc::CloseConvention {
             convention_id: convention_id(&self.convention_id)?,
             closed_on: self.closed_on.0,
+        }))
+    }
+}
+
+#[derive(InputObject)]
+pub struct RegisterStructureInput {
+    pub name: String,
+    /// 14 digits (spaces allowed), Luhn-checked (La Poste: digits adding up to a multiple of 5).
+    pub siret: String,
+    pub kind: StructureKind,
+    /// INSEE code of the département of the structure's commune.
+    pub departement: String,
+    pub head_count: HeadCount,
+    pub registered_on: DateScalar,
+    #[graphql(flatten)]
+    pub command: CommandFields,
+}
+
+impl RegisterStructureInput {
+    pub fn command(&self) -> Result<domain::structure::StructureCommand> {
+        use domain::structure as ds;
+        Ok(ds::StructureCommand::Register(ds::RegisterStructure {
+            name: self.name.clone(),
+            siret: ds::Siret::parse(&self.siret).map_err(|e| bad_input("siret", e))?,
+            kind: self.kind.into(),
+            departement: departement(&self.departement, "departement")?,
+            head_count: self.head_count.into(),
+            registered_on: self.registered_on.0,
         }))
     }
 }

@@ -18,7 +18,7 @@ use async_graphql::{EmptySubscription, SDLExportOptions, Schema};
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{EndpointExt, IntoResponse, Route, get, handler, post};
-use projections::{BudgetView, Runner};
+use projections::{BudgetView, Runner, StructuresView};
 use std::sync::Arc;
 use std::time::Duration;
 use store::EventStore;
@@ -43,6 +43,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AppState {
     pub store: Arc<dyn EventStore>,
     pub budget: Arc<Runner<BudgetView>>,
+    pub structures: Arc<Runner<StructuresView>>,
     /// How long a mutation waits for the read models to show what it wrote.
     pub read_your_writes_timeout: Duration,
 }
@@ -51,7 +52,20 @@ impl AppState {
     /// Starts the read models on this log.
     pub fn new(store: Arc<dyn EventStore>) -> Self {
         let budget = Runner::spawn(store.clone());
-        Self { store, budget, read_your_writes_timeout: Duration::from_secs(2) }
+        let structures = Runner::spawn(store.clone());
+        Self { store, budget, structures, read_your_writes_timeout: Duration::from_secs(2) }
+    }
+
+    /// Waits until every read model has applied `position`; false after `timeout`.
+    pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
+        let (budget, structures) =
+            tokio::join!(self.budget.wait_for(position, timeout), self.structures.wait_for(position, timeout));
+        budget && structures
+    }
+
+    /// The position every read model has reached.
+    pub fn position(&self) -> u64 {
+        self.budget.position().min(self.structures.position())
     }
 }
 
@@ -122,8 +136,8 @@ async fn graphql_endpoint(
 #[handler]
 async fn health(state: Data<&AppState>) -> poem::Response {
     let log = *state.store.head().borrow();
-    let projected = state.budget.position();
-    let failure = state.budget.failure();
+    let projected = state.position();
+    let failure = state.budget.failure().or_else(|| state.structures.failure());
     let body = serde_json::json!({
         "status": if failure.is_none() { "ok" } else { "degraded" },
         "logPosition": log,

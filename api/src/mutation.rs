@@ -4,12 +4,14 @@
 
 use crate::AppState;
 use crate::auth::{Operation, require};
+use crate::errors::DomainCode;
 use crate::errors::command_error;
 use crate::inputs::*;
-use crate::types::ConventionView;
+use crate::types::{ConventionView, StructureView};
 use async_graphql::{Context, ID, Object, Result};
 use domain::convention::{Convention, ConventionCommand};
-use domain::{CommandId, ConventionId};
+use domain::structure::{Structure, StructureId};
+use domain::{Aggregate, CommandId, ConventionId};
 use store::handler::stream_name;
 use store::{CommandOutcome, handle};
 
@@ -46,24 +48,75 @@ impl CommandPayload {
     }
 }
 
+/// Runs one command as the calling principal: authorisation first (a refused caller
+/// learns nothing about the input either), then the input, then the log; answers once the
+/// read models show what was written.
+async fn apply<A: Aggregate>(
+    ctx: &Context<'_>,
+    operation: Operation,
+    command: impl FnOnce() -> Result<A::Command>,
+    stream_id: impl FnOnce(&A::Command) -> String,
+    fields: &CommandFields,
+) -> Result<(CommandId, CommandOutcome)>
+where
+    A::Error: DomainCode,
+{
+    let principal = require(ctx, operation)?;
+    let command = command()?;
+    let state = ctx.data_unchecked::<AppState>();
+    let meta = fields.meta(&principal.actor())?;
+    let stream = stream_name::<A>(stream_id(&command));
+    let outcome = handle::<A>(state.store.as_ref(), &stream, &command, &meta).await.map_err(command_error)?;
+    if !state.wait_for(outcome.position, state.read_your_writes_timeout).await {
+        tracing::warn!(position = outcome.position, "read models lagging behind a command's answer");
+    }
+    Ok((meta.command_id, outcome))
+}
+
 async fn run(
     ctx: &Context<'_>,
     operation: Operation,
     command: impl FnOnce() -> Result<ConventionCommand>,
     fields: &CommandFields,
 ) -> Result<CommandPayload> {
-    // Authorisation first: a refused caller learns nothing about the input either.
-    let principal = require(ctx, operation)?;
-    let command = command()?;
-    let state = ctx.data_unchecked::<AppState>();
-    let meta = fields.meta(&principal.actor())?;
-    let convention_id = command.convention_id();
-    let stream = stream_name::<Convention>(convention_id);
-    let outcome = handle::<Convention>(state.store.as_ref(), &stream, &command, &meta).await.map_err(command_error)?;
-    if !state.budget.wait_for(outcome.position, state.read_your_writes_timeout).await {
-        tracing::warn!(position = outcome.position, "read model lagging behind a command's answer");
+    let mut convention_id = None;
+    let (command_id, outcome) = apply::<Convention>(
+        ctx,
+        operation,
+        command,
+        |c| {
+            convention_id = Some(c.convention_id());
+            c.convention_id().to_string()
+        },
+        fields,
+    )
+    .await?;
+    let convention_id = convention_id.expect("set while applying");
+    Ok(CommandPayload { command_id, convention_id, outcome })
+}
+
+/// What `registerStructure` wrote.
+pub struct StructurePayload {
+    command_id: CommandId,
+    structure_id: StructureId,
+    outcome: CommandOutcome,
+}
+
+#[Object]
+impl StructurePayload {
+    async fn command_id(&self) -> ID {
+        ID(self.command_id.to_string())
     }
-    Ok(CommandPayload { command_id: meta.command_id, convention_id, outcome })
+    async fn position(&self) -> u64 {
+        self.outcome.position
+    }
+    async fn duplicate(&self) -> bool {
+        self.outcome.duplicate
+    }
+    async fn structure(&self, ctx: &Context<'_>) -> Option<StructureView> {
+        let state = ctx.data_unchecked::<AppState>();
+        state.structures.read(|v| v.structures.get(&self.structure_id).cloned()).map(StructureView)
+    }
 }
 
 pub struct Mutation;
@@ -104,6 +157,24 @@ impl Mutation {
     /// Paiement for a reference.
     async fn record_payment(&self, ctx: &Context<'_>, input: RecordPaymentInput) -> Result<CommandPayload> {
         run(ctx, Operation::RecordPayment, || input.command(), &input.command).await
+    }
+
+    /// Registers an employer structure; its id is derived from its SIRET, so a SIRET is
+    /// registered once.
+    async fn register_structure(&self, ctx: &Context<'_>, input: RegisterStructureInput) -> Result<StructurePayload> {
+        let mut structure_id = None;
+        let (command_id, outcome) = apply::<Structure>(
+            ctx,
+            Operation::RegisterStructure,
+            || input.command(),
+            |c| {
+                structure_id = Some(c.structure_id());
+                c.structure_id().to_string()
+            },
+            &input.command,
+        )
+        .await?;
+        Ok(StructurePayload { command_id, structure_id: structure_id.expect("set while applying"), outcome })
     }
 
     /// Closes a convention with no open commitment left.

@@ -4,7 +4,7 @@ use crate::AppState;
 use crate::auth::{Operation, require};
 use crate::errors::bad_input;
 use crate::inputs::convention_id;
-use crate::types::ConventionView;
+use crate::types::{ConventionView, StructureView};
 use async_graphql::{Context, ID, Object, Result};
 use domain::ConventionId;
 
@@ -34,5 +34,35 @@ impl Query {
         };
         let state = ctx.data_unchecked::<AppState>();
         Ok(state.budget.read(|v| v.conventions.get(&id).cloned()).map(ConventionView))
+    }
+
+    /// Employer structures in name order, optionally of one département (INSEE code). A
+    /// `structure` token sees only its own.
+    async fn structures(&self, ctx: &Context<'_>, departement: Option<String>) -> Result<Vec<StructureView>> {
+        let principal = require(ctx, Operation::Structures)?;
+        if let Some(d) = &departement {
+            domain::DepartementCode::parse(d).map_err(|e| bad_input("departement", e))?;
+        }
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(state.structures.read(|v| {
+            v.list(departement.as_deref())
+                .into_iter()
+                .filter(|s| principal.sees_structure(s.structure_id.0))
+                .cloned()
+                .map(StructureView)
+                .collect()
+        }))
+    }
+
+    /// One structure; null when none has this id, or when it is not the caller's own
+    /// (for a `structure` token): the same answer, so nothing leaks.
+    async fn structure(&self, ctx: &Context<'_>, id: ID) -> Result<Option<StructureView>> {
+        let principal = require(ctx, Operation::Structure)?;
+        let id = domain::structure::StructureId::parse(&id).map_err(|e| bad_input("id", e))?;
+        if !principal.sees_structure(id.0) {
+            return Ok(None);
+        }
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(state.structures.read(|v| v.structures.get(&id).cloned()).map(StructureView))
     }
 }

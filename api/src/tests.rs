@@ -37,6 +37,8 @@ const SERVE: &str = "mutation($input: RecordServiceDoneInput!) {
   recordServiceDone(input: $input) { position version convention { budget { committed serviceDone paid } } } }";
 const PAY: &str = "mutation($input: RecordPaymentInput!) {
   recordPayment(input: $input) { position version convention { budget { committed serviceDone paid } } } }";
+const REGISTER: &str = "mutation($input: RegisterStructureInput!) {
+  registerStructure(input: $input) { commandId position duplicate structure { id name siret kind departement { code name region { code name } } headCount small registeredOn } } }";
 const CLOSE: &str = "mutation($input: CloseConventionInput!) {
   closeConvention(input: $input) { position version convention { status closedOn } } }";
 
@@ -414,6 +416,9 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
             json!({ "conventionId": convention_id(), "reference": "ACHAT-0000", "amount": "1", "paidOn": "2021-06-30" }),
         ),
         (Operation::CloseConvention, CLOSE, json!({ "conventionId": convention_id(), "closedOn": "2023-01-15" })),
+        (Operation::Structures, "{ structures { name } }", json!(null)),
+        (Operation::Structure, "{ structure(id: \"00000000-0000-0000-0000-000000000000\") { name } }", json!(null)),
+        (Operation::RegisterStructure, REGISTER, register_input(902, BREST)),
     ]
 }
 
@@ -494,4 +499,71 @@ async fn introspection_is_off_unless_enabled() {
     )
     .await;
     insta::assert_json_snapshot!("introspection_disabled", serde_json::to_value(answer).unwrap());
+}
+
+// --- Structures -------------------------------------------------------------------------
+
+const BREST: &str = "73282932000074";
+const BORDEAUX: &str = "35600000000001";
+
+fn register_input(n: u128, siret: &str) -> Value {
+    json!({ "commandId": cmd(n), "name": format!("Structure {siret}"), "siret": siret, "kind": "CCAS_CIAS",
+            "departement": if siret.replace(' ', "") == BREST { "29" } else { "33" }, "headCount": "SMALL", "registeredOn": "2021-04-01" })
+}
+
+fn structure_id(siret: &str) -> String {
+    domain::structure::StructureId::for_siret(&domain::structure::Siret::parse(siret).unwrap()).to_string()
+}
+
+#[tokio::test]
+async fn register_structure_and_its_errors() {
+    let api = Api::new();
+    insta::assert_json_snapshot!(
+        "register_structure",
+        ok(api.run(REGISTER, register_input(1, "732 829 320 00074")).await)
+    );
+    let mut again = register_input(2, BREST);
+    again["name"] = json!("Doublon");
+    insta::assert_json_snapshot!("register_structure_twice", api.refused(REGISTER, again).await);
+    insta::assert_json_snapshot!(
+        "register_structure_bad_siret",
+        api.refused(REGISTER, register_input(3, "73282932000075")).await
+    );
+    let mut unknown = register_input(4, BORDEAUX);
+    unknown["departement"] = json!("20");
+    insta::assert_json_snapshot!("register_structure_unknown_departement", api.refused(REGISTER, unknown).await);
+}
+
+#[tokio::test]
+async fn a_structure_sees_only_itself_and_others_answer_as_if_absent() {
+    let api = Api::new();
+    ok(api.run(REGISTER, register_input(1, BREST)).await);
+    ok(api.run(REGISTER, register_input(2, BORDEAUX)).await);
+    let brest = Principal {
+        role: Role::Structure,
+        structure: Some(uuid::Uuid::parse_str(&structure_id(BREST)).unwrap()),
+        label: "CCAS de Brest".into(),
+        token_id: uuid::Uuid::nil(),
+    };
+    let as_brest = |query: String| {
+        let (schema, brest) = (api.schema.clone(), brest.clone());
+        async move { serde_json::to_value(execute(&schema, async_graphql::Request::new(query), brest).await).unwrap() }
+    };
+    let list = as_brest("{ structures { name siret } }".into()).await;
+    insta::assert_json_snapshot!("structures_seen_by_a_structure", list);
+    let own = as_brest(format!("{{ structure(id: \"{}\") {{ name }} }}", structure_id(BREST))).await;
+    assert_eq!(own["data"]["structure"]["name"], format!("Structure {BREST}"));
+    let other = as_brest(format!("{{ structure(id: \"{}\") {{ name }} }}", structure_id(BORDEAUX))).await;
+    let missing = as_brest(format!("{{ structure(id: \"{}\") {{ name }} }}", cmd(404))).await;
+    assert_eq!(other, missing, "another structure's data answers exactly as if it did not exist");
+    assert_eq!(other["data"]["structure"], Value::Null);
+    // Other roles see every structure, and can filter by département.
+    insta::assert_json_snapshot!(
+        "structures_of_a_departement",
+        ok(api.query(r#"{ structures(departement: "33") { name departement { code name } small } }"#).await)
+    );
+    insta::assert_json_snapshot!(
+        "structures_unknown_departement",
+        api.query(r#"{ structures(departement: "99") { name } }"#).await
+    );
 }

@@ -262,3 +262,57 @@ impl ConventionView {
         self.0.position
     }
 }
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::structure::StructureKind")]
+pub enum StructureKind {
+    Association,
+    CcasCias,
+    CommuneOrEpci,
+    Departement,
+    PrivateCompany,
+    Other,
+}
+
+/// Head-count bands: MICRO 0–9, SMALL 10–49, MEDIUM 50–249, LARGE 250+.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::structure::HeadCount")]
+pub enum HeadCount {
+    Micro,
+    Small,
+    Medium,
+    Large,
+}
+
+/// An employer structure.
+pub struct StructureView(pub domain::structure::StructureRegistered);
+
+#[Object(name = "Structure")]
+impl StructureView {
+    async fn id(&self) -> ID {
+        ID(self.0.structure_id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn siret(&self) -> &str {
+        self.0.siret.as_str()
+    }
+    async fn kind(&self) -> StructureKind {
+        self.0.kind.into()
+    }
+    /// The département of the structure's commune, with its région.
+    async fn departement(&self) -> Departement {
+        (&self.0.departement).into()
+    }
+    async fn head_count(&self) -> HeadCount {
+        self.0.head_count.into()
+    }
+    /// Under 50 employees: the plan's priority for annex costs.
+    async fn small(&self) -> bool {
+        self.0.head_count.is_small()
+    }
+    async fn registered_on(&self) -> DateScalar {
+        self.0.registered_on.into()
+    }
+}

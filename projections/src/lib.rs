@@ -6,9 +6,11 @@
 
 pub mod budget;
 pub mod runner;
+pub mod structures;
 
 pub use budget::BudgetView;
 pub use runner::{Checkpointed, Runner};
+pub use structures::StructuresView;
 
 use store::RecordedEvent;
 
