@@ -62,6 +62,13 @@ pub enum Operation {
     Structures,
     Structure,
     RegisterStructure,
+    Purchases,
+    Purchase,
+    RequestPurchase,
+    ApprovePurchase,
+    RecordAttendance,
+    RecordPurchasePayment,
+    CancelPurchase,
 }
 
 impl Operation {
@@ -80,6 +87,13 @@ impl Operation {
             Operation::Structures => "structures",
             Operation::Structure => "structure",
             Operation::RegisterStructure => "registerStructure",
+            Operation::Purchases => "purchases",
+            Operation::Purchase => "purchase",
+            Operation::RequestPurchase => "requestPurchase",
+            Operation::ApprovePurchase => "approvePurchase",
+            Operation::RecordAttendance => "recordAttendance",
+            Operation::RecordPurchasePayment => "recordPurchasePayment",
+            Operation::CancelPurchase => "cancelPurchase",
         }
     }
 }
@@ -104,6 +118,13 @@ pub const MATRIX: &[(Operation, &[Role])] = &[
     (O::Structures, &[R::Anct, R::Opco, R::Structure, R::Copil, R::Auditor]),
     (O::Structure, &[R::Anct, R::Opco, R::Structure, R::Copil, R::Auditor]),
     (O::RegisterStructure, &[R::Anct, R::Opco]),
+    (O::Purchases, &[R::Anct, R::Opco, R::Structure, R::Copil, R::Auditor]),
+    (O::Purchase, &[R::Anct, R::Opco, R::Structure, R::Copil, R::Auditor]),
+    (O::RequestPurchase, &[R::Opco]),
+    (O::ApprovePurchase, &[R::Opco]),
+    (O::RecordAttendance, &[R::Opco]),
+    (O::RecordPurchasePayment, &[R::Opco]),
+    (O::CancelPurchase, &[R::Opco]),
 ];
 
 pub fn allowed(role: Role, operation: Operation) -> bool {

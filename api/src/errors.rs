@@ -56,6 +56,16 @@ impl DomainCode for domain::structure::StructureError {
     }
 }
 
+impl DomainCode for domain::purchase::PurchaseError {
+    fn code(&self) -> &'static str {
+        match self {
+            domain::purchase::PurchaseError::NotFound => codes::NOT_FOUND,
+            domain::purchase::PurchaseError::AlreadyRequested => codes::CONFLICT,
+            _ => codes::BAD_USER_INPUT,
+        }
+    }
+}
+
 /// The single mapping from a command's failure to a GraphQL error.
 pub fn command_error<E: DomainCode>(err: HandleError<E>) -> Error {
     match err {

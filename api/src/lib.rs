@@ -10,6 +10,7 @@ mod errors;
 mod graphiql;
 mod inputs;
 mod mutation;
+mod purchases;
 mod query;
 mod scalars;
 mod types;
@@ -18,7 +19,7 @@ use async_graphql::{EmptySubscription, SDLExportOptions, Schema};
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{EndpointExt, IntoResponse, Route, get, handler, post};
-use projections::{BudgetView, Runner, StructuresView};
+use projections::{BudgetView, PurchasesView, Runner, StructuresView};
 use std::sync::Arc;
 use std::time::Duration;
 use store::EventStore;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub store: Arc<dyn EventStore>,
     pub budget: Arc<Runner<BudgetView>>,
     pub structures: Arc<Runner<StructuresView>>,
+    pub purchases: Arc<Runner<PurchasesView>>,
     /// How long a mutation waits for the read models to show what it wrote.
     pub read_your_writes_timeout: Duration,
 }
@@ -53,19 +55,23 @@ impl AppState {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
         let budget = Runner::spawn(store.clone());
         let structures = Runner::spawn(store.clone());
-        Self { store, budget, structures, read_your_writes_timeout: Duration::from_secs(2) }
+        let purchases = Runner::spawn(store.clone());
+        Self { store, budget, structures, purchases, read_your_writes_timeout: Duration::from_secs(2) }
     }
 
     /// Waits until every read model has applied `position`; false after `timeout`.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
-        let (budget, structures) =
-            tokio::join!(self.budget.wait_for(position, timeout), self.structures.wait_for(position, timeout));
-        budget && structures
+        let (budget, structures, purchases) = tokio::join!(
+            self.budget.wait_for(position, timeout),
+            self.structures.wait_for(position, timeout),
+            self.purchases.wait_for(position, timeout)
+        );
+        budget && structures && purchases
     }
 
     /// The position every read model has reached.
     pub fn position(&self) -> u64 {
-        self.budget.position().min(self.structures.position())
+        self.budget.position().min(self.structures.position()).min(self.purchases.position())
     }
 }
 
@@ -74,7 +80,7 @@ pub type TrackerSchema = Schema<query::Query, mutation::Mutation, EmptySubscript
 /// The one place the schema is built. Introspection (what GraphiQL needs) is on only
 /// when asked for.
 pub fn schema(state: AppState, introspection: bool) -> TrackerSchema {
-    let builder = Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+    let builder = Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription)
         .data(state)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY);
@@ -137,7 +143,7 @@ async fn graphql_endpoint(
 async fn health(state: Data<&AppState>) -> poem::Response {
     let log = *state.store.head().borrow();
     let projected = state.position();
-    let failure = state.budget.failure().or_else(|| state.structures.failure());
+    let failure = state.budget.failure().or_else(|| state.structures.failure()).or_else(|| state.purchases.failure());
     let body = serde_json::json!({
         "status": if failure.is_none() { "ok" } else { "degraded" },
         "logPosition": log,

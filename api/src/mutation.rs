@@ -119,10 +119,11 @@ impl StructurePayload {
     }
 }
 
-pub struct Mutation;
+#[derive(Default)]
+pub struct ConventionMutation;
 
 #[Object]
-impl Mutation {
+impl ConventionMutation {
     /// Signs a convention. Its code must be new; the funding shares must add up to the
     /// total exactly.
     async fn sign_convention(&self, ctx: &Context<'_>, input: SignConventionInput) -> Result<CommandPayload> {
@@ -182,3 +183,7 @@ impl Mutation {
         run(ctx, Operation::CloseConvention, || input.command(), &input.command).await
     }
 }
+
+/// Every mutation of the API.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(ConventionMutation, crate::purchases::PurchaseMutation);

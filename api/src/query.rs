@@ -8,10 +8,11 @@ use crate::types::{ConventionView, StructureView};
 use async_graphql::{Context, ID, Object, Result};
 use domain::ConventionId;
 
-pub struct Query;
+#[derive(Default)]
+pub struct CoreQuery;
 
 #[Object]
-impl Query {
+impl CoreQuery {
     /// Every convention with its budget, in code order.
     async fn conventions(&self, ctx: &Context<'_>) -> Result<Vec<ConventionView>> {
         require(ctx, Operation::Conventions)?;
@@ -66,3 +67,7 @@ impl Query {
         Ok(state.structures.read(|v| v.structures.get(&id).cloned()).map(StructureView))
     }
 }
+
+/// Every query of the API.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Query(CoreQuery, crate::purchases::PurchaseQuery);

@@ -85,10 +85,17 @@ impl Api {
     }
 
     async fn run(&self, query: &str, input: Value) -> Value {
+        // Purchases are the OPCO's; everything else here, ANCT's.
+        let role =
+            if [REQUEST, APPROVE, ATTEND, PAY_PURCHASE, CANCEL].contains(&query) { Role::Opco } else { Role::Anct };
+        self.run_as(role, query, input).await
+    }
+
+    async fn run_as(&self, role: Role, query: &str, input: Value) -> Value {
         let query = if query.contains("...C") { format!("{query}\n{CONVENTION_FIELDS}") } else { query.to_string() };
         let request = async_graphql::Request::new(query)
             .variables(async_graphql::Variables::from_json(json!({ "input": input })));
-        let response = execute(&self.schema, request, Principal::local(Role::Anct, "test")).await;
+        let response = execute(&self.schema, request, Principal::local(role, "test")).await;
         serde_json::to_value(&response).unwrap()
     }
 
@@ -418,7 +425,26 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
         (Operation::CloseConvention, CLOSE, json!({ "conventionId": convention_id(), "closedOn": "2023-01-15" })),
         (Operation::Structures, "{ structures { name } }", json!(null)),
         (Operation::Structure, "{ structure(id: \"00000000-0000-0000-0000-000000000000\") { name } }", json!(null)),
-        (Operation::RegisterStructure, REGISTER, register_input(902, BREST)),
+        (Operation::RegisterStructure, REGISTER, register_input(902, BORDEAUX)),
+        (Operation::Purchases, "{ purchases { title } }", json!(null)),
+        (Operation::Purchase, "{ purchase(id: \"00000000-0000-0000-0000-000000000000\") { title } }", json!(null)),
+        (Operation::RequestPurchase, REQUEST, purchase_input(903, 12)),
+        (Operation::ApprovePurchase, APPROVE, json!({ "purchaseId": purchase(701), "approvedOn": "2021-04-20" })),
+        (
+            Operation::RecordAttendance,
+            ATTEND,
+            json!({ "purchaseId": purchase(700), "present": 9, "recordedOn": "2021-06-25" }),
+        ),
+        (
+            Operation::RecordPurchasePayment,
+            PAY_PURCHASE,
+            json!({ "purchaseId": purchase(702), "paidOn": "2021-07-15" }),
+        ),
+        (
+            Operation::CancelPurchase,
+            CANCEL,
+            json!({ "purchaseId": purchase(701), "reason": "Session annulée", "cancelledOn": "2021-05-01" }),
+        ),
     ]
 }
 
@@ -428,10 +454,7 @@ async fn every_operation_with_every_role_follows_the_matrix() {
     assert_eq!(operations.len(), MATRIX.len(), "every operation of the matrix is tried");
     for role in Role::ALL {
         for (operation, query, input) in &operations {
-            let api = Api::with_budget().await;
-            // A commitment already served, so that a payment can be recorded on it.
-            ok(api.run(COMMIT, commit_input(800, "ACHAT-0000", "10")).await);
-            ok(api.run(SERVE, json!({ "commandId": cmd(801), "conventionId": convention_id(), "reference": "ACHAT-0000", "amount": "10", "doneOn": "2021-06-30" })).await);
+            let api = Api::for_matrix().await;
             let before = api.written();
             let request = async_graphql::Request::new(*query)
                 .variables(async_graphql::Variables::from_json(json!({ "input": input })));
@@ -566,4 +589,144 @@ async fn a_structure_sees_only_itself_and_others_answer_as_if_absent() {
         "structures_unknown_departement",
         api.query(r#"{ structures(departement: "99") { name } }"#).await
     );
+}
+
+// --- Training purchases ---------------------------------------------------------------
+
+const PURCHASE_FIELDS: &str = "id status reference departement { code name region { code name } } provider title certifying certification blocks metier hours trainees present unitCost total committed serviceDone paid released warning sessionStart sessionEnd requestedOn approvedOn cancelReason structure { name }";
+const REQUEST: &str = "mutation($input: RequestPurchaseInput!) { requestPurchase(input: $input) { commandId position duplicate purchase { id status total warning } } }";
+const APPROVE: &str = "mutation($input: ApprovePurchaseInput!) { approvePurchase(input: $input) { position purchase { status committed approvedOn } } }";
+const ATTEND: &str = "mutation($input: RecordAttendanceInput!) { recordAttendance(input: $input) { position purchase { status present serviceDone released } } }";
+const PAY_PURCHASE: &str = "mutation($input: RecordPurchasePaymentInput!) { recordPurchasePayment(input: $input) { position purchase { status paid } } }";
+const CANCEL: &str = "mutation($input: CancelPurchaseInput!) { cancelPurchase(input: $input) { position purchase { status released cancelReason } } }";
+
+fn purchase(n: u128) -> String {
+    domain::purchase::PurchaseId::for_request(domain::CommandId(uuid::Uuid::from_u128(n))).to_string()
+}
+
+fn purchase_input(n: u128, trainees: u32) -> Value {
+    json!({ "commandId": cmd(n), "conventionId": convention_id(), "structureId": structure_id(BREST),
+            "provider": "Simplon", "title": "Responsable d'espace de médiation numérique", "certification": "RNCP34587",
+            "blocks": [1, 4, 5], "metier": "MEDIATEUR_NUMERIQUE", "hours": 140, "trainees": trainees,
+            "unitCost": "1250.50", "sessionStart": "2021-05-03", "sessionEnd": "2021-06-25", "requestedOn": "2021-04-15" })
+}
+
+impl Api {
+    /// A convention with envelopes, a registered structure (Brest), and purchases in each
+    /// state: 700 approved, 701 requested, 702 attended.
+    async fn for_matrix() -> Self {
+        let api = Self::with_budget().await;
+        // A commitment already served, so that a payment can be recorded on it.
+        ok(api.run(COMMIT, commit_input(610, "ACHAT-0000", "10")).await);
+        let serve = json!({ "commandId": cmd(611), "conventionId": convention_id(), "reference": "ACHAT-0000",
+                            "amount": "10", "doneOn": "2021-06-30" });
+        ok(api.run(SERVE, serve).await);
+        ok(api.run(REGISTER, register_input(600, BREST)).await);
+        for n in [700, 701, 702] {
+            ok(api.run(REQUEST, purchase_input(n, 10)).await);
+        }
+        for n in [700, 702] {
+            ok(api
+                .run(
+                    APPROVE,
+                    json!({ "commandId": cmd(n + 100), "purchaseId": purchase(n), "approvedOn": "2021-04-20" }),
+                )
+                .await);
+        }
+        ok(api.run(ATTEND, json!({ "commandId": cmd(650), "purchaseId": purchase(702), "present": 10, "recordedOn": "2021-06-25" })).await);
+        api
+    }
+}
+
+#[tokio::test]
+async fn a_purchase_goes_from_request_to_payment_and_moves_the_convention_money() {
+    let api = Api::with_budget().await;
+    ok(api.run(REGISTER, register_input(600, BREST)).await);
+    insta::assert_json_snapshot!("request_purchase", ok(api.run(REQUEST, purchase_input(700, 16)).await));
+    let approve = json!({ "commandId": cmd(701), "purchaseId": purchase(700), "approvedOn": "2021-04-20" });
+    insta::assert_json_snapshot!("approve_purchase", ok(api.run(APPROVE, approve.clone()).await));
+    // Retrying the approval gives the same answer and commits nothing twice.
+    let written = api.written();
+    let again = ok(api.run(APPROVE, approve).await);
+    assert_eq!(api.written(), written);
+    assert_eq!(again["data"]["approvePurchase"]["purchase"]["status"], "APPROVED");
+    let attend =
+        json!({ "commandId": cmd(702), "purchaseId": purchase(700), "present": 12, "recordedOn": "2021-06-25" });
+    insta::assert_json_snapshot!("record_attendance", ok(api.run(ATTEND, attend).await));
+    let pay = json!({ "commandId": cmd(703), "purchaseId": purchase(700), "paidOn": "2021-07-15" });
+    insta::assert_json_snapshot!("record_purchase_payment", ok(api.run(PAY_PURCHASE, pay).await));
+    // The convention's certifying envelope shows the purchase's money.
+    let budget = ok(api.query(r#"{ convention(code: "ANCT-UNIFORMATION-2021") { envelopes { name figures { committed serviceDone paid available } } } }"#).await);
+    insta::assert_json_snapshot!("convention_after_a_purchase", budget);
+    insta::assert_json_snapshot!(
+        "query_purchases",
+        ok(api.query(&format!("{{ purchases {{ {PURCHASE_FIELDS} }} }}")).await)
+    );
+}
+
+#[tokio::test]
+async fn purchase_errors_are_clear_and_write_nothing() {
+    let api = Api::with_budget().await;
+    ok(api.run(REGISTER, register_input(600, BREST)).await);
+    let mut unknown = purchase_input(700, 10);
+    unknown["structureId"] = json!(structure_id(BORDEAUX));
+    insta::assert_json_snapshot!("request_purchase_unknown_structure", api.refused(REQUEST, unknown).await);
+    let mut no_block = purchase_input(701, 10);
+    no_block["blocks"] = json!([]);
+    insta::assert_json_snapshot!("request_purchase_no_block", api.refused(REQUEST, no_block).await);
+    insta::assert_json_snapshot!("request_purchase_zero_trainees", api.refused(REQUEST, purchase_input(702, 0)).await);
+    let mut bad_block = purchase_input(703, 10);
+    bad_block["blocks"] = json!([10]);
+    insta::assert_json_snapshot!("request_purchase_bad_block", api.refused(REQUEST, bad_block).await);
+    // An approval the envelope cannot cover: refused with the figures, nothing written.
+    let mut huge = purchase_input(704, 15);
+    huge["unitCost"] = json!("200000");
+    ok(api.run(REQUEST, huge).await);
+    let approve = json!({ "commandId": cmd(705), "purchaseId": purchase(704), "approvedOn": "2021-04-20" });
+    insta::assert_json_snapshot!("approve_purchase_envelope_exceeded", api.refused(APPROVE, approve).await);
+    let attend =
+        json!({ "commandId": cmd(706), "purchaseId": purchase(704), "present": 3, "recordedOn": "2021-06-25" });
+    insta::assert_json_snapshot!("record_attendance_before_approval", api.refused(ATTEND, attend).await);
+}
+
+#[tokio::test]
+async fn cancelling_an_approved_purchase_gives_its_money_back() {
+    let api = Api::with_budget().await;
+    ok(api.run(REGISTER, register_input(600, BREST)).await);
+    ok(api.run(REQUEST, purchase_input(700, 10)).await);
+    ok(api
+        .run(APPROVE, json!({ "commandId": cmd(701), "purchaseId": purchase(700), "approvedOn": "2021-04-20" }))
+        .await);
+    let cancel = json!({ "commandId": cmd(702), "purchaseId": purchase(700), "reason": "Session annulée", "cancelledOn": "2021-05-01" });
+    insta::assert_json_snapshot!("cancel_purchase", ok(api.run(CANCEL, cancel).await));
+    let budget = ok(api
+        .query(
+            r#"{ convention(code: "ANCT-UNIFORMATION-2021") { envelopes { name figures { committed available } } } }"#,
+        )
+        .await);
+    assert_eq!(
+        budget["data"]["convention"]["envelopes"][0]["figures"]["committed"], "12345.67",
+        "back to the one earlier commitment"
+    );
+}
+
+#[tokio::test]
+async fn a_structure_sees_only_its_own_purchases() {
+    let api = Api::for_matrix().await;
+    ok(api.run(REGISTER, register_input(601, BORDEAUX)).await);
+    let bordeaux = Principal {
+        role: Role::Structure,
+        structure: Some(uuid::Uuid::parse_str(&structure_id(BORDEAUX)).unwrap()),
+        label: "Bordeaux".into(),
+        token_id: uuid::Uuid::nil(),
+    };
+    let list = execute(&api.schema, async_graphql::Request::new("{ purchases { title } }"), bordeaux.clone()).await;
+    assert_eq!(serde_json::to_value(list).unwrap()["data"]["purchases"], json!([]));
+    let one = execute(
+        &api.schema,
+        async_graphql::Request::new(format!("{{ purchase(id: \"{}\") {{ title }} }}", purchase(700))),
+        bordeaux,
+    )
+    .await;
+    assert_eq!(serde_json::to_value(one).unwrap()["data"]["purchase"], Value::Null);
 }

@@ -10,6 +10,7 @@ pub mod convention;
 pub mod framework;
 pub mod ids;
 pub mod money;
+pub mod purchase;
 pub mod structure;
 pub mod territory;
 pub mod testing;

@@ -5,10 +5,12 @@
 //! rebuilt from the log at any time, and must then give the same figures.
 
 pub mod budget;
+pub mod purchases;
 pub mod runner;
 pub mod structures;
 
 pub use budget::BudgetView;
+pub use purchases::PurchasesView;
 pub use runner::{Checkpointed, Runner};
 pub use structures::StructuresView;
 
