@@ -69,6 +69,11 @@ pub enum Operation {
     RecordAttendance,
     RecordPurchasePayment,
     CancelPurchase,
+    PixCampaigns,
+    OpenPixCampaign,
+    RecordPixCertification,
+    CcasActions,
+    RecordCcasAction,
 }
 
 impl Operation {
@@ -94,6 +99,11 @@ impl Operation {
             Operation::RecordAttendance => "recordAttendance",
             Operation::RecordPurchasePayment => "recordPurchasePayment",
             Operation::CancelPurchase => "cancelPurchase",
+            Operation::PixCampaigns => "pixCampaigns",
+            Operation::OpenPixCampaign => "openPixCampaign",
+            Operation::RecordPixCertification => "recordPixCertification",
+            Operation::CcasActions => "ccasActions",
+            Operation::RecordCcasAction => "recordCcasAction",
         }
     }
 }
@@ -125,6 +135,11 @@ pub const MATRIX: &[(Operation, &[Role])] = &[
     (O::RecordAttendance, &[R::Opco]),
     (O::RecordPurchasePayment, &[R::Opco]),
     (O::CancelPurchase, &[R::Opco]),
+    (O::PixCampaigns, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    (O::OpenPixCampaign, &[R::Anct]),
+    (O::RecordPixCertification, &[R::Anct]),
+    (O::CcasActions, &[R::Anct, R::Opco, R::Structure, R::Copil, R::Auditor]),
+    (O::RecordCcasAction, &[R::Anct]),
 ];
 
 pub fn allowed(role: Role, operation: Operation) -> bool {

@@ -66,6 +66,25 @@ impl DomainCode for domain::purchase::PurchaseError {
     }
 }
 
+impl DomainCode for domain::pix::PixError {
+    fn code(&self) -> &'static str {
+        match self {
+            domain::pix::PixError::NotFound => codes::NOT_FOUND,
+            domain::pix::PixError::AlreadyOpen => codes::CONFLICT,
+            _ => codes::BAD_USER_INPUT,
+        }
+    }
+}
+
+impl DomainCode for domain::ccas::CcasError {
+    fn code(&self) -> &'static str {
+        match self {
+            domain::ccas::CcasError::AlreadyRecorded => codes::CONFLICT,
+            _ => codes::BAD_USER_INPUT,
+        }
+    }
+}
+
 /// The single mapping from a command's failure to a GraphQL error.
 pub fn command_error<E: DomainCode>(err: HandleError<E>) -> Error {
     match err {

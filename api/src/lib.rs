@@ -10,6 +10,7 @@ mod errors;
 mod graphiql;
 mod inputs;
 mod mutation;
+mod programmes;
 mod purchases;
 mod query;
 mod scalars;
@@ -19,7 +20,7 @@ use async_graphql::{EmptySubscription, SDLExportOptions, Schema};
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{EndpointExt, IntoResponse, Route, get, handler, post};
-use projections::{BudgetView, PurchasesView, Runner, StructuresView};
+use projections::{BudgetView, ProgrammesView, PurchasesView, Runner, StructuresView};
 use std::sync::Arc;
 use std::time::Duration;
 use store::EventStore;
@@ -46,6 +47,7 @@ pub struct AppState {
     pub budget: Arc<Runner<BudgetView>>,
     pub structures: Arc<Runner<StructuresView>>,
     pub purchases: Arc<Runner<PurchasesView>>,
+    pub programmes: Arc<Runner<ProgrammesView>>,
     /// How long a mutation waits for the read models to show what it wrote.
     pub read_your_writes_timeout: Duration,
 }
@@ -56,22 +58,27 @@ impl AppState {
         let budget = Runner::spawn(store.clone());
         let structures = Runner::spawn(store.clone());
         let purchases = Runner::spawn(store.clone());
-        Self { store, budget, structures, purchases, read_your_writes_timeout: Duration::from_secs(2) }
+        let programmes = Runner::spawn(store.clone());
+        Self { store, budget, structures, purchases, programmes, read_your_writes_timeout: Duration::from_secs(2) }
     }
 
     /// Waits until every read model has applied `position`; false after `timeout`.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
-        let (budget, structures, purchases) = tokio::join!(
+        let (budget, structures, purchases, programmes) = tokio::join!(
             self.budget.wait_for(position, timeout),
             self.structures.wait_for(position, timeout),
-            self.purchases.wait_for(position, timeout)
+            self.purchases.wait_for(position, timeout),
+            self.programmes.wait_for(position, timeout)
         );
-        budget && structures && purchases
+        budget && structures && purchases && programmes
     }
 
     /// The position every read model has reached.
     pub fn position(&self) -> u64 {
-        self.budget.position().min(self.structures.position()).min(self.purchases.position())
+        [self.budget.position(), self.structures.position(), self.purchases.position(), self.programmes.position()]
+            .into_iter()
+            .min()
+            .unwrap_or(0)
     }
 }
 

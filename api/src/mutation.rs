@@ -186,4 +186,4 @@ impl ConventionMutation {
 
 /// Every mutation of the API.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Mutation(ConventionMutation, crate::purchases::PurchaseMutation);
+pub struct Mutation(ConventionMutation, crate::purchases::PurchaseMutation, crate::programmes::ProgrammeMutation);

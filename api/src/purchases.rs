@@ -6,21 +6,18 @@
 
 use crate::AppState;
 use crate::auth::{Operation, Principal, require};
-use crate::errors::{bad_input, command_error};
+use crate::errors::bad_input;
 use crate::inputs::{CommandFields, convention_id};
 use crate::scalars::{DateScalar, MoneyScalar};
 use crate::types::{Departement, StructureView};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
-use domain::convention::{self as dc, Convention, ConventionCommand};
+use domain::convention::{self as dc, ConventionCommand};
 use domain::framework::CompetencyBlock;
-use domain::ids::TRACKER_NAMESPACE;
 use domain::purchase::{Purchase, PurchaseCommand, PurchaseEvent, PurchaseId, RequestPurchase};
 use domain::structure::StructureId;
-use domain::{Aggregate, CommandId, CommandMeta, Money};
+use domain::{CommandId, Money};
 use projections::purchases::PurchaseRecord;
-use store::handler::{load, stream_name};
-use store::{CommandOutcome, HandleError, handle};
-use uuid::Uuid;
+use store::CommandOutcome;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(remote = "domain::framework::Metier")]
@@ -223,11 +220,6 @@ impl PurchasePayload {
     }
 }
 
-/// The id of the `step`-th money move a purchase command causes on the convention.
-fn derived(command: CommandId, step: &str) -> CommandId {
-    CommandId(Uuid::new_v5(&TRACKER_NAMESPACE, format!("{}:{step}", command.0).as_bytes()))
-}
-
 /// The convention commands a purchase event implies, each with its step name.
 fn money_moves(
     state: &AppState,
@@ -312,8 +304,7 @@ fn money_moves(
     })
 }
 
-/// One lifecycle step: decide on the purchase, move the money on the convention, then
-/// record the purchase's event.
+/// One lifecycle step of a purchase (see [`crate::programmes::step`]).
 async fn step(
     ctx: &Context<'_>,
     principal: &Principal,
@@ -321,40 +312,28 @@ async fn step(
     fields: &CommandFields,
 ) -> Result<PurchasePayload> {
     let state = ctx.data_unchecked::<AppState>();
-    let meta = fields.meta(&principal.actor())?;
     let purchase_id = command.purchase_id();
-    let stream = stream_name::<Purchase>(purchase_id);
-    let store = state.store.as_ref();
-    // A retried step that went through gets its first answer, and moves nothing again.
-    let already =
-        store.find_command(meta.command_id).await.map_err(|e| command_error::<dc::ConventionError>(e.into()))?;
-    if already.is_none() {
-        let (purchase, _) =
-            load::<Purchase>(store, &stream).await.map_err(|e| command_error::<dc::ConventionError>(e.into()))?;
-        let events = purchase.decide(&command).map_err(|e| command_error(HandleError::Domain(e)))?;
-        let request = match (&purchase.requested, events.first()) {
-            (Some(r), _) => r.clone(),
-            (None, Some(PurchaseEvent::PurchaseRequested(r))) => (**r).clone(),
-            _ => return Err(bad_input("purchaseId", "no purchase has this id")),
-        };
-        for event in &events {
-            for (name, move_) in money_moves(state, &request, event)? {
-                let money_meta = CommandMeta {
-                    command_id: derived(meta.command_id, name),
-                    actor: meta.actor.clone(),
-                    correlation_id: meta.correlation_id,
-                    causation_id: None,
-                };
-                let convention = stream_name::<Convention>(move_.convention_id());
-                handle::<Convention>(store, &convention, &move_, &money_meta).await.map_err(command_error)?;
+    let (command_id, outcome) = crate::programmes::step::<Purchase>(
+        ctx,
+        principal,
+        purchase_id.to_string(),
+        command,
+        fields,
+        |purchase, events| {
+            let request = match (&purchase.requested, events.first()) {
+                (Some(r), _) => r.clone(),
+                (None, Some(PurchaseEvent::PurchaseRequested(r))) => (**r).clone(),
+                _ => return Err(bad_input("purchaseId", "no purchase has this id")),
+            };
+            let mut moves = Vec::new();
+            for event in events {
+                moves.extend(money_moves(state, &request, event)?);
             }
-        }
-    }
-    let outcome = handle::<Purchase>(store, &stream, &command, &meta).await.map_err(command_error)?;
-    if !state.wait_for(outcome.position, state.read_your_writes_timeout).await {
-        tracing::warn!(position = outcome.position, "read models lagging behind a command's answer");
-    }
-    Ok(PurchasePayload { command_id: meta.command_id, purchase_id, outcome })
+            Ok(moves)
+        },
+    )
+    .await?;
+    Ok(PurchasePayload { command_id, purchase_id, outcome })
 }
 
 #[derive(Default)]

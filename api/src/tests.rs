@@ -445,6 +445,11 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
             CANCEL,
             json!({ "purchaseId": purchase(701), "reason": "Session annulée", "cancelledOn": "2021-05-01" }),
         ),
+        (Operation::PixCampaigns, "{ pixCampaigns { bought } }", json!(null)),
+        (Operation::OpenPixCampaign, OPEN_PIX, pix_input(904, convention_id(), 10)),
+        (Operation::RecordPixCertification, CERTIFY, certify_input(905, campaign(660), "C-9", 700)),
+        (Operation::CcasActions, "{ ccasActions { title } }", json!(null)),
+        (Operation::RecordCcasAction, CCAS, ccas_input(906, convention_id(), BREST)),
     ]
 }
 
@@ -634,6 +639,10 @@ impl Api {
                 .await);
         }
         ok(api.run(ATTEND, json!({ "commandId": cmd(650), "purchaseId": purchase(702), "present": 10, "recordedOn": "2021-06-25" })).await);
+        // Room for a Pix campaign and a CCAS action on the same convention.
+        ok(api.run(ALLOCATE, allocate_input(651, "Certifications Pix", "CERTIFICATIONS", "50000")).await);
+        ok(api.run(ALLOCATE, allocate_input(652, "Actions CCAS", "CCAS_ACTIONS", "40000")).await);
+        ok(api.run(OPEN_PIX, pix_input(660, convention_id(), 10)).await);
         api
     }
 }
@@ -729,4 +738,103 @@ async fn a_structure_sees_only_its_own_purchases() {
     )
     .await;
     assert_eq!(serde_json::to_value(one).unwrap()["data"]["purchase"], Value::Null);
+}
+
+// --- Pix certifications and CCAS actions ----------------------------------------------
+
+const OPEN_PIX: &str = "mutation($input: OpenPixCampaignInput!) { openPixCampaign(input: $input) { commandId position duplicate campaign { id public bought used unitPrice total meanScore openedOn } } }";
+const CERTIFY: &str = "mutation($input: RecordPixCertificationInput!) { recordPixCertification(input: $input) { position campaign { bought used meanScore certifications { candidate score departement { code name region { name } } certifiedOn } } } }";
+const CCAS: &str = "mutation($input: RecordCcasActionInput!) { recordCcasAction(input: $input) { commandId position ccasAction { id title agents managers blocks cost heldOn departement { code name region { code name } } } } }";
+
+fn campaign(n: u128) -> String {
+    domain::pix::CampaignId::for_command(domain::CommandId(uuid::Uuid::from_u128(n))).0.to_string()
+}
+
+fn pix_input(n: u128, convention: String, certifications: u32) -> Value {
+    json!({ "commandId": cmd(n), "conventionId": convention, "public": "AIDANTS_NUMERIQUES",
+            "certifications": certifications, "unitPrice": "45.50", "openedOn": "2021-04-01" })
+}
+
+fn certify_input(n: u128, campaign: String, candidate: &str, score: u32) -> Value {
+    json!({ "commandId": cmd(n), "campaignId": campaign, "candidate": candidate, "structureId": structure_id(BREST),
+            "score": score, "certifiedOn": "2021-06-01" })
+}
+
+fn ccas_input(n: u128, convention: String, siret: &str) -> Value {
+    json!({ "commandId": cmd(n), "conventionId": convention, "structureId": structure_id(siret),
+            "title": "Accueillir et orienter vers les démarches en ligne", "agents": 6, "managers": 1,
+            "blocks": [3, 6], "cost": "2400", "heldOn": "2021-09-14" })
+}
+
+/// Signs a one-envelope convention of the plan (Pix or UNCCAS) and returns its id.
+async fn sign_single(api: &Api, n: u128, code: &str, total: &str, envelope: &str, kind: &str) -> String {
+    let mut input = sign_input();
+    input["commandId"] = json!(cmd(n));
+    input["code"] = json!(code);
+    input["total"] = json!(total);
+    input["shares"] = json!([{ "funder": "ANCT", "amount": total }]);
+    input["targets"] = json!([]);
+    ok(api.run("mutation($input: SignConventionInput!) { signConvention(input: $input) { position } }", input).await);
+    let id = domain::ConventionId::for_code(code).to_string();
+    let allocate = json!({ "commandId": cmd(n + 1), "conventionId": id, "name": envelope, "kind": kind, "amount": total, "allocatedOn": "2021-03-22" });
+    ok(api.run(ALLOCATE, allocate).await);
+    id
+}
+
+#[tokio::test]
+async fn a_pix_campaign_commits_then_each_certification_is_service_done() {
+    let api = Api::new();
+    let pix = sign_single(&api, 500, "ANCT-PIX-2021", "370000", "Certifications Pix", "CERTIFICATIONS").await;
+    ok(api.run(REGISTER, register_input(510, BREST)).await);
+    insta::assert_json_snapshot!("open_pix_campaign", ok(api.run(OPEN_PIX, pix_input(520, pix.clone(), 2)).await));
+    ok(api.run(CERTIFY, certify_input(521, campaign(520), "AIDANT-0001", 812)).await);
+    insta::assert_json_snapshot!(
+        "record_pix_certification",
+        ok(api.run(CERTIFY, certify_input(522, campaign(520), "AIDANT-0002", 430)).await)
+    );
+    insta::assert_json_snapshot!(
+        "record_pix_certification_over_bought",
+        api.refused(CERTIFY, certify_input(523, campaign(520), "AIDANT-0003", 500)).await
+    );
+    insta::assert_json_snapshot!(
+        "record_pix_certification_score_over_1024",
+        api.refused(CERTIFY, certify_input(524, campaign(520), "AIDANT-0004", 1025)).await
+    );
+    insta::assert_json_snapshot!(
+        "record_pix_certification_unknown_campaign",
+        api.refused(CERTIFY, certify_input(525, campaign(999), "AIDANT-0005", 500)).await
+    );
+    let budget =
+        ok(api.query(r#"{ convention(code: "ANCT-PIX-2021") { budget { committed serviceDone available } } }"#).await);
+    insta::assert_json_snapshot!("pix_convention_budget", budget);
+    insta::assert_json_snapshot!(
+        "query_pix_campaigns",
+        ok(api.query("{ pixCampaigns { public bought used meanScore total } }").await)
+    );
+}
+
+#[tokio::test]
+async fn a_ccas_action_is_committed_and_done_on_the_unccas_convention() {
+    let api = Api::new();
+    let unccas = sign_single(&api, 500, "ANCT-UNCCAS-2021", "500000", "Actions CCAS", "CCAS_ACTIONS").await;
+    ok(api.run(REGISTER, register_input(510, BREST)).await);
+    let mut association = register_input(511, BORDEAUX);
+    association["kind"] = json!("ASSOCIATION");
+    ok(api.run(REGISTER, association).await);
+    insta::assert_json_snapshot!("record_ccas_action", ok(api.run(CCAS, ccas_input(520, unccas.clone(), BREST)).await));
+    insta::assert_json_snapshot!(
+        "record_ccas_action_not_a_ccas",
+        api.refused(CCAS, ccas_input(521, unccas.clone(), BORDEAUX)).await
+    );
+    let mut no_block = ccas_input(522, unccas.clone(), BREST);
+    no_block["blocks"] = json!([]);
+    insta::assert_json_snapshot!("record_ccas_action_no_block", api.refused(CCAS, no_block).await);
+    let budget = ok(api
+        .query(r#"{ convention(code: "ANCT-UNCCAS-2021") { budget { committed serviceDone available } } }"#)
+        .await);
+    assert_eq!(budget["data"]["convention"]["budget"]["serviceDone"], "2400.00");
+    insta::assert_json_snapshot!(
+        "query_ccas_actions",
+        ok(api.query("{ ccasActions { title agents managers cost departement { code } } }").await)
+    );
 }

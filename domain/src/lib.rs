@@ -6,10 +6,12 @@
 //! function that the given/when/then tests can pin down exactly.
 
 pub mod aggregate;
+pub mod ccas;
 pub mod convention;
 pub mod framework;
 pub mod ids;
 pub mod money;
+pub mod pix;
 pub mod purchase;
 pub mod structure;
 pub mod territory;

@@ -5,11 +5,13 @@
 //! rebuilt from the log at any time, and must then give the same figures.
 
 pub mod budget;
+pub mod programmes;
 pub mod purchases;
 pub mod runner;
 pub mod structures;
 
 pub use budget::BudgetView;
+pub use programmes::ProgrammesView;
 pub use purchases::PurchasesView;
 pub use runner::{Checkpointed, Runner};
 pub use structures::StructuresView;
