@@ -74,6 +74,17 @@ pub enum Operation {
     RecordPixCertification,
     CcasActions,
     RecordCcasAction,
+    OpenAidantsConnectSession,
+    RequestHabilitation,
+    ValidateEligibility,
+    RefuseHabilitation,
+    CancelHabilitation,
+    RegisterToSession,
+    CompleteTraining,
+    Habilitate,
+    RevokeHabilitation,
+    AidantsConnectSessions,
+    Habilitations,
 }
 
 impl Operation {
@@ -104,6 +115,17 @@ impl Operation {
             Operation::RecordPixCertification => "recordPixCertification",
             Operation::CcasActions => "ccasActions",
             Operation::RecordCcasAction => "recordCcasAction",
+            Operation::OpenAidantsConnectSession => "openAidantsConnectSession",
+            Operation::RequestHabilitation => "requestHabilitation",
+            Operation::ValidateEligibility => "validateEligibility",
+            Operation::RefuseHabilitation => "refuseHabilitation",
+            Operation::CancelHabilitation => "cancelHabilitation",
+            Operation::RegisterToSession => "registerToSession",
+            Operation::CompleteTraining => "completeTraining",
+            Operation::Habilitate => "habilitate",
+            Operation::RevokeHabilitation => "revokeHabilitation",
+            Operation::AidantsConnectSessions => "aidantsConnectSessions",
+            Operation::Habilitations => "habilitations",
         }
     }
 }
@@ -140,6 +162,18 @@ pub const MATRIX: &[(Operation, &[Role])] = &[
     (O::RecordPixCertification, &[R::Anct]),
     (O::CcasActions, &[R::Anct, R::Opco, R::Structure, R::Copil, R::Auditor]),
     (O::RecordCcasAction, &[R::Anct]),
+    (O::AidantsConnectSessions, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    (O::Habilitations, &[R::Anct, R::Opco, R::Structure, R::Copil, R::Auditor]),
+    (O::OpenAidantsConnectSession, &[R::Anct]),
+    // A structure asks for its own aidants; ANCT (which runs Aidants Connect) does the rest.
+    (O::RequestHabilitation, &[R::Anct, R::Structure]),
+    (O::ValidateEligibility, &[R::Anct]),
+    (O::RefuseHabilitation, &[R::Anct]),
+    (O::CancelHabilitation, &[R::Anct]),
+    (O::RegisterToSession, &[R::Anct]),
+    (O::CompleteTraining, &[R::Anct]),
+    (O::Habilitate, &[R::Anct]),
+    (O::RevokeHabilitation, &[R::Anct]),
 ];
 
 pub fn allowed(role: Role, operation: Operation) -> bool {

@@ -5,6 +5,7 @@
 //! hand it to the command handler; queries read the projections. Every error leaves with
 //! an `extensions.code` and never with internals (SQL, paths, stack traces).
 
+mod aidants;
 pub mod auth;
 mod errors;
 mod graphiql;

@@ -186,4 +186,9 @@ impl ConventionMutation {
 
 /// Every mutation of the API.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Mutation(ConventionMutation, crate::purchases::PurchaseMutation, crate::programmes::ProgrammeMutation);
+pub struct Mutation(
+    ConventionMutation,
+    crate::purchases::PurchaseMutation,
+    crate::programmes::ProgrammeMutation,
+    crate::aidants::AidantsMutation,
+);

@@ -70,4 +70,9 @@ impl CoreQuery {
 
 /// Every query of the API.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Query(CoreQuery, crate::purchases::PurchaseQuery, crate::programmes::ProgrammeQuery);
+pub struct Query(
+    CoreQuery,
+    crate::purchases::PurchaseQuery,
+    crate::programmes::ProgrammeQuery,
+    crate::aidants::AidantsQuery,
+);

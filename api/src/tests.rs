@@ -450,6 +450,45 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
         (Operation::RecordPixCertification, CERTIFY, certify_input(905, campaign(660), "C-9", 700)),
         (Operation::CcasActions, "{ ccasActions { title } }", json!(null)),
         (Operation::RecordCcasAction, CCAS, ccas_input(906, convention_id(), BREST)),
+        (Operation::AidantsConnectSessions, "{ aidantsConnectSessions { capacity } }", json!(null)),
+        (Operation::Habilitations, "{ habilitations { aidant } }", json!(null)),
+        (Operation::OpenAidantsConnectSession, OPEN_SESSION, session_input(907, convention_id(), 5)),
+        (Operation::RequestHabilitation, REQUEST_HABILITATION, habilitation_request(908, BREST, "A-9")),
+        (
+            Operation::ValidateEligibility,
+            HABILITATION_STEP.replace("STEP", "validateEligibility").leak(),
+            hstep(909, "A-1", json!({})),
+        ),
+        (
+            Operation::RefuseHabilitation,
+            HABILITATION_STEP.replace("STEP", "refuseHabilitation").leak(),
+            hstep(910, "A-1", json!({ "reason": "Hors périmètre" })),
+        ),
+        (
+            Operation::CancelHabilitation,
+            HABILITATION_STEP.replace("STEP", "cancelHabilitation").leak(),
+            hstep(911, "A-1", json!({ "reason": "Abandon" })),
+        ),
+        (
+            Operation::RegisterToSession,
+            REGISTER_TO_SESSION,
+            json!({ "commandId": cmd(912), "habilitationId": habilitation("A-2"), "sessionId": session(670), "on": "2021-05-01" }),
+        ),
+        (
+            Operation::CompleteTraining,
+            HABILITATION_STEP.replace("STEP", "completeTraining").leak(),
+            hstep(913, "A-3", json!({})),
+        ),
+        (
+            Operation::Habilitate,
+            HABILITATION_STEP.replace("STEP", "habilitate").leak(),
+            hstep(914, "A-4", json!({ "means": "CARD" })),
+        ),
+        (
+            Operation::RevokeHabilitation,
+            HABILITATION_STEP.replace("STEP", "revokeHabilitation").leak(),
+            hstep(915, "A-5", json!({ "reason": "Départ" })),
+        ),
     ]
 }
 
@@ -463,8 +502,11 @@ async fn every_operation_with_every_role_follows_the_matrix() {
             let before = api.written();
             let request = async_graphql::Request::new(*query)
                 .variables(async_graphql::Variables::from_json(json!({ "input": input })));
-            let answer =
-                serde_json::to_value(execute(&api.schema, request, Principal::local(role, "matrix")).await).unwrap();
+            let mut principal = Principal::local(role, "matrix");
+            if role == Role::Structure {
+                principal.structure = Some(uuid::Uuid::parse_str(&structure_id(BREST)).unwrap());
+            }
+            let answer = serde_json::to_value(execute(&api.schema, request, principal).await).unwrap();
             let forbidden =
                 answer["errors"].as_array().is_some_and(|e| e.iter().any(|e| e["extensions"]["code"] == "FORBIDDEN"));
             let expected = !auth::allowed(role, *operation);
@@ -557,6 +599,10 @@ async fn register_structure_and_its_errors() {
         "register_structure_bad_siret",
         api.refused(REGISTER, register_input(3, "73282932000075")).await
     );
+    insta::assert_json_snapshot!(
+        "register_structure_13_digit_siret",
+        api.refused(REGISTER, register_input(5, "7328293200007")).await
+    );
     let mut unknown = register_input(4, BORDEAUX);
     unknown["departement"] = json!("20");
     insta::assert_json_snapshot!("register_structure_unknown_departement", api.refused(REGISTER, unknown).await);
@@ -643,6 +689,29 @@ impl Api {
         ok(api.run(ALLOCATE, allocate_input(651, "Certifications Pix", "CERTIFICATIONS", "50000")).await);
         ok(api.run(ALLOCATE, allocate_input(652, "Actions CCAS", "CCAS_ACTIONS", "40000")).await);
         ok(api.run(OPEN_PIX, pix_input(660, convention_id(), 10)).await);
+        // Aidants Connect: a session, and aidants A-1…A-5 at each stage.
+        ok(api
+            .run(ALLOCATE, allocate_input(653, "Formation Aidants Connect", "AIDANTS_CONNECT_TRAINING", "9000"))
+            .await);
+        ok(api.run(OPEN_SESSION, session_input(670, convention_id(), 10)).await);
+        for (i, aidant) in ["A-1", "A-2", "A-3", "A-4", "A-5"].into_iter().enumerate() {
+            let n = 1000 + 10 * i as u128;
+            ok(api.run(REQUEST_HABILITATION, habilitation_request(n, BREST, aidant)).await);
+            let steps = [
+                ("validateEligibility", json!({})),
+                ("registerToSession", json!({ "sessionId": session(670) })),
+                ("completeTraining", json!({})),
+                ("habilitate", json!({ "means": "APP" })),
+            ];
+            for (k, (name, extra)) in steps.into_iter().take(i).enumerate() {
+                let query = if name == "registerToSession" {
+                    REGISTER_TO_SESSION.to_string()
+                } else {
+                    HABILITATION_STEP.replace("STEP", name)
+                };
+                ok(api.run(&query, hstep(n + 1 + k as u128, aidant, extra)).await);
+            }
+        }
         api
     }
 }
@@ -837,4 +906,123 @@ async fn a_ccas_action_is_committed_and_done_on_the_unccas_convention() {
         "query_ccas_actions",
         ok(api.query("{ ccasActions { title agents managers cost departement { code } } }").await)
     );
+}
+
+// --- Aidants Connect ---------------------------------------------------------------------
+
+const OPEN_SESSION: &str = "mutation($input: OpenAidantsConnectSessionInput!) { openAidantsConnectSession(input: $input) { commandId position session { id capacity seatsTaken seatCost heldOn } } }";
+const REQUEST_HABILITATION: &str = "mutation($input: RequestHabilitationInput!) { requestHabilitation(input: $input) { commandId position habilitation { id aidant cycle status departement { code name } requestedOn } } }";
+const REGISTER_TO_SESSION: &str = "mutation($input: RegisterToSessionInput!) { registerToSession(input: $input) { position habilitation { status sessionId } session { capacity seatsTaken } } }";
+const HABILITATION_STEP: &str = "mutation($input: HabilitationStepInput!) { STEP(input: $input) { position habilitation { status cycle means habilitatedOn reason } } }";
+
+fn session(n: u128) -> String {
+    domain::aidants::SessionId::for_command(domain::CommandId(uuid::Uuid::from_u128(n))).0.to_string()
+}
+
+fn habilitation(aidant: &str) -> String {
+    let structure = domain::structure::StructureId::parse(&structure_id(BREST)).unwrap();
+    domain::aidants::HabilitationId::of(structure, aidant).0.to_string()
+}
+
+fn session_input(n: u128, convention: String, capacity: u32) -> Value {
+    json!({ "commandId": cmd(n), "conventionId": convention, "capacity": capacity, "seatCost": "125", "heldOn": "2021-05-10" })
+}
+
+fn habilitation_request(n: u128, siret: &str, aidant: &str) -> Value {
+    json!({ "commandId": cmd(n), "structureId": structure_id(siret), "aidant": aidant, "requestedOn": "2021-04-01" })
+}
+
+fn hstep(n: u128, aidant: &str, extra: Value) -> Value {
+    let mut v = json!({ "commandId": cmd(n), "habilitationId": habilitation(aidant), "on": "2021-05-10" });
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v
+}
+
+#[tokio::test]
+async fn an_aidant_goes_from_request_to_habilitation_and_the_seat_is_charged() {
+    let api = Api::new();
+    let ac = sign_single(
+        &api,
+        500,
+        "ANCT-AIDANTS-CONNECT-2021",
+        "2500000",
+        "Formation Aidants Connect",
+        "AIDANTS_CONNECT_TRAINING",
+    )
+    .await;
+    ok(api.run(REGISTER, register_input(510, BREST)).await);
+    insta::assert_json_snapshot!(
+        "open_aidants_connect_session",
+        ok(api.run(OPEN_SESSION, session_input(520, ac.clone(), 1)).await)
+    );
+    insta::assert_json_snapshot!(
+        "request_habilitation",
+        ok(api.run(REQUEST_HABILITATION, habilitation_request(521, BREST, "aidant-42")).await)
+    );
+    let step = |name: &str| HABILITATION_STEP.replace("STEP", name);
+    // No completed training, no habilitation.
+    insta::assert_json_snapshot!(
+        "habilitate_without_training",
+        api.refused(&step("habilitate"), hstep(522, "AIDANT-42", json!({ "means": "CARD" }))).await
+    );
+    ok(api.run(&step("validateEligibility"), hstep(523, "AIDANT-42", json!({}))).await);
+    let register = json!({ "commandId": cmd(524), "habilitationId": habilitation("AIDANT-42"), "sessionId": session(520), "on": "2021-04-20" });
+    insta::assert_json_snapshot!("register_to_session", ok(api.run(REGISTER_TO_SESSION, register).await));
+    insta::assert_json_snapshot!(
+        "complete_training",
+        ok(api.run(&step("completeTraining"), hstep(525, "AIDANT-42", json!({}))).await)
+    );
+    insta::assert_json_snapshot!(
+        "habilitate",
+        ok(api.run(&step("habilitate"), hstep(526, "AIDANT-42", json!({ "means": "CARD" }))).await)
+    );
+    // One active habilitation per aidant and structure.
+    insta::assert_json_snapshot!(
+        "request_habilitation_while_active",
+        api.refused(REQUEST_HABILITATION, habilitation_request(527, BREST, "AIDANT-42")).await
+    );
+    insta::assert_json_snapshot!(
+        "revoke_habilitation",
+        ok(api
+            .run(&step("revokeHabilitation"), hstep(528, "AIDANT-42", json!({ "reason": "Départ de la structure" })))
+            .await)
+    );
+    let budget = ok(api
+        .query(r#"{ convention(code: "ANCT-AIDANTS-CONNECT-2021") { budget { committed serviceDone } } }"#)
+        .await);
+    assert_eq!(budget["data"]["convention"]["budget"]["serviceDone"], "125.00");
+    // The session was for one: a second aidant finds it full, and stays validated.
+    ok(api.run(REQUEST_HABILITATION, habilitation_request(530, BREST, "AIDANT-43")).await);
+    ok(api.run(&step("validateEligibility"), hstep(531, "AIDANT-43", json!({}))).await);
+    let full = json!({ "commandId": cmd(532), "habilitationId": habilitation("AIDANT-43"), "sessionId": session(520), "on": "2021-04-20" });
+    insta::assert_json_snapshot!("register_to_a_full_session", api.refused(REGISTER_TO_SESSION, full).await);
+    insta::assert_json_snapshot!(
+        "query_habilitations",
+        ok(api.query("{ habilitations { aidant cycle status means reason departement { code } } }").await)
+    );
+}
+
+#[tokio::test]
+async fn a_structure_asks_habilitations_for_its_own_aidants_only() {
+    let api = Api::new();
+    ok(api.run(REGISTER, register_input(510, BREST)).await);
+    ok(api.run(REGISTER, register_input(511, BORDEAUX)).await);
+    let brest = Principal {
+        role: Role::Structure,
+        structure: Some(uuid::Uuid::parse_str(&structure_id(BREST)).unwrap()),
+        label: "Brest".into(),
+        token_id: uuid::Uuid::nil(),
+    };
+    let request = |siret: &str, n: u128| {
+        async_graphql::Request::new(REQUEST_HABILITATION)
+            .variables(async_graphql::Variables::from_json(json!({ "input": habilitation_request(n, siret, "X-1") })))
+    };
+    let own = serde_json::to_value(execute(&api.schema, request(BREST, 520), brest.clone()).await).unwrap();
+    assert_eq!(own["data"]["requestHabilitation"]["habilitation"]["status"], "REQUESTED");
+    let before = api.written();
+    let other = serde_json::to_value(execute(&api.schema, request(BORDEAUX, 521), brest).await).unwrap();
+    assert_eq!(api.written(), before);
+    insta::assert_json_snapshot!("request_habilitation_for_another_structure", other);
 }

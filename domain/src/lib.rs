@@ -6,6 +6,7 @@
 //! function that the given/when/then tests can pin down exactly.
 
 pub mod aggregate;
+pub mod aidants;
 pub mod ccas;
 pub mod convention;
 pub mod framework;

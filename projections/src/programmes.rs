@@ -2,8 +2,10 @@
 
 use crate::{Projection, ProjectionError};
 use chrono::NaiveDate;
+use domain::aidants::{HabilitationEvent, HabilitationId, HabilitationState, Means, SessionEvent, SessionId};
 use domain::ccas::{CcasActionId, CcasActionRecorded, CcasEvent};
 use domain::pix::{CampaignId, PixEvent, PixPublic};
+use domain::structure::StructureId;
 use domain::{ConventionId, DepartementCode, Money};
 use std::collections::BTreeMap;
 use store::RecordedEvent;
@@ -28,10 +30,93 @@ pub struct CampaignRecord {
     pub certifications: Vec<Certification>,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub convention_id: ConventionId,
+    pub capacity: u32,
+    pub seat_cost: Money,
+    pub held_on: NaiveDate,
+    pub seats: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HabilitationRecord {
+    pub id: HabilitationId,
+    pub structure_id: StructureId,
+    pub departement: DepartementCode,
+    pub aidant: String,
+    pub cycle: u32,
+    pub state: HabilitationState,
+    pub session: Option<SessionId>,
+    pub means: Option<Means>,
+    pub requested_on: NaiveDate,
+    pub habilitated_on: Option<NaiveDate>,
+    /// Why it was refused, cancelled or revoked.
+    pub reason: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProgrammesView {
     pub campaigns: BTreeMap<CampaignId, CampaignRecord>,
     pub ccas_actions: BTreeMap<CcasActionId, CcasActionRecorded>,
+    pub sessions: BTreeMap<SessionId, SessionRecord>,
+    pub habilitations: BTreeMap<HabilitationId, HabilitationRecord>,
+}
+
+impl ProgrammesView {
+    fn apply_habilitation(&mut self, recorded: &RecordedEvent, event: HabilitationEvent) -> Result<(), String> {
+        use HabilitationEvent as E;
+        use HabilitationState as S;
+        if let E::HabilitationRequested { habilitation_id, structure_id, departement, aidant, cycle, on } = event {
+            self.habilitations.insert(
+                habilitation_id,
+                HabilitationRecord {
+                    id: habilitation_id,
+                    structure_id,
+                    departement,
+                    aidant,
+                    cycle,
+                    state: S::Requested,
+                    session: None,
+                    means: None,
+                    requested_on: on,
+                    habilitated_on: None,
+                    reason: None,
+                },
+            );
+            return Ok(());
+        }
+        let id = HabilitationId::parse(recorded.stream_id()).map_err(|e| e.to_string())?;
+        let h = self.habilitations.get_mut(&id).ok_or("habilitation never requested")?;
+        h.state = match event {
+            E::HabilitationRequested { .. } => S::Requested,
+            E::EligibilityValidated { .. } => S::EligibilityValidated,
+            E::HabilitationRefused { reason, .. } => {
+                h.reason = Some(reason);
+                S::Refused
+            }
+            E::HabilitationCancelled { reason, .. } => {
+                h.reason = Some(reason);
+                S::Cancelled
+            }
+            E::RegisteredToSession { session_id, .. } => {
+                h.session = Some(session_id);
+                S::RegisteredToTraining
+            }
+            E::TrainingCompleted { .. } => S::TrainingCompleted,
+            E::Habilitated { means, on } => {
+                h.means = Some(means);
+                h.habilitated_on = Some(on);
+                S::Habilitated
+            }
+            E::HabilitationRevoked { reason, .. } => {
+                h.reason = Some(reason);
+                S::Revoked
+            }
+        };
+        Ok(())
+    }
 }
 
 impl Projection for ProgrammesView {
@@ -77,6 +162,23 @@ impl Projection for ProgrammesView {
                 let CcasEvent::CcasActionRecorded(e) =
                     recorded.payload.decode().map_err(|e| unreadable(e.to_string()))?;
                 self.ccas_actions.insert(e.action_id, e);
+            }
+            "acsession" => match recorded.payload.decode::<SessionEvent>().map_err(|e| unreadable(e.to_string()))? {
+                SessionEvent::SessionOpened { session_id, convention_id, capacity, seat_cost, held_on } => {
+                    self.sessions.insert(
+                        session_id,
+                        SessionRecord { id: session_id, convention_id, capacity, seat_cost, held_on, seats: 0 },
+                    );
+                }
+                SessionEvent::SeatReserved { .. } => {
+                    let id = SessionId::parse(recorded.stream_id()).map_err(|e| unreadable(e.to_string()))?;
+                    let s = self.sessions.get_mut(&id).ok_or_else(|| unreadable("session never opened".into()))?;
+                    s.seats += 1;
+                }
+            },
+            "habilitation" => {
+                let event: HabilitationEvent = recorded.payload.decode().map_err(|e| unreadable(e.to_string()))?;
+                self.apply_habilitation(recorded, event).map_err(unreadable)?;
             }
             _ => {}
         }
