@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use domain::convention::*;
 use domain::ids::TRACKER_NAMESPACE;
 use domain::{CommandId, CommandMeta, ConventionId, DepartementCode, EnvelopeId, Money};
+use std::sync::Arc;
 use store::handler::stream_name;
 use store::{EventStore, handle};
 use uuid::Uuid;
@@ -185,8 +186,152 @@ pub fn tokens(store: &api::TokenStore) -> anyhow::Result<Vec<(api::Role, String)
         .collect()
 }
 
+/// A valid SIRET (Luhn) from 13 digits, for the demo's structures.
+fn siret(base13: &str) -> String {
+    (0..10)
+        .map(|d| format!("{base13}{d}"))
+        .find(|s| domain::structure::Siret::parse(s).is_ok())
+        .expect("one check digit fits")
+}
+
+/// The id of the demo's n-th programme step.
+fn step_id(n: u128) -> CommandId {
+    CommandId(Uuid::new_v5(&TRACKER_NAMESPACE, format!("demo:plan-2021:programmes:{n}").as_bytes()))
+}
+
+/// The demo's employer structures: (SIRET base, name, kind, département, head count).
+const STRUCTURES: &[(&str, &str, &str, &str, &str)] = &[
+    ("7750123400001", "Emmaüs Connect Paris", "ASSOCIATION", "75", "MEDIUM"),
+    ("4130567800002", "CCAS de Marseille", "CCAS_CIAS", "13", "LARGE"),
+    ("5590234500003", "Association Lilloise de Médiation Numérique", "ASSOCIATION", "59", "SMALL"),
+    ("2290345600004", "CCAS de Brest", "CCAS_CIAS", "29", "SMALL"),
+    ("2971456700005", "Communauté d'agglomération Cap Excellence", "COMMUNE_OR_EPCI", "971", "MEDIUM"),
+    ("8200567800006", "Numérique Corse SARL", "PRIVATE_COMPANY", "2A", "MICRO"),
+];
+
+/// The programmes of the demo, driven through the public GraphQL API (as the OPCO and
+/// ANCT would): structures, training purchases at every stage, a Pix campaign, CCAS
+/// actions and Aidants Connect habilitations. Any refused step fails the seeding.
+async fn seed_programmes(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
+    let state = api::AppState::new(store.clone());
+    let head = *store.head().borrow();
+    anyhow::ensure!(state.wait_for(head, std::time::Duration::from_secs(60)).await, "read models did not catch up");
+    let schema = api::schema(state, false);
+    let code = |c: &str| ConventionId::for_code(c).to_string();
+    let structure_id = |i: usize| {
+        domain::structure::StructureId::for_siret(
+            &domain::structure::Siret::parse(&siret(STRUCTURES[i].0)).expect("valid"),
+        )
+        .to_string()
+    };
+    let mut n = 0u128;
+    let mut run = |role: api::Role, mutation: &str, input: serde_json::Value| {
+        n += 1;
+        let mut input = input;
+        input["commandId"] = serde_json::json!(step_id(n).to_string());
+        let (schema, mutation, id) = (schema.clone(), mutation.to_string(), step_id(n));
+        async move {
+            // Habilitation steps share one input type.
+            let input_type = match mutation.as_str() {
+                "ValidateEligibility" | "CompleteTraining" | "Habilitate" => "HabilitationStep",
+                other => other,
+            };
+            let field = lower_first(&mutation);
+            let request = async_graphql::Request::new(format!(
+                "mutation($input: {input_type}Input!) {{ {field}(input: $input) {{ __typename }} }}"
+            ))
+            .variables(async_graphql::Variables::from_json(serde_json::json!({ "input": input })));
+            let answer = api::execute(&schema, request, api::Principal::local(role, ACTOR)).await;
+            anyhow::ensure!(answer.errors.is_empty(), "demo step {mutation} was refused: {:?}", answer.errors);
+            anyhow::Ok(id)
+        }
+    };
+    use api::Role::{Anct, Opco};
+    use serde_json::json;
+    for (base, name, kind, departement, head_count) in STRUCTURES {
+        run(Anct, "RegisterStructure", json!({ "name": name, "siret": siret(base), "kind": kind, "departement": departement, "headCount": head_count, "registeredOn": "2021-03-25" })).await?;
+    }
+    // Training purchases on the ANCT–Uniformation convention, at every stage.
+    let mut purchases = Vec::new();
+    for i in 0..6 {
+        let certifying = i % 2 == 0;
+        let provider = ["Simplon", "Pop School", "WebForce3"][i % 3];
+        let metier = ["MEDIATEUR_NUMERIQUE", "AGENT_ACCUEIL", "TRAVAILLEUR_SOCIAL"][i % 3];
+        let input = json!({
+            "conventionId": code("ANCT-UNIFORMATION-2021"), "structureId": structure_id(i),
+            "provider": provider,
+            "title": if certifying { "Titre professionnel Responsable d'espace de médiation numérique" } else { "Accompagner les démarches en ligne" },
+            "certification": if certifying { json!("RNCP34587") } else { json!(null) },
+            "blocks": if certifying { json!([1, 2, 3, 4, 5]) } else { json!([1, 3, 6]) },
+            "metier": metier,
+            "hours": if certifying { 140 } else { 21 }, "trainees": 8 + i as u32,
+            "unitCost": if certifying { "2450.00" } else { "390.50" },
+            "sessionStart": format!("2021-0{}-06", 5 + i % 4), "sessionEnd": format!("2021-0{}-24", 5 + i % 4),
+            "requestedOn": "2021-04-15",
+        });
+        let id = run(Opco, "RequestPurchase", input).await?;
+        purchases.push(domain::purchase::PurchaseId::for_request(id).to_string());
+    }
+    for (i, p) in purchases.iter().enumerate().take(5) {
+        run(Opco, "ApprovePurchase", json!({ "purchaseId": p, "approvedOn": "2021-04-22" })).await?;
+        if i < 4 {
+            run(Opco, "RecordAttendance", json!({ "purchaseId": p, "present": 8 + i as u32 - (i as u32 % 2), "recordedOn": format!("2021-0{}-25", 5 + i % 4) })).await?;
+        }
+        if i < 2 {
+            run(Opco, "RecordPurchasePayment", json!({ "purchaseId": p, "paidOn": "2021-09-15" })).await?;
+        }
+    }
+    run(Opco, "CancelPurchase", json!({ "purchaseId": purchases[4], "reason": "Session annulée faute de formateur", "cancelledOn": "2021-06-01" })).await?;
+    // A Pix campaign for aidants, with its first certifications.
+    let campaign = run(Anct, "OpenPixCampaign", json!({ "conventionId": code("ANCT-PIX-2021"), "public": "AIDANTS_NUMERIQUES", "certifications": 200, "unitPrice": "45.50", "openedOn": "2021-04-01" })).await?;
+    let campaign = domain::pix::CampaignId::for_command(campaign).0.to_string();
+    for (i, score) in [512, 688, 430, 801, 615].into_iter().enumerate() {
+        run(Anct, "RecordPixCertification", json!({ "campaignId": campaign, "candidate": format!("PIX-{:04}", i + 1), "structureId": structure_id(i), "score": score, "certifiedOn": "2021-06-10" })).await?;
+    }
+    // CCAS actions.
+    for (i, s) in [1usize, 3].into_iter().enumerate() {
+        run(Anct, "RecordCcasAction", json!({ "conventionId": code("ANCT-UNCCAS-2021"), "structureId": structure_id(s), "title": "Accueillir et orienter vers les démarches en ligne", "agents": 8 + i as u32, "managers": 2, "blocks": [3, 6, 8], "cost": "3200.00", "heldOn": "2021-10-12" })).await?;
+    }
+    // Aidants Connect: a session and four aidants at different stages.
+    let session = run(Anct, "OpenAidantsConnectSession", json!({ "conventionId": code("ANCT-AIDANTS-CONNECT-2021"), "capacity": 12, "seatCost": "125.00", "heldOn": "2021-05-17" })).await?;
+    let session = domain::aidants::SessionId::for_command(session).0.to_string();
+    let paris = domain::structure::StructureId::parse(&structure_id(0)).expect("valid");
+    for (i, stage) in [4, 3, 2, 0].into_iter().enumerate() {
+        let aidant = format!("AIDANT-{:03}", i + 1);
+        let h = domain::aidants::HabilitationId::of(paris, &aidant).0.to_string();
+        run(
+            Anct,
+            "RequestHabilitation",
+            json!({ "structureId": structure_id(0), "aidant": aidant, "requestedOn": "2021-04-20" }),
+        )
+        .await?;
+        let steps: [(&str, serde_json::Value); 4] = [
+            ("ValidateEligibility", json!({ "habilitationId": h, "on": "2021-04-28" })),
+            ("RegisterToSession", json!({ "habilitationId": h, "sessionId": session, "on": "2021-05-03" })),
+            ("CompleteTraining", json!({ "habilitationId": h, "on": "2021-05-17" })),
+            ("Habilitate", json!({ "habilitationId": h, "means": "CARD", "on": "2021-05-25" })),
+        ];
+        for (mutation, input) in steps.into_iter().take(stage) {
+            run(Anct, mutation, input).await?;
+        }
+    }
+    Ok(())
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or_default()
+}
+
 /// Seeds the demo into `store`. Refuses a log that holds anything but the demo.
-pub async fn seed(store: &dyn EventStore) -> anyhow::Result<usize> {
+pub async fn seed(store: Arc<dyn EventStore>) -> anyhow::Result<usize> {
+    let before = *store.head().borrow();
+    seed_conventions(store.as_ref()).await?;
+    seed_programmes(store.clone()).await?;
+    Ok((*store.head().borrow() - before) as usize)
+}
+
+async fn seed_conventions(store: &dyn EventStore) -> anyhow::Result<usize> {
     let first = store.read_all(0, 1).await?;
     if let Some(e) = first.first()
         && e.metadata.command_id != command_id(0)
@@ -214,12 +359,23 @@ mod tests {
     use store::MemoryStore;
 
     #[tokio::test]
-    async fn seeds_every_command_once_and_is_idempotent() {
-        let store = MemoryStore::new();
-        let n = seed(&store).await.unwrap();
-        assert_eq!(n, commands().len());
-        assert_eq!(seed(&store).await.unwrap(), 0, "seeding again writes nothing");
-        assert_eq!(store.read_all(0, 10_000).await.unwrap().len(), commands().len());
+    async fn seeds_every_step_once_and_is_idempotent() {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        let n = seed(store.clone()).await.unwrap();
+        assert!(n > commands().len(), "conventions, then programmes: {n} events");
+        assert_eq!(seed(store.clone()).await.unwrap(), 0, "seeding again writes nothing");
+        let events = store.read_all(0, 10_000).await.unwrap();
+        assert_eq!(events.len(), n);
+        for kind in [
+            "StructureRegistered",
+            "PurchasePaid",
+            "PurchaseCancelled",
+            "PixCertificationRecorded",
+            "CcasActionRecorded",
+            "Habilitated",
+        ] {
+            assert!(events.iter().any(|e| e.event_type == kind), "the demo has a {kind}");
+        }
     }
 
     #[test]
@@ -244,6 +400,6 @@ mod tests {
         handle::<Convention>(&store, &stream_name::<Convention>(command.convention_id()), command, &other)
             .await
             .unwrap();
-        assert!(seed(&store).await.is_err());
+        assert!(seed(Arc::new(store)).await.is_err());
     }
 }

@@ -78,7 +78,7 @@ impl Application {
         );
         let mut demo_tokens = Vec::new();
         if settings.demo {
-            demo::seed(log.as_ref()).await?;
+            demo::seed(log.clone()).await?;
             demo_tokens = demo::tokens(&tokens)?;
         }
         let store = log.clone();

@@ -140,8 +140,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Token { data, action } => token(&data, action),
         Command::Seed { data, scenario: _ } => {
             let store = open_store(&data)?;
-            let written = demo::seed(store.as_ref()).await?;
-            println!("seeded plan-2021 into {} ({written} new commands)", data.display());
+            let written = demo::seed(store).await?;
+            println!("seeded plan-2021 into {} ({written} new events)", data.display());
             Ok(())
         }
         Command::Events { data, after } => print_events(&data, after).await,

@@ -740,6 +740,11 @@ async fn a_purchase_goes_from_request_to_payment_and_moves_the_convention_money(
         "query_purchases",
         ok(api.query(&format!("{{ purchases {{ {PURCHASE_FIELDS} }} }}")).await)
     );
+    // The 12 trainees present count towards the convention's 2 000.
+    let targets = ok(api
+        .query(r#"{ convention(code: "ANCT-UNIFORMATION-2021") { targets { kind quantity reached reachedPercent } } }"#)
+        .await);
+    insta::assert_json_snapshot!("convention_targets_after_a_purchase", targets);
 }
 
 #[tokio::test]

@@ -101,6 +101,40 @@ pub struct FundingShare {
 pub struct Target {
     pub kind: TargetKind,
     pub quantity: u32,
+    /// Delivered so far: trainees present at the convention's purchases, aidants
+    /// habilitated through its sessions (revoked ones included: they were habilitated),
+    /// certifications recorded in its campaigns, CCAS actions held.
+    pub reached: u32,
+    /// `reached` as a percentage of `quantity`, two decimals, as a string.
+    pub reached_percent: String,
+}
+
+/// What a convention has delivered towards a target, from the programmes' read models.
+fn reached(state: &crate::AppState, convention: domain::ConventionId, kind: dc::TargetKind) -> u32 {
+    use domain::aidants::HabilitationState as H;
+    use domain::purchase::PurchaseState as P;
+    match kind {
+        dc::TargetKind::Trainings => state.purchases.read(|v| {
+            v.purchases
+                .values()
+                .filter(|p| p.request.convention_id == convention && matches!(p.state, P::Attended | P::Paid))
+                .map(|p| p.present.unwrap_or(0))
+                .sum()
+        }),
+        dc::TargetKind::Habilitations => state.programmes.read(|v| {
+            v.habilitations
+                .values()
+                .filter(|h| matches!(h.state, H::Habilitated | H::Revoked))
+                .filter(|h| h.session.and_then(|s| v.sessions.get(&s)).is_some_and(|s| s.convention_id == convention))
+                .count() as u32
+        }),
+        dc::TargetKind::Certifications => state.programmes.read(|v| {
+            v.campaigns.values().filter(|c| c.convention_id == convention).map(|c| c.certifications.len() as u32).sum()
+        }),
+        dc::TargetKind::CcasActions => {
+            state.programmes.read(|v| v.ccas_actions.values().filter(|a| a.convention_id == convention).count() as u32)
+        }
+    }
 }
 
 #[derive(SimpleObject)]
@@ -235,8 +269,23 @@ impl ConventionView {
     async fn shares(&self) -> Vec<FundingShare> {
         self.0.shares.iter().map(|s| share(s, self.0.total)).collect()
     }
-    async fn targets(&self) -> Vec<Target> {
-        self.0.targets.iter().map(|t| Target { kind: t.kind.into(), quantity: t.quantity }).collect()
+    /// What the convention promises, and what it has delivered so far.
+    async fn targets(&self, ctx: &async_graphql::Context<'_>) -> Vec<Target> {
+        let state = ctx.data_unchecked::<crate::AppState>();
+        self.0
+            .targets
+            .iter()
+            .map(|t| {
+                let reached = reached(state, self.0.id, t.kind);
+                let share = Decimal::from(reached) * Decimal::ONE_HUNDRED / Decimal::from(t.quantity.max(1));
+                Target {
+                    kind: t.kind.into(),
+                    quantity: t.quantity,
+                    reached,
+                    reached_percent: percent(domain::money::round_cents(share)),
+                }
+            })
+            .collect()
     }
     /// The territory the convention covers; empty for a national convention.
     async fn departements(&self) -> Vec<Departement> {
