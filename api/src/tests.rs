@@ -1031,3 +1031,36 @@ async fn a_structure_asks_habilitations_for_its_own_aidants_only() {
     assert_eq!(api.written(), before);
     insta::assert_json_snapshot!("request_habilitation_for_another_structure", other);
 }
+
+/// A log that fails every write with an error full of internals.
+struct FailingStore(MemoryStore);
+
+#[async_trait::async_trait]
+impl store::EventStore for FailingStore {
+    async fn append(&self, _: store::AppendRequest) -> Result<store::AppendOutcome, store::StoreError> {
+        Err(store::StoreError::Backend("disk I/O error in /var/lib/tracker/events.sqlite3: SQLITE_IOERR".into()))
+    }
+    async fn read_stream(&self, s: &str) -> Result<Vec<store::RecordedEvent>, store::StoreError> {
+        self.0.read_stream(s).await
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<store::RecordedEvent>, store::StoreError> {
+        self.0.read_all(after, limit).await
+    }
+    async fn find_command(&self, id: domain::CommandId) -> Result<Option<store::CommandRecord>, store::StoreError> {
+        self.0.find_command(id).await
+    }
+    fn head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.head()
+    }
+}
+
+#[tokio::test]
+async fn a_storage_failure_is_internal_and_leaks_nothing() {
+    let schema = schema(AppState::new(Arc::new(FailingStore(MemoryStore::new()))), false);
+    let request = async_graphql::Request::new(SIGN.to_string() + CONVENTION_FIELDS)
+        .variables(async_graphql::Variables::from_json(json!({ "input": sign_input() })));
+    let answer = serde_json::to_value(execute(&schema, request, Principal::local(Role::Anct, "a")).await).unwrap();
+    let text = answer.to_string();
+    assert!(!text.contains("sqlite") && !text.contains("/var/lib"), "{text}");
+    insta::assert_json_snapshot!("internal_error", answer);
+}
