@@ -1064,3 +1064,30 @@ async fn a_storage_failure_is_internal_and_leaks_nothing() {
     assert!(!text.contains("sqlite") && !text.contains("/var/lib"), "{text}");
     insta::assert_json_snapshot!("internal_error", answer);
 }
+
+/// The operations the lifecycle tests above only pass through, snapshotted on their own.
+#[tokio::test]
+async fn lookups_and_remaining_habilitation_steps_answer_as_snapshotted() {
+    let api = Api::for_matrix().await;
+    let structure_query = format!(
+        "{{ structure(id: \"{}\") {{ name siret kind headCount small departement {{ code }} }} }}",
+        structure_id(BREST)
+    );
+    insta::assert_json_snapshot!("query_structure", ok(api.query(&structure_query).await));
+    let purchase_query =
+        format!("{{ purchase(id: \"{}\") {{ status trainees present total committed serviceDone }} }}", purchase(702));
+    insta::assert_json_snapshot!("query_purchase", ok(api.query(&purchase_query).await));
+    let sessions = ok(api.query("{ aidantsConnectSessions { capacity seatsTaken seatCost heldOn } }").await);
+    insta::assert_json_snapshot!("query_aidants_connect_sessions", sessions);
+    let step = |name: &str| HABILITATION_STEP.replace("STEP", name);
+    let validated = ok(api.run(&step("validateEligibility"), hstep(1100, "A-1", json!({}))).await);
+    insta::assert_json_snapshot!("validate_eligibility", validated);
+    let no_reason = api.refused(&step("refuseHabilitation"), hstep(1101, "A-2", json!({}))).await;
+    insta::assert_json_snapshot!("refuse_habilitation_needs_a_reason", no_reason);
+    let cancelled = ok(api.run(&step("cancelHabilitation"), hstep(1102, "A-2", json!({ "reason": "Abandon" }))).await);
+    insta::assert_json_snapshot!("cancel_habilitation", cancelled);
+    ok(api.run(REQUEST_HABILITATION, habilitation_request(1103, BREST, "A-6")).await);
+    let refused =
+        ok(api.run(&step("refuseHabilitation"), hstep(1104, "A-6", json!({ "reason": "Hors périmètre" }))).await);
+    insta::assert_json_snapshot!("refuse_habilitation", refused);
+}
