@@ -7,6 +7,7 @@
 
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
+use domain::annex::{AnnexCaps, CapsChange};
 use domain::convention::*;
 use domain::ids::TRACKER_NAMESPACE;
 use domain::{CommandId, CommandMeta, ConventionId, DepartementCode, EnvelopeId, Money};
@@ -98,6 +99,7 @@ fn commands() -> Vec<ConventionCommand> {
                 .collect(),
             targets: plan.targets.iter().map(|(kind, quantity)| Target { kind: *kind, quantity: *quantity }).collect(),
             departements: vec![],
+            annex_caps: None,
         }));
         for (name, kind, amount) in plan.envelopes {
             out.push(ConventionCommand::AllocateEnvelope(AllocateEnvelope {
@@ -160,6 +162,11 @@ fn commands() -> Vec<ConventionCommand> {
                 amount: Money::euros(500_000),
             },
         ],
+        // Meals are dearer from 2022: the barème follows (our figures, not the plan's).
+        annex_caps: Some(CapsChange {
+            effective_on: date("2022-01-01"),
+            caps: AnnexCaps { per_meal: Money::cents(2_000), ..AnnexCaps::ours() },
+        }),
     }));
     out
 }
@@ -213,7 +220,15 @@ const STRUCTURES: &[(&str, &str, &str, &str, &str)] = &[
 /// ANCT would): structures, training purchases at every stage, a Pix campaign, CCAS
 /// actions and Aidants Connect habilitations. Any refused step fails the seeding.
 async fn seed_programmes(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
-    let state = api::AppState::new(store.clone());
+    // The reimbursement saga runs while seeding, so that claims move on as they would.
+    let process = sagas::Process::start(
+        store.clone(),
+        Arc::new(sagas::MemoryCheckpoint::default()),
+        Arc::new(sagas::SystemClock),
+    )
+    .await?;
+    let saga = sagas::SagaRunner::spawn(process, std::time::Duration::from_secs(3600));
+    let state = api::AppState::new(store.clone()).with_saga(saga);
     let head = *store.head().borrow();
     anyhow::ensure!(state.wait_for(head, std::time::Duration::from_secs(60)).await, "read models did not catch up");
     let schema = api::schema(state, false);
@@ -225,7 +240,7 @@ async fn seed_programmes(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
         .to_string()
     };
     let mut n = 0u128;
-    let mut run = |role: api::Role, mutation: &str, input: serde_json::Value| {
+    let mut run = |principal: api::Principal, mutation: &str, input: serde_json::Value| {
         n += 1;
         let mut input = input;
         input["commandId"] = serde_json::json!(step_id(n).to_string());
@@ -234,6 +249,7 @@ async fn seed_programmes(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
             // Habilitation steps share one input type.
             let input_type = match mutation.as_str() {
                 "ValidateEligibility" | "CompleteTraining" | "Habilitate" => "HabilitationStep",
+                "RequestAnnexClaimChanges" | "RejectAnnexClaim" => "AssessAnnexClaim",
                 other => other,
             };
             let field = lower_first(&mutation);
@@ -241,15 +257,21 @@ async fn seed_programmes(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
                 "mutation($input: {input_type}Input!) {{ {field}(input: $input) {{ __typename }} }}"
             ))
             .variables(async_graphql::Variables::from_json(serde_json::json!({ "input": input })));
-            let answer = api::execute(&schema, request, api::Principal::local(role, ACTOR)).await;
+            let answer = api::execute(&schema, request, principal).await;
             anyhow::ensure!(answer.errors.is_empty(), "demo step {mutation} was refused: {:?}", answer.errors);
             anyhow::Ok(id)
         }
     };
-    use api::Role::{Anct, Opco};
+    let as_role = |role: api::Role| api::Principal::local(role, ACTOR);
+    let (anct, opco) = (|| as_role(api::Role::Anct), || as_role(api::Role::Opco));
+    let structure = |i: usize| {
+        let mut p = as_role(api::Role::Structure);
+        p.structure = Some(uuid::Uuid::parse_str(&structure_id(i)).expect("a uuid"));
+        p
+    };
     use serde_json::json;
     for (base, name, kind, departement, head_count) in STRUCTURES {
-        run(Anct, "RegisterStructure", json!({ "name": name, "siret": siret(base), "kind": kind, "departement": departement, "headCount": head_count, "registeredOn": "2021-03-25" })).await?;
+        run(anct(), "RegisterStructure", json!({ "name": name, "siret": siret(base), "kind": kind, "departement": departement, "headCount": head_count, "registeredOn": "2021-03-25" })).await?;
     }
     // Training purchases on the ANCT–Uniformation convention, at every stage.
     let mut purchases = Vec::new();
@@ -269,38 +291,38 @@ async fn seed_programmes(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
             "sessionStart": format!("2021-0{}-06", 5 + i % 4), "sessionEnd": format!("2021-0{}-24", 5 + i % 4),
             "requestedOn": "2021-04-15",
         });
-        let id = run(Opco, "RequestPurchase", input).await?;
+        let id = run(opco(), "RequestPurchase", input).await?;
         purchases.push(domain::purchase::PurchaseId::for_request(id).to_string());
     }
     for (i, p) in purchases.iter().enumerate().take(5) {
-        run(Opco, "ApprovePurchase", json!({ "purchaseId": p, "approvedOn": "2021-04-22" })).await?;
+        run(opco(), "ApprovePurchase", json!({ "purchaseId": p, "approvedOn": "2021-04-22" })).await?;
         if i < 4 {
-            run(Opco, "RecordAttendance", json!({ "purchaseId": p, "present": 8 + i as u32 - (i as u32 % 2), "recordedOn": format!("2021-0{}-25", 5 + i % 4) })).await?;
+            run(opco(), "RecordAttendance", json!({ "purchaseId": p, "present": 8 + i as u32 - (i as u32 % 2), "recordedOn": format!("2021-0{}-25", 5 + i % 4) })).await?;
         }
         if i < 2 {
-            run(Opco, "RecordPurchasePayment", json!({ "purchaseId": p, "paidOn": "2021-09-15" })).await?;
+            run(opco(), "RecordPurchasePayment", json!({ "purchaseId": p, "paidOn": "2021-09-15" })).await?;
         }
     }
-    run(Opco, "CancelPurchase", json!({ "purchaseId": purchases[4], "reason": "Session annulée faute de formateur", "cancelledOn": "2021-06-01" })).await?;
+    run(opco(), "CancelPurchase", json!({ "purchaseId": purchases[4], "reason": "Session annulée faute de formateur", "cancelledOn": "2021-06-01" })).await?;
     // A Pix campaign for aidants, with its first certifications.
-    let campaign = run(Anct, "OpenPixCampaign", json!({ "conventionId": code("ANCT-PIX-2021"), "public": "AIDANTS_NUMERIQUES", "certifications": 200, "unitPrice": "45.50", "openedOn": "2021-04-01" })).await?;
+    let campaign = run(anct(), "OpenPixCampaign", json!({ "conventionId": code("ANCT-PIX-2021"), "public": "AIDANTS_NUMERIQUES", "certifications": 200, "unitPrice": "45.50", "openedOn": "2021-04-01" })).await?;
     let campaign = domain::pix::CampaignId::for_command(campaign).0.to_string();
     for (i, score) in [512, 688, 430, 801, 615].into_iter().enumerate() {
-        run(Anct, "RecordPixCertification", json!({ "campaignId": campaign, "candidate": format!("PIX-{:04}", i + 1), "structureId": structure_id(i), "score": score, "certifiedOn": "2021-06-10" })).await?;
+        run(anct(), "RecordPixCertification", json!({ "campaignId": campaign, "candidate": format!("PIX-{:04}", i + 1), "structureId": structure_id(i), "score": score, "certifiedOn": "2021-06-10" })).await?;
     }
     // CCAS actions.
     for (i, s) in [1usize, 3].into_iter().enumerate() {
-        run(Anct, "RecordCcasAction", json!({ "conventionId": code("ANCT-UNCCAS-2021"), "structureId": structure_id(s), "title": "Accueillir et orienter vers les démarches en ligne", "agents": 8 + i as u32, "managers": 2, "blocks": [3, 6, 8], "cost": "3200.00", "heldOn": "2021-10-12" })).await?;
+        run(anct(), "RecordCcasAction", json!({ "conventionId": code("ANCT-UNCCAS-2021"), "structureId": structure_id(s), "title": "Accueillir et orienter vers les démarches en ligne", "agents": 8 + i as u32, "managers": 2, "blocks": [3, 6, 8], "cost": "3200.00", "heldOn": "2021-10-12" })).await?;
     }
     // Aidants Connect: a session and four aidants at different stages.
-    let session = run(Anct, "OpenAidantsConnectSession", json!({ "conventionId": code("ANCT-AIDANTS-CONNECT-2021"), "capacity": 12, "seatCost": "125.00", "heldOn": "2021-05-17" })).await?;
+    let session = run(anct(), "OpenAidantsConnectSession", json!({ "conventionId": code("ANCT-AIDANTS-CONNECT-2021"), "capacity": 12, "seatCost": "125.00", "heldOn": "2021-05-17" })).await?;
     let session = domain::aidants::SessionId::for_command(session).0.to_string();
     let paris = domain::structure::StructureId::parse(&structure_id(0)).expect("valid");
     for (i, stage) in [4, 3, 2, 0].into_iter().enumerate() {
         let aidant = format!("AIDANT-{:03}", i + 1);
         let h = domain::aidants::HabilitationId::of(paris, &aidant).0.to_string();
         run(
-            Anct,
+            anct(),
             "RequestHabilitation",
             json!({ "structureId": structure_id(0), "aidant": aidant, "requestedOn": "2021-04-20" }),
         )
@@ -312,9 +334,96 @@ async fn seed_programmes(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
             ("Habilitate", json!({ "habilitationId": h, "means": "CARD", "on": "2021-05-25" })),
         ];
         for (mutation, input) in steps.into_iter().take(stage) {
-            run(Anct, mutation, input).await?;
+            run(anct(), mutation, input).await?;
         }
     }
+    // Annex-cost claims in every state, on the first two trainings attended.
+    let lines = |nights: u32, area: &str, night_cost: &str, km: u32| {
+        let mut lines = vec![
+            json!({ "kind": "PUBLIC_TRANSPORT", "quantity": 1, "amount": "64.20", "receipt": "SNCF-2021-0001" }),
+            json!({ "kind": "NIGHT", "quantity": nights, "area": area, "amount": night_cost, "receipt": "HOTEL-2021-0002" }),
+            json!({ "kind": "MEAL", "quantity": 2 * nights, "amount": format!("{}.00", 19 * nights), "receipt": "REPAS-2021-0003" }),
+        ];
+        if km > 0 {
+            lines.push(
+                json!({ "kind": "CAR", "quantity": km, "amount": format!("{}.00", km / 2), "receipt": "KM-2021-0004" }),
+            );
+        }
+        serde_json::Value::Array(lines)
+    };
+    let claim_id = |p: usize, trainee: &str| {
+        let purchase = domain::purchase::PurchaseId::parse(&purchases[p]).expect("a uuid");
+        domain::claim::ClaimId::of(purchase, trainee).to_string()
+    };
+    let submissions = [
+        // Paris (session ended 2021-05-24): paid and reimbursed (one partly), rejected,
+        // sent back and resubmitted.
+        (0, "STAGIAIRE-001", "2021-06-02", lines(2, "PARIS", "260.00", 0)),
+        (0, "STAGIAIRE-002", "2021-06-03", lines(1, "PARIS", "98.00", 40)),
+        (0, "STAGIAIRE-003", "2021-06-04", lines(3, "PARIS", "390.00", 0)),
+        (0, "STAGIAIRE-004", "2021-06-05", lines(1, "PARIS", "110.00", 0)),
+        // Marseille (session ended 2021-06-24): two in a funds call ANCT has not paid
+        // (late), one never assessed (overdue), one funded and not yet paid.
+        (1, "STAGIAIRE-101", "2021-07-01", lines(1, "LARGE_CITY", "85.00", 120)),
+        (1, "STAGIAIRE-102", "2021-07-02", lines(2, "LARGE_CITY", "190.00", 0)),
+        (1, "STAGIAIRE-103", "2021-07-05", lines(1, "LARGE_CITY", "80.00", 0)),
+        (1, "STAGIAIRE-104", "2021-07-06", lines(1, "STANDARD", "70.00", 60)),
+    ];
+    for (p, trainee, on, lines) in submissions {
+        let input = json!({ "purchaseId": purchases[p], "trainee": trainee, "lines": lines, "submittedOn": on });
+        run(structure(p), "SubmitAnnexClaim", input).await?;
+    }
+    let (paris_1, paris_2, paris_3, paris_4) = (
+        claim_id(0, "STAGIAIRE-001"),
+        claim_id(0, "STAGIAIRE-002"),
+        claim_id(0, "STAGIAIRE-003"),
+        claim_id(0, "STAGIAIRE-004"),
+    );
+    let (marseille_1, marseille_2, funded_only) =
+        (claim_id(1, "STAGIAIRE-101"), claim_id(1, "STAGIAIRE-102"), claim_id(1, "STAGIAIRE-104"));
+    for (id, on) in [
+        (&paris_1, "2021-06-14"),
+        (&marseille_1, "2021-07-15"),
+        (&marseille_2, "2021-07-16"),
+        (&funded_only, "2021-07-20"),
+    ] {
+        run(opco(), "ApproveAnnexClaim", json!({ "claimId": id, "approvedOn": on })).await?;
+    }
+    run(opco(), "ApproveAnnexClaim", json!({ "claimId": paris_2, "approvedOn": "2021-06-15",
+        "reductions": [{ "line": 4, "approved": "10.00", "reason": "Trajet de 20 km seulement sur le justificatif" }] })).await?;
+    run(
+        opco(),
+        "RejectAnnexClaim",
+        json!({ "claimId": paris_3, "reason": "Le stagiaire habite la ville de la formation", "on": "2021-06-16" }),
+    )
+    .await?;
+    run(
+        opco(),
+        "RequestAnnexClaimChanges",
+        json!({ "claimId": paris_4, "reason": "Justificatif d'hôtel illisible", "on": "2021-06-16" }),
+    )
+    .await?;
+    run(
+        structure(0),
+        "ResubmitAnnexClaim",
+        json!({ "claimId": paris_4, "lines": lines(1, "PARIS", "110.00", 0), "resubmittedOn": "2021-06-21" }),
+    )
+    .await?;
+    for (id, on) in
+        [(&paris_1, "2021-06-30"), (&paris_2, "2021-07-02"), (&marseille_1, "2021-10-04"), (&marseille_2, "2021-10-05")]
+    {
+        run(opco(), "RecordAnnexClaimPayment", json!({ "claimId": id, "paidOn": on })).await?;
+    }
+    let uniformation = code("ANCT-UNIFORMATION-2021");
+    let first_call = run(opco(), "IssueFundsCall", json!({ "conventionId": uniformation, "periodStart": "2021-04-01", "periodEnd": "2021-09-30", "issuedOn": "2021-10-05" })).await?;
+    let first_call = domain::funds_call::FundsCallId::for_command(first_call).to_string();
+    run(
+        anct(),
+        "RecordFundsCallPayment",
+        json!({ "conventionId": uniformation, "fundsCallId": first_call, "paidOn": "2021-11-18" }),
+    )
+    .await?;
+    run(opco(), "IssueFundsCall", json!({ "conventionId": uniformation, "periodStart": "2021-10-01", "periodEnd": "2021-12-31", "issuedOn": "2022-01-07" })).await?;
     Ok(())
 }
 
@@ -373,6 +482,11 @@ mod tests {
             "PixCertificationRecorded",
             "CcasActionRecorded",
             "Habilitated",
+            "AnnexClaimReimbursed",
+            "AnnexClaimRejected",
+            "AnnexClaimResubmitted",
+            "AnnexClaimFlaggedOverdue",
+            "FundsCallFlaggedLate",
         ] {
             assert!(events.iter().any(|e| e.event_type == kind), "the demo has a {kind}");
         }

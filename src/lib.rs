@@ -15,6 +15,12 @@ use store::{EventStore, SqliteStore};
 /// The file of the embedded log inside the data directory.
 pub const LOG_FILE: &str = "events.sqlite3";
 
+/// The reimbursement saga's checkpoint inside the data directory.
+pub const SAGA_CHECKPOINT: &str = "saga-reimbursement.checkpoint";
+
+/// How often the saga looks at its deadlines when the log is quiet.
+const SAGA_TICK: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How long start-up may take to fold the log into the read models.
 const CATCH_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -83,7 +89,13 @@ impl Application {
         }
         let store = log.clone();
         let head = *store.head().borrow();
-        let state = AppState::new(store);
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+        let checkpoint = Arc::new(sagas::FileCheckpoint(settings.data_dir.join(SAGA_CHECKPOINT)));
+        let process = sagas::Process::start(store.clone(), checkpoint, Arc::new(sagas::SystemClock))
+            .await
+            .context("cannot start the reimbursement saga")?;
+        let state = AppState::new(store).with_saga(sagas::SagaRunner::spawn(process, SAGA_TICK));
         // Serve only once the read models show the whole log: a restarted server must not
         // answer with figures older than what it had already acknowledged.
         let started = std::time::Instant::now();

@@ -85,6 +85,17 @@ pub enum Operation {
     RevokeHabilitation,
     AidantsConnectSessions,
     Habilitations,
+    AnnexClaims,
+    AnnexClaim,
+    FundsCalls,
+    SubmitAnnexClaim,
+    ResubmitAnnexClaim,
+    ApproveAnnexClaim,
+    RequestAnnexClaimChanges,
+    RejectAnnexClaim,
+    RecordAnnexClaimPayment,
+    IssueFundsCall,
+    RecordFundsCallPayment,
 }
 
 impl Operation {
@@ -126,6 +137,17 @@ impl Operation {
             Operation::RevokeHabilitation => "revokeHabilitation",
             Operation::AidantsConnectSessions => "aidantsConnectSessions",
             Operation::Habilitations => "habilitations",
+            Operation::AnnexClaims => "annexClaims",
+            Operation::AnnexClaim => "annexClaim",
+            Operation::FundsCalls => "fundsCalls",
+            Operation::SubmitAnnexClaim => "submitAnnexClaim",
+            Operation::ResubmitAnnexClaim => "resubmitAnnexClaim",
+            Operation::ApproveAnnexClaim => "approveAnnexClaim",
+            Operation::RequestAnnexClaimChanges => "requestAnnexClaimChanges",
+            Operation::RejectAnnexClaim => "rejectAnnexClaim",
+            Operation::RecordAnnexClaimPayment => "recordAnnexClaimPayment",
+            Operation::IssueFundsCall => "issueFundsCall",
+            Operation::RecordFundsCallPayment => "recordFundsCallPayment",
         }
     }
 }
@@ -174,6 +196,19 @@ pub const MATRIX: &[(Operation, &[Role])] = &[
     (O::CompleteTraining, &[R::Anct]),
     (O::Habilitate, &[R::Anct]),
     (O::RevokeHabilitation, &[R::Anct]),
+    // Annex-cost claims: a structure claims for its own trainees and sees only its own
+    // claims; the OPCO assesses, pays and calls funds; ANCT pays the funds calls.
+    (O::AnnexClaims, &[R::Anct, R::Opco, R::Structure, R::Copil, R::Auditor]),
+    (O::AnnexClaim, &[R::Anct, R::Opco, R::Structure, R::Copil, R::Auditor]),
+    (O::FundsCalls, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    (O::SubmitAnnexClaim, &[R::Structure]),
+    (O::ResubmitAnnexClaim, &[R::Structure]),
+    (O::ApproveAnnexClaim, &[R::Opco]),
+    (O::RequestAnnexClaimChanges, &[R::Opco]),
+    (O::RejectAnnexClaim, &[R::Opco]),
+    (O::RecordAnnexClaimPayment, &[R::Opco]),
+    (O::IssueFundsCall, &[R::Opco]),
+    (O::RecordFundsCallPayment, &[R::Anct]),
 ];
 
 pub fn allowed(role: Role, operation: Operation) -> bool {

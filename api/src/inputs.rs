@@ -84,8 +84,42 @@ pub struct SignConventionInput {
     /// INSEE codes of the départements covered; empty for a national convention.
     #[graphql(default)]
     pub departements: Vec<String>,
+    /// Annex-cost caps from the period's start; the tracker's defaults when absent.
+    pub annex_caps: Option<AnnexCapsInput>,
     #[graphql(flatten)]
     pub command: CommandFields,
+}
+
+/// The barème of annex costs: the most reimbursed per night, meal and kilometre.
+#[derive(InputObject)]
+pub struct AnnexCapsInput {
+    pub per_night: MoneyScalar,
+    pub per_night_large_city: MoneyScalar,
+    pub per_night_paris: MoneyScalar,
+    pub per_meal: MoneyScalar,
+    pub per_km: MoneyScalar,
+    /// Days after the session's end within which a claim may be submitted.
+    pub claim_deadline_days: u32,
+}
+
+impl AnnexCapsInput {
+    fn caps(&self) -> domain::annex::AnnexCaps {
+        domain::annex::AnnexCaps {
+            per_night: self.per_night.0,
+            per_night_large_city: self.per_night_large_city.0,
+            per_night_paris: self.per_night_paris.0,
+            per_meal: self.per_meal.0,
+            per_km: self.per_km.0,
+            claim_deadline_days: self.claim_deadline_days,
+        }
+    }
+}
+
+/// New caps, in force from a date.
+#[derive(InputObject)]
+pub struct CapsChangeInput {
+    pub effective_on: DateScalar,
+    pub caps: AnnexCapsInput,
 }
 
 impl SignConventionInput {
@@ -101,6 +135,7 @@ impl SignConventionInput {
             shares: shares(&self.shares),
             targets: self.targets.iter().map(|t| dc::Target { kind: t.kind.into(), quantity: t.quantity }).collect(),
             departements: self.departements.iter().map(|d| departement(d, "departements")).collect::<Result<_>>()?,
+            annex_caps: self.annex_caps.as_ref().map(AnnexCapsInput::caps),
         }))
     }
 }
@@ -150,6 +185,8 @@ pub struct SignAmendmentInput {
     /// New envelope amounts; none may go below what is committed on it.
     #[graphql(default)]
     pub envelopes: Vec<EnvelopeAmountInput>,
+    /// New annex-cost caps, from a date no earlier than the signature.
+    pub annex_caps: Option<CapsChangeInput>,
     #[graphql(flatten)]
     pub command: CommandFields,
 }
@@ -168,6 +205,10 @@ impl SignAmendmentInput {
                 .iter()
                 .map(|e| Ok(dc::EnvelopeAmount { envelope_id: envelope_id(&e.envelope_id)?, amount: e.amount.0 }))
                 .collect::<Result<_>>()?,
+            annex_caps: self
+                .annex_caps
+                .as_ref()
+                .map(|c| domain::annex::CapsChange { effective_on: c.effective_on.0, caps: c.caps.caps() }),
         }))
     }
 }

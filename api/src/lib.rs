@@ -7,6 +7,7 @@
 
 mod aidants;
 pub mod auth;
+mod claims;
 mod errors;
 mod graphiql;
 mod inputs;
@@ -21,7 +22,8 @@ use async_graphql::{EmptySubscription, SDLExportOptions, Schema};
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{EndpointExt, IntoResponse, Route, get, handler, post};
-use projections::{BudgetView, ProgrammesView, PurchasesView, Runner, StructuresView};
+use projections::{BudgetView, ProgrammesView, PurchasesView, ReimbursementsView, Runner, StructuresView};
+use sagas::SagaRunner;
 use std::sync::Arc;
 use std::time::Duration;
 use store::EventStore;
@@ -49,6 +51,10 @@ pub struct AppState {
     pub structures: Arc<Runner<StructuresView>>,
     pub purchases: Arc<Runner<PurchasesView>>,
     pub programmes: Arc<Runner<ProgrammesView>>,
+    pub reimbursements: Arc<Runner<ReimbursementsView>>,
+    /// The reimbursement saga, when this process runs it: claim mutations wait for it
+    /// to act before they answer.
+    pub saga: Option<Arc<SagaRunner>>,
     /// How long a mutation waits for the read models to show what it wrote.
     pub read_your_writes_timeout: Duration,
 }
@@ -60,26 +66,49 @@ impl AppState {
         let structures = Runner::spawn(store.clone());
         let purchases = Runner::spawn(store.clone());
         let programmes = Runner::spawn(store.clone());
-        Self { store, budget, structures, purchases, programmes, read_your_writes_timeout: Duration::from_secs(2) }
+        let reimbursements = Runner::spawn(store.clone());
+        Self {
+            store,
+            budget,
+            structures,
+            purchases,
+            programmes,
+            reimbursements,
+            saga: None,
+            read_your_writes_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// The same state, with the reimbursement saga this process runs.
+    pub fn with_saga(mut self, saga: Arc<SagaRunner>) -> Self {
+        self.saga = Some(saga);
+        self
     }
 
     /// Waits until every read model has applied `position`; false after `timeout`.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
-        let (budget, structures, purchases, programmes) = tokio::join!(
+        let (budget, structures, purchases, programmes, reimbursements) = tokio::join!(
             self.budget.wait_for(position, timeout),
             self.structures.wait_for(position, timeout),
             self.purchases.wait_for(position, timeout),
-            self.programmes.wait_for(position, timeout)
+            self.programmes.wait_for(position, timeout),
+            self.reimbursements.wait_for(position, timeout)
         );
-        budget && structures && purchases && programmes
+        budget && structures && purchases && programmes && reimbursements
     }
 
     /// The position every read model has reached.
     pub fn position(&self) -> u64 {
-        [self.budget.position(), self.structures.position(), self.purchases.position(), self.programmes.position()]
-            .into_iter()
-            .min()
-            .unwrap_or(0)
+        [
+            self.budget.position(),
+            self.structures.position(),
+            self.purchases.position(),
+            self.programmes.position(),
+            self.reimbursements.position(),
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(0)
     }
 }
 
@@ -151,11 +180,20 @@ async fn graphql_endpoint(
 async fn health(state: Data<&AppState>) -> poem::Response {
     let log = *state.store.head().borrow();
     let projected = state.position();
-    let failure = state.budget.failure().or_else(|| state.structures.failure()).or_else(|| state.purchases.failure());
+    let failure = state
+        .budget
+        .failure()
+        .or_else(|| state.structures.failure())
+        .or_else(|| state.purchases.failure())
+        .or_else(|| state.programmes.failure())
+        .or_else(|| state.reimbursements.failure())
+        .map(|e| e.to_string());
+    let saga = state.saga.as_ref().map(|s| serde_json::json!({ "position": s.position(), "failure": s.failure() }));
     let body = serde_json::json!({
         "status": if failure.is_none() { "ok" } else { "degraded" },
         "logPosition": log,
         "projectionPosition": projected,
+        "saga": saga,
     });
     let status = if failure.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Json(body).with_status(status).into_response()

@@ -191,4 +191,5 @@ pub struct Mutation(
     crate::purchases::PurchaseMutation,
     crate::programmes::ProgrammeMutation,
     crate::aidants::AidantsMutation,
+    crate::claims::ClaimMutation,
 );

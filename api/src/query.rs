@@ -75,4 +75,5 @@ pub struct Query(
     crate::purchases::PurchaseQuery,
     crate::programmes::ProgrammeQuery,
     crate::aidants::AidantsQuery,
+    crate::claims::ClaimQuery,
 );

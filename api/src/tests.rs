@@ -5,9 +5,13 @@ use super::*;
 use serde_json::{Value, json};
 use store::MemoryStore;
 
+mod claims;
+
 struct Api {
     schema: TrackerSchema,
     store: Arc<MemoryStore>,
+    /// The saga's today, for deadline tests.
+    clock: Arc<sagas::ManualClock>,
 }
 
 const CONVENTION_FIELDS: &str = "
@@ -80,8 +84,22 @@ fn commit_input(n: u128, reference: &str, amount: &str) -> Value {
 impl Api {
     fn new() -> Self {
         let store = Arc::new(MemoryStore::new());
-        let state = AppState::new(store.clone());
-        Self { schema: schema(state, true), store }
+        let clock = Arc::new(sagas::ManualClock::new("2021-07-01".parse().unwrap()));
+        let saga = sagas::SagaRunner::start(
+            store.clone(),
+            Arc::new(sagas::MemoryCheckpoint::default()),
+            clock.clone(),
+            std::time::Duration::from_secs(3600),
+        );
+        let state = AppState::new(store.clone()).with_saga(saga);
+        Self { schema: schema(state, true), store, clock }
+    }
+
+    /// As the `structure` token of Brest.
+    async fn run_as_brest(&self, query: &str, input: Value) -> Value {
+        let request = async_graphql::Request::new(query)
+            .variables(async_graphql::Variables::from_json(json!({ "input": input })));
+        serde_json::to_value(execute(&self.schema, request, brest_principal()).await).unwrap()
     }
 
     async fn run(&self, query: &str, input: Value) -> Value {
@@ -490,6 +508,9 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
             hstep(915, "A-5", json!({ "reason": "Départ" })),
         ),
     ]
+    .into_iter()
+    .chain(claims::matrix_operations())
+    .collect()
 }
 
 #[tokio::test]
@@ -502,10 +523,7 @@ async fn every_operation_with_every_role_follows_the_matrix() {
             let before = api.written();
             let request = async_graphql::Request::new(*query)
                 .variables(async_graphql::Variables::from_json(json!({ "input": input })));
-            let mut principal = Principal::local(role, "matrix");
-            if role == Role::Structure {
-                principal.structure = Some(uuid::Uuid::parse_str(&structure_id(BREST)).unwrap());
-            }
+            let principal = if role == Role::Structure { brest_principal() } else { Principal::local(role, "matrix") };
             let answer = serde_json::to_value(execute(&api.schema, request, principal).await).unwrap();
             let forbidden =
                 answer["errors"].as_array().is_some_and(|e| e.iter().any(|e| e["extensions"]["code"] == "FORBIDDEN"));
@@ -574,6 +592,12 @@ async fn introspection_is_off_unless_enabled() {
 // --- Structures -------------------------------------------------------------------------
 
 const BREST: &str = "73282932000074";
+
+fn brest_principal() -> Principal {
+    let mut principal = Principal::local(Role::Structure, "brest");
+    principal.structure = Some(uuid::Uuid::parse_str(&structure_id(BREST)).unwrap());
+    principal
+}
 const BORDEAUX: &str = "35600000000001";
 
 fn register_input(n: u128, siret: &str) -> Value {
@@ -712,6 +736,7 @@ impl Api {
                 ok(api.run(&query, hstep(n + 1 + k as u128, aidant, extra)).await);
             }
         }
+        claims::matrix_fixture(&api).await;
         api
     }
 }

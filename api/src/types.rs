@@ -202,6 +202,10 @@ impl AmendmentView {
             shares.iter().map(|s| share(s, total)).collect()
         })
     }
+    /// New annex-cost caps, when the amendment set them.
+    async fn annex_caps(&self) -> Option<AnnexCapsPeriod> {
+        self.0.annex_caps.as_ref().map(AnnexCapsPeriod::from)
+    }
     async fn envelopes(&self) -> Vec<EnvelopeChange> {
         self.0
             .envelopes
@@ -213,6 +217,33 @@ impl AmendmentView {
                 to: c.to.into(),
             })
             .collect()
+    }
+}
+
+/// Annex-cost caps in force from a date.
+#[derive(SimpleObject)]
+pub struct AnnexCapsPeriod {
+    pub effective_on: DateScalar,
+    pub per_night: MoneyScalar,
+    pub per_night_large_city: MoneyScalar,
+    pub per_night_paris: MoneyScalar,
+    pub per_meal: MoneyScalar,
+    pub per_km: MoneyScalar,
+    /// Days after a session's end within which a claim may be submitted.
+    pub claim_deadline_days: u32,
+}
+
+impl From<&domain::annex::CapsChange> for AnnexCapsPeriod {
+    fn from(c: &domain::annex::CapsChange) -> Self {
+        AnnexCapsPeriod {
+            effective_on: c.effective_on.into(),
+            per_night: c.caps.per_night.into(),
+            per_night_large_city: c.caps.per_night_large_city.into(),
+            per_night_paris: c.caps.per_night_paris.into(),
+            per_meal: c.caps.per_meal.into(),
+            per_km: c.caps.per_km.into(),
+            claim_deadline_days: c.caps.claim_deadline_days,
+        }
     }
 }
 
@@ -301,6 +332,11 @@ impl ConventionView {
     /// Avenants, in signing order.
     async fn amendments(&self) -> Vec<AmendmentView> {
         self.0.amendments.iter().cloned().map(AmendmentView).collect()
+    }
+    /// The annex-cost barème, by the date each took effect (the first applies from the
+    /// period's start); amendments add the later ones.
+    async fn annex_caps(&self) -> Vec<AnnexCapsPeriod> {
+        self.0.annex_caps.iter().map(AnnexCapsPeriod::from).collect()
     }
     /// The stream version this view reflects.
     async fn version(&self) -> u64 {

@@ -3,6 +3,7 @@
 //! euro committed on it: engagement → service fait → paiement.
 
 use crate::aggregate::{Aggregate, DomainEvent};
+use crate::annex::{AnnexCaps, CapsChange};
 use crate::ids::{ConventionId, EnvelopeId};
 use crate::money::Money;
 use crate::territory::DepartementCode;
@@ -75,6 +76,8 @@ pub struct SignConvention {
     pub targets: Vec<Target>,
     /// Where the convention's money may go; empty means the whole country.
     pub departements: Vec<DepartementCode>,
+    /// Annex-cost caps from the period's start; our defaults when absent.
+    pub annex_caps: Option<AnnexCaps>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -95,6 +98,8 @@ pub struct SignAmendment {
     pub shares: Option<Vec<FundingShare>>,
     pub period_end: Option<NaiveDate>,
     pub envelopes: Vec<EnvelopeAmount>,
+    /// New annex-cost caps, from a date no earlier than the amendment's signature.
+    pub annex_caps: Option<CapsChange>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -185,6 +190,10 @@ pub struct ConventionSigned {
     pub shares: Vec<FundingShare>,
     pub targets: Vec<Target>,
     pub departements: Vec<DepartementCode>,
+    /// In force from the period's start. Events recorded before caps existed read as
+    /// our defaults.
+    #[serde(default)]
+    pub annex_caps: AnnexCaps,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +215,8 @@ pub struct AmendmentSigned {
     pub shares: Option<Vec<FundingShare>>,
     pub period_end: Option<NaiveDate>,
     pub envelopes: Vec<EnvelopeAmount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annex_caps: Option<CapsChange>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,8 +339,12 @@ pub enum ConventionError {
     UnknownEnvelope { envelope_id: EnvelopeId },
     #[error("envelope {envelope_id} is changed twice in the same amendment")]
     DuplicateEnvelopeChange { envelope_id: EnvelopeId },
-    #[error("an amendment must change the total, the shares, the end date or an envelope")]
+    #[error("an amendment must change the total, the shares, the end date, an envelope or the annex-cost caps")]
     EmptyAmendment,
+    #[error("annex-cost cap {field} must be more than 0 (the claim deadline at least 1 day)")]
+    InvalidCaps { field: &'static str },
+    #[error("new caps cannot take effect ({effective_on}) before the amendment is signed ({signed_on})")]
+    RetroactiveCaps { effective_on: NaiveDate, signed_on: NaiveDate },
     #[error(
         "envelope {envelope} cannot go below what is committed on it: {committed} committed, {requested} requested"
     )]
@@ -418,6 +433,8 @@ pub struct Signed {
     pub amendments: u32,
     pub closed: bool,
     pub convention_id: ConventionId,
+    /// Annex-cost caps by the date they take effect.
+    pub caps: Vec<CapsChange>,
 }
 
 impl Signed {
@@ -514,6 +531,10 @@ impl Convention {
             }
         }
         let departements: BTreeSet<_> = c.departements.iter().cloned().collect();
+        let annex_caps = c.annex_caps.clone().unwrap_or_default();
+        if let Some(field) = annex_caps.invalid_field() {
+            return Err(ConventionError::InvalidCaps { field });
+        }
         Ok(vec![ConventionEvent::ConventionSigned(ConventionSigned {
             convention_id: ConventionId::for_code(&code),
             code,
@@ -526,6 +547,7 @@ impl Convention {
             shares: trimmed_shares(&c.shares),
             targets: c.targets.clone(),
             departements: departements.into_iter().collect(),
+            annex_caps,
         })])
     }
 
@@ -559,8 +581,24 @@ impl Convention {
     fn amend(&self, c: &SignAmendment) -> Result<Vec<ConventionEvent>, ConventionError> {
         let s = self.open()?;
         require("the amendment's reason", &c.reason)?;
-        if c.total.is_none() && c.shares.is_none() && c.period_end.is_none() && c.envelopes.is_empty() {
+        if c.total.is_none()
+            && c.shares.is_none()
+            && c.period_end.is_none()
+            && c.envelopes.is_empty()
+            && c.annex_caps.is_none()
+        {
             return Err(ConventionError::EmptyAmendment);
+        }
+        if let Some(change) = &c.annex_caps {
+            if let Some(field) = change.caps.invalid_field() {
+                return Err(ConventionError::InvalidCaps { field });
+            }
+            if change.effective_on < c.signed_on {
+                return Err(ConventionError::RetroactiveCaps {
+                    effective_on: change.effective_on,
+                    signed_on: c.signed_on,
+                });
+            }
         }
         let total = c.total.unwrap_or(s.total);
         positive("the total", total)?;
@@ -608,6 +646,7 @@ impl Convention {
             shares: c.shares.as_deref().map(trimmed_shares),
             period_end: c.period_end,
             envelopes: c.envelopes.clone(),
+            annex_caps: c.annex_caps.clone(),
         })])
     }
 
@@ -757,6 +796,7 @@ impl Aggregate for Convention {
                 commitments: BTreeMap::new(),
                 amendments: 0,
                 closed: false,
+                caps: vec![CapsChange { effective_on: e.period_start, caps: e.annex_caps.clone() }],
             });
             return;
         }
@@ -784,6 +824,10 @@ impl Aggregate for Convention {
                     if let Some(env) = s.envelopes.get_mut(&change.envelope_id) {
                         env.allocated = change.amount;
                     }
+                }
+                if let Some(change) = &e.annex_caps {
+                    s.caps.retain(|c| c.effective_on < change.effective_on);
+                    s.caps.push(change.clone());
                 }
             }
             ConventionEvent::FundsCommitted(e) => {

@@ -7,9 +7,12 @@
 
 pub mod aggregate;
 pub mod aidants;
+pub mod annex;
 pub mod ccas;
+pub mod claim;
 pub mod convention;
 pub mod framework;
+pub mod funds_call;
 pub mod ids;
 pub mod money;
 pub mod pix;

@@ -3,6 +3,7 @@
 
 use crate::{Projection, ProjectionError};
 use chrono::NaiveDate;
+use domain::annex::CapsChange;
 use domain::convention::{ConventionEvent, EnvelopeKind, FundingShare, Target};
 use domain::money::round_cents;
 use domain::{Aggregate, ConventionId, EnvelopeId, Money};
@@ -87,6 +88,7 @@ pub struct AmendmentRecord {
     pub period_end: Option<(NaiveDate, NaiveDate)>,
     pub shares: Option<Vec<FundingShare>>,
     pub envelopes: Vec<EnvelopeChange>,
+    pub annex_caps: Option<CapsChange>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -105,6 +107,8 @@ pub struct ConventionBudget {
     pub departements: Vec<String>,
     pub envelopes: Vec<EnvelopeBudget>,
     pub amendments: Vec<AmendmentRecord>,
+    /// Annex-cost caps by the date they take effect.
+    pub annex_caps: Vec<CapsChange>,
     pub closed_on: Option<NaiveDate>,
     /// The stream version and log position this budget reflects.
     pub version: u64,
@@ -185,6 +189,7 @@ impl Projection for BudgetView {
                     departements: e.departements.iter().map(|d| d.to_string()).collect(),
                     envelopes: Vec::new(),
                     amendments: Vec::new(),
+                    annex_caps: vec![CapsChange { effective_on: e.period_start, caps: e.annex_caps.clone() }],
                     closed_on: None,
                     version: recorded.version,
                     position: recorded.position,
@@ -232,7 +237,12 @@ fn apply_to(b: &mut ConventionBudget, event: ConventionEvent) {
                         })
                     })
                     .collect(),
+                annex_caps: e.annex_caps.clone(),
             };
+            if let Some(change) = e.annex_caps {
+                b.annex_caps.retain(|c| c.effective_on < change.effective_on);
+                b.annex_caps.push(change);
+            }
             if let Some(t) = e.total {
                 b.total = t;
             }

@@ -7,12 +7,14 @@
 pub mod budget;
 pub mod programmes;
 pub mod purchases;
+pub mod reimbursements;
 pub mod runner;
 pub mod structures;
 
 pub use budget::BudgetView;
 pub use programmes::ProgrammesView;
 pub use purchases::PurchasesView;
+pub use reimbursements::ReimbursementsView;
 pub use runner::{Checkpointed, Runner};
 pub use structures::StructuresView;
 

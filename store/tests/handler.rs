@@ -24,6 +24,7 @@ fn sign() -> ConventionCommand {
         shares: vec![FundingShare { funder: "ANCT".into(), amount: Money::euros(500_000) }],
         targets: vec![],
         departements: vec![],
+        annex_caps: None,
     })
 }
 

@@ -157,7 +157,10 @@ async fn health_reports_the_log_and_projection_positions() {
     let response = reqwest::get(format!("{}/health", server.url)).await.unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body, json!({ "status": "ok", "logPosition": 0, "projectionPosition": 0 }));
+    assert_eq!(
+        body,
+        json!({ "status": "ok", "logPosition": 0, "projectionPosition": 0, "saga": { "position": 0, "failure": null } })
+    );
     server.stop().await;
 }
 

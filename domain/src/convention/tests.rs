@@ -40,6 +40,7 @@ fn sign_command() -> SignConvention {
         shares: vec![share("ANCT", 2_600_000), share("Uniformation", 1_800_000)],
         targets: vec![Target { kind: TargetKind::Trainings, quantity: 2_000 }],
         departements: vec![],
+        annex_caps: None,
     }
 }
 
@@ -121,6 +122,7 @@ fn amendment() -> SignAmendment {
         shares: None,
         period_end: None,
         envelopes: vec![],
+        annex_caps: None,
     }
 }
 
@@ -631,4 +633,36 @@ fn errors_name_their_rule_and_carry_their_figures() {
     assert_eq!(json["available"], "400000.00");
     assert_eq!(json["requested"], "400001.00");
     assert_eq!(json["envelopeId"], envelope("Formations").to_string());
+}
+
+#[test]
+fn a_convention_gets_our_default_caps_when_it_sets_none() {
+    let ConventionEvent::ConventionSigned(e) = signed() else { panic!("not a signature") };
+    assert_eq!(e.annex_caps, crate::annex::AnnexCaps::ours());
+}
+
+#[test]
+fn caps_must_be_positive() {
+    let mut c = sign_command();
+    let mut caps = crate::annex::AnnexCaps::ours();
+    caps.per_meal = Money::ZERO;
+    c.annex_caps = Some(caps);
+    given::<Convention>([]).when(Cmd::Sign(c)).then_err(ConventionError::InvalidCaps { field: "perMeal" });
+}
+
+#[test]
+fn caps_change_by_amendment_from_a_date_never_before_it() {
+    let mut caps = crate::annex::AnnexCaps::ours();
+    caps.per_meal = Money::cents(2_000);
+    let mut a = amendment();
+    a.annex_caps = Some(crate::annex::CapsChange { effective_on: d("2021-09-01"), caps: caps.clone() });
+    given::<Convention>([signed()])
+        .when(Cmd::SignAmendment(a.clone()))
+        .then_err(ConventionError::RetroactiveCaps { effective_on: d("2021-09-01"), signed_on: d("2021-10-01") });
+    a.annex_caps = Some(crate::annex::CapsChange { effective_on: d("2022-01-01"), caps: caps.clone() });
+    let events = given::<Convention>([signed()]).when(Cmd::SignAmendment(a)).events();
+    let state = Convention::fold(std::iter::once(&signed()).chain(events.iter()));
+    let schedule = &state.0.as_ref().unwrap().caps;
+    assert_eq!(crate::annex::caps_on(schedule, d("2021-12-31")).unwrap().per_meal, Money::cents(1_750));
+    assert_eq!(crate::annex::caps_on(schedule, d("2022-01-01")).unwrap().per_meal, Money::cents(2_000));
 }

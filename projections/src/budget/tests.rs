@@ -55,6 +55,7 @@ fn scenario() -> Vec<ConventionCommand> {
             ],
             targets: vec![Target { kind: TargetKind::Trainings, quantity: 2_000 }],
             departements: vec![],
+            annex_caps: None,
         }),
         allocate("Formations certifiantes", EnvelopeKind::CertifyingTrainings, 2_500_000),
         allocate("Formations non certifiantes", EnvelopeKind::NonCertifyingTrainings, 1_500_000),
@@ -96,6 +97,7 @@ fn scenario() -> Vec<ConventionCommand> {
                 EnvelopeAmount { envelope_id: env("Formations non certifiantes"), amount: Money::euros(1_400_000) },
                 EnvelopeAmount { envelope_id: env("Frais annexes"), amount: Money::euros(400_000) },
             ],
+            annex_caps: None,
         }),
     ]
 }

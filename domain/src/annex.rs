@@ -1,0 +1,153 @@
+//! Annex costs (transport, accommodation, meals) that OPCO funding does not cover: the
+//! caps (barème) a convention sets, and how one expense line is capped.
+//!
+//! The plan says annex costs are reimbursed "within caps" but gives no figures. The
+//! defaults below are **ours, not the plan's**: they follow the French civil service's
+//! travel rates of 2020 (arrêté du 26 février 2019: 70 € a night, 90 € in large cities,
+//! 110 € in Paris; 17.50 € a meal) and a flat 0.32 € per car kilometre. A convention may
+//! set its own caps at signing and change them only by amendment, from a date.
+
+use crate::money::Money;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// Where a night was spent, for the accommodation cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StayArea {
+    Standard,
+    /// Communes of 200 000 inhabitants or more, and the Grand Paris métropole.
+    LargeCity,
+    Paris,
+}
+
+/// What an expense line is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExpenseKind {
+    /// A public-transport ticket: reimbursed at its cost, no cap (quantity = tickets).
+    PublicTransport,
+    /// A private car: capped per kilometre (quantity = km).
+    Car,
+    /// Accommodation: capped per night by area (quantity = nights).
+    Night,
+    /// Meals: capped per meal (quantity = meals).
+    Meal,
+}
+
+/// The caps (barème) of a convention's annex costs, and the claim deadline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnnexCaps {
+    pub per_night: Money,
+    pub per_night_large_city: Money,
+    pub per_night_paris: Money,
+    pub per_meal: Money,
+    pub per_km: Money,
+    /// Days after the session's end within which a claim may be submitted.
+    pub claim_deadline_days: u32,
+}
+
+impl AnnexCaps {
+    /// Our defaults (not the plan's): see the module documentation.
+    pub fn ours() -> Self {
+        Self {
+            per_night: Money::cents(7_000),
+            per_night_large_city: Money::cents(9_000),
+            per_night_paris: Money::cents(11_000),
+            per_meal: Money::cents(1_750),
+            per_km: Money::cents(32),
+            claim_deadline_days: 90,
+        }
+    }
+
+    /// The most a line may be reimbursed; `None` when the kind has no cap.
+    pub fn cap(&self, kind: ExpenseKind, quantity: u32, area: Option<StayArea>) -> Option<Money> {
+        match kind {
+            ExpenseKind::PublicTransport => None,
+            ExpenseKind::Car => Some(self.per_km.times(quantity)),
+            ExpenseKind::Meal => Some(self.per_meal.times(quantity)),
+            ExpenseKind::Night => Some(
+                match area.unwrap_or(StayArea::Standard) {
+                    StayArea::Standard => self.per_night,
+                    StayArea::LargeCity => self.per_night_large_city,
+                    StayArea::Paris => self.per_night_paris,
+                }
+                .times(quantity),
+            ),
+        }
+    }
+
+    /// Every cap must be more than 0 € and the deadline at least a day.
+    pub fn invalid_field(&self) -> Option<&'static str> {
+        [
+            ("perNight", self.per_night),
+            ("perNightLargeCity", self.per_night_large_city),
+            ("perNightParis", self.per_night_paris),
+            ("perMeal", self.per_meal),
+            ("perKm", self.per_km),
+        ]
+        .into_iter()
+        .find(|(_, m)| m.is_zero())
+        .map(|(f, _)| f)
+        .or((self.claim_deadline_days == 0).then_some("claimDeadlineDays"))
+    }
+}
+
+impl Default for AnnexCaps {
+    fn default() -> Self {
+        Self::ours()
+    }
+}
+
+/// New caps set by an amendment, in force from a date.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CapsChange {
+    pub effective_on: NaiveDate,
+    pub caps: AnnexCaps,
+}
+
+/// The caps in force on `date` in a schedule sorted by date (the first entry applies
+/// before its own date too: a convention always has caps).
+pub fn caps_on(schedule: &[CapsChange], date: NaiveDate) -> Option<&AnnexCaps> {
+    schedule.iter().rev().find(|c| c.effective_on <= date).or(schedule.first()).map(|c| &c.caps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn nights_are_capped_by_area() {
+        let caps = AnnexCaps::ours();
+        assert_eq!(caps.cap(ExpenseKind::Night, 2, Some(StayArea::Standard)), Some(Money::cents(14_000)));
+        assert_eq!(caps.cap(ExpenseKind::Night, 2, Some(StayArea::LargeCity)), Some(Money::cents(18_000)));
+        assert_eq!(caps.cap(ExpenseKind::Night, 1, Some(StayArea::Paris)), Some(Money::cents(11_000)));
+    }
+
+    #[test]
+    fn car_is_capped_per_km_and_public_transport_not_at_all() {
+        let caps = AnnexCaps::ours();
+        assert_eq!(caps.cap(ExpenseKind::Car, 150, None), Some(Money::cents(4_800)));
+        assert_eq!(caps.cap(ExpenseKind::Meal, 3, None), Some(Money::cents(5_250)));
+        assert_eq!(caps.cap(ExpenseKind::PublicTransport, 1, None), None);
+    }
+
+    #[test]
+    fn the_caps_in_force_are_the_latest_that_took_effect() {
+        let mut later = AnnexCaps::ours();
+        later.per_meal = Money::cents(2_000);
+        let schedule = vec![
+            CapsChange { effective_on: d("2021-03-01"), caps: AnnexCaps::ours() },
+            CapsChange { effective_on: d("2022-01-01"), caps: later.clone() },
+        ];
+        assert_eq!(caps_on(&schedule, d("2021-12-31")), Some(&AnnexCaps::ours()));
+        assert_eq!(caps_on(&schedule, d("2022-01-01")), Some(&later));
+        assert_eq!(caps_on(&schedule, d("2020-01-01")), Some(&AnnexCaps::ours()));
+    }
+}

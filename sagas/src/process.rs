@@ -1,0 +1,306 @@
+//! The I/O around the pure saga: read the log from the checkpoint, deliver the work each
+//! event calls for, tick the deadlines, save the checkpoint; and the background task that
+//! does so whenever the log grows.
+
+use crate::checkpoint::Checkpoint;
+use crate::clock::Clock;
+use crate::reimbursement::{Reimbursement, SagaCommand, Step, Unreadable, Work};
+use domain::ConventionId;
+use domain::claim::{AnnexClaim, ClaimCommand};
+use domain::convention::Convention;
+use domain::funds_call::FundsCallLedger;
+use domain::{Aggregate, CommandMeta};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use store::handler::stream_name;
+use store::{EventStore, HandleError, StoreError, handle};
+use tokio::sync::watch;
+
+/// Events read from the log per batch.
+const BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SagaError {
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
+    #[error("the log cannot be read or written: {0}")]
+    Store(#[from] StoreError),
+    #[error("the checkpoint cannot be read or saved: {0}")]
+    Checkpoint(#[from] std::io::Error),
+    #[error("a command kept conflicting with concurrent writes: {0}")]
+    Contention(String),
+}
+
+/// What delivering one command came to.
+enum Delivered {
+    /// Applied now (events written) or before (a duplicate): go on.
+    Applied { wrote: bool },
+    /// The aggregate refused it: the rule it broke.
+    Refused(String),
+}
+
+async fn deliver_one(store: &dyn EventStore, step: &Step) -> Result<Delivered, SagaError> {
+    async fn run<A: Aggregate>(
+        store: &dyn EventStore,
+        stream: String,
+        command: &A::Command,
+        meta: &CommandMeta,
+    ) -> Result<Delivered, SagaError> {
+        match handle::<A>(store, &stream, command, meta).await {
+            Ok(outcome) => {
+                Ok(Delivered::Applied { wrote: !outcome.duplicate && outcome.version >= outcome.first_version })
+            }
+            Err(HandleError::Domain(e)) => Ok(Delivered::Refused(e.to_string())),
+            // Same id, other content: this step was applied before with other figures
+            // (e.g. a waiting reason); it is done.
+            Err(HandleError::CommandIdReused(_)) => Ok(Delivered::Applied { wrote: false }),
+            Err(HandleError::Conflict { .. }) => Err(SagaError::Contention(stream)),
+            Err(HandleError::Store(e)) => Err(SagaError::Store(e)),
+        }
+    }
+    match &step.command {
+        SagaCommand::Convention(c) => {
+            run::<Convention>(store, stream_name::<Convention>(c.convention_id()), c, &step.meta).await
+        }
+        SagaCommand::Claim(c) => run::<AnnexClaim>(store, stream_name::<AnnexClaim>(c.claim_id()), c, &step.meta).await,
+        SagaCommand::Ledger(c) => {
+            let id: ConventionId = c.convention_id();
+            run::<FundsCallLedger>(store, stream_name::<FundsCallLedger>(id), c, &step.meta).await
+        }
+    }
+}
+
+/// Delivers one piece of work; true when it wrote something.
+async fn deliver(store: &dyn EventStore, work: &Work) -> Result<bool, SagaError> {
+    let mut wrote = false;
+    match work {
+        Work::Chain(steps) => {
+            for step in steps {
+                match deliver_one(store, step).await? {
+                    Delivered::Applied { wrote: w } => wrote |= w,
+                    Delivered::Refused(rule) => {
+                        tracing::debug!(command = ?step.command, %rule, "the saga's command was refused");
+                        break;
+                    }
+                }
+            }
+        }
+        Work::Fund(funding) => match deliver_one(store, &funding.commit).await? {
+            Delivered::Applied { wrote: w } => {
+                wrote |= w;
+                if let Delivered::Applied { wrote: w } = deliver_one(store, &funding.funded).await? {
+                    wrote |= w;
+                }
+            }
+            Delivered::Refused(reason) if funding.set_waiting => {
+                let mut meta = funding.commit.meta.clone();
+                meta.command_id = domain::CommandId(uuid::Uuid::new_v5(&funding.commit.meta.command_id.0, b"waiting"));
+                let command = ClaimCommand::AwaitFunds { claim_id: funding.claim_id, reason, since: funding.on };
+                let waiting = Step { meta, command: SagaCommand::Claim(command) };
+                if let Delivered::Applied { wrote: w } = deliver_one(store, &waiting).await? {
+                    wrote |= w;
+                }
+            }
+            Delivered::Refused(_) => {}
+        },
+    }
+    Ok(wrote)
+}
+
+/// The reimbursement saga with its place in the log.
+pub struct Process {
+    saga: Reimbursement,
+    store: Arc<dyn EventStore>,
+    checkpoint: Arc<dyn Checkpoint>,
+    clock: Arc<dyn Clock>,
+    position: u64,
+}
+
+impl Process {
+    /// Rebuilds the saga's state from the log up to its checkpoint (sending nothing: what
+    /// the checkpoint covers was delivered), ready to go on from there.
+    pub async fn start(
+        store: Arc<dyn EventStore>,
+        checkpoint: Arc<dyn Checkpoint>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, SagaError> {
+        let mut saved = checkpoint.load()?;
+        let head = *store.head().borrow();
+        if saved > head {
+            tracing::warn!(
+                saved,
+                head,
+                "the saga's checkpoint is past the end of the log: starting from the beginning"
+            );
+            saved = 0;
+        }
+        let mut saga = Reimbursement::default();
+        let mut position = 0;
+        while position < saved {
+            let batch = store.read_all(position, BATCH).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for e in batch.iter().take_while(|e| e.position <= saved) {
+                saga.react(e)?;
+                position = e.position;
+            }
+        }
+        Ok(Self { saga, store, checkpoint, clock, position })
+    }
+
+    /// The last position acted upon.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    pub fn saga(&self) -> &Reimbursement {
+        &self.saga
+    }
+
+    /// Acts on every event up to the end of the log, and on the deadlines due today,
+    /// until nothing more is to be done. Returns the number of events acted upon.
+    pub async fn run_until_idle(&mut self) -> Result<u64, SagaError> {
+        let mut seen = 0;
+        loop {
+            let batch = self.store.read_all(self.position, BATCH).await?;
+            if batch.is_empty() {
+                let mut wrote = false;
+                for work in self.saga.tick(self.clock.today()) {
+                    wrote |= deliver(self.store.as_ref(), &work).await?;
+                }
+                if !wrote {
+                    return Ok(seen);
+                }
+                continue;
+            }
+            for e in &batch {
+                for work in self.saga.react(e)? {
+                    deliver(self.store.as_ref(), &work).await?;
+                }
+                self.position = e.position;
+                seen += 1;
+            }
+            self.checkpoint.save(self.position)?;
+        }
+    }
+
+    /// Acts on at most `events` events, then stops (for tests that interrupt the saga).
+    pub async fn run_some(&mut self, events: usize) -> Result<(), SagaError> {
+        let batch = self.store.read_all(self.position, events).await?;
+        for e in &batch {
+            for work in self.saga.react(e)? {
+                deliver(self.store.as_ref(), &work).await?;
+            }
+            self.position = e.position;
+        }
+        self.checkpoint.save(self.position)?;
+        Ok(())
+    }
+}
+
+/// Runs a [`Process`] in the background: whenever the log grows, and every `tick` for
+/// the deadlines. Dropping the runner stops it.
+pub struct SagaRunner {
+    position: watch::Sender<u64>,
+    failure: Mutex<Option<String>>,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Drop for SagaRunner {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
+        }
+    }
+}
+
+impl SagaRunner {
+    pub fn spawn(process: Process, tick: Duration) -> Arc<Self> {
+        let runner = Arc::new(Self {
+            position: watch::Sender::new(process.position()),
+            failure: Mutex::new(None),
+            task: Mutex::new(None),
+        });
+        let task = tokio::spawn(Self::run(Arc::downgrade(&runner), process, tick));
+        *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
+        runner
+    }
+
+    /// Starts the process in the background task itself (for callers that cannot wait):
+    /// until it has started, [`SagaRunner::position`] stays 0 and waits wait.
+    pub fn start(
+        store: Arc<dyn EventStore>,
+        checkpoint: Arc<dyn Checkpoint>,
+        clock: Arc<dyn Clock>,
+        tick: Duration,
+    ) -> Arc<Self> {
+        let runner =
+            Arc::new(Self { position: watch::Sender::new(0), failure: Mutex::new(None), task: Mutex::new(None) });
+        let weak = Arc::downgrade(&runner);
+        let task = tokio::spawn(async move {
+            let process = loop {
+                match Process::start(store.clone(), checkpoint.clone(), clock.clone()).await {
+                    Ok(p) => break p,
+                    Err(e) => {
+                        let Some(this) = weak.upgrade() else { return };
+                        tracing::error!(error = %e, "the reimbursement saga cannot start; retrying");
+                        *this.failure.lock().expect("poisoned") = Some(e.to_string());
+                        drop(this);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            };
+            Self::run(weak, process, tick).await
+        });
+        *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
+        runner
+    }
+
+    async fn run(runner: Weak<Self>, mut process: Process, tick: Duration) {
+        let mut head = process.store.head();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let result = process.run_until_idle().await;
+            let Some(this) = runner.upgrade() else { return };
+            match result {
+                Ok(_) => {
+                    backoff = Duration::from_millis(100);
+                    *this.failure.lock().expect("poisoned") = None;
+                    this.position.send_replace(process.position());
+                }
+                Err(e) => {
+                    // The checkpoint stays before the event that failed: it is tried again.
+                    tracing::error!(error = %e, "the reimbursement saga stopped short; retrying");
+                    *this.failure.lock().expect("poisoned") = Some(e.to_string());
+                    this.position.send_replace(process.position());
+                    drop(this);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            }
+            drop(this);
+            tokio::select! {
+                changed = head.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(tick) => {}
+            }
+        }
+    }
+
+    /// The last position the saga acted upon.
+    pub fn position(&self) -> u64 {
+        *self.position.borrow()
+    }
+
+    /// Why the last run stopped short, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().expect("poisoned").clone()
+    }
+
+    /// Waits until the saga has acted on `position`; false after `timeout`.
+    pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
+        let mut rx = self.position.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await.is_ok_and(|r| r.is_ok())
+    }
+}

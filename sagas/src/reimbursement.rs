@@ -1,0 +1,405 @@
+//! The OPCO reimbursement workflow for annex costs, as a pure process manager:
+//!
+//! - claim approved → commit its amount on the convention's annex-cost envelope, then
+//!   record the claim funded; if the envelope cannot cover it, the claim waits, and every
+//!   later event that may free money on that convention (a release, an amendment, a new
+//!   annex-cost envelope) tries again, in approval order;
+//! - claim paid by the OPCO → queued for the next funds call;
+//! - funds call issued → each claim it covers is marked called;
+//! - funds call paid by ANCT → each claim's service done and payment are recorded on the
+//!   envelope, then the claim is reimbursed;
+//! - deadlines ([`Reimbursement::tick`]): a submission not assessed in 30 days is flagged
+//!   overdue; a funds call not paid in 60 days is flagged late.
+//!
+//! Nothing here does I/O: [`crate::Process`] delivers the work.
+
+use chrono::NaiveDate;
+use domain::claim::{AnnexClaim, ClaimCommand, ClaimEvent, ClaimId};
+use domain::convention::{self as dc, Convention, ConventionCommand, ConventionEvent, EnvelopeKind};
+use domain::funds_call::{FundsCallCommand, FundsCallEvent, FundsCallId, FundsCallLedger, PaidClaim};
+use domain::ids::TRACKER_NAMESPACE;
+use domain::structure::StructureId;
+use domain::{Aggregate, CommandId, CommandMeta, ConventionId, CorrelationId, DepartementCode, EnvelopeId, Money};
+use std::collections::{BTreeMap, HashMap};
+use store::RecordedEvent;
+use uuid::Uuid;
+
+/// The actor the saga's commands carry.
+pub const ACTOR: &str = "saga:reimbursement";
+
+/// A command for one of the aggregates the saga drives.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SagaCommand {
+    Convention(ConventionCommand),
+    Claim(ClaimCommand),
+    Ledger(FundsCallCommand),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub meta: CommandMeta,
+    pub command: SagaCommand,
+}
+
+/// What the saga asks to be done.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Work {
+    /// Commands delivered in order; the first refusal stops the rest.
+    Chain(Vec<Step>),
+    /// Commit a claim's amount on the envelope, then record it funded.
+    Fund(Box<Funding>),
+}
+
+/// When the commit is refused, the claim is set waiting (with the refusal as its
+/// reason) if `set_waiting`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Funding {
+    pub claim_id: ClaimId,
+    pub commit: Step,
+    pub funded: Step,
+    pub set_waiting: bool,
+    pub on: NaiveDate,
+}
+
+#[derive(Clone, Debug)]
+enum Stage {
+    Submitted { submission: u32, assess_by: NaiveDate, flagged: bool },
+    Assessed,
+    Approved { amount: Money },
+    Waiting { amount: Money, on: NaiveDate },
+    Settled,
+}
+
+#[derive(Clone, Debug)]
+struct ClaimTrack {
+    convention_id: ConventionId,
+    structure_id: StructureId,
+    departement: DepartementCode,
+    stage: Stage,
+}
+
+#[derive(Clone, Debug)]
+struct CallTrack {
+    due_on: NaiveDate,
+    claims: Vec<(ClaimId, Money)>,
+    /// Neither paid nor flagged late.
+    watched: bool,
+}
+
+/// The saga's state, rebuilt from the log.
+#[derive(Default)]
+pub struct Reimbursement {
+    annex_envelopes: HashMap<ConventionId, EnvelopeId>,
+    claims: HashMap<ClaimId, ClaimTrack>,
+    /// Claims waiting for funds, per convention, in approval order.
+    waiting: BTreeMap<ConventionId, Vec<ClaimId>>,
+    calls: BTreeMap<FundsCallId, (ConventionId, CallTrack)>,
+}
+
+/// A command id derived from what caused it: the same cause always gives the same id.
+fn derived(cause: &str) -> CommandId {
+    CommandId(Uuid::new_v5(&TRACKER_NAMESPACE, format!("saga:reimbursement:{cause}").as_bytes()))
+}
+
+fn step(trigger: &RecordedEvent, label: &str, command: SagaCommand) -> Step {
+    Step {
+        meta: CommandMeta {
+            command_id: derived(&format!("{}:{label}", trigger.event_id)),
+            actor: ACTOR.to_string(),
+            correlation_id: trigger.metadata.correlation_id,
+            causation_id: Some(trigger.event_id),
+        },
+        command,
+    }
+}
+
+fn deadline_step(cause: &str, command: SagaCommand) -> Step {
+    let command_id = derived(cause);
+    Step {
+        meta: CommandMeta {
+            command_id,
+            actor: ACTOR.to_string(),
+            correlation_id: CorrelationId(command_id.0),
+            causation_id: None,
+        },
+        command,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("event at position {position} ({event_type}) cannot be read: {reason}")]
+pub struct Unreadable {
+    pub position: u64,
+    pub event_type: String,
+    pub reason: String,
+}
+
+impl Reimbursement {
+    /// The work one event calls for; updates the state.
+    pub fn react(&mut self, e: &RecordedEvent) -> Result<Vec<Work>, Unreadable> {
+        let unreadable = |reason: String| Unreadable { position: e.position, event_type: e.event_type.clone(), reason };
+        match e.category() {
+            c if c == Convention::CATEGORY => {
+                let event: ConventionEvent = e.payload.decode().map_err(|x| unreadable(x.to_string()))?;
+                let id = ConventionId::parse(e.stream_id()).map_err(|x| unreadable(x.to_string()))?;
+                Ok(self.on_convention(e, id, &event))
+            }
+            c if c == AnnexClaim::CATEGORY => {
+                let event: ClaimEvent = e.payload.decode().map_err(|x| unreadable(x.to_string()))?;
+                let id = ClaimId::parse(e.stream_id()).map_err(|x| unreadable(x.to_string()))?;
+                Ok(self.on_claim(e, id, event))
+            }
+            c if c == FundsCallLedger::CATEGORY => {
+                let event: FundsCallEvent = e.payload.decode().map_err(|x| unreadable(x.to_string()))?;
+                let id = ConventionId::parse(e.stream_id()).map_err(|x| unreadable(x.to_string()))?;
+                Ok(self.on_ledger(e, id, event))
+            }
+            _ => Ok(vec![]),
+        }
+    }
+
+    /// The deadline work due on `today`.
+    pub fn tick(&self, today: NaiveDate) -> Vec<Work> {
+        let mut work = Vec::new();
+        let mut overdue: Vec<_> = self
+            .claims
+            .iter()
+            .filter_map(|(id, c)| match c.stage {
+                Stage::Submitted { submission, assess_by, flagged: false } if today > assess_by => {
+                    Some((assess_by, *id, submission))
+                }
+                _ => None,
+            })
+            .collect();
+        overdue.sort();
+        for (due_on, claim_id, submission) in overdue {
+            work.push(Work::Chain(vec![deadline_step(
+                &format!("overdue:{claim_id}:{submission}"),
+                SagaCommand::Claim(ClaimCommand::FlagOverdue { claim_id, submission, due_on }),
+            )]));
+        }
+        for (call_id, (convention_id, call)) in &self.calls {
+            if call.watched && today > call.due_on {
+                work.push(Work::Chain(vec![deadline_step(
+                    &format!("late:{call_id}"),
+                    SagaCommand::Ledger(FundsCallCommand::FlagLate {
+                        convention_id: *convention_id,
+                        call_id: *call_id,
+                        due_on: call.due_on,
+                    }),
+                )]));
+            }
+        }
+        work
+    }
+
+    /// Claims waiting for funds, for tools and tests.
+    pub fn waiting(&self) -> usize {
+        self.waiting.values().map(Vec::len).sum()
+    }
+
+    fn fund(&self, trigger: &RecordedEvent, claim_id: ClaimId, set_waiting: bool, on: NaiveDate) -> Option<Work> {
+        let claim = self.claims.get(&claim_id)?;
+        let (Stage::Approved { amount, .. } | Stage::Waiting { amount, .. }) = claim.stage else { return None };
+        let convention_id = claim.convention_id;
+        let commit = match self.annex_envelopes.get(&convention_id) {
+            Some(envelope_id) => SagaCommand::Convention(ConventionCommand::CommitFunds(dc::CommitFunds {
+                convention_id,
+                envelope_id: *envelope_id,
+                reference: claim_id.reference(),
+                amount,
+                committed_on: on,
+                departement: Some(claim.departement.clone()),
+            })),
+            // No annex-cost envelope yet: a commit on a nil envelope is refused with a
+            // reason the claim then shows.
+            None => SagaCommand::Convention(ConventionCommand::CommitFunds(dc::CommitFunds {
+                convention_id,
+                envelope_id: EnvelopeId(Uuid::nil()),
+                reference: claim_id.reference(),
+                amount,
+                committed_on: on,
+                departement: Some(claim.departement.clone()),
+            })),
+        };
+        Some(Work::Fund(Box::new(Funding {
+            claim_id,
+            commit: step(trigger, &format!("commit:{claim_id}"), commit),
+            funded: step(
+                trigger,
+                &format!("funded:{claim_id}"),
+                SagaCommand::Claim(ClaimCommand::RecordFunding { claim_id, committed_on: on }),
+            ),
+            set_waiting,
+            on,
+        })))
+    }
+
+    fn on_convention(&mut self, trigger: &RecordedEvent, id: ConventionId, event: &ConventionEvent) -> Vec<Work> {
+        let frees_money = match event {
+            ConventionEvent::EnvelopeAllocated(e) if e.kind == EnvelopeKind::AnnexCosts => {
+                self.annex_envelopes.entry(id).or_insert(e.envelope_id);
+                true
+            }
+            ConventionEvent::FundsReleased(_) | ConventionEvent::AmendmentSigned(_) => true,
+            _ => false,
+        };
+        if !frees_money {
+            return vec![];
+        }
+        let waiting = self.waiting.get(&id).cloned().unwrap_or_default();
+        waiting
+            .into_iter()
+            .filter_map(|claim_id| {
+                let since = match self.claims.get(&claim_id)?.stage {
+                    Stage::Waiting { on, .. } => on,
+                    _ => return None,
+                };
+                self.fund(trigger, claim_id, false, trigger.business_date.max(since))
+            })
+            .collect()
+    }
+
+    fn on_claim(&mut self, trigger: &RecordedEvent, claim_id: ClaimId, event: ClaimEvent) -> Vec<Work> {
+        if let ClaimEvent::AnnexClaimSubmitted(e) = &event {
+            self.claims.insert(
+                claim_id,
+                ClaimTrack {
+                    convention_id: e.convention_id,
+                    structure_id: e.structure_id,
+                    departement: e.departement.clone(),
+                    stage: Stage::Submitted { submission: 1, assess_by: e.assess_by, flagged: false },
+                },
+            );
+            return vec![];
+        }
+        let Some(claim) = self.claims.get_mut(&claim_id) else { return vec![] };
+        match event {
+            ClaimEvent::AnnexClaimSubmitted(_) => vec![],
+            ClaimEvent::AnnexClaimResubmitted { submission, assess_by, .. } => {
+                claim.stage = Stage::Submitted { submission, assess_by, flagged: false };
+                vec![]
+            }
+            ClaimEvent::AnnexClaimFlaggedOverdue { submission: flagged_one, .. } => {
+                if let Stage::Submitted { submission, flagged, .. } = &mut claim.stage
+                    && *submission == flagged_one
+                {
+                    *flagged = true;
+                }
+                vec![]
+            }
+            ClaimEvent::AnnexClaimChangesRequested { .. } | ClaimEvent::AnnexClaimRejected { .. } => {
+                claim.stage = Stage::Assessed;
+                vec![]
+            }
+            ClaimEvent::AnnexClaimApproved { amount, approved_on, .. } => {
+                claim.stage = Stage::Approved { amount };
+                self.fund(trigger, claim_id, true, approved_on).into_iter().collect()
+            }
+            ClaimEvent::AnnexClaimAwaitingFunds { amount, since, .. } => {
+                claim.stage = Stage::Waiting { amount, on: since };
+                let convention = claim.convention_id;
+                let queue = self.waiting.entry(convention).or_default();
+                if !queue.contains(&claim_id) {
+                    queue.push(claim_id);
+                }
+                vec![]
+            }
+            ClaimEvent::AnnexClaimFunded { .. } => {
+                claim.stage = Stage::Settled;
+                let convention = claim.convention_id;
+                if let Some(queue) = self.waiting.get_mut(&convention) {
+                    queue.retain(|c| *c != claim_id);
+                }
+                vec![]
+            }
+            ClaimEvent::AnnexClaimPaid { amount, paid_on } => {
+                let queue = FundsCallCommand::QueueClaim {
+                    convention_id: claim.convention_id,
+                    claim: PaidClaim {
+                        claim_id,
+                        structure_id: claim.structure_id,
+                        departement: claim.departement.clone(),
+                        amount,
+                        paid_on,
+                    },
+                };
+                vec![Work::Chain(vec![step(trigger, "queue", SagaCommand::Ledger(queue))])]
+            }
+            ClaimEvent::AnnexClaimCalled { .. } | ClaimEvent::AnnexClaimReimbursed { .. } => vec![],
+        }
+    }
+
+    fn on_ledger(&mut self, trigger: &RecordedEvent, convention_id: ConventionId, event: FundsCallEvent) -> Vec<Work> {
+        match event {
+            FundsCallEvent::ClaimQueuedForFundsCall { .. } => vec![],
+            FundsCallEvent::FundsCallIssued(e) => {
+                let claims = e.claims.iter().map(|c| (c.claim_id, c.amount)).collect();
+                self.calls.insert(e.call_id, (convention_id, CallTrack { due_on: e.due_on, claims, watched: true }));
+                e.claims
+                    .iter()
+                    .map(|c| {
+                        Work::Chain(vec![step(
+                            trigger,
+                            &format!("called:{}", c.claim_id),
+                            SagaCommand::Claim(ClaimCommand::MarkCalled {
+                                claim_id: c.claim_id,
+                                call_id: e.call_id.0,
+                                call_number: e.number,
+                                called_on: e.issued_on,
+                            }),
+                        )])
+                    })
+                    .collect()
+            }
+            FundsCallEvent::FundsCallPaid { call_id, paid_on, .. } => {
+                let Some((_, call)) = self.calls.get_mut(&call_id) else { return vec![] };
+                call.watched = false;
+                call.claims
+                    .clone()
+                    .into_iter()
+                    .map(|(claim_id, amount)| {
+                        let reference = claim_id.reference();
+                        Work::Chain(vec![
+                            step(
+                                trigger,
+                                &format!("service-done:{claim_id}"),
+                                SagaCommand::Convention(ConventionCommand::RecordServiceDone(dc::RecordServiceDone {
+                                    convention_id,
+                                    reference: reference.clone(),
+                                    amount,
+                                    done_on: paid_on,
+                                })),
+                            ),
+                            step(
+                                trigger,
+                                &format!("payment:{claim_id}"),
+                                SagaCommand::Convention(ConventionCommand::RecordPayment(dc::RecordPayment {
+                                    convention_id,
+                                    reference,
+                                    amount,
+                                    paid_on,
+                                })),
+                            ),
+                            step(
+                                trigger,
+                                &format!("reimbursed:{claim_id}"),
+                                SagaCommand::Claim(ClaimCommand::RecordReimbursement {
+                                    claim_id,
+                                    call_id: call_id.0,
+                                    reimbursed_on: paid_on,
+                                }),
+                            ),
+                        ])
+                    })
+                    .collect()
+            }
+            FundsCallEvent::FundsCallFlaggedLate { call_id, .. } => {
+                if let Some((_, call)) = self.calls.get_mut(&call_id) {
+                    call.watched = false;
+                }
+                vec![]
+            }
+        }
+    }
+}
