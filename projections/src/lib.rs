@@ -5,6 +5,7 @@
 //! rebuilt from the log at any time, and must then give the same figures.
 
 pub mod budget;
+pub mod dashboard;
 pub mod programmes;
 pub mod purchases;
 pub mod reimbursements;
@@ -12,6 +13,7 @@ pub mod runner;
 pub mod structures;
 
 pub use budget::BudgetView;
+pub use dashboard::DashboardView;
 pub use programmes::ProgrammesView;
 pub use purchases::PurchasesView;
 pub use reimbursements::ReimbursementsView;
@@ -31,4 +33,24 @@ pub enum ProjectionError {
     Unreadable { position: u64, event_type: String, reason: String },
     #[error("the log cannot be read: {0}")]
     Log(String),
+}
+
+/// A map with structured keys, written to JSON as a list of `[key, value]` pairs (JSON
+/// object keys can only be strings).
+pub(crate) mod entries {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(map: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
 }
