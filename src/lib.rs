@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod rebuild;
 
 use anyhow::Context;
 use api::AppState;
@@ -14,6 +15,9 @@ use store::{EventStore, SqliteStore};
 
 /// The file of the embedded log inside the data directory.
 pub const LOG_FILE: &str = "events.sqlite3";
+
+/// The read models' snapshots inside the data directory.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
 
 /// The reimbursement saga's checkpoint inside the data directory.
 pub const SAGA_CHECKPOINT: &str = "saga-reimbursement.checkpoint";
@@ -95,7 +99,12 @@ impl Application {
         let process = sagas::Process::start(store.clone(), checkpoint, Arc::new(sagas::SystemClock))
             .await
             .context("cannot start the reimbursement saga")?;
-        let state = AppState::new(store).with_saga(sagas::SagaRunner::spawn(process, SAGA_TICK));
+        let state = AppState::persisted(store, &settings.data_dir.join(SNAPSHOTS_DIR))
+            .await
+            .with_saga(sagas::SagaRunner::spawn(process, SAGA_TICK));
+        for (view, from) in state.resumed_from() {
+            tracing::info!(view, from, "read model started");
+        }
         // Serve only once the read models show the whole log: a restarted server must not
         // answer with figures older than what it had already acknowledged.
         let started = std::time::Instant::now();

@@ -77,6 +77,19 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// Recomputes every read model from the start of the log, checks that the snapshots
+    /// on disk give the same figures, and writes fresh ones (exit status 1 when a
+    /// snapshot disagreed with the log).
+    Rebuild {
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
+        /// Another event log than the embedded one (`kurrentdb://...`).
+        #[arg(long, env = "TRACKER_STORE")]
+        store: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Prints the event log as JSON lines, in log order.
     Events {
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
@@ -153,6 +166,34 @@ async fn main() -> anyhow::Result<()> {
                 print!("{}", tracker::bench::report(&figures));
             }
             Ok(())
+        }
+        Command::Rebuild { data, store, json } => {
+            // Read-only: a running server may keep the log open meanwhile.
+            let log: std::sync::Arc<dyn store::EventStore> = match store {
+                None => std::sync::Arc::new(store::SqliteStore::open_read_only(data.join(tracker::LOG_FILE))?),
+                Some(url) => tracker::connect_store(&url).await?,
+            };
+            let report = tracker::rebuild::rebuild(log.as_ref(), &data.join(tracker::SNAPSHOTS_DIR)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let rate = report.events as f64 / report.seconds.max(1e-9);
+                println!(
+                    "rebuilt every read model from {} events in {:.3} s ({rate:.0} events/s)",
+                    report.events, report.seconds
+                );
+                for v in &report.views {
+                    let check = match (v.previous_snapshot, v.same_figures) {
+                        (Some(p), Some(true)) => {
+                            format!("same figures as the snapshot at position {p} brought up to date")
+                        }
+                        (Some(p), _) => format!("DIFFERENT from the snapshot at position {p}: it was replaced"),
+                        (None, _) => "no usable snapshot before".to_string(),
+                    };
+                    println!("  {:<15} position {:>8}  {check}", v.view, v.position);
+                }
+            }
+            std::process::exit(if report.consistent() { 0 } else { 1 })
         }
         Command::Verify { data, store, expect, json } => {
             let intact = verify(&data, store.as_deref(), expect.as_deref(), json).await?;

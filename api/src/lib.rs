@@ -22,7 +22,9 @@ use async_graphql::{EmptySubscription, SDLExportOptions, Schema};
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{EndpointExt, IntoResponse, Route, get, handler, post};
-use projections::{BudgetView, ProgrammesView, PurchasesView, ReimbursementsView, Runner, StructuresView};
+use projections::{
+    BudgetView, DashboardView, ProgrammesView, PurchasesView, ReimbursementsView, Runner, StructuresView,
+};
 use sagas::SagaRunner;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +54,7 @@ pub struct AppState {
     pub purchases: Arc<Runner<PurchasesView>>,
     pub programmes: Arc<Runner<ProgrammesView>>,
     pub reimbursements: Arc<Runner<ReimbursementsView>>,
+    pub dashboard: Arc<Runner<DashboardView>>,
     /// The reimbursement saga, when this process runs it: claim mutations wait for it
     /// to act before they answer.
     pub saga: Option<Arc<SagaRunner>>,
@@ -60,13 +63,32 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Starts the read models on this log.
+    /// Starts the read models on this log, in memory, from the start of the log.
     pub fn new(store: Arc<dyn EventStore>) -> Self {
-        let budget = Runner::spawn(store.clone());
-        let structures = Runner::spawn(store.clone());
-        let purchases = Runner::spawn(store.clone());
-        let programmes = Runner::spawn(store.clone());
-        let reimbursements = Runner::spawn(store.clone());
+        Self {
+            budget: Runner::spawn(store.clone()),
+            structures: Runner::spawn(store.clone()),
+            purchases: Runner::spawn(store.clone()),
+            programmes: Runner::spawn(store.clone()),
+            reimbursements: Runner::spawn(store.clone()),
+            dashboard: Runner::spawn(store.clone()),
+            store,
+            saga: None,
+            read_your_writes_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Starts the read models from their snapshots in `dir` (when usable) and keeps
+    /// snapshots there, so a restart folds only what was recorded since.
+    pub async fn persisted(store: Arc<dyn EventStore>, dir: &std::path::Path) -> Self {
+        let (budget, structures, purchases, programmes, reimbursements, dashboard) = tokio::join!(
+            Runner::spawn_persisted(store.clone(), dir),
+            Runner::spawn_persisted(store.clone(), dir),
+            Runner::spawn_persisted(store.clone(), dir),
+            Runner::spawn_persisted(store.clone(), dir),
+            Runner::spawn_persisted(store.clone(), dir),
+            Runner::spawn_persisted(store.clone(), dir),
+        );
         Self {
             store,
             budget,
@@ -74,9 +96,23 @@ impl AppState {
             purchases,
             programmes,
             reimbursements,
+            dashboard,
             saga: None,
             read_your_writes_timeout: Duration::from_secs(2),
         }
+    }
+
+    /// Where each read model started from (0, or its snapshot's position).
+    pub fn resumed_from(&self) -> Vec<(&'static str, u64)> {
+        use projections::Projection;
+        vec![
+            (BudgetView::NAME, self.budget.resumed_from()),
+            (StructuresView::NAME, self.structures.resumed_from()),
+            (PurchasesView::NAME, self.purchases.resumed_from()),
+            (ProgrammesView::NAME, self.programmes.resumed_from()),
+            (ReimbursementsView::NAME, self.reimbursements.resumed_from()),
+            (DashboardView::NAME, self.dashboard.resumed_from()),
+        ]
     }
 
     /// The same state, with the reimbursement saga this process runs.
@@ -87,14 +123,15 @@ impl AppState {
 
     /// Waits until every read model has applied `position`; false after `timeout`.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
-        let (budget, structures, purchases, programmes, reimbursements) = tokio::join!(
+        let (budget, structures, purchases, programmes, reimbursements, dashboard) = tokio::join!(
             self.budget.wait_for(position, timeout),
             self.structures.wait_for(position, timeout),
             self.purchases.wait_for(position, timeout),
             self.programmes.wait_for(position, timeout),
-            self.reimbursements.wait_for(position, timeout)
+            self.reimbursements.wait_for(position, timeout),
+            self.dashboard.wait_for(position, timeout)
         );
-        budget && structures && purchases && programmes && reimbursements
+        budget && structures && purchases && programmes && reimbursements && dashboard
     }
 
     /// The position every read model has reached.
@@ -105,6 +142,7 @@ impl AppState {
             self.purchases.position(),
             self.programmes.position(),
             self.reimbursements.position(),
+            self.dashboard.position(),
         ]
         .into_iter()
         .min()
@@ -187,6 +225,7 @@ async fn health(state: Data<&AppState>) -> poem::Response {
         .or_else(|| state.purchases.failure())
         .or_else(|| state.programmes.failure())
         .or_else(|| state.reimbursements.failure())
+        .or_else(|| state.dashboard.failure())
         .map(|e| e.to_string());
     let saga = state.saga.as_ref().map(|s| serde_json::json!({ "position": s.position(), "failure": s.failure() }));
     let body = serde_json::json!({

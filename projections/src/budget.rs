@@ -8,7 +8,7 @@ use domain::convention::{ConventionEvent, EnvelopeKind, FundingShare, Target};
 use domain::money::round_cents;
 use domain::{Aggregate, ConventionId, EnvelopeId, Money};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use store::RecordedEvent;
 
@@ -58,7 +58,23 @@ impl Serialize for Figures {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// Reads back what [`Figures`]' `Serialize` writes, ignoring the derived figures.
+impl<'de> Deserialize<'de> for Figures {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Stored {
+            allocated: Money,
+            committed: Money,
+            service_done: Money,
+            paid: Money,
+        }
+        let s = Stored::deserialize(d)?;
+        Ok(Figures { allocated: s.allocated, committed: s.committed, service_done: s.service_done, paid: s.paid })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvelopeBudget {
     pub id: EnvelopeId,
@@ -68,7 +84,7 @@ pub struct EnvelopeBudget {
     pub figures: Figures,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvelopeChange {
     pub envelope_id: EnvelopeId,
@@ -78,7 +94,7 @@ pub struct EnvelopeChange {
 }
 
 /// An amendment as the comité de pilotage reads it: what changed, from what to what.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AmendmentRecord {
     pub number: u32,
@@ -91,7 +107,7 @@ pub struct AmendmentRecord {
     pub annex_caps: Option<CapsChange>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConventionBudget {
     pub id: ConventionId,
@@ -142,7 +158,7 @@ impl ConventionBudget {
 }
 
 /// Every convention's budget, keyed by id.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetView {
     pub conventions: BTreeMap<ConventionId, ConventionBudget>,
 }
@@ -161,6 +177,8 @@ impl BudgetView {
 }
 
 impl Projection for BudgetView {
+    const NAME: &'static str = "budget";
+
     fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
         if recorded.category() != domain::convention::Convention::CATEGORY {
             return Ok(());

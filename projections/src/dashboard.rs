@@ -481,6 +481,8 @@ impl DashboardView {
 }
 
 impl Projection for DashboardView {
+    const NAME: &'static str = "dashboard";
+
     fn apply(&mut self, e: &RecordedEvent) -> Result<(), ProjectionError> {
         let unreadable = |reason: String| ProjectionError::Unreadable {
             position: e.position,

@@ -22,8 +22,15 @@ pub use structures::StructuresView;
 
 use store::RecordedEvent;
 
-/// A read model: folds recorded events, one at a time, in log order.
-pub trait Projection: Default + Send + Sync + 'static {
+/// A read model: folds recorded events, one at a time, in log order. Serialisable, so
+/// that a snapshot of it can be kept with the position it reflects.
+pub trait Projection: Default + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static {
+    /// Names its snapshot file.
+    const NAME: &'static str;
+    /// Bumped when the view's shape or meaning changes: an older snapshot is then
+    /// ignored and the view rebuilt from the log.
+    const FORMAT: u32 = 1;
+
     fn apply(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError>;
 }
 

@@ -7,10 +7,11 @@ use domain::ccas::{CcasActionId, CcasActionRecorded, CcasEvent};
 use domain::pix::{CampaignId, PixEvent, PixPublic};
 use domain::structure::StructureId;
 use domain::{ConventionId, DepartementCode, Money};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use store::RecordedEvent;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Certification {
     pub candidate: String,
     pub departement: DepartementCode,
@@ -18,7 +19,7 @@ pub struct Certification {
     pub certified_on: NaiveDate,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CampaignRecord {
     pub id: CampaignId,
     pub convention_id: ConventionId,
@@ -30,7 +31,7 @@ pub struct CampaignRecord {
     pub certifications: Vec<Certification>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub id: SessionId,
     pub convention_id: ConventionId,
@@ -40,7 +41,7 @@ pub struct SessionRecord {
     pub seats: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HabilitationRecord {
     pub id: HabilitationId,
     pub structure_id: StructureId,
@@ -56,7 +57,7 @@ pub struct HabilitationRecord {
     pub reason: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgrammesView {
     pub campaigns: BTreeMap<CampaignId, CampaignRecord>,
     pub ccas_actions: BTreeMap<CcasActionId, CcasActionRecorded>,
@@ -120,6 +121,8 @@ impl ProgrammesView {
 }
 
 impl Projection for ProgrammesView {
+    const NAME: &'static str = "programmes";
+
     fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
         let unreadable = |reason: String| ProjectionError::Unreadable {
             position: recorded.position,

@@ -4,10 +4,11 @@ use crate::{Projection, ProjectionError};
 use chrono::NaiveDate;
 use domain::purchase::{PurchaseEvent, PurchaseId, PurchaseRequested, PurchaseState};
 use domain::{Aggregate, Money};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use store::RecordedEvent;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurchaseRecord {
     pub request: PurchaseRequested,
     pub state: PurchaseState,
@@ -20,7 +21,7 @@ pub struct PurchaseRecord {
     pub cancel_reason: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurchasesView {
     pub purchases: BTreeMap<PurchaseId, PurchaseRecord>,
 }
@@ -35,6 +36,8 @@ impl PurchasesView {
 }
 
 impl Projection for PurchasesView {
+    const NAME: &'static str = "purchases";
+
     fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
         if recorded.category() != domain::purchase::Purchase::CATEGORY {
             return Ok(());

@@ -6,11 +6,11 @@ use domain::claim::{AnnexClaim, AnnexClaimSubmitted, ApprovedLine, CappedLine, C
 use domain::funds_call::{FundsCallEvent, FundsCallId, FundsCallIssued, FundsCallLedger};
 use domain::purchase::PurchaseId;
 use domain::{Aggregate, Money};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use store::RecordedEvent;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimRecord {
     /// The first submission (who, for which training, when).
@@ -38,7 +38,7 @@ pub struct ClaimRecord {
     pub reimbursed_on: Option<NaiveDate>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallRecord {
     pub issued: FundsCallIssued,
@@ -46,7 +46,7 @@ pub struct CallRecord {
     pub late: bool,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReimbursementsView {
     pub claims: BTreeMap<ClaimId, ClaimRecord>,
     pub calls: BTreeMap<FundsCallId, CallRecord>,
@@ -75,6 +75,8 @@ impl ReimbursementsView {
 }
 
 impl Projection for ReimbursementsView {
+    const NAME: &'static str = "reimbursements";
+
     fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
         let unreadable = |reason: String| ProjectionError::Unreadable {
             position: recorded.position,

@@ -1,16 +1,25 @@
 //! Keeps a read model up to date by following the log (catch-up then live), and lets
-//! callers wait until it has seen a given position (read-your-writes).
+//! callers wait until it has seen a given position (read-your-writes). A persisted runner
+//! also keeps a snapshot of its view with the position (and that event's hash) it
+//! reflects, so that a restart folds only the events recorded since.
 
 use crate::{Projection, ProjectionError};
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
-use store::{EventStore, RecordedEvent};
+use store::{ChainHash, EventStore, RecordedEvent};
 use tokio::sync::watch;
+
+/// A snapshot is written after this long without new events…
+const QUIET: Duration = Duration::from_secs(2);
+/// …or every this many events during a long catch-up.
+const SAVE_EVERY: u64 = 200_000;
 
 /// A read model with the log position it reflects. Applying an event at or below that
 /// position does nothing, so replaying a stretch of the log twice is harmless.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Checkpointed<V> {
     pub position: u64,
     pub view: V,
@@ -27,30 +36,126 @@ impl<V: Projection> Checkpointed<V> {
     }
 }
 
-/// Owns a read model and the task that feeds it; dropping the runner stops the task.
-pub struct Runner<V> {
-    state: RwLock<Checkpointed<V>>,
+/// What a snapshot file holds.
+#[derive(Serialize, Deserialize)]
+struct Snapshot<V> {
+    view: String,
+    format: u32,
+    position: u64,
+    /// The hash of the event at `position`: a snapshot of another log is not used.
+    hash: Option<String>,
+    state: V,
+}
+
+/// The snapshot file of a view in a directory.
+pub fn snapshot_path<V: Projection>(dir: &Path) -> PathBuf {
+    dir.join(format!("{}.json", V::NAME))
+}
+
+/// Writes a snapshot atomically (temporary file, fsync, rename).
+pub fn write_snapshot<V: Projection>(
+    dir: &Path,
+    state: &Checkpointed<V>,
+    hash: Option<ChainHash>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = snapshot_path::<V>(dir);
+    let tmp = path.with_extension("json.tmp");
+    let snapshot = Snapshot {
+        view: V::NAME.to_string(),
+        format: V::FORMAT,
+        position: state.position,
+        hash: hash.map(|h| h.to_hex()),
+        state: &state.view,
+    };
+    let mut file = std::fs::File::create(&tmp)?;
+    serde_json::to_writer(&mut file, &snapshot).map_err(std::io::Error::other)?;
+    file.flush()?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)
+}
+
+/// Reads a view's snapshot if it exists, is of this format, and matches this log (the
+/// event at its position has the hash it recorded). Anything else: `None`, and the view
+/// is rebuilt from the log.
+pub async fn read_snapshot<V: Projection>(dir: &Path, store: &dyn EventStore) -> Option<Checkpointed<V>> {
+    let path = snapshot_path::<V>(dir);
+    let bytes = std::fs::read(&path).ok()?;
+    let snapshot: Snapshot<V> = match serde_json::from_slice(&bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "unreadable snapshot ignored: rebuilding from the log");
+            return None;
+        }
+    };
+    if snapshot.view != V::NAME || snapshot.format != V::FORMAT {
+        tracing::info!(path = %path.display(), "snapshot of an older format ignored: rebuilding from the log");
+        return None;
+    }
+    if snapshot.position > 0 {
+        let event = store.read_all(snapshot.position - 1, 1).await.ok()?.into_iter().next();
+        let matches = event.is_some_and(|e| e.position == snapshot.position && Some(e.hash.to_hex()) == snapshot.hash);
+        if !matches {
+            tracing::warn!(path = %path.display(), position = snapshot.position,
+                "snapshot does not match this log: rebuilding from the log");
+            return None;
+        }
+    }
+    Some(Checkpointed { position: snapshot.position, view: snapshot.state })
+}
+
+/// The view, with the hash of the last event it applied (for its snapshot).
+struct Inner<V> {
+    checkpointed: Checkpointed<V>,
+    hash: Option<ChainHash>,
+}
+
+/// Owns a read model and the task that feeds it; dropping the runner stops the task (and
+/// writes a last snapshot, for a persisted one).
+pub struct Runner<V: Projection> {
+    state: RwLock<Inner<V>>,
     position: watch::Sender<u64>,
     failure: RwLock<Option<ProjectionError>>,
     task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Where snapshots go, and the position of the last one written.
+    snapshots: Option<PathBuf>,
+    saved: Mutex<u64>,
+    resumed_from: u64,
 }
 
-impl<V> Drop for Runner<V> {
+impl<V: Projection> Drop for Runner<V> {
     fn drop(&mut self) {
         if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
             task.abort();
         }
+        self.save_if_behind();
     }
 }
 
 impl<V: Projection> Runner<V> {
-    /// Starts following the log from the beginning.
+    /// Starts following the log from the beginning, in memory only.
     pub fn spawn(store: Arc<dyn EventStore>) -> Arc<Self> {
+        Self::start(store, Checkpointed::default(), None)
+    }
+
+    /// Starts from the view's snapshot in `dir` when there is a usable one, and keeps
+    /// snapshots there.
+    pub async fn spawn_persisted(store: Arc<dyn EventStore>, dir: &Path) -> Arc<Self> {
+        let from = read_snapshot::<V>(dir, store.as_ref()).await.unwrap_or_default();
+        Self::start(store, from, Some(dir.to_path_buf()))
+    }
+
+    fn start(store: Arc<dyn EventStore>, from: Checkpointed<V>, snapshots: Option<PathBuf>) -> Arc<Self> {
+        let position = from.position;
         let runner = Arc::new(Self {
-            state: RwLock::new(Checkpointed::default()),
-            position: watch::Sender::new(0),
+            state: RwLock::new(Inner { checkpointed: from, hash: None }),
+            position: watch::Sender::new(position),
             failure: RwLock::new(None),
             task: Mutex::new(None),
+            snapshots,
+            saved: Mutex::new(position),
+            resumed_from: position,
         });
         let task = tokio::spawn(Self::run(Arc::downgrade(&runner), store));
         *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
@@ -64,10 +169,29 @@ impl<V: Projection> Runner<V> {
             None => return,
         };
         let mut events = Box::pin(store::follow(store, from));
-        while let Some(next) = events.next().await {
+        let mut since_save = 0u64;
+        loop {
+            let next = match tokio::time::timeout(QUIET, events.next()).await {
+                Ok(Some(next)) => next,
+                Ok(None) => return,
+                Err(_) => {
+                    // Quiet: a good moment for a snapshot.
+                    let Some(this) = runner.upgrade() else { return };
+                    this.save_if_behind();
+                    since_save = 0;
+                    continue;
+                }
+            };
             let Some(this) = runner.upgrade() else { return };
             let applied = match next {
-                Ok(event) => this.state.write().expect("read model poisoned").apply(&event),
+                Ok(event) => {
+                    let mut inner = this.state.write().expect("read model poisoned");
+                    let applied = inner.checkpointed.apply(&event);
+                    if applied.is_ok() {
+                        inner.hash = Some(event.hash);
+                    }
+                    applied
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "the read model stopped: the log cannot be read");
                     *this.failure.write().expect("poisoned") = Some(ProjectionError::Log(e.to_string()));
@@ -78,6 +202,11 @@ impl<V: Projection> Runner<V> {
                 Ok(()) => {
                     let position = this.position();
                     this.position.send_replace(position);
+                    since_save += 1;
+                    if since_save >= SAVE_EVERY {
+                        this.save_if_behind();
+                        since_save = 0;
+                    }
                 }
                 Err(e) => {
                     // Better stale and loud than wrong: stop here and say where.
@@ -89,9 +218,28 @@ impl<V: Projection> Runner<V> {
         }
     }
 
+    /// Writes a snapshot when the view has moved since the last one (persisted runners).
+    pub fn save_if_behind(&self) {
+        let Some(dir) = &self.snapshots else { return };
+        let Ok(mut saved) = self.saved.lock() else { return };
+        let Ok(inner) = self.state.read() else { return };
+        if inner.checkpointed.position <= *saved || inner.hash.is_none() {
+            return;
+        }
+        match write_snapshot(dir, &inner.checkpointed, inner.hash) {
+            Ok(()) => *saved = inner.checkpointed.position,
+            Err(e) => tracing::warn!(view = V::NAME, error = %e, "cannot write the read model's snapshot"),
+        }
+    }
+
+    /// The position the runner started from (0, or its snapshot's).
+    pub fn resumed_from(&self) -> u64 {
+        self.resumed_from
+    }
+
     /// The last position applied.
     pub fn position(&self) -> u64 {
-        self.state.read().expect("read model poisoned").position
+        self.state.read().expect("read model poisoned").checkpointed.position
     }
 
     /// Why the runner stopped, if it did.
@@ -105,8 +253,13 @@ impl<V: Projection> Runner<V> {
         tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await.is_ok_and(|r| r.is_ok())
     }
 
+    /// A receiver that changes whenever the view moves (for live updates).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.position.subscribe()
+    }
+
     /// Reads the model under a short lock.
     pub fn read<R>(&self, f: impl FnOnce(&V) -> R) -> R {
-        f(&self.state.read().expect("read model poisoned").view)
+        f(&self.state.read().expect("read model poisoned").checkpointed.view)
     }
 }

@@ -3,10 +3,11 @@
 use crate::{Projection, ProjectionError};
 use domain::Aggregate;
 use domain::structure::{StructureEvent, StructureId, StructureRegistered};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use store::RecordedEvent;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StructuresView {
     pub structures: BTreeMap<StructureId, StructureRegistered>,
 }
@@ -22,6 +23,8 @@ impl StructuresView {
 }
 
 impl Projection for StructuresView {
+    const NAME: &'static str = "structures";
+
     fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
         if recorded.category() != domain::structure::Structure::CATEGORY {
             return Ok(());

@@ -102,3 +102,27 @@ fn tokens_are_created_listed_and_revoked_from_the_command_line() {
     let unbound = tracker(&["token", "create", "--role", "structure", "--label", "CCAS"], dir.path());
     assert!(String::from_utf8_lossy(&unbound.stderr).contains("--structure"));
 }
+
+#[test]
+fn rebuild_recomputes_the_read_models_and_catches_a_snapshot_that_disagrees() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(tracker(&["seed"], dir.path()).status.success());
+    let first = tracker(&["rebuild"], dir.path());
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(stdout(&first).contains("no usable snapshot before"), "{}", stdout(&first));
+
+    let again = tracker(&["rebuild", "--json"], dir.path());
+    assert_eq!(again.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    let views = report["views"].as_array().unwrap();
+    assert_eq!(views.len(), 6);
+    assert!(views.iter().all(|v| v["sameFigures"] == true), "{report}");
+
+    let budget = dir.path().join("snapshots/budget.json");
+    let text = std::fs::read_to_string(&budget).unwrap();
+    std::fs::write(&budget, text.replacen("\"serviceDone\":\"", "\"serviceDone\":\"9", 1)).unwrap();
+    let caught = tracker(&["rebuild"], dir.path());
+    assert_eq!(caught.status.code(), Some(1), "{}", stdout(&caught));
+    assert!(stdout(&caught).contains("DIFFERENT"), "{}", stdout(&caught));
+    assert_eq!(tracker(&["rebuild"], dir.path()).status.code(), Some(0), "the snapshot was replaced");
+}
