@@ -96,6 +96,8 @@ pub enum Operation {
     RecordAnnexClaimPayment,
     IssueFundsCall,
     RecordFundsCallPayment,
+    Dashboard,
+    DashboardUpdates,
 }
 
 impl Operation {
@@ -148,6 +150,8 @@ impl Operation {
             Operation::RecordAnnexClaimPayment => "recordAnnexClaimPayment",
             Operation::IssueFundsCall => "issueFundsCall",
             Operation::RecordFundsCallPayment => "recordFundsCallPayment",
+            Operation::Dashboard => "dashboard",
+            Operation::DashboardUpdates => "dashboardUpdates",
         }
     }
 }
@@ -209,6 +213,9 @@ pub const MATRIX: &[(Operation, &[Role])] = &[
     (O::RecordAnnexClaimPayment, &[R::Opco]),
     (O::IssueFundsCall, &[R::Opco]),
     (O::RecordFundsCallPayment, &[R::Anct]),
+    // Dashboards aggregate every structure's data: not for a structure token.
+    (O::Dashboard, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    (O::DashboardUpdates, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
 ];
 
 pub fn allowed(role: Role, operation: Operation) -> bool {

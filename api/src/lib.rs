@@ -8,6 +8,7 @@
 mod aidants;
 pub mod auth;
 mod claims;
+mod dashboard;
 mod errors;
 mod graphiql;
 mod inputs;
@@ -18,7 +19,7 @@ mod query;
 mod scalars;
 mod types;
 
-use async_graphql::{EmptySubscription, SDLExportOptions, Schema};
+use async_graphql::{SDLExportOptions, Schema};
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{EndpointExt, IntoResponse, Route, get, handler, post};
@@ -150,15 +151,16 @@ impl AppState {
     }
 }
 
-pub type TrackerSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type TrackerSchema = Schema<query::Query, mutation::Mutation, dashboard::DashboardSubscription>;
 
 /// The one place the schema is built. Introspection (what GraphiQL needs) is on only
 /// when asked for.
 pub fn schema(state: AppState, introspection: bool) -> TrackerSchema {
-    let builder = Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription)
-        .data(state)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY);
+    let builder =
+        Schema::build(query::Query::default(), mutation::Mutation::default(), dashboard::DashboardSubscription)
+            .data(state)
+            .limit_depth(MAX_DEPTH)
+            .limit_complexity(MAX_COMPLEXITY);
     if introspection { builder.finish() } else { builder.disable_introspection().finish() }
 }
 
@@ -214,6 +216,38 @@ async fn graphql_endpoint(
     }
 }
 
+/// GraphQL subscriptions over a websocket (`graphql-transport-ws` or `graphql-ws`). The
+/// token goes in the `connection_init` payload: `{"Authorization": "Bearer <token>"}`;
+/// without a valid one the connection is closed.
+#[handler]
+async fn subscriptions(
+    schema: Data<&TrackerSchema>,
+    tokens: Data<&Arc<TokenStore>>,
+    protocol: async_graphql_poem::GraphQLProtocol,
+    websocket: poem::web::websocket::WebSocket,
+) -> impl IntoResponse {
+    let (schema, tokens) = (schema.clone(), tokens.clone());
+    websocket.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |stream| {
+        async_graphql_poem::GraphQLWebSocket::new(stream, schema, protocol)
+            .on_connection_init(move |payload: serde_json::Value| {
+                let tokens = tokens.clone();
+                async move {
+                    let header = payload
+                        .get("Authorization")
+                        .or_else(|| payload.get("authorization"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string);
+                    let principal =
+                        tokens.authenticate(header.as_deref()).map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                    let mut data = async_graphql::Data::default();
+                    data.insert(principal);
+                    Ok(data)
+                }
+            })
+            .serve()
+    })
+}
+
 #[handler]
 async fn health(state: Data<&AppState>) -> poem::Response {
     let log = *state.store.head().borrow();
@@ -243,6 +277,7 @@ pub fn routes(state: AppState, tokens: Arc<TokenStore>, graphiql: bool) -> impl 
     let schema = schema(state.clone(), graphiql);
     let mut route = Route::new()
         .at("/graphql", post(graphql_endpoint).with(poem::middleware::SizeLimit::new(MAX_BODY_BYTES)))
+        .at("/graphql/ws", get(subscriptions))
         .at("/health", get(health));
     if graphiql {
         route = route.at("/", get(graphiql::page)).nest("/assets/graphiql", graphiql::assets());

@@ -76,4 +76,5 @@ pub struct Query(
     crate::programmes::ProgrammeQuery,
     crate::aidants::AidantsQuery,
     crate::claims::ClaimQuery,
+    crate::dashboard::DashboardQuery,
 );

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use store::MemoryStore;
 
 mod claims;
+mod dashboard;
 
 struct Api {
     schema: TrackerSchema,
@@ -510,6 +511,7 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
     ]
     .into_iter()
     .chain(claims::matrix_operations())
+    .chain(dashboard::matrix_operations())
     .collect()
 }
 
@@ -524,7 +526,13 @@ async fn every_operation_with_every_role_follows_the_matrix() {
             let request = async_graphql::Request::new(*query)
                 .variables(async_graphql::Variables::from_json(json!({ "input": input })));
             let principal = if role == Role::Structure { brest_principal() } else { Principal::local(role, "matrix") };
-            let answer = serde_json::to_value(execute(&api.schema, request, principal).await).unwrap();
+            let answer = if query.starts_with("subscription") {
+                use futures::StreamExt;
+                let first = api.schema.execute_stream(request.data(principal)).next().await.unwrap();
+                serde_json::to_value(first).unwrap()
+            } else {
+                serde_json::to_value(execute(&api.schema, request, principal).await).unwrap()
+            };
             let forbidden =
                 answer["errors"].as_array().is_some_and(|e| e.iter().any(|e| e["extensions"]["code"] == "FORBIDDEN"));
             let expected = !auth::allowed(role, *operation);

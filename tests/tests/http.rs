@@ -125,6 +125,7 @@ async fn a_convention_signed_over_http_survives_a_restart() {
     let after = server.graphql("copil", BUDGET, json!({})).await;
     assert_eq!(after, before);
     insta::assert_json_snapshot!("budget_after_restart", after);
+    assert!(dir.path().join("snapshots/dashboard.json").exists(), "the read models left their snapshots");
 
     let store = store::SqliteStore::open_read_only(dir.path().join(tracker::LOG_FILE)).unwrap();
     let events = store.read_all(0, 10).await.unwrap();
@@ -242,5 +243,100 @@ async fn graphiql_and_introspection_are_off_unless_enabled() {
     assert_eq!(reqwest::get(format!("{}/", server.url)).await.unwrap().status(), 404);
     let answer = server.graphql("auditor", "{ __schema { queryType { name } } }", json!({})).await;
     assert_eq!(answer["data"]["__schema"], Value::Null);
+    server.stop().await;
+}
+
+/// Sends one graphql-transport-ws message.
+async fn send(ws: &mut (impl futures::Sink<tokio_tungstenite::tungstenite::Message> + Unpin), message: Value) {
+    use futures::SinkExt;
+    let _ = ws.send(tokio_tungstenite::tungstenite::Message::text(message.to_string())).await;
+}
+
+/// The next text message, as JSON (None when the connection closes).
+async fn receive(
+    ws: &mut (
+             impl futures::Stream<
+        Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+    > + Unpin
+         ),
+) -> Option<Value> {
+    use futures::StreamExt;
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.ok()??.ok()?;
+        match message {
+            tokio_tungstenite::tungstenite::Message::Text(text) => return serde_json::from_str(&text).ok(),
+            tokio_tungstenite::tungstenite::Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+async fn connect(
+    server: &Running,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("{}/graphql/ws", server.url.replace("http://", "ws://")).into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    tokio_tungstenite::connect_async(request).await.expect("the websocket opens").0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_subscription_over_a_websocket_pushes_new_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let signed = server
+        .graphql(
+            "anct",
+            SIGN,
+            json!({ "input": {
+                "code": "ANCT-UNIFORMATION-2021", "partner": "OPCO", "title": "Formations",
+                "signedOn": "2021-03-15", "periodStart": "2021-03-15", "periodEnd": "2022-12-31",
+                "total": "4400000", "shares": [ { "funder": "ANCT", "amount": "4400000" } ] } }),
+        )
+        .await;
+    let convention_id = signed["data"]["signConvention"]["convention"]["id"].as_str().unwrap().to_string();
+    let allocated = server
+        .graphql(
+            "anct",
+            ALLOCATE,
+            json!({ "input": { "conventionId": convention_id, "name": "Formations", "kind": "NON_CERTIFYING_TRAININGS",
+                               "amount": "1000000", "allocatedOn": "2021-03-20" } }),
+        )
+        .await;
+    let envelope_id =
+        allocated["data"]["allocateEnvelope"]["convention"]["envelopes"][0]["id"].as_str().unwrap().to_string();
+
+    // Without a valid token the connection is refused.
+    let mut intruder = connect(&server).await;
+    send(&mut intruder, json!({ "type": "connection_init", "payload": { "Authorization": "Bearer ct_nope" } })).await;
+    let refused = receive(&mut intruder).await;
+    assert!(refused.is_none() || refused.as_ref().is_some_and(|m| m["type"] != "connection_ack"), "{refused:?}");
+
+    let mut ws = connect(&server).await;
+    let bearer = format!("Bearer {}", server.tokens["copil"]);
+    send(&mut ws, json!({ "type": "connection_init", "payload": { "Authorization": bearer } })).await;
+    assert_eq!(receive(&mut ws).await.unwrap()["type"], "connection_ack");
+    send(
+        &mut ws,
+        json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "subscription { dashboardUpdates(region: \"84\") { position committed } }" } }),
+    )
+    .await;
+    let first = receive(&mut ws).await.unwrap();
+    assert_eq!(first["payload"]["data"]["dashboardUpdates"]["committed"], "0.00", "{first}");
+
+    let committed = server
+        .graphql(
+            "opco",
+            COMMIT,
+            json!({ "input": { "conventionId": convention_id, "envelopeId": envelope_id, "reference": "LYON-1",
+                               "amount": "1234.56", "committedOn": "2021-05-01", "departement": "69" } }),
+        )
+        .await;
+    let position = committed["data"]["commitFunds"]["position"].clone();
+    let pushed = receive(&mut ws).await.unwrap();
+    assert_eq!(pushed["payload"]["data"]["dashboardUpdates"], json!({ "position": position, "committed": "1234.56" }));
+    // An open subscription would hold the graceful shutdown for its whole grace period.
+    let _ = ws.close(None).await;
     server.stop().await;
 }
