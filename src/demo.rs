@@ -440,7 +440,7 @@ pub async fn seed(store: Arc<dyn EventStore>) -> anyhow::Result<usize> {
     Ok((*store.head().borrow() - before) as usize)
 }
 
-async fn seed_conventions(store: &dyn EventStore) -> anyhow::Result<usize> {
+pub(crate) async fn seed_conventions(store: &dyn EventStore) -> anyhow::Result<usize> {
     let first = store.read_all(0, 1).await?;
     if let Some(e) = first.first()
         && e.metadata.command_id != command_id(0)

@@ -2,7 +2,9 @@
 //! Everything here is plumbing; rules live in `domain`, storage in `store`.
 
 pub mod bench;
+pub mod bench_dashboard;
 pub mod demo;
+pub mod plan;
 pub mod rebuild;
 
 use anyhow::Context;

@@ -122,6 +122,25 @@ enum TokenAction {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The dashboards under load (p50/p99 at a fixed rate, and the most a closed loop
+    /// gets), with /health as the baseline; seeds the full plan first.
+    Dashboard {
+        /// Requests per second of the open-loop measurements.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        /// Seconds each measurement runs.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Concurrent clients of the closed-loop measurements.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Seed a small plan instead of the full one (to try the command quickly).
+        #[arg(long)]
+        small: bool,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The event log: fsync floor, durable appends (1 and 64 writers), batched appends, replay.
     Store {
         /// Events in the log replayed at the end.
@@ -158,6 +177,18 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Events { data, after } => print_events(&data, after).await,
+        Command::Bench { what: BenchCommand::Dashboard { rate, seconds, clients, small, json } } => {
+            let scale = if small { tracker::plan::Scale::TINY } else { tracker::plan::Scale::FULL };
+            let figures =
+                tracker::bench_dashboard::dashboard(scale, rate, std::time::Duration::from_secs(seconds), clients)
+                    .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                print!("{}", tracker::bench_dashboard::report(&figures));
+            }
+            Ok(())
+        }
         Command::Bench { what: BenchCommand::Store { events, seconds, json } } => {
             let figures = tracker::bench::store(events, std::time::Duration::from_secs(seconds)).await?;
             if json {

@@ -24,7 +24,7 @@ use store::RecordedEvent;
 
 /// A read model: folds recorded events, one at a time, in log order. Serialisable, so
 /// that a snapshot of it can be kept with the position it reflects.
-pub trait Projection: Default + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static {
+pub trait Projection: Default + Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static {
     /// Names its snapshot file.
     const NAME: &'static str;
     /// Bumped when the view's shape or meaning changes: an older snapshot is then

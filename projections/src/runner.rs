@@ -177,7 +177,7 @@ impl<V: Projection> Runner<V> {
                 Err(_) => {
                     // Quiet: a good moment for a snapshot.
                     let Some(this) = runner.upgrade() else { return };
-                    this.save_if_behind();
+                    this.save_in_background().await;
                     since_save = 0;
                     continue;
                 }
@@ -204,7 +204,7 @@ impl<V: Projection> Runner<V> {
                     this.position.send_replace(position);
                     since_save += 1;
                     if since_save >= SAVE_EVERY {
-                        this.save_if_behind();
+                        this.save_in_background().await;
                         since_save = 0;
                     }
                 }
@@ -215,6 +215,31 @@ impl<V: Projection> Runner<V> {
                     return;
                 }
             }
+        }
+    }
+
+    /// Like [`Runner::save_if_behind`], but off the async workers: the view is cloned
+    /// under the lock, then written (JSON, fsync) on a blocking thread, so requests are
+    /// not held up by the disk.
+    async fn save_in_background(&self) {
+        let Some(dir) = self.snapshots.clone() else { return };
+        let saved = *self.saved.lock().expect("poisoned");
+        let copy = {
+            let inner = self.state.read().expect("read model poisoned");
+            if inner.checkpointed.position <= saved || inner.hash.is_none() {
+                return;
+            }
+            (inner.checkpointed.clone(), inner.hash)
+        };
+        let position = copy.0.position;
+        let written = tokio::task::spawn_blocking(move || write_snapshot(&dir, &copy.0, copy.1)).await;
+        match written {
+            Ok(Ok(())) => {
+                let mut saved = self.saved.lock().expect("poisoned");
+                *saved = (*saved).max(position);
+            }
+            Ok(Err(e)) => tracing::warn!(view = V::NAME, error = %e, "cannot write the read model's snapshot"),
+            Err(e) => tracing::warn!(view = V::NAME, error = %e, "the snapshot writer failed"),
         }
     }
 

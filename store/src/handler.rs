@@ -97,7 +97,7 @@ pub async fn handle<A: Aggregate>(
     meta: &CommandMeta,
 ) -> Result<CommandOutcome, HandleError<A::Error>> {
     let fingerprint = fingerprint(command);
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         // A retry of an applied command must not be judged again: the state has moved on.
         if let Some(previous) = store.find_command(meta.command_id).await? {
             if previous.fingerprint != fingerprint || previous.outcome.stream != stream {
@@ -120,7 +120,13 @@ pub async fn handle<A: Aggregate>(
         };
         match store.append(request).await {
             Ok(outcome) => return Ok(outcome.into()),
-            Err(StoreError::WrongExpectedVersion { .. }) => continue,
+            Err(StoreError::WrongExpectedVersion { .. }) => {
+                // Another writer won the race: back off a little (growing, and spread by
+                // the command id so that racing writers do not retry in lockstep).
+                let spread = u64::from(meta.command_id.0.as_bytes()[15]) + 1;
+                tokio::time::sleep(std::time::Duration::from_micros(spread * (1 << attempt.min(6)))).await;
+                continue;
+            }
             Err(e) => return Err(e.into()),
         }
     }
