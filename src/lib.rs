@@ -1,6 +1,7 @@
 //! The `tracker` application: wires the log, the read models and the API together.
 //! Everything here is plumbing; rules live in `domain`, storage in `store`.
 
+pub mod audit;
 pub mod bench;
 pub mod bench_dashboard;
 pub mod demo;

@@ -90,6 +90,50 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The financial report of a past date, replayed from the (verified) log: events of
+    /// business date up to --as-of, recorded by --as-known-at.
+    Replay {
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
+        #[arg(long, env = "TRACKER_STORE")]
+        store: Option<String>,
+        /// Keep events whose business date is on or before this day (YYYY-MM-DD).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+        /// Keep events recorded at or before this instant (RFC 3339, e.g. 2022-01-15T12:00:00Z).
+        #[arg(long)]
+        as_known_at: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
+        format: String,
+        /// CSV with `,` and `.` instead of the French `;`, decimal comma and byte-order mark.
+        #[arg(long)]
+        plain_csv: bool,
+    },
+    /// The events behind one figure of the report: stream, version, type, business date,
+    /// recorded time, actor, amount.
+    Explain {
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
+        #[arg(long, env = "TRACKER_STORE")]
+        store: Option<String>,
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        as_known_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// The convention's code, e.g. ANCT-UNIFORMATION-2021.
+        #[arg(long)]
+        convention: String,
+        /// The envelope's name, e.g. "Frais annexes".
+        #[arg(long)]
+        envelope: String,
+        /// allocated, committed, service-done or paid.
+        #[arg(long)]
+        figure: String,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
+        format: String,
+        #[arg(long)]
+        plain_csv: bool,
+    },
     /// Prints the event log as JSON lines, in log order.
     Events {
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
@@ -195,6 +239,31 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&figures)?);
             } else {
                 print!("{}", tracker::bench::report(&figures));
+            }
+            Ok(())
+        }
+        Command::Replay { data, store, as_of, as_known_at, format, plain_csv } => {
+            let cutoff = projections::report::Cutoff { as_of, as_known_at };
+            let (builder, integrity) = audited(&data, store.as_deref(), cutoff).await?;
+            let report = builder.finish(&integrity);
+            if format == "csv" {
+                print!("{}", projections::report::to_csv(&report, !plain_csv));
+            } else {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            Ok(())
+        }
+        Command::Explain { data, store, as_of, as_known_at, convention, envelope, figure, format, plain_csv } => {
+            let figure = projections::report::Figure::parse(&figure)
+                .context("--figure is one of allocated, committed, service-done, paid")?;
+            let cutoff = projections::report::Cutoff { as_of, as_known_at };
+            let (builder, _) = audited(&data, store.as_deref(), cutoff).await?;
+            let convention_id = domain::ConventionId::for_code(&convention);
+            let events = builder.explain(convention_id, domain::EnvelopeId::for_name(convention_id, &envelope), figure);
+            if format == "csv" {
+                print!("{}", projections::report::events_to_csv(&events, !plain_csv));
+            } else {
+                println!("{}", serde_json::to_string_pretty(&events)?);
             }
             Ok(())
         }
@@ -352,6 +421,25 @@ async fn shutdown_signal() {
     let terminate = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
     tracing::info!("shutting down");
+}
+
+/// The log of `data` (or `store`), verified and replayed with `cutoff`.
+async fn audited(
+    data: &std::path::Path,
+    store: Option<&str>,
+    cutoff: projections::report::Cutoff,
+) -> anyhow::Result<(projections::report::ReportBuilder, projections::report::Integrity)> {
+    match store {
+        None => {
+            let path = data.join(tracker::LOG_FILE);
+            let log = store::SqliteStore::open_read_only(&path)?;
+            tracker::audit::replayed(&log, Some(&path), cutoff).await
+        }
+        Some(url) => {
+            let log = tracker::connect_store(url).await?;
+            tracker::audit::replayed(log.as_ref(), None, cutoff).await
+        }
+    }
 }
 
 async fn print_events(data: &std::path::Path, after: u64) -> anyhow::Result<()> {

@@ -98,6 +98,7 @@ pub enum Operation {
     RecordFundsCallPayment,
     Dashboard,
     DashboardUpdates,
+    Report,
 }
 
 impl Operation {
@@ -152,6 +153,7 @@ impl Operation {
             Operation::RecordFundsCallPayment => "recordFundsCallPayment",
             Operation::Dashboard => "dashboard",
             Operation::DashboardUpdates => "dashboardUpdates",
+            Operation::Report => "report",
         }
     }
 }
@@ -216,6 +218,8 @@ pub const MATRIX: &[(Operation, &[Role])] = &[
     // Dashboards aggregate every structure's data: not for a structure token.
     (O::Dashboard, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
     (O::DashboardUpdates, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    // The financial report of a past date and its provenance (`report`, `reportProvenance`).
+    (O::Report, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
 ];
 
 pub fn allowed(role: Role, operation: Operation) -> bool {

@@ -16,6 +16,7 @@ mod mutation;
 mod programmes;
 mod purchases;
 mod query;
+mod report;
 mod scalars;
 mod types;
 

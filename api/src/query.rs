@@ -77,4 +77,5 @@ pub struct Query(
     crate::aidants::AidantsQuery,
     crate::claims::ClaimQuery,
     crate::dashboard::DashboardQuery,
+    crate::report::ReportQuery,
 );

@@ -7,6 +7,7 @@ use store::MemoryStore;
 
 mod claims;
 mod dashboard;
+mod report;
 
 struct Api {
     schema: TrackerSchema,
@@ -512,6 +513,7 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
     .into_iter()
     .chain(claims::matrix_operations())
     .chain(dashboard::matrix_operations())
+    .chain(report::matrix_operations())
     .collect()
 }
 

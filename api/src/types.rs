@@ -255,6 +255,13 @@ fn share(s: &dc::FundingShare, total: Money) -> FundingShare {
     }
 }
 
+/// A funder's part of a convention's budget.
+#[derive(SimpleObject)]
+pub struct FunderBudget {
+    pub funder: String,
+    pub figures: FiguresView,
+}
+
 /// A convention with its budget, as the read model has it.
 pub struct ConventionView(pub ConventionBudget);
 
@@ -325,6 +332,15 @@ impl ConventionView {
     /// The sum of the envelopes.
     async fn budget(&self) -> FiguresView {
         FiguresView(self.0.figures())
+    }
+    /// Each funder's part of the budget, in proportion to its share of the total (to the
+    /// cent: the parts add up to `budget` exactly).
+    async fn funders(&self) -> Vec<FunderBudget> {
+        self.0
+            .by_funder()
+            .into_iter()
+            .map(|(funder, figures)| FunderBudget { funder, figures: FiguresView(figures) })
+            .collect()
     }
     async fn envelopes(&self) -> Vec<EnvelopeView> {
         self.0.envelopes.iter().cloned().map(EnvelopeView).collect()

@@ -97,6 +97,24 @@ impl Money {
         Money(round_cents(self.0 * Decimal::from(quantity)))
     }
 
+    /// Splits `self` between shares in proportion to their weights, to the cent, so that
+    /// the parts add up to `self` exactly: each part is rounded, and the last takes what
+    /// rounding left (a funder's share of what a convention committed, for instance).
+    pub fn split(self, weights: &[Money]) -> Vec<Money> {
+        let whole: Decimal = weights.iter().map(|w| w.0).sum();
+        if weights.is_empty() {
+            return vec![];
+        }
+        if whole.is_zero() {
+            return weights.iter().map(|_| Money::ZERO).collect();
+        }
+        let mut parts: Vec<Money> = weights.iter().map(|w| Money(round_cents(self.0 * w.0 / whole))).collect();
+        let given: Decimal = parts[..parts.len() - 1].iter().map(|p| p.0).sum();
+        let last = parts.len() - 1;
+        parts[last] = Money(round_cents((self.0 - given).max(Decimal::ZERO)));
+        parts
+    }
+
     /// `part / self` as a percentage with two decimals; 0 when `self` is zero.
     pub fn percent_of(part: Money, whole: Money) -> Decimal {
         if whole.is_zero() {
@@ -161,6 +179,19 @@ impl fmt::Display for Money {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_split_adds_up_to_the_cent() {
+        let shares = [Money::euros(2_600_000), Money::euros(1_800_000)];
+        let parts = Money::parse("1000.01").unwrap().split(&shares);
+        assert_eq!(parts, vec![Money::parse("590.92").unwrap(), Money::parse("409.09").unwrap()]);
+        assert_eq!(parts.iter().copied().sum::<Money>(), Money::parse("1000.01").unwrap());
+        let thirds = Money::parse("100").unwrap().split(&[Money::euros(1), Money::euros(1), Money::euros(1)]);
+        assert_eq!(
+            thirds,
+            vec![Money::parse("33.33").unwrap(), Money::parse("33.33").unwrap(), Money::parse("33.34").unwrap()]
+        );
+    }
     use rust_decimal_macros::dec;
 
     #[test]

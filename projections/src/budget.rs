@@ -142,6 +142,34 @@ impl ConventionBudget {
         })
     }
 
+    /// Each funder's part of the budget, in proportion to its share of the total (to the
+    /// cent; the parts add up to the convention's figures exactly).
+    pub fn by_funder(&self) -> Vec<(String, Figures)> {
+        let weights: Vec<Money> = self.shares.iter().map(|s| s.amount).collect();
+        let all = self.figures();
+        let (allocated, committed, service_done, paid) = (
+            all.allocated.split(&weights),
+            all.committed.split(&weights),
+            all.service_done.split(&weights),
+            all.paid.split(&weights),
+        );
+        self.shares
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    s.funder.clone(),
+                    Figures {
+                        allocated: allocated[i],
+                        committed: committed[i],
+                        service_done: service_done[i],
+                        paid: paid[i],
+                    },
+                )
+            })
+            .collect()
+    }
+
     /// What the convention's total leaves to allocate.
     pub fn unallocated(&self) -> Money {
         self.total.saturating_sub(self.figures().allocated)

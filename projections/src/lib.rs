@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod programmes;
 pub mod purchases;
 pub mod reimbursements;
+pub mod report;
 pub mod runner;
 pub mod structures;
 

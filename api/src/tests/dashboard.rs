@@ -153,3 +153,19 @@ async fn a_subscription_pushes_a_territorys_figures_when_they_change() {
     let delta = after.parse::<rust_decimal::Decimal>().unwrap() - before.parse::<rust_decimal::Decimal>().unwrap();
     assert_eq!(delta.to_string(), "250.50", "{first} then {second}");
 }
+
+#[tokio::test]
+async fn a_conventions_budget_is_split_between_its_funders_to_the_cent() {
+    let api = Api::for_matrix().await;
+    let answer = ok(api
+        .query(r#"{ convention(code: "ANCT-UNIFORMATION-2021") { budget { allocated committed serviceDone paid } funders { funder figures { allocated committed serviceDone paid available consumedPercent } } } }"#)
+        .await);
+    let c = &answer["data"]["convention"];
+    let money = |v: &Value| v.as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap();
+    for figure in ["allocated", "committed", "serviceDone", "paid"] {
+        let sum: rust_decimal::Decimal =
+            c["funders"].as_array().unwrap().iter().map(|f| money(&f["figures"][figure])).sum();
+        assert_eq!(sum, money(&c["budget"][figure]), "{figure}");
+    }
+    insta::assert_json_snapshot!("convention_funders", answer);
+}

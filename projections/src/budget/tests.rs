@@ -120,6 +120,9 @@ async fn folds_the_budget_of_a_convention() {
     assert_eq!(budget.unallocated(), Money::euros(100_000));
     assert_eq!(budget.share_percent(&budget.shares[0]).to_string(), "59.09");
     insta::assert_json_snapshot!("budget_of_anct_uniformation", budget);
+    let funders = budget.by_funder();
+    assert_eq!(funders.iter().map(|(_, f)| f.committed).sum::<Money>(), budget.figures().committed);
+    insta::assert_json_snapshot!("budget_by_funder", funders);
 }
 
 #[tokio::test]

@@ -1,0 +1,119 @@
+//! The financial report of a past date, through GraphQL: the log is verified, then
+//! replayed with the cutoff, exactly as `tracker replay` does.
+
+use crate::AppState;
+use crate::auth::{Operation, require};
+use crate::errors::{bad_input, internal};
+use crate::scalars::DateScalar;
+use async_graphql::{Context, Enum, Json, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::{ConventionId, EnvelopeId};
+use projections::report::{Cutoff, EventRef, FinancialReport, Integrity, ReportBuilder, replay};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "projections::report::Figure")]
+pub enum ReportFigure {
+    Allocated,
+    Committed,
+    ServiceDone,
+    Paid,
+}
+
+/// One event behind a figure.
+#[derive(SimpleObject)]
+pub struct ReportEvent {
+    pub position: u64,
+    pub stream: String,
+    pub version: u64,
+    pub event_type: String,
+    pub business_date: DateScalar,
+    /// RFC 3339, UTC.
+    pub recorded_at: String,
+    pub actor: String,
+    /// `+1250.00`, `-300.00` (a release), `=500000.00` (an amendment setting the amount).
+    pub effect: Option<String>,
+    pub reference: Option<String>,
+}
+
+impl From<EventRef> for ReportEvent {
+    fn from(e: EventRef) -> Self {
+        ReportEvent {
+            position: e.position,
+            stream: e.stream,
+            version: e.version,
+            event_type: e.event_type,
+            business_date: e.business_date.into(),
+            recorded_at: e.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            actor: e.actor,
+            effect: e.effect,
+            reference: e.reference,
+        }
+    }
+}
+
+fn cutoff(as_of: Option<DateScalar>, as_known_at: Option<String>) -> Result<Cutoff> {
+    let as_known_at = as_known_at
+        .map(|t| {
+            DateTime::parse_from_rfc3339(t.trim()).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+                bad_input("asKnownAt", format!("`{t}` is not an instant: expected RFC 3339, e.g. 2022-01-15T12:00:00Z"))
+            })
+        })
+        .transpose()?;
+    Ok(Cutoff { as_of: as_of.map(|d| d.0), as_known_at })
+}
+
+/// Verifies the log through its chains, then replays what was verified.
+async fn replayed(state: &AppState, cutoff: Cutoff) -> Result<(ReportBuilder, Integrity)> {
+    let store = state.store.as_ref();
+    let verification = store::verify_store(store, false).await.map_err(|e| internal(&e))?;
+    let until = if verification.is_intact() { verification.head_position } else { *store.head().borrow() };
+    let integrity = Integrity {
+        position: verification.head_position,
+        digest: verification.head_hash.to_hex(),
+        first_break: verification
+            .first_break
+            .as_ref()
+            .map(|b| format!("position {}, stream {}, version {}: {}", b.position, b.stream, b.version, b.reason)),
+    };
+    Ok((replay(store, cutoff, until).await.map_err(|e| internal(&e))?, integrity))
+}
+
+#[derive(Default)]
+pub struct ReportQuery;
+
+#[Object]
+impl ReportQuery {
+    /// The financial report replayed from the verified log: events of business date up
+    /// to `asOf`, recorded by `asKnownAt` (RFC 3339). The same JSON as `tracker replay`:
+    /// `header` (cutoff, log position and digest, verification), `conventions` (total,
+    /// funders, envelopes, amendments, annex costs, targets), `corrections`.
+    async fn report(
+        &self,
+        ctx: &Context<'_>,
+        as_of: Option<DateScalar>,
+        as_known_at: Option<String>,
+    ) -> Result<Json<FinancialReport>> {
+        require(ctx, Operation::Report)?;
+        let cutoff = cutoff(as_of, as_known_at)?;
+        let (builder, integrity) = replayed(ctx.data_unchecked::<AppState>(), cutoff).await?;
+        Ok(Json(builder.finish(&integrity)))
+    }
+
+    /// The events behind one figure of one envelope of the report (provenance).
+    async fn report_provenance(
+        &self,
+        ctx: &Context<'_>,
+        as_of: Option<DateScalar>,
+        as_known_at: Option<String>,
+        convention_code: String,
+        envelope: String,
+        figure: ReportFigure,
+    ) -> Result<Vec<ReportEvent>> {
+        require(ctx, Operation::Report)?;
+        let cutoff = cutoff(as_of, as_known_at)?;
+        let (builder, _) = replayed(ctx.data_unchecked::<AppState>(), cutoff).await?;
+        let convention = ConventionId::for_code(&convention_code);
+        let events = builder.explain(convention, EnvelopeId::for_name(convention, &envelope), figure.into());
+        Ok(events.into_iter().map(ReportEvent::from).collect())
+    }
+}

@@ -1,0 +1,42 @@
+//! The financial report and its provenance through GraphQL.
+
+use super::*;
+
+pub(super) fn matrix_operations() -> Vec<(Operation, &'static str, Value)> {
+    vec![(Operation::Report, "{ report(asOf: \"2021-12-31\") }", json!(null))]
+}
+
+#[tokio::test]
+async fn the_report_of_a_past_date_is_replayed_from_the_verified_log() {
+    let api = Api::for_matrix().await;
+    let report = ok(api.query("{ report(asOf: \"2021-06-30\") }").await);
+    let header = &report["data"]["report"]["header"];
+    assert_eq!(header["intact"], true);
+    assert_eq!(header["logPosition"], api.written());
+    insta::assert_json_snapshot!("report_as_of_june", report, {
+        ".data.report.header.logDigest" => "[digest]",
+        ".data.report.corrections[].recordedAt" => "[recorded]",
+    });
+    let later = ok(api.query("{ report(asOf: \"2021-12-31\") }").await);
+    assert_ne!(
+        later["data"]["report"]["conventions"], report["data"]["report"]["conventions"],
+        "July's events count by December"
+    );
+}
+
+#[tokio::test]
+async fn provenance_names_the_events_of_a_figure() {
+    let api = Api::for_matrix().await;
+    let answer = ok(api
+        .query(r#"{ reportProvenance(conventionCode: "ANCT-UNIFORMATION-2021", envelope: "Formations certifiantes", figure: COMMITTED) { position stream version eventType businessDate recordedAt actor effect reference } }"#)
+        .await);
+    let events = answer["data"]["reportProvenance"].as_array().unwrap();
+    assert!(events.len() >= 3, "{answer}");
+    insta::assert_json_snapshot!("report_provenance", answer, { ".data.reportProvenance[].recordedAt" => "[recorded]" });
+}
+
+#[tokio::test]
+async fn a_malformed_instant_is_refused_by_name() {
+    let api = Api::for_matrix().await;
+    insta::assert_json_snapshot!("report_bad_instant", api.query("{ report(asKnownAt: \"yesterday\") }").await);
+}

@@ -1,0 +1,575 @@
+//! The financial report of any past date, replayed from the log: per convention its
+//! total and funders, envelopes (allocated, committed, service done, paid, available),
+//! the amendments in force, annex-cost reimbursements and targets reached; the events
+//! behind every envelope figure (provenance); and the corrections (compensating events)
+//! shown as such.
+//!
+//! Two time axes: `as_of` keeps the events whose *business date* is on or before it;
+//! `as_known_at` keeps the events *recorded* by that instant — the report exactly as the
+//! tracker could have shown it then, later corrections excluded.
+
+use crate::Projection;
+use crate::budget::{AmendmentRecord, BudgetView, Figures};
+use crate::dashboard::{DashboardView, Scope};
+use crate::reimbursements::ReimbursementsView;
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::aidants::HabilitationState;
+use domain::claim::ClaimState;
+use domain::convention::{ConventionEvent, EnvelopeKind, TargetKind};
+use domain::{Aggregate, ConventionId, EnvelopeId, Money};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use store::RecordedEvent;
+
+/// Which events a report keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cutoff {
+    /// Business dates on or before this day.
+    pub as_of: Option<NaiveDate>,
+    /// Recorded at or before this instant.
+    pub as_known_at: Option<DateTime<Utc>>,
+}
+
+impl Cutoff {
+    pub fn includes(&self, e: &RecordedEvent) -> bool {
+        self.as_of.is_none_or(|d| e.business_date <= d) && self.as_known_at.is_none_or(|t| e.recorded_at <= t)
+    }
+}
+
+/// A figure of an envelope that provenance can explain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Figure {
+    Allocated,
+    Committed,
+    ServiceDone,
+    Paid,
+}
+
+impl Figure {
+    pub fn parse(s: &str) -> Option<Figure> {
+        match s.trim().to_lowercase().replace(['-', '_', ' '], "").as_str() {
+            "allocated" => Some(Figure::Allocated),
+            "committed" => Some(Figure::Committed),
+            "servicedone" => Some(Figure::ServiceDone),
+            "paid" => Some(Figure::Paid),
+            _ => None,
+        }
+    }
+}
+
+/// One event as an auditor reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRef {
+    pub position: u64,
+    pub stream: String,
+    pub version: u64,
+    pub event_type: String,
+    pub business_date: NaiveDate,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: String,
+    /// What it did to the figure: `+1250.00`, `-300.00` (a release), `=500000.00` (an
+    /// amendment setting the amount).
+    pub effect: Option<String>,
+    pub reference: Option<String>,
+    /// Why it is listed among corrections.
+    pub correction: Option<String>,
+}
+
+fn event_ref(e: &RecordedEvent, effect: Option<String>, reference: Option<String>) -> EventRef {
+    EventRef {
+        position: e.position,
+        stream: e.stream.clone(),
+        version: e.version,
+        event_type: e.event_type.clone(),
+        business_date: e.business_date,
+        recorded_at: e.recorded_at,
+        actor: e.metadata.actor.clone(),
+        effect,
+        reference,
+        correction: None,
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvelopeReport {
+    pub name: String,
+    pub kind: EnvelopeKind,
+    pub allocated: Money,
+    pub committed: Money,
+    pub service_done: Money,
+    pub paid: Money,
+    pub available: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunderReport {
+    pub funder: String,
+    /// Its share of the convention's total.
+    pub share: Money,
+    pub allocated: Money,
+    pub committed: Money,
+    pub service_done: Money,
+    pub paid: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FundsCallReport {
+    pub number: u32,
+    pub total: Money,
+    pub issued_on: NaiveDate,
+    pub paid_on: Option<NaiveDate>,
+    pub late: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnnexCostsReport {
+    pub claims: BTreeMap<ClaimState, u64>,
+    pub claimed: Money,
+    pub approved: Money,
+    /// Paid by the OPCO to structures.
+    pub paid: Money,
+    /// Reimbursed to the OPCO by ANCT.
+    pub reimbursed: Money,
+    pub funds_calls: Vec<FundsCallReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetReport {
+    pub kind: TargetKind,
+    pub quantity: u32,
+    pub reached: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConventionReport {
+    pub code: String,
+    pub partner: String,
+    pub title: String,
+    pub signed_on: NaiveDate,
+    pub period_end: NaiveDate,
+    pub total: Money,
+    pub funders: Vec<FunderReport>,
+    pub envelopes: Vec<EnvelopeReport>,
+    /// The sum of the envelopes.
+    pub budget: EnvelopeTotals,
+    pub amendments: Vec<AmendmentRecord>,
+    pub annex_costs: AnnexCostsReport,
+    pub targets: Vec<TargetReport>,
+    pub closed_on: Option<NaiveDate>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvelopeTotals {
+    pub allocated: Money,
+    pub committed: Money,
+    pub service_done: Money,
+    pub paid: Money,
+    pub available: Money,
+}
+
+impl From<&Figures> for EnvelopeTotals {
+    fn from(f: &Figures) -> Self {
+        EnvelopeTotals {
+            allocated: f.allocated,
+            committed: f.committed,
+            service_done: f.service_done,
+            paid: f.paid,
+            available: f.available(),
+        }
+    }
+}
+
+/// What the report was computed from, so a reader can check it against `tracker verify`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportHeader {
+    pub cutoff: Cutoff,
+    /// The last position of the log read, and the whole-log digest there (what `tracker
+    /// verify` prints as `POSITION:HASH`).
+    pub log_position: u64,
+    pub log_digest: String,
+    /// Whether every hash chain verified; if not, the first broken place.
+    pub intact: bool,
+    pub first_break: Option<String>,
+    pub events_in_report: u64,
+    /// Events left out because their business date is after `asOf`.
+    pub events_after_as_of: u64,
+    /// Events left out because they were recorded after `asKnownAt`.
+    pub events_recorded_later: u64,
+    /// Events kept by the cutoff but that depend on a fact it leaves out (e.g. a payment
+    /// dated before the commitment it pays): not counted, listed here.
+    pub skipped: Vec<EventRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinancialReport {
+    pub header: ReportHeader,
+    pub conventions: Vec<ConventionReport>,
+    /// Compensating events, as such: releases (a commitment reduced or cancelled) and
+    /// amendments that lower an envelope. The log is never edited: a mistake stays, and
+    /// its correction is a later event.
+    pub corrections: Vec<EventRef>,
+}
+
+/// The verification a report header quotes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Integrity {
+    pub position: u64,
+    pub digest: String,
+    pub first_break: Option<String>,
+}
+
+/// Folds the log, event by event, into a report.
+pub struct ReportBuilder {
+    cutoff: Cutoff,
+    budget: BudgetView,
+    reimbursements: ReimbursementsView,
+    dashboard: DashboardView,
+    provenance: BTreeMap<(ConventionId, EnvelopeId, Figure), Vec<EventRef>>,
+    /// `convention/reference` → envelope, to place releases, service done and payments.
+    references: BTreeMap<String, EnvelopeId>,
+    corrections: Vec<EventRef>,
+    skipped: Vec<EventRef>,
+    included: u64,
+    after_as_of: u64,
+    recorded_later: u64,
+}
+
+impl ReportBuilder {
+    pub fn new(cutoff: Cutoff) -> Self {
+        Self {
+            cutoff,
+            budget: BudgetView::default(),
+            reimbursements: ReimbursementsView::default(),
+            dashboard: DashboardView::default(),
+            provenance: BTreeMap::new(),
+            references: BTreeMap::new(),
+            corrections: Vec::new(),
+            skipped: Vec::new(),
+            included: 0,
+            after_as_of: 0,
+            recorded_later: 0,
+        }
+    }
+
+    pub fn apply(&mut self, e: &RecordedEvent) {
+        if self.cutoff.as_known_at.is_some_and(|t| e.recorded_at > t) {
+            self.recorded_later += 1;
+            return;
+        }
+        if self.cutoff.as_of.is_some_and(|d| e.business_date > d) {
+            self.after_as_of += 1;
+            return;
+        }
+        // A convention event that depends on a fact the cutoff leaves out (the budget
+        // view refuses it) is listed, not counted.
+        if self.budget.apply(e).is_err() {
+            self.skipped.push(event_ref(e, None, None));
+            return;
+        }
+        if e.category() == domain::convention::Convention::CATEGORY {
+            self.convention_event(e);
+        }
+        let _ = self.reimbursements.apply(e);
+        let _ = self.dashboard.apply(e);
+        self.included += 1;
+    }
+
+    fn convention_event(&mut self, e: &RecordedEvent) {
+        let Ok(event) = e.payload.decode::<ConventionEvent>() else { return };
+        let Ok(convention) = ConventionId::parse(e.stream_id()) else { return };
+        let mut record = |envelope: EnvelopeId, figure: Figure, effect: String, reference: Option<String>| {
+            self.provenance.entry((convention, envelope, figure)).or_default().push(event_ref(
+                e,
+                Some(effect),
+                reference,
+            ));
+        };
+        match event {
+            ConventionEvent::EnvelopeAllocated(a) => {
+                record(a.envelope_id, Figure::Allocated, format!("+{}", a.amount.amount()), None)
+            }
+            ConventionEvent::AmendmentSigned(a) => {
+                for change in &a.envelopes {
+                    record(change.envelope_id, Figure::Allocated, format!("={}", change.amount.amount()), None);
+                }
+                let lowered =
+                    self.budget.conventions.get(&convention).is_some_and(|c| {
+                        c.amendments.last().is_some_and(|r| r.envelopes.iter().any(|ch| ch.to < ch.from))
+                    });
+                if lowered {
+                    let mut correction = event_ref(e, None, None);
+                    correction.correction = Some(format!("amendment n°{} lowers an envelope", a.number));
+                    self.corrections.push(correction);
+                }
+            }
+            ConventionEvent::FundsCommitted(c) => {
+                self.references.insert(format!("{convention}/{}", c.reference), c.envelope_id);
+                record(c.envelope_id, Figure::Committed, format!("+{}", c.amount.amount()), Some(c.reference));
+            }
+            ConventionEvent::FundsReleased(r) => {
+                record(r.envelope_id, Figure::Committed, format!("-{}", r.amount.amount()), Some(r.reference.clone()));
+                let mut correction = event_ref(e, Some(format!("-{}", r.amount.amount())), Some(r.reference));
+                correction.correction = Some("release: compensates a commitment".into());
+                self.corrections.push(correction);
+            }
+            ConventionEvent::ServiceDoneRecorded(s) => {
+                record(s.envelope_id, Figure::ServiceDone, format!("+{}", s.amount.amount()), Some(s.reference))
+            }
+            ConventionEvent::PaymentRecorded(p) => {
+                record(p.envelope_id, Figure::Paid, format!("+{}", p.amount.amount()), Some(p.reference))
+            }
+            ConventionEvent::ConventionSigned(_) | ConventionEvent::ConventionClosed(_) => {}
+        }
+    }
+
+    /// The events behind one figure of one envelope.
+    pub fn explain(&self, convention: ConventionId, envelope: EnvelopeId, figure: Figure) -> Vec<EventRef> {
+        self.provenance.get(&(convention, envelope, figure)).cloned().unwrap_or_default()
+    }
+
+    pub fn finish(self, integrity: &Integrity) -> FinancialReport {
+        let conventions = self
+            .budget
+            .list()
+            .into_iter()
+            .map(|c| {
+                let figures = c.figures();
+                let by_funder = c.by_funder();
+                let scope = Scope { convention: Some(c.id), ..Scope::default() };
+                let delivered = self.dashboard.total(&scope);
+                let state = |s| delivered.habilitations.get(&s).copied().unwrap_or(0).max(0) as u64;
+                let claims: Vec<_> =
+                    self.reimbursements.claims.values().filter(|r| r.submitted.convention_id == c.id).collect();
+                let mut by_state: BTreeMap<ClaimState, u64> = BTreeMap::new();
+                for r in &claims {
+                    *by_state.entry(r.state).or_default() += 1;
+                }
+                let sum = |f: &dyn Fn(&&crate::reimbursements::ClaimRecord) -> Option<Money>| -> Money {
+                    claims.iter().filter_map(f).sum()
+                };
+                ConventionReport {
+                    code: c.code.clone(),
+                    partner: c.partner.clone(),
+                    title: c.title.clone(),
+                    signed_on: c.signed_on,
+                    period_end: c.period_end,
+                    total: c.total,
+                    funders: c
+                        .shares
+                        .iter()
+                        .zip(by_funder)
+                        .map(|(share, (funder, f))| FunderReport {
+                            funder,
+                            share: share.amount,
+                            allocated: f.allocated,
+                            committed: f.committed,
+                            service_done: f.service_done,
+                            paid: f.paid,
+                        })
+                        .collect(),
+                    envelopes: c
+                        .envelopes
+                        .iter()
+                        .map(|e| EnvelopeReport {
+                            name: e.name.clone(),
+                            kind: e.kind,
+                            allocated: e.figures.allocated,
+                            committed: e.figures.committed,
+                            service_done: e.figures.service_done,
+                            paid: e.figures.paid,
+                            available: e.figures.available(),
+                        })
+                        .collect(),
+                    budget: (&figures).into(),
+                    amendments: c.amendments.clone(),
+                    annex_costs: AnnexCostsReport {
+                        claims: by_state,
+                        claimed: sum(&|r| Some(r.claimed)),
+                        approved: sum(&|r| r.approved),
+                        paid: sum(&|r| r.paid_on.and(r.approved)),
+                        reimbursed: sum(&|r| r.reimbursed_on.and(r.approved)),
+                        funds_calls: self
+                            .reimbursements
+                            .calls()
+                            .into_iter()
+                            .filter(|call| call.issued.convention_id == c.id)
+                            .map(|call| FundsCallReport {
+                                number: call.issued.number,
+                                total: call.issued.total,
+                                issued_on: call.issued.issued_on,
+                                paid_on: call.paid_on,
+                                late: call.late,
+                            })
+                            .collect(),
+                    },
+                    targets: c
+                        .targets
+                        .iter()
+                        .map(|t| TargetReport {
+                            kind: t.kind,
+                            quantity: t.quantity,
+                            reached: match t.kind {
+                                TargetKind::Trainings => delivered.trainees,
+                                TargetKind::Habilitations => {
+                                    state(HabilitationState::Habilitated) + state(HabilitationState::Revoked)
+                                }
+                                TargetKind::Certifications => delivered.pix_certifications,
+                                TargetKind::CcasActions => delivered.ccas_actions,
+                            },
+                        })
+                        .collect(),
+                    closed_on: c.closed_on,
+                }
+            })
+            .collect();
+        FinancialReport {
+            header: ReportHeader {
+                cutoff: self.cutoff,
+                log_position: integrity.position,
+                log_digest: integrity.digest.clone(),
+                intact: integrity.first_break.is_none(),
+                first_break: integrity.first_break.clone(),
+                events_in_report: self.included,
+                events_after_as_of: self.after_as_of,
+                events_recorded_later: self.recorded_later,
+                skipped: self.skipped,
+            },
+            conventions,
+            corrections: self.corrections,
+        }
+    }
+}
+
+/// Reads the log up to `until` (the position the caller verified) into a report builder.
+pub async fn replay(
+    store: &dyn store::EventStore,
+    cutoff: Cutoff,
+    until: u64,
+) -> Result<ReportBuilder, store::StoreError> {
+    let mut builder = ReportBuilder::new(cutoff);
+    let mut after = 0;
+    while after < until {
+        let page = store.read_all(after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        for e in page.iter().take_while(|e| e.position <= until) {
+            builder.apply(e);
+        }
+    }
+    Ok(builder)
+}
+
+/// The report as CSV. `french`: what a French spreadsheet opens cleanly (UTF-8 with a
+/// byte-order mark, `;` between fields, decimal comma); otherwise plain `,` and `.`.
+pub fn to_csv(report: &FinancialReport, french: bool) -> String {
+    let sep = if french { ";" } else { "," };
+    let money = |m: Money| if french { m.amount().to_string().replace('.', ",") } else { m.amount().to_string() };
+    let field = |s: &str| {
+        if s.contains(sep) || s.contains('"') || s.contains('\n') {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let mut out = String::new();
+    if french {
+        out.push('\u{feff}');
+    }
+    let h = &report.header;
+    let line = |cells: &[String]| cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(sep) + "\r\n";
+    out += &line(&["as of".into(), h.cutoff.as_of.map(|d| d.to_string()).unwrap_or_default()]);
+    out += &line(&["as known at".into(), h.cutoff.as_known_at.map(|t| t.to_rfc3339()).unwrap_or_default()]);
+    out += &line(&["log digest".into(), format!("{}:{}", h.log_position, h.log_digest)]);
+    out += &line(&[
+        "log verified".into(),
+        if h.intact { "intact".into() } else { format!("ALTERED: {}", h.first_break.clone().unwrap_or_default()) },
+    ]);
+    out += "\r\n";
+    out += &line(&[
+        "convention".into(),
+        "partner".into(),
+        "envelope".into(),
+        "kind".into(),
+        "allocated".into(),
+        "committed".into(),
+        "service done".into(),
+        "paid".into(),
+        "available".into(),
+    ]);
+    for c in &report.conventions {
+        for e in &c.envelopes {
+            out += &line(&[
+                c.code.clone(),
+                c.partner.clone(),
+                e.name.clone(),
+                serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                money(e.allocated),
+                money(e.committed),
+                money(e.service_done),
+                money(e.paid),
+                money(e.available),
+            ]);
+        }
+        out += &line(&[
+            c.code.clone(),
+            c.partner.clone(),
+            "TOTAL".into(),
+            String::new(),
+            money(c.budget.allocated),
+            money(c.budget.committed),
+            money(c.budget.service_done),
+            money(c.budget.paid),
+            money(c.budget.available),
+        ]);
+    }
+    out
+}
+
+/// Provenance as CSV (same conventions as [`to_csv`]).
+pub fn events_to_csv(events: &[EventRef], french: bool) -> String {
+    let sep = if french { ";" } else { "," };
+    let mut out = String::new();
+    if french {
+        out.push('\u{feff}');
+    }
+    let header =
+        ["position", "stream", "version", "type", "business date", "recorded at", "actor", "effect", "reference"];
+    out += &(header.join(sep) + "\r\n");
+    for e in events {
+        let effect = e.effect.clone().unwrap_or_default();
+        let effect = if french { effect.replace('.', ",") } else { effect };
+        let cells = [
+            e.position.to_string(),
+            e.stream.clone(),
+            e.version.to_string(),
+            e.event_type.clone(),
+            e.business_date.to_string(),
+            e.recorded_at.to_rfc3339(),
+            e.actor.clone(),
+            effect,
+            e.reference.clone().unwrap_or_default(),
+        ];
+        out += &(cells
+            .iter()
+            .map(|c| if c.contains(sep) { format!("\"{c}\"") } else { c.clone() })
+            .collect::<Vec<_>>()
+            .join(sep)
+            + "\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+//! The report's two time axes, its provenance and its corrections.
+
+use super::*;
+use domain::convention::*;
+use domain::{CommandId, CommandMeta, DepartementCode};
+use store::handler::stream_name;
+use store::{MemoryStore, handle};
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+const CODE: &str = "ANCT-UNIFORMATION-2021";
+
+fn id() -> ConventionId {
+    ConventionId::for_code(CODE)
+}
+
+fn envelope() -> EnvelopeId {
+    EnvelopeId::for_name(id(), "Formations")
+}
+
+async fn run(store: &MemoryStore, n: u128, c: ConventionCommand) {
+    let meta = CommandMeta::new(CommandId(uuid::Uuid::from_u128(n)), "anct:test");
+    handle::<Convention>(store, &stream_name::<Convention>(id()), &c, &meta).await.unwrap();
+}
+
+/// A commitment of 1 000 € in December; weeks later, a release of 300 € dated in
+/// December too (a late correction). Returns the instant between the two recordings.
+async fn late_correction(store: &MemoryStore) -> DateTime<Utc> {
+    run(
+        store,
+        1,
+        ConventionCommand::Sign(SignConvention {
+            code: CODE.into(),
+            partner: "OPCO Uniformation".into(),
+            title: "Formations".into(),
+            signed_on: d("2021-03-15"),
+            period_start: d("2021-03-15"),
+            period_end: d("2022-12-31"),
+            total: Money::euros(4_400_000),
+            shares: vec![
+                FundingShare { funder: "ANCT".into(), amount: Money::euros(2_600_000) },
+                FundingShare { funder: "Uniformation".into(), amount: Money::euros(1_800_000) },
+            ],
+            targets: vec![Target { kind: TargetKind::Trainings, quantity: 2_000 }],
+            departements: vec![],
+            annex_caps: None,
+        }),
+    )
+    .await;
+    run(
+        store,
+        2,
+        ConventionCommand::AllocateEnvelope(AllocateEnvelope {
+            convention_id: id(),
+            name: "Formations".into(),
+            kind: EnvelopeKind::NonCertifyingTrainings,
+            amount: Money::euros(1_000_000),
+            allocated_on: d("2021-03-20"),
+        }),
+    )
+    .await;
+    run(
+        store,
+        3,
+        ConventionCommand::CommitFunds(CommitFunds {
+            convention_id: id(),
+            envelope_id: envelope(),
+            reference: "ACHAT-1".into(),
+            amount: Money::euros(1_000),
+            committed_on: d("2021-12-10"),
+            departement: Some(DepartementCode::parse("29").unwrap()),
+        }),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let known_then = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    run(
+        store,
+        4,
+        ConventionCommand::ReleaseFunds(ReleaseFunds {
+            convention_id: id(),
+            reference: "ACHAT-1".into(),
+            amount: Money::euros(300),
+            released_on: d("2021-12-20"),
+        }),
+    )
+    .await;
+    run(
+        store,
+        5,
+        ConventionCommand::RecordServiceDone(RecordServiceDone {
+            convention_id: id(),
+            reference: "ACHAT-1".into(),
+            amount: Money::euros(700),
+            done_on: d("2022-01-10"),
+        }),
+    )
+    .await;
+    known_then
+}
+
+fn integrity() -> Integrity {
+    Integrity { position: 5, digest: "digest".into(), first_break: None }
+}
+
+async fn report(store: &MemoryStore, cutoff: Cutoff) -> FinancialReport {
+    replay(store, cutoff, 5).await.unwrap().finish(&integrity())
+}
+
+#[tokio::test]
+async fn as_of_and_as_known_at_differ_after_a_late_correction() {
+    let store = MemoryStore::new();
+    let known_then = late_correction(&store).await;
+    let as_of = report(&store, Cutoff { as_of: Some(d("2021-12-31")), as_known_at: None }).await;
+    let as_known = report(&store, Cutoff { as_of: Some(d("2021-12-31")), as_known_at: Some(known_then) }).await;
+    let committed = |r: &FinancialReport| r.conventions[0].envelopes[0].committed;
+    assert_eq!(committed(&as_of), Money::euros(700), "the correction dated in December counts as of December");
+    assert_eq!(committed(&as_known), Money::euros(1_000), "but it was not known on the earlier date");
+    assert_eq!(as_of.header.events_after_as_of, 1, "the January service done");
+    assert_eq!(as_known.header.events_recorded_later, 2);
+    assert_eq!(as_of.corrections.len(), 1);
+    assert_eq!(as_of.corrections[0].effect.as_deref(), Some("-300.00"));
+    assert!(as_known.corrections.is_empty());
+    assert_eq!(
+        as_of.conventions[0].funders[0].committed + as_of.conventions[0].funders[1].committed,
+        Money::euros(700)
+    );
+}
+
+#[tokio::test]
+async fn provenance_lists_the_events_behind_a_figure() {
+    let store = MemoryStore::new();
+    late_correction(&store).await;
+    let builder = replay(&store, Cutoff::default(), 5).await.unwrap();
+    let committed = builder.explain(id(), envelope(), Figure::Committed);
+    let effects: Vec<_> = committed.iter().map(|e| (e.event_type.as_str(), e.effect.as_deref().unwrap())).collect();
+    assert_eq!(effects, vec![("FundsCommitted", "+1000.00"), ("FundsReleased", "-300.00")]);
+    assert_eq!(committed[0].actor, "anct:test");
+    assert_eq!(committed[0].business_date, d("2021-12-10"));
+    assert_eq!(builder.explain(id(), envelope(), Figure::ServiceDone).len(), 1);
+    assert_eq!(builder.explain(id(), envelope(), Figure::Allocated)[0].effect.as_deref(), Some("+1000000.00"));
+}
+
+#[tokio::test]
+async fn an_event_whose_basis_is_cut_off_is_listed_not_counted() {
+    let store = MemoryStore::new();
+    late_correction(&store).await;
+    // As of before the convention was signed, nothing counts; nothing is skipped either,
+    // since every convention event is dated after.
+    let before = report(&store, Cutoff { as_of: Some(d("2021-01-01")), as_known_at: None }).await;
+    assert!(before.conventions.is_empty());
+    assert!(before.header.skipped.is_empty());
+}
+
+#[tokio::test]
+async fn the_csv_opens_in_a_french_spreadsheet_or_plainly() {
+    let store = MemoryStore::new();
+    late_correction(&store).await;
+    let r = report(&store, Cutoff::default()).await;
+    let french = to_csv(&r, true);
+    assert!(french.starts_with('\u{feff}'), "UTF-8 byte-order mark");
+    assert!(french.contains("ANCT-UNIFORMATION-2021;OPCO Uniformation;Formations;NON_CERTIFYING_TRAININGS;1000000,00;700,00;700,00;0,00;999300,00\r\n"), "{french}");
+    let plain = to_csv(&r, false);
+    assert!(!plain.starts_with('\u{feff}'));
+    assert!(plain.contains("ANCT-UNIFORMATION-2021,OPCO Uniformation,Formations,NON_CERTIFYING_TRAININGS,1000000.00,700.00,700.00,0.00,999300.00\r\n"), "{plain}");
+}
