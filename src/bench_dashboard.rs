@@ -149,6 +149,7 @@ pub async fn dashboard(scale: Scale, rate: u64, window: Duration, clients: usize
         store: None,
         addr: "127.0.0.1:0".into(),
         demo: false,
+        scenario: crate::Scenario::Sample,
         graphiql: false,
     };
     let app = Application::build(&settings).await?;

@@ -171,21 +171,22 @@ fn commands() -> Vec<ConventionCommand> {
     out
 }
 
-/// The structure the demo's `structure` token is bound to.
+/// The structure the sample's `structure` token is bound to: its first structure.
 pub fn demo_structure() -> Uuid {
-    Uuid::new_v5(&TRACKER_NAMESPACE, b"demo:plan-2021:structure")
+    domain::structure::StructureId::for_siret(&domain::structure::Siret::parse(&siret(STRUCTURES[0].0)).expect("valid"))
+        .0
 }
 
 /// Creates one fresh token per role for the demo and returns their secrets; the previous
 /// demo tokens are revoked, so only the ones just printed work.
-pub fn tokens(store: &api::TokenStore) -> anyhow::Result<Vec<(api::Role, String)>> {
+pub fn tokens(store: &api::TokenStore, structure: Uuid) -> anyhow::Result<Vec<(api::Role, String)>> {
     for old in store.list().into_iter().filter(|t| t.revoked_at.is_none() && t.label.starts_with("demo ")) {
         store.revoke(old.id).map_err(|e| anyhow::anyhow!(e))?;
     }
     api::Role::ALL
         .into_iter()
         .map(|role| {
-            let structure = (role == api::Role::Structure).then(demo_structure);
+            let structure = (role == api::Role::Structure).then_some(structure);
             let (_, secret) =
                 store.create(role, structure, &format!("demo {}", role.name())).map_err(|e| anyhow::anyhow!(e))?;
             Ok((role, secret))
@@ -496,9 +497,9 @@ mod tests {
     fn demo_tokens_replace_the_previous_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = api::TokenStore::open(dir.path()).unwrap();
-        let first = tokens(&store).unwrap();
+        let first = tokens(&store, demo_structure()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(10));
-        let second = tokens(&store).unwrap();
+        let second = tokens(&store, demo_structure()).unwrap();
         assert_eq!(second.len(), 5);
         let header = |s: &str| format!("Bearer {s}");
         assert!(store.authenticate(Some(&header(&first[0].1))).is_err(), "old demo token revoked");

@@ -31,6 +31,41 @@ const SAGA_TICK: std::time::Duration = std::time::Duration::from_secs(60);
 /// How long start-up may take to fold the log into the read models.
 const CATCH_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// What `seed` and `serve --demo` put into an empty data directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// The plan at full scale: 2 000 trainees, 20 000 aidants, claims, funds calls.
+    Plan2021,
+    /// A small sample of every programme (seconds to seed; what the tests use).
+    Sample,
+}
+
+impl Scenario {
+    pub fn parse(s: &str) -> Option<Scenario> {
+        match s {
+            "plan-2021" => Some(Scenario::Plan2021),
+            "sample" => Some(Scenario::Sample),
+            _ => None,
+        }
+    }
+
+    /// Seeds the scenario (idempotent); returns the events written.
+    pub async fn seed(self, log: Arc<dyn EventStore>) -> anyhow::Result<u64> {
+        match self {
+            Scenario::Plan2021 => Ok(plan::seed(log, plan::Scale::FULL, plan::SEED, 32).await?.events),
+            Scenario::Sample => Ok(demo::seed(log).await? as u64),
+        }
+    }
+
+    /// The structure the demo's `structure` token is bound to.
+    pub fn structure(self) -> uuid::Uuid {
+        match self {
+            Scenario::Plan2021 => plan::structure(0),
+            Scenario::Sample => demo::demo_structure(),
+        }
+    }
+}
+
 /// Everything `serve` needs, from flags or environment.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -40,6 +75,8 @@ pub struct Settings {
     pub addr: String,
     /// Seed the demo scenario before serving, and create one token per role.
     pub demo: bool,
+    /// Which scenario `demo` seeds.
+    pub scenario: Scenario,
     /// Serve GraphiQL at `/` and allow introspection (on with `demo`).
     pub graphiql: bool,
 }
@@ -91,8 +128,8 @@ impl Application {
         );
         let mut demo_tokens = Vec::new();
         if settings.demo {
-            demo::seed(log.clone()).await?;
-            demo_tokens = demo::tokens(&tokens)?;
+            settings.scenario.seed(log.clone()).await?;
+            demo_tokens = demo::tokens(&tokens, settings.scenario.structure())?;
         }
         let store = log.clone();
         let head = *store.head().borrow();

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use store::EventStore;
-use tracker::{Application, Settings, demo, open_store};
+use tracker::{Application, Settings, open_store};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +38,10 @@ enum Command {
         /// Serve GraphiQL at / and allow introspection.
         #[arg(long, env = "TRACKER_GRAPHIQL")]
         graphiql: bool,
+        /// What --demo seeds: the plan at full scale (about a minute the first time), or a
+        /// small sample (seconds).
+        #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021", "sample"])]
+        scenario: String,
     },
     /// Manages the bearer tokens of a data directory (stored hashed in DIR/tokens.json).
     Token {
@@ -50,8 +54,8 @@ enum Command {
     Seed {
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
         data: PathBuf,
-        /// The scenario to seed.
-        #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021"])]
+        /// The scenario to seed: the plan at full scale, or a small sample.
+        #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021", "sample"])]
         scenario: String,
     },
     /// Recomputes every hash chain of the log and reports the first altered place
@@ -208,16 +212,30 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve { data, store, addr, demo, graphiql } => {
+        Command::Serve { data, store, addr, demo, graphiql, scenario } => {
             let data_dir =
                 data.unwrap_or_else(|| if demo { PathBuf::from("data/demo") } else { PathBuf::from("data") });
-            serve(Settings { data_dir, store, addr, demo, graphiql }).await
+            let scenario = tracker::Scenario::parse(&scenario).context("unknown scenario")?;
+            if demo {
+                eprintln!(
+                    "seeding the {} scenario into {} (the first time takes a while)…",
+                    scenario_name(scenario),
+                    data_dir.display()
+                );
+            }
+            serve(Settings { data_dir, store, addr, demo, scenario, graphiql }).await
         }
         Command::Token { data, action } => token(&data, action),
-        Command::Seed { data, scenario: _ } => {
+        Command::Seed { data, scenario } => {
             let store = open_store(&data)?;
-            let written = demo::seed(store).await?;
-            println!("seeded plan-2021 into {} ({written} new events)", data.display());
+            let kind = tracker::Scenario::parse(&scenario).context("unknown scenario")?;
+            let started = std::time::Instant::now();
+            let written = kind.seed(store).await?;
+            println!(
+                "seeded {scenario} into {} ({written} new events in {:.1} s)",
+                data.display(),
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Events { data, after } => print_events(&data, after).await,
@@ -390,21 +408,30 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         for (role, secret) in app.demo_tokens() {
             println!("  {:<9} {secret}", role.name());
         }
-        println!("\nDemo data: the plan's four conventions. Paste into GraphiQL:\n");
         println!(
-            "  {{ conventions {{ code partner total budget {{ committed paid available consumedPercent }} }} }}\n"
+            "\nDemo data: the {} scenario. Paste into GraphiQL (with the copil token):\n",
+            scenario_name(settings.scenario)
         );
         println!(
-            "  {{ convention(code: \"ANCT-UNIFORMATION-2021\") {{ envelopes {{ name figures {{ allocated committed serviceDone paid available }} }} amendments {{ number reason periodEndAfter envelopes {{ name from to }} }} }} }}\n"
+            "  {{ dashboard {{ total {{ budget {{ committed serviceDone paid }} training {{ trainees certifyingPercent }} habilitations {{ habilitated }} reimbursements {{ claimed reimbursed meanDaysToPaid p90DaysToPaid overdueClaims lateFundsCalls }} }} targets {{ kind target reached percent }} }} }}\n"
         );
         println!(
-            "  mutation {{ commitFunds(input: {{ conventionId: \"{}\", envelopeId: \"{}\", reference: \"ACHAT-ESSAI-1\", amount: \"1250.50\", committedOn: \"2021-12-01\", departement: \"2A\" }}) {{ position convention {{ budget {{ committed available }} }} }} }}\n",
-            domain::ConventionId::for_code("ANCT-UNCCAS-2021"),
-            domain::EnvelopeId::for_name(domain::ConventionId::for_code("ANCT-UNCCAS-2021"), "Actions CCAS"),
+            "  {{ dashboard(region: \"32\") {{ departements {{ edges {{ node {{ departement {{ code name }} indicators {{ training {{ trainees }} habilitations {{ habilitated }} budget {{ committed }} }} }} }} }} }} }}\n"
         );
+        println!(
+            "  {{ conventions {{ code total budget {{ committed paid available consumedPercent }} funders {{ funder figures {{ committed paid }} }} }} }}\n"
+        );
+        println!("  (and, as the auditor: {{ report(asOf: \"2021-12-31\") }})\n");
     }
     app.run(shutdown_signal()).await.context("the server stopped")?;
     Ok(())
+}
+
+fn scenario_name(s: tracker::Scenario) -> &'static str {
+    match s {
+        tracker::Scenario::Plan2021 => "plan-2021",
+        tracker::Scenario::Sample => "sample",
+    }
 }
 
 async fn shutdown_signal() {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// An aggregate is rebuilt by folding its events with `evolve`; a command is judged by
 /// `decide` against that state. Both are synchronous and free of side effects.
-pub trait Aggregate: Default {
+pub trait Aggregate: Default + Clone + Send + Sync + 'static {
     /// Serializable so that the log can fingerprint it for idempotency.
     type Command: Serialize + std::fmt::Debug + Send + Sync;
     type Event: DomainEvent;

@@ -2,10 +2,13 @@
 //! version. On a version conflict it reloads and decides again, a bounded number of times;
 //! a command id already applied gets its first answer back and writes nothing.
 
-use crate::{AppendOutcome, AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
+use crate::{AppendOutcome, AppendRequest, ChainHash, EventStore, ExpectedVersion, NewEvent, StoreError};
 use domain::{Aggregate, CommandMeta, DomainEvent, EventId};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 /// How many times a command is decided again after losing a race on its stream.
 pub const MAX_ATTEMPTS: usize = 8;
@@ -74,18 +77,60 @@ pub fn fingerprint(command: &impl Serialize) -> String {
     Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Streams at least this long keep their folded state in [`CACHE`].
+const CACHED_FROM: u64 = 32;
+/// Entries kept at most (cleared beyond: a cache, not a store).
+const CACHE_ENTRIES: usize = 20_000;
+
+/// A cached aggregate: its state at `version`, and the hash of that event.
+struct Cached {
+    state: Box<dyn Any + Send + Sync>,
+    version: u64,
+    hash: ChainHash,
+}
+
+/// Folded states of long streams (a convention's stream grows with every programme step),
+/// so that a command reads only the events recorded since. An entry is used only if the
+/// event at its version still has the hash it remembers, so it can never stand for another
+/// log (tests open many) or for a history that changed.
+static CACHE: LazyLock<Mutex<HashMap<(TypeId, String), Cached>>> = LazyLock::new(Default::default);
+
+fn decode<A: Aggregate>(r: &crate::RecordedEvent) -> Result<A::Event, StoreError> {
+    r.payload.decode().map_err(|e| StoreError::Corrupt(format!("{} v{} ({}): {e}", r.stream, r.version, r.event_type)))
+}
+
 /// Loads an aggregate from its stream; returns it with its version.
 pub async fn load<A: Aggregate>(store: &dyn EventStore, stream: &str) -> Result<(A, u64), StoreError> {
-    let recorded = store.read_stream(stream).await?;
-    let mut state = A::default();
+    let key = (TypeId::of::<A>(), stream.to_string());
+    let cached = {
+        let cache = CACHE.lock().expect("cache poisoned");
+        cache.get(&key).and_then(|c| c.state.downcast_ref::<A>().map(|s| (s.clone(), c.version, c.hash)))
+    };
+    let (mut state, mut version, recorded) = match cached {
+        Some((state, version, hash)) => {
+            let recorded = store.read_stream_from(stream, version).await?;
+            if recorded.first().is_some_and(|r| r.version == version && r.hash == hash) {
+                (state, version, recorded.into_iter().skip(1).collect())
+            } else {
+                (A::default(), 0, store.read_stream(stream).await?)
+            }
+        }
+        None => (A::default(), 0, store.read_stream(stream).await?),
+    };
     for r in &recorded {
-        let event: A::Event = r
-            .payload
-            .decode()
-            .map_err(|e| StoreError::Corrupt(format!("{} v{} ({}): {e}", r.stream, r.version, r.event_type)))?;
-        state.evolve(&event);
+        state.evolve(&decode::<A>(r)?);
+        version = r.version;
     }
-    Ok((state, recorded.last().map_or(0, |r| r.version)))
+    if let Some(last) = recorded.last()
+        && version >= CACHED_FROM
+    {
+        let mut cache = CACHE.lock().expect("cache poisoned");
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, Cached { state: Box::new(state.clone()), version, hash: last.hash });
+    }
+    Ok((state, version))
 }
 
 /// Handles one command on the aggregate whose stream is `stream`.

@@ -198,6 +198,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// Every event of one stream, in version order.
     async fn read_stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// A stream's events from `version` on (inclusive), in order. Backends that can
+    /// should read only those: the command handler brings a cached aggregate up to date
+    /// with them instead of folding a long stream again.
+    async fn read_stream_from(&self, stream: &str, version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        Ok(self.read_stream(stream).await?.into_iter().filter(|e| e.version >= version).collect())
+    }
+
     /// Up to `limit` events with a global position greater than `after`, in order.
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 

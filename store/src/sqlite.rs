@@ -660,6 +660,19 @@ impl EventStore for SqliteStore {
             .await
     }
 
+    async fn read_stream_from(&self, stream: &str, version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let stream = stream.to_string();
+        self.read(move |c| {
+            read_rows(
+                c,
+                &format!("{SELECT_EVENT} WHERE stream = ?1 AND version >= ?2 ORDER BY version"),
+                rusqlite::params![stream, version as i64],
+                16,
+            )
+        })
+        .await
+    }
+
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.read(move |c| {
             read_rows(

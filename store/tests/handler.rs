@@ -134,3 +134,40 @@ async fn concurrent_commitments_never_over_commit_the_envelope() {
     assert_eq!(envelope.committed, Money::euros(1_000));
     assert_eq!(store.read_stream(&stream).await.unwrap().len(), 12);
 }
+
+/// Folds a stream from scratch, without the handler's cache.
+async fn folded(store: &SqliteStore, stream: &str) -> Convention {
+    let mut state = Convention::default();
+    for r in store.read_stream(stream).await.unwrap() {
+        domain::Aggregate::evolve(&mut state, &r.payload.decode().unwrap());
+    }
+    state
+}
+
+#[tokio::test]
+async fn a_long_stream_is_brought_up_to_date_from_its_cached_state_and_never_confused_with_another_log() {
+    let (store, stream, _dir) = setup().await;
+    for n in 0..40 {
+        handle::<Convention>(store.as_ref(), &stream, &commit(&format!("A-{n}"), 1), &meta()).await.unwrap();
+    }
+    let (cached, version) = store::handler::load::<Convention>(store.as_ref(), &stream).await.unwrap();
+    assert_eq!(version, 42);
+    assert_eq!(cached, folded(&store, &stream).await);
+    // The envelope (1 000 €) now holds 40 € committed: a command judged on a stale state
+    // would accept 961 €.
+    let refused = handle::<Convention>(store.as_ref(), &stream, &commit("TOO-MUCH", 961), &meta()).await;
+    assert!(matches!(refused, Err(HandleError::Domain(ConventionError::EnvelopeExceeded { .. }))), "{refused:?}");
+    handle::<Convention>(store.as_ref(), &stream, &commit("LAST", 960), &meta()).await.unwrap();
+    assert_eq!(
+        store::handler::load::<Convention>(store.as_ref(), &stream).await.unwrap().0,
+        folded(&store, &stream).await
+    );
+
+    // Another log with a stream of the same name and length, but other events.
+    let (other, _, _other_dir) = setup().await;
+    for n in 0..40 {
+        handle::<Convention>(other.as_ref(), &stream, &commit(&format!("B-{n}"), 2), &meta()).await.unwrap();
+    }
+    let (state, _) = store::handler::load::<Convention>(other.as_ref(), &stream).await.unwrap();
+    assert_eq!(state, folded(&other, &stream).await);
+}

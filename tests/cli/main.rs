@@ -20,7 +20,7 @@ fn stdout(o: &Output) -> String {
 #[test]
 fn verify_reports_an_intact_log_then_the_place_it_was_altered() {
     let dir = tempfile::tempdir().unwrap();
-    let seeded = tracker(&["seed"], dir.path());
+    let seeded = tracker(&["seed", "--scenario", "sample"], dir.path());
     assert!(seeded.status.success(), "{}", String::from_utf8_lossy(&seeded.stderr));
 
     let ok = tracker(&["verify"], dir.path());
@@ -54,7 +54,7 @@ fn verify_refuses_a_malformed_digest_and_a_missing_log() {
     let missing = tracker(&["verify"], dir.path());
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no event log"));
-    tracker(&["seed"], dir.path());
+    tracker(&["seed", "--scenario", "sample"], dir.path());
     let bad = tracker(&["verify", "--expect", "12:nothex"], dir.path());
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("64 hexadecimal digits"));
@@ -63,7 +63,7 @@ fn verify_refuses_a_malformed_digest_and_a_missing_log() {
 #[test]
 fn events_prints_the_log_as_json_lines() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(tracker(&["seed"], dir.path()).status.success());
+    assert!(tracker(&["seed", "--scenario", "sample"], dir.path()).status.success());
     let all = stdout(&tracker(&["events"], dir.path())).lines().count();
     let out = tracker(&["events", "--after", "79"], dir.path());
     let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -106,7 +106,7 @@ fn tokens_are_created_listed_and_revoked_from_the_command_line() {
 #[test]
 fn rebuild_recomputes_the_read_models_and_catches_a_snapshot_that_disagrees() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(tracker(&["seed"], dir.path()).status.success());
+    assert!(tracker(&["seed", "--scenario", "sample"], dir.path()).status.success());
     let first = tracker(&["rebuild"], dir.path());
     assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
     assert!(stdout(&first).contains("no usable snapshot before"), "{}", stdout(&first));
@@ -136,7 +136,7 @@ fn report(data: &Path, args: &[&str]) -> Output {
 #[test]
 fn the_demo_replayed_at_several_dates_is_stable_and_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(tracker(&["seed"], dir.path()).status.success());
+    assert!(tracker(&["seed", "--scenario", "sample"], dir.path()).status.success());
     for date in ["2021-06-30", "2021-12-31", "2022-12-31"] {
         let first = report(dir.path(), &["--as-of", date]);
         assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
@@ -189,7 +189,7 @@ fn the_demo_replayed_at_several_dates_is_stable_and_byte_identical() {
 #[test]
 fn a_report_of_a_tampered_log_says_so_in_its_header() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(tracker(&["seed"], dir.path()).status.success());
+    assert!(tracker(&["seed", "--scenario", "sample"], dir.path()).status.success());
     let conn = rusqlite::Connection::open(dir.path().join("events.sqlite3")).unwrap();
     conn.execute_batch(
         "DROP TRIGGER events_are_never_updated;

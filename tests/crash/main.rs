@@ -41,7 +41,7 @@ const COMMIT: &str = "mutation($input: CommitFundsInput!) { commitFunds(input: $
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_survives_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(tracker(&["seed"], dir.path()).status().unwrap().success());
+    assert!(tracker(&["seed", "--scenario", "sample"], dir.path()).status().unwrap().success());
     let created = tracker(&["token", "create", "--role", "opco", "--label", "load"], dir.path()).output().unwrap();
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let token = String::from_utf8(created.stdout).unwrap().lines().nth(1).unwrap().trim().to_string();

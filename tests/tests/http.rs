@@ -30,8 +30,14 @@ async fn start_with(data_dir: &Path, graphiql: bool) -> Running {
             (role.name(), secret)
         })
         .collect();
-    let settings =
-        Settings { data_dir: data_dir.to_path_buf(), store: None, addr: "127.0.0.1:0".into(), demo: false, graphiql };
+    let settings = Settings {
+        data_dir: data_dir.to_path_buf(),
+        store: None,
+        addr: "127.0.0.1:0".into(),
+        demo: false,
+        scenario: tracker::Scenario::Sample,
+        graphiql,
+    };
     let app = Application::build(&settings).await.expect("the application starts");
     let url = format!("http://{}", app.addr());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -173,6 +179,7 @@ async fn an_unknown_event_log_url_is_refused_clearly() {
         store: Some("postgres://localhost/tracker".into()),
         addr: "127.0.0.1:0".into(),
         demo: false,
+        scenario: tracker::Scenario::Sample,
         graphiql: false,
     };
     let err = Application::build(&settings).await.err().expect("refused");

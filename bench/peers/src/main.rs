@@ -1,0 +1,301 @@
+//! One workload, three implementations, one run: append N commands to M aggregates
+//! durably (each command loads its aggregate, decides, appends one event, fsynced), with
+//! 1 writer and with W concurrent writers; then rebuild one read model (the balance of
+//! every aggregate) from the whole log. Convention Tracker's store and handler against
+//! cqrs-es with sqlite-es (both in this process), and, through `peers.py`, the Python
+//! `eventsourcing` package on SQLite. Every figure is printed with its ratio to ours.
+
+use async_trait::async_trait;
+use clap::Parser;
+use cqrs_es::persist::PersistedEventRepository;
+use cqrs_es::{Aggregate as CqrsAggregate, DomainEvent as CqrsEvent};
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+struct Args {
+    /// Commands appended.
+    #[arg(long, default_value_t = 10_000)]
+    commands: usize,
+    /// Aggregates they go to (round robin).
+    #[arg(long, default_value_t = 1_000)]
+    aggregates: usize,
+    /// Concurrent writers of the second measurement.
+    #[arg(long, default_value_t = 16)]
+    writers: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Figures {
+    appends_1_writer_per_s: f64,
+    appends_concurrent_per_s: f64,
+    replay_events_per_s: f64,
+}
+
+// ----- The workload on Convention Tracker's store and handler -----------------------
+
+#[derive(Default)]
+struct Account {
+    balance: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Deposit {
+    amount: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Deposited {
+    amount: u64,
+}
+
+impl domain::DomainEvent for Deposited {
+    fn event_type(&self) -> &'static str {
+        "Deposited"
+    }
+    fn business_date(&self) -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(2021, 3, 15).expect("valid")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("a deposit is more than zero")]
+struct Refused;
+
+impl domain::Aggregate for Account {
+    type Command = Deposit;
+    type Event = Deposited;
+    type Error = Refused;
+    const CATEGORY: &'static str = "account";
+
+    fn decide(&self, c: &Deposit) -> Result<Vec<Deposited>, Refused> {
+        if c.amount == 0 {
+            return Err(Refused);
+        }
+        Ok(vec![Deposited { amount: c.amount }])
+    }
+
+    fn evolve(&mut self, e: &Deposited) {
+        self.balance += e.amount;
+    }
+}
+
+async fn ours_append(store: Arc<store::SqliteStore>, from: usize, to: usize, aggregates: usize, writer: usize) {
+    for i in from..to {
+        let stream = format!("account-{}", i % aggregates);
+        let meta = domain::CommandMeta::new(
+            domain::CommandId(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{writer}:{i}").as_bytes())),
+            "bench",
+        );
+        store::handle::<Account>(store.as_ref(), &stream, &Deposit { amount: 1 + (i % 7) as u64 }, &meta)
+            .await
+            .expect("appended");
+    }
+}
+
+async fn ours(args: &Args) -> Figures {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Arc::new(store::SqliteStore::open(dir.path().join("events.sqlite3")).expect("opened"));
+    let started = Instant::now();
+    ours_append(store.clone(), 0, args.commands, args.aggregates, 0).await;
+    let one = args.commands as f64 / started.elapsed().as_secs_f64();
+    // Concurrent writers, each on its own aggregates (as distinct users would be).
+    let started = Instant::now();
+    let per = args.commands / args.writers;
+    let tasks: Vec<_> = (0..args.writers)
+        .map(|w| {
+            let store = store.clone();
+            let aggregates = args.aggregates;
+            tokio::spawn(async move {
+                ours_append(store, args_offset(w, per), args_offset(w, per) + per, aggregates, w + 1).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let concurrent = (per * args.writers) as f64 / started.elapsed().as_secs_f64();
+    // Rebuild a read model: every account's balance, from the whole log.
+    let started = Instant::now();
+    let mut balances: HashMap<String, u64> = HashMap::new();
+    let mut after = 0;
+    let mut events = 0u64;
+    loop {
+        let page = store::EventStore::read_all(store.as_ref(), after, 10_000).await.expect("read");
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        for e in &page {
+            let d: Deposited = e.payload.decode().expect("decoded");
+            *balances.entry(e.stream.clone()).or_default() += d.amount;
+            events += 1;
+        }
+    }
+    let replay = events as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(balances.len(), args.aggregates.min(args.commands));
+    Figures { appends_1_writer_per_s: one, appends_concurrent_per_s: concurrent, replay_events_per_s: replay }
+}
+
+/// The commands of writer `w` in the concurrent round start after the first round's.
+fn args_offset(w: usize, per: usize) -> usize {
+    1_000_000 + w * per
+}
+
+// ----- The same workload on cqrs-es with sqlite-es ----------------------------------
+
+#[derive(Default, Serialize, Deserialize)]
+struct CqrsAccount {
+    balance: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum CqrsAccountEvent {
+    Deposited { amount: u64 },
+}
+
+impl CqrsEvent for CqrsAccountEvent {
+    fn event_type(&self) -> String {
+        "Deposited".into()
+    }
+    fn event_version(&self) -> String {
+        "1.0".into()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CqrsDeposit {
+    amount: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("a deposit is more than zero")]
+struct CqrsRefused;
+
+#[async_trait]
+impl CqrsAggregate for CqrsAccount {
+    type Command = CqrsDeposit;
+    type Event = CqrsAccountEvent;
+    type Error = CqrsRefused;
+    type Services = ();
+
+    fn aggregate_type() -> String {
+        "account".into()
+    }
+
+    async fn handle(&self, c: CqrsDeposit, _: &()) -> Result<Vec<CqrsAccountEvent>, CqrsRefused> {
+        if c.amount == 0 {
+            return Err(CqrsRefused);
+        }
+        Ok(vec![CqrsAccountEvent::Deposited { amount: c.amount }])
+    }
+
+    fn apply(&mut self, e: CqrsAccountEvent) {
+        let CqrsAccountEvent::Deposited { amount } = e;
+        self.balance += amount;
+    }
+}
+
+const SCHEMA: &str = "CREATE TABLE events (
+  aggregate_type text NOT NULL, aggregate_id text NOT NULL,
+  sequence integer CHECK (sequence >= 0) NOT NULL, event_type text NOT NULL,
+  event_version text NOT NULL, payload text NOT NULL, metadata text NOT NULL,
+  PRIMARY KEY (aggregate_type, aggregate_id, sequence)) STRICT;
+CREATE TABLE snapshots (
+  aggregate_type text NOT NULL, aggregate_id text NOT NULL,
+  last_sequence integer CHECK (last_sequence >= 0) NOT NULL,
+  current_snapshot integer CHECK (current_snapshot >= 0) NOT NULL, payload text NOT NULL,
+  PRIMARY KEY (aggregate_type, aggregate_id, last_sequence)) STRICT;";
+
+async fn theirs_append(cqrs: Arc<sqlite_es::SqliteCqrs<CqrsAccount>>, from: usize, to: usize, aggregates: usize) {
+    for i in from..to {
+        let id = format!("{}", i % aggregates);
+        // A concurrent writer on the same aggregate is refused (optimistic lock): retry.
+        loop {
+            match cqrs.execute(&id, CqrsDeposit { amount: 1 + (i % 7) as u64 }).await {
+                Ok(()) => break,
+                Err(cqrs_es::AggregateError::AggregateConflict) => continue,
+                Err(e) => panic!("cqrs-es refused a deposit: {e}"),
+            }
+        }
+    }
+}
+
+async fn theirs(args: &Args) -> Figures {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("cqrs.db").display());
+    // As durable as ours: every commit fsynced (sqlite-es's default pool uses NORMAL,
+    // which in WAL mode may lose the last commits on power loss).
+    let options = SqliteConnectOptions::from_str(&url)
+        .expect("a url")
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(std::time::Duration::from_secs(30));
+    let pool = SqlitePoolOptions::new().max_connections(10).connect_with(options).await.expect("pool");
+    sqlx::raw_sql(SCHEMA).execute(&pool).await.expect("schema");
+    let cqrs = Arc::new(sqlite_es::sqlite_cqrs::<CqrsAccount>(pool.clone(), vec![], ()));
+    let started = Instant::now();
+    theirs_append(cqrs.clone(), 0, args.commands, args.aggregates).await;
+    let one = args.commands as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let per = args.commands / args.writers;
+    let tasks: Vec<_> = (0..args.writers)
+        .map(|w| {
+            let cqrs = cqrs.clone();
+            let aggregates = args.aggregates;
+            tokio::spawn(async move {
+                let from = args_offset(w, per);
+                theirs_append(cqrs, from, from + per, aggregates).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let concurrent = (per * args.writers) as f64 / started.elapsed().as_secs_f64();
+    // Rebuild the same read model from every event, with the repository's replay stream.
+    let started = Instant::now();
+    let repo = sqlite_es::SqliteEventRepository::new(pool);
+    let mut stream = repo.stream_all_events::<CqrsAccount>().await.expect("replay stream");
+    let mut balances: HashMap<String, u64> = HashMap::new();
+    let mut events = 0u64;
+    while let Some(envelope) = stream.next::<CqrsAccount>(&[]).await {
+        let envelope = envelope.expect("an event");
+        let CqrsAccountEvent::Deposited { amount } = envelope.payload;
+        *balances.entry(envelope.aggregate_id).or_default() += amount;
+        events += 1;
+    }
+    let replay = events as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(balances.len(), args.aggregates.min(args.commands));
+    Figures { appends_1_writer_per_s: one, appends_concurrent_per_s: concurrent, replay_events_per_s: replay }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let ours = ours(&args).await;
+    let theirs = theirs(&args).await;
+    if args.json {
+        println!("{}", serde_json::json!({ "convention-tracker": ours, "cqrs-es + sqlite-es": theirs }));
+        return;
+    }
+    println!(
+        "workload: {} commands to {} aggregates, durably (fsync per commit); then one read model rebuilt",
+        args.commands, args.aggregates
+    );
+    println!("{:<34} {:>16} {:>20} {:>10}", "measure", "ours (per s)", "cqrs-es (per s)", "ours/them");
+    for (name, a, b) in [
+        ("appends, 1 writer", ours.appends_1_writer_per_s, theirs.appends_1_writer_per_s),
+        (&format!("appends, {} writers", args.writers) as &str, ours.appends_concurrent_per_s, theirs.appends_concurrent_per_s),
+        ("replay into a read model (events)", ours.replay_events_per_s, theirs.replay_events_per_s),
+    ] {
+        println!("{name:<34} {a:>16.0} {b:>20.0} {:>9.1}×", a / b);
+    }
+}
