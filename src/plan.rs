@@ -484,7 +484,9 @@ pub async fn seed(
         let h = domain::aidants::HabilitationId::of(domain::structure::StructureId(seeder.structures[s]), &aidant)
             .0
             .to_string();
-        let k = a / 12;
+        // Round robin over the sessions: flows running at the same time register to
+        // different sessions instead of racing for the same one.
+        let k = a % sessions_needed;
         let held = 30 + (k as u64 * 600) / sessions_needed.max(1) as u64;
         let label = format!("aidant:{a}");
         // Stages: 0 requested, 1 validated, 2 registered, 3 trained, 4 habilitated,

@@ -19,7 +19,64 @@ use domain::convention::TargetKind as DomainTarget;
 use domain::{DepartementCode, RegionCode};
 use futures::Stream;
 use projections::dashboard::{Indicators, Scope};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Figures computed for a scope at a log position, kept until the dashboards move on:
+/// a national total sums thousands of cells, and a comité de pilotage asks for the same
+/// scopes again and again between two events.
+#[derive(Default)]
+pub struct DashboardMemo {
+    totals: Mutex<HashMap<String, (u64, Arc<Indicators>)>>,
+    by_departement: Mutex<HashMap<String, (u64, Arc<ByDepartement>)>>,
+}
+
+type ByDepartement = BTreeMap<Option<DepartementCode>, Indicators>;
+
+/// Scopes remembered at most (then forgotten all at once).
+const MEMO_SCOPES: usize = 1_000;
+
+impl DashboardMemo {
+    fn get<T>(
+        map: &Mutex<HashMap<String, (u64, Arc<T>)>>,
+        state: &AppState,
+        scope: &Scope,
+        f: impl FnOnce(&projections::DashboardView) -> T,
+    ) -> (u64, Arc<T>) {
+        let key = format!("{scope:?}");
+        let position = state.dashboard.position();
+        if let Some((at, value)) = map.lock().expect("memo poisoned").get(&key)
+            && *at == position
+        {
+            return (*at, value.clone());
+        }
+        let (at, value) = state.dashboard.read_at(|v, at| (at, Arc::new(f(v))));
+        let mut memo = map.lock().expect("memo poisoned");
+        if memo.len() >= MEMO_SCOPES {
+            memo.clear();
+        }
+        memo.insert(key, (at, value.clone()));
+        (at, value)
+    }
+
+    /// The scope's total and the position it reflects.
+    pub fn total(&self, state: &AppState, scope: &Scope) -> (u64, Arc<Indicators>) {
+        Self::get(&self.totals, state, scope, |v| v.total(scope))
+    }
+
+    pub fn by_departement(&self, state: &AppState, scope: &Scope) -> Arc<ByDepartement> {
+        Self::get(&self.by_departement, state, scope, |v| v.by_departement(scope)).1
+    }
+
+    fn by_region(&self, state: &AppState, scope: &Scope) -> BTreeMap<Option<RegionCode>, Indicators> {
+        let mut out: BTreeMap<Option<RegionCode>, Indicators> = BTreeMap::new();
+        for (d, figures) in self.by_departement(state, scope).iter() {
+            out.entry(d.as_ref().map(|d| d.region())).or_default().add(figures);
+        }
+        out
+    }
+}
 
 /// Pushes are coalesced over this long, so a burst of events costs one recomputation.
 const PUSH_EVERY: Duration = Duration::from_millis(200);
@@ -331,12 +388,12 @@ impl DashboardView {
     /// Figures without a territory (national commitments, late funds calls).
     async fn unassigned(&self, ctx: &Context<'_>) -> IndicatorsView {
         let state = ctx.data_unchecked::<AppState>();
-        IndicatorsView(state.dashboard.read(|v| v.by_departement(&self.scope).remove(&None).unwrap_or_default()))
+        IndicatorsView(state.dashboards.by_departement(state, &self.scope).get(&None).cloned().unwrap_or_default())
     }
     /// Every région of the scope (INSEE order), with zeros where nothing happened.
     async fn regions(&self, ctx: &Context<'_>) -> Vec<RegionFigures> {
         let state = ctx.data_unchecked::<AppState>();
-        let mut by = state.dashboard.read(|v| v.by_region(&self.scope));
+        let mut by = state.dashboards.by_region(state, &self.scope);
         domain::territory::regions()
             .iter()
             .filter_map(|r| RegionCode::parse(&r.code).ok())
@@ -373,11 +430,11 @@ impl DashboardView {
             };
             let take = first.unwrap_or(all.len()).min(all.len());
             let page: Vec<DepartementCode> = all.iter().skip(start).take(take).cloned().collect();
-            let mut by = state.dashboard.read(|v| v.by_departement(&scope));
+            let by = state.dashboards.by_departement(state, &scope);
             let has_next = start + page.len() < all.len();
             let mut connection = Connection::new(start > 0, has_next);
             connection.edges.extend(page.into_iter().map(|d| {
-                let indicators = IndicatorsView(by.remove(&Some(d.clone())).unwrap_or_default());
+                let indicators = IndicatorsView(by.get(&Some(d.clone())).cloned().unwrap_or_default());
                 Edge::new(d.as_str().to_string(), DepartementFigures { departement: (&d).into(), indicators })
             }));
             Ok::<_, async_graphql::Error>(connection)
@@ -426,8 +483,8 @@ impl DashboardQuery {
         let scope = scope(convention_id, region, departement, from, to)?;
         let state = ctx.data_unchecked::<AppState>();
         at_least(state, min_position).await?;
-        let (position, total) = (state.dashboard.position(), state.dashboard.read(|v| v.total(&scope)));
-        Ok(DashboardView { scope, position, total })
+        let (position, total) = state.dashboards.total(state, &scope);
+        Ok(DashboardView { scope, position, total: (*total).clone() })
     }
 }
 
@@ -465,8 +522,9 @@ impl DashboardSubscription {
                         rx.changed().await.ok()?;
                         tokio::time::sleep(PUSH_EVERY).await;
                     }
-                    let position = *rx.borrow_and_update();
-                    let total = state.dashboard.read(|v| v.total(&scope));
+                    rx.borrow_and_update();
+                    let (position, total) = state.dashboards.total(&state, &scope);
+                    let total = (*total).clone();
                     if last.as_ref() != Some(&total) {
                         let update = DashboardUpdate {
                             position,

@@ -57,6 +57,8 @@ pub struct AppState {
     pub programmes: Arc<Runner<ProgrammesView>>,
     pub reimbursements: Arc<Runner<ReimbursementsView>>,
     pub dashboard: Arc<Runner<DashboardView>>,
+    /// Dashboard figures already computed for the current position.
+    pub dashboards: Arc<dashboard::DashboardMemo>,
     /// The reimbursement saga, when this process runs it: claim mutations wait for it
     /// to act before they answer.
     pub saga: Option<Arc<SagaRunner>>,
@@ -74,6 +76,7 @@ impl AppState {
             programmes: Runner::spawn(store.clone()),
             reimbursements: Runner::spawn(store.clone()),
             dashboard: Runner::spawn(store.clone()),
+            dashboards: Default::default(),
             store,
             saga: None,
             read_your_writes_timeout: Duration::from_secs(2),
@@ -99,6 +102,7 @@ impl AppState {
             programmes,
             reimbursements,
             dashboard,
+            dashboards: Default::default(),
             saga: None,
             read_your_writes_timeout: Duration::from_secs(2),
         }

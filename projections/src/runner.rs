@@ -283,6 +283,12 @@ impl<V: Projection> Runner<V> {
         self.position.subscribe()
     }
 
+    /// Reads the model and the position it reflects, under one lock.
+    pub fn read_at<R>(&self, f: impl FnOnce(&V, u64) -> R) -> R {
+        let inner = self.state.read().expect("read model poisoned");
+        f(&inner.checkpointed.view, inner.checkpointed.position)
+    }
+
     /// Reads the model under a short lock.
     pub fn read<R>(&self, f: impl FnOnce(&V) -> R) -> R {
         f(&self.state.read().expect("read model poisoned").checkpointed.view)
