@@ -189,6 +189,15 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The peers benchmark's workload on our store and handler (see bench/peers/run.py).
+    Workload {
+        #[arg(long, default_value_t = 10_000)]
+        commands: usize,
+        #[arg(long, default_value_t = 1_000)]
+        aggregates: usize,
+        #[arg(long, default_value_t = 16)]
+        writers: usize,
+    },
     /// The event log: fsync floor, durable appends (1 and 64 writers), batched appends, replay.
     Store {
         /// Events in the log replayed at the end.
@@ -249,6 +258,11 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 print!("{}", tracker::bench_dashboard::report(&figures));
             }
+            Ok(())
+        }
+        Command::Bench { what: BenchCommand::Workload { commands, aggregates, writers } } => {
+            let figures = tracker::bench_workload::workload(commands, aggregates, writers).await?;
+            println!("{}", serde_json::to_string(&figures)?);
             Ok(())
         }
         Command::Bench { what: BenchCommand::Store { events, seconds, json } } => {

@@ -1,9 +1,10 @@
-//! One workload, three implementations, one run: append N commands to M aggregates
-//! durably (each command loads its aggregate, decides, appends one event, fsynced), with
-//! 1 writer and with W concurrent writers; then rebuild one read model (the balance of
-//! every aggregate) from the whole log. Convention Tracker's store and handler against
-//! cqrs-es with sqlite-es (both in this process), and, through `peers.py`, the Python
-//! `eventsourcing` package on SQLite. Every figure is printed with its ratio to ours.
+//! The peers benchmark's workload on cqrs-es with sqlite-es: append N commands to M
+//! aggregates durably (each command loads its aggregate, decides, appends one event,
+//! every commit fsynced), with 1 writer and with W concurrent writers; then rebuild one
+//! read model (every aggregate's balance) from the whole log. `run.py` runs it beside
+//! `tracker bench workload` (ours) and `peers.py` (Python `eventsourcing`) and prints the
+//! ratios. A process of its own: sqlx and our store both link SQLite, and Cargo allows
+//! one copy per binary.
 
 use async_trait::async_trait;
 use clap::Parser;
@@ -38,114 +39,6 @@ struct Figures {
     appends_1_writer_per_s: f64,
     appends_concurrent_per_s: f64,
     replay_events_per_s: f64,
-}
-
-// ----- The workload on Convention Tracker's store and handler -----------------------
-
-#[derive(Default)]
-struct Account {
-    balance: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct Deposit {
-    amount: u64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Deposited {
-    amount: u64,
-}
-
-impl domain::DomainEvent for Deposited {
-    fn event_type(&self) -> &'static str {
-        "Deposited"
-    }
-    fn business_date(&self) -> chrono::NaiveDate {
-        chrono::NaiveDate::from_ymd_opt(2021, 3, 15).expect("valid")
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("a deposit is more than zero")]
-struct Refused;
-
-impl domain::Aggregate for Account {
-    type Command = Deposit;
-    type Event = Deposited;
-    type Error = Refused;
-    const CATEGORY: &'static str = "account";
-
-    fn decide(&self, c: &Deposit) -> Result<Vec<Deposited>, Refused> {
-        if c.amount == 0 {
-            return Err(Refused);
-        }
-        Ok(vec![Deposited { amount: c.amount }])
-    }
-
-    fn evolve(&mut self, e: &Deposited) {
-        self.balance += e.amount;
-    }
-}
-
-async fn ours_append(store: Arc<store::SqliteStore>, from: usize, to: usize, aggregates: usize, writer: usize) {
-    for i in from..to {
-        let stream = format!("account-{}", i % aggregates);
-        let meta = domain::CommandMeta::new(
-            domain::CommandId(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{writer}:{i}").as_bytes())),
-            "bench",
-        );
-        store::handle::<Account>(store.as_ref(), &stream, &Deposit { amount: 1 + (i % 7) as u64 }, &meta)
-            .await
-            .expect("appended");
-    }
-}
-
-async fn ours(args: &Args) -> Figures {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = Arc::new(store::SqliteStore::open(dir.path().join("events.sqlite3")).expect("opened"));
-    let started = Instant::now();
-    ours_append(store.clone(), 0, args.commands, args.aggregates, 0).await;
-    let one = args.commands as f64 / started.elapsed().as_secs_f64();
-    // Concurrent writers, each on its own aggregates (as distinct users would be).
-    let started = Instant::now();
-    let per = args.commands / args.writers;
-    let tasks: Vec<_> = (0..args.writers)
-        .map(|w| {
-            let store = store.clone();
-            let aggregates = args.aggregates;
-            tokio::spawn(async move {
-                ours_append(store, args_offset(w, per), args_offset(w, per) + per, aggregates, w + 1).await
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("writer");
-    }
-    let concurrent = (per * args.writers) as f64 / started.elapsed().as_secs_f64();
-    // Rebuild a read model: every account's balance, from the whole log.
-    let started = Instant::now();
-    let mut balances: HashMap<String, u64> = HashMap::new();
-    let mut after = 0;
-    let mut events = 0u64;
-    loop {
-        let page = store::EventStore::read_all(store.as_ref(), after, 10_000).await.expect("read");
-        let Some(last) = page.last() else { break };
-        after = last.position;
-        for e in &page {
-            let d: Deposited = e.payload.decode().expect("decoded");
-            *balances.entry(e.stream.clone()).or_default() += d.amount;
-            events += 1;
-        }
-    }
-    let replay = events as f64 / started.elapsed().as_secs_f64();
-    assert_eq!(balances.len(), args.aggregates.min(args.commands));
-    Figures { appends_1_writer_per_s: one, appends_concurrent_per_s: concurrent, replay_events_per_s: replay }
-}
-
-/// The commands of writer `w` in the concurrent round start after the first round's.
-fn args_offset(w: usize, per: usize) -> usize {
-    1_000_000 + w * per
 }
 
 // ----- The same workload on cqrs-es with sqlite-es ----------------------------------
@@ -266,7 +159,7 @@ async fn theirs(args: &Args) -> Figures {
     let mut stream = repo.stream_all_events::<CqrsAccount>().await.expect("replay stream");
     let mut balances: HashMap<String, u64> = HashMap::new();
     let mut events = 0u64;
-    while let Some(envelope) = stream.next::<CqrsAccount>(&[]).await {
+    while let Some(envelope) = stream.next::<CqrsAccount>(&None).await {
         let envelope = envelope.expect("an event");
         let CqrsAccountEvent::Deposited { amount } = envelope.payload;
         *balances.entry(envelope.aggregate_id).or_default() += amount;
@@ -277,25 +170,21 @@ async fn theirs(args: &Args) -> Figures {
     Figures { appends_1_writer_per_s: one, appends_concurrent_per_s: concurrent, replay_events_per_s: replay }
 }
 
+/// The commands of writer `w` in the concurrent round start after the first round's.
+fn args_offset(w: usize, per: usize) -> usize {
+    1_000_000 + w * per
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let ours = ours(&args).await;
     let theirs = theirs(&args).await;
     if args.json {
-        println!("{}", serde_json::json!({ "convention-tracker": ours, "cqrs-es + sqlite-es": theirs }));
+        println!("{}", serde_json::to_string(&theirs).expect("json"));
         return;
     }
-    println!(
-        "workload: {} commands to {} aggregates, durably (fsync per commit); then one read model rebuilt",
-        args.commands, args.aggregates
-    );
-    println!("{:<34} {:>16} {:>20} {:>10}", "measure", "ours (per s)", "cqrs-es (per s)", "ours/them");
-    for (name, a, b) in [
-        ("appends, 1 writer", ours.appends_1_writer_per_s, theirs.appends_1_writer_per_s),
-        (&format!("appends, {} writers", args.writers) as &str, ours.appends_concurrent_per_s, theirs.appends_concurrent_per_s),
-        ("replay into a read model (events)", ours.replay_events_per_s, theirs.replay_events_per_s),
-    ] {
-        println!("{name:<34} {a:>16.0} {b:>20.0} {:>9.1}×", a / b);
-    }
+    println!("cqrs-es + sqlite-es: {} commands to {} aggregates", args.commands, args.aggregates);
+    println!("  appends, 1 writer: {:.0}/s", theirs.appends_1_writer_per_s);
+    println!("  appends, {} writers: {:.0}/s", args.writers, theirs.appends_concurrent_per_s);
+    println!("  replay into a read model: {:.0} events/s", theirs.replay_events_per_s);
 }
