@@ -113,5 +113,9 @@ pub async fn workload(commands: usize, aggregates: usize, writers: usize) -> any
     }
     let replay = events as f64 / started.elapsed().as_secs_f64();
     anyhow::ensure!(balances.len() == aggregates.min(commands), "every aggregate has its balance");
-    Ok(WorkloadFigures { appends_1_writer_per_s: one, appends_concurrent_per_s: concurrent, replay_events_per_s: replay })
+    Ok(WorkloadFigures {
+        appends_1_writer_per_s: one,
+        appends_concurrent_per_s: concurrent,
+        replay_events_per_s: replay,
+    })
 }
