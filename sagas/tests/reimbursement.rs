@@ -149,6 +149,28 @@ impl World {
         self.claim(ClaimCommand::Approve { claim_id: id, reductions: vec![], approved_on: d("2021-07-20") }).await;
     }
 
+    /// Issues funds call `call` for the claims paid in the period.
+    async fn issue_call(&mut self, call: FundsCallId, start: &str, end: &str, issued_on: &str) {
+        self.ledger(FundsCallCommand::Issue {
+            convention_id: convention(),
+            call_id: call,
+            period_start: d(start),
+            period_end: d(end),
+            claims: None,
+            issued_on: d(issued_on),
+        })
+        .await;
+    }
+
+    async fn pay_call(&mut self, call: FundsCallId, paid_on: &str) {
+        self.ledger(FundsCallCommand::RecordPayment {
+            convention_id: convention(),
+            call_id: call,
+            paid_on: d(paid_on),
+        })
+        .await;
+    }
+
     async fn process(&self) -> Process {
         Process::start(self.store.clone(), self.checkpoint.clone(), self.clock.clone()).await.unwrap()
     }
@@ -196,18 +218,9 @@ async fn whole_path(w: &mut World) -> (ClaimId, ClaimId, FundsCallId) {
     }
     w.run().await;
     let call = FundsCallId(Uuid::from_u128(9));
-    w.ledger(FundsCallCommand::Issue {
-        convention_id: convention(),
-        call_id: call,
-        period_start: d("2021-07-01"),
-        period_end: d("2021-09-30"),
-        claims: None,
-        issued_on: d("2021-10-05"),
-    })
-    .await;
+    w.issue_call(call, "2021-07-01", "2021-09-30", "2021-10-05").await;
     w.run().await;
-    w.ledger(FundsCallCommand::RecordPayment { convention_id: convention(), call_id: call, paid_on: d("2021-11-02") })
-        .await;
+    w.pay_call(call, "2021-11-02").await;
     w.run().await;
     (a, b, call)
 }
@@ -292,15 +305,7 @@ async fn an_unassessed_claim_is_flagged_overdue_after_30_days_and_a_late_call_af
     w.claim(ClaimCommand::RecordPayment { claim_id: a, paid_on: d("2021-08-06") }).await;
     w.run().await;
     let call = FundsCallId(Uuid::from_u128(9));
-    w.ledger(FundsCallCommand::Issue {
-        convention_id: convention(),
-        call_id: call,
-        period_start: d("2021-08-01"),
-        period_end: d("2021-08-31"),
-        claims: None,
-        issued_on: d("2021-09-01"),
-    })
-    .await;
+    w.issue_call(call, "2021-08-01", "2021-08-31", "2021-09-01").await;
     w.clock.set(d("2021-10-31"));
     w.run().await;
     assert_eq!(w.count("FundsCallFlaggedLate").await, 0, "due on the 60th day");
@@ -345,17 +350,8 @@ async fn a_saga_stopped_mid_way_and_restarted_pays_and_reimburses_once() {
     }
     let call = FundsCallId(Uuid::from_u128(9));
     w.run().await;
-    w.ledger(FundsCallCommand::Issue {
-        convention_id: convention(),
-        call_id: call,
-        period_start: d("2021-07-01"),
-        period_end: d("2021-09-30"),
-        claims: None,
-        issued_on: d("2021-10-05"),
-    })
-    .await;
-    w.ledger(FundsCallCommand::RecordPayment { convention_id: convention(), call_id: call, paid_on: d("2021-11-02") })
-        .await;
+    w.issue_call(call, "2021-07-01", "2021-09-30", "2021-10-05").await;
+    w.pay_call(call, "2021-11-02").await;
     // Interrupted once more in the middle of the reimbursements, then restarted.
     let mut second = w.process().await;
     second.run_some(3).await.unwrap();
