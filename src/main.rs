@@ -189,6 +189,14 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Everything in one run: the event log's figures (baseline: the fsync floor), then
+    /// the plan seeded, rebuilt and queried under load (baseline: /health), the seeding
+    /// and rebuild rates also as ratios to the fsync floor.
+    All {
+        /// Seed a small plan instead of the full one (to try the command quickly).
+        #[arg(long)]
+        small: bool,
+    },
     /// The peers benchmark's workload on our store and handler (see bench/peers/run.py).
     Workload {
         #[arg(long, default_value_t = 10_000)]
@@ -258,6 +266,28 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 print!("{}", tracker::bench_dashboard::report(&figures));
             }
+            Ok(())
+        }
+        Command::Bench { what: BenchCommand::All { small } } => {
+            let store = tracker::bench::store(1_000_000, std::time::Duration::from_secs(3)).await?;
+            print!("{}", tracker::bench::report(&store));
+            let scale = if small { tracker::plan::Scale::TINY } else { tracker::plan::Scale::FULL };
+            let dash = tracker::bench_dashboard::dashboard(scale, 1_000, std::time::Duration::from_secs(5), 32).await?;
+            let seeding = dash.events as f64 / dash.seed_seconds.max(1e-9);
+            println!(
+                "{:<44} {seeding:>12.0} {:<10} {:>9.1}×",
+                "seeding the plan through GraphQL",
+                "events/s",
+                seeding / store.fsync_per_s
+            );
+            println!(
+                "{:<44} {:>12.0} {:<10} {:>9.1}×\n",
+                "rebuild of every read model",
+                dash.rebuild_events_per_s,
+                "events/s",
+                dash.rebuild_events_per_s / store.fsync_per_s
+            );
+            print!("{}", tracker::bench_dashboard::report(&dash));
             Ok(())
         }
         Command::Bench { what: BenchCommand::Workload { commands, aggregates, writers } } => {
