@@ -217,11 +217,9 @@ const STRUCTURES: &[(&str, &str, &str, &str, &str)] = &[
     ("8200567800006", "Numérique Corse SARL", "PRIVATE_COMPANY", "2A", "MICRO"),
 ];
 
-/// The programmes of the demo, driven through the public GraphQL API (as the OPCO and
-/// ANCT would): structures, training purchases at every stage, a Pix campaign, CCAS
-/// actions and Aidants Connect habilitations. Any refused step fails the seeding.
-async fn seed_programmes(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
-    // The reimbursement saga runs while seeding, so that claims move on as they would.
+/// The read models and the reimbursement saga a seeder drives the API with, caught up
+/// with the log: the saga runs while seeding, so that claims move on as they would.
+pub(crate) async fn seeding_state(store: Arc<dyn EventStore>) -> anyhow::Result<api::AppState> {
     let process = sagas::Process::start(
         store.clone(),
         Arc::new(sagas::MemoryCheckpoint::default()),
@@ -231,7 +229,15 @@ async fn seed_programmes(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
     let saga = sagas::SagaRunner::spawn(process, std::time::Duration::from_secs(3600));
     let state = api::AppState::new(store.clone()).with_saga(saga);
     let head = *store.head().borrow();
-    anyhow::ensure!(state.wait_for(head, std::time::Duration::from_secs(60)).await, "read models did not catch up");
+    anyhow::ensure!(state.wait_for(head, std::time::Duration::from_secs(600)).await, "read models did not catch up");
+    Ok(state)
+}
+
+/// The programmes of the demo, driven through the public GraphQL API (as the OPCO and
+/// ANCT would): structures, training purchases at every stage, a Pix campaign, CCAS
+/// actions and Aidants Connect habilitations. Any refused step fails the seeding.
+async fn seed_programmes(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
+    let state = seeding_state(store.clone()).await?;
     let schema = api::schema(state, false);
     let code = |c: &str| ConventionId::for_code(c).to_string();
     let structure_id = |i: usize| {

@@ -341,16 +341,7 @@ pub async fn seed(
     let started = std::time::Instant::now();
     let before = *store.head().borrow();
     crate::demo::seed_conventions(store.as_ref()).await?;
-    let process = sagas::Process::start(
-        store.clone(),
-        Arc::new(sagas::MemoryCheckpoint::default()),
-        Arc::new(sagas::SystemClock),
-    )
-    .await?;
-    let saga = sagas::SagaRunner::spawn(process, std::time::Duration::from_secs(3600));
-    let state = api::AppState::new(store.clone()).with_saga(saga);
-    let head = *store.head().borrow();
-    anyhow::ensure!(state.wait_for(head, std::time::Duration::from_secs(600)).await, "read models did not catch up");
+    let state = crate::demo::seeding_state(store.clone()).await?;
     let mut rng = Rng(seed);
     let code = |c: &str| ConventionId::for_code(c).to_string();
 
