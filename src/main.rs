@@ -443,6 +443,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if settings.graphiql || settings.demo {
         println!("  GraphiQL:  {url}/");
     }
+    println!("  Dashboard: {url}/dashboard   (for the comité de pilotage: paste a copil token)");
     println!("  GraphQL:   {url}/graphql   (POST, with `Authorization: Bearer <token>`)");
     println!("  Health:    {url}/health");
     if settings.demo {

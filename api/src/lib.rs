@@ -1,5 +1,5 @@
 //! The GraphQL API of Convention Tracker: the schema (transport-free) and the few poem
-//! routes around it (`/graphql`, GraphiQL at `/`, `/health`).
+//! routes around it (`/graphql`, GraphiQL at `/`, `/health`, the dashboard page at `/dashboard`).
 //!
 //! Resolvers never decide anything: mutations turn their input into a domain command and
 //! hand it to the command handler; queries read the projections. Every error leaves with
@@ -9,6 +9,7 @@ mod aidants;
 pub mod auth;
 mod claims;
 mod dashboard;
+mod dashboard_page;
 mod errors;
 mod graphiql;
 mod inputs;
@@ -284,6 +285,7 @@ pub fn routes(state: AppState, tokens: Arc<TokenStore>, graphiql: bool) -> impl 
         .at("/graphql", post(graphql_endpoint).with(poem::middleware::SizeLimit::new(MAX_BODY_BYTES)))
         .at("/graphql/ws", get(subscriptions))
         .at("/health", get(health));
+    route = dashboard_page::routes(route);
     if graphiql {
         route = route.at("/", get(graphiql::page)).nest("/assets/graphiql", graphiql::assets());
     }

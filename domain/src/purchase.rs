@@ -236,10 +236,10 @@ impl Purchase {
             }
         }
         let certification = c.certification.as_ref().map(|code| code.trim().to_uppercase());
-        if let Some(code) = &certification {
-            if !valid_certification(code) {
-                return Err(PurchaseError::InvalidCertification { code: code.clone() });
-            }
+        if let Some(code) = &certification
+            && !valid_certification(code)
+        {
+            return Err(PurchaseError::InvalidCertification { code: code.clone() });
         }
         if c.session_end < c.session_start {
             return Err(PurchaseError::SessionEndsBeforeStart { start: c.session_start, end: c.session_end });
