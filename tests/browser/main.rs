@@ -36,6 +36,7 @@ fn browser() -> Option<(String, String)> {
 /// `tracker serve --demo --scenario sample` on a free port; killed on drop.
 struct Server {
     process: Child,
+    data: PathBuf,
     url: String,
     tokens: HashMap<String, String>,
 }
@@ -74,7 +75,52 @@ impl Server {
                 tokens.insert(role.to_string(), secret.to_string());
             }
         }
-        Server { process, url: url.expect("the address is printed before the tokens"), tokens }
+        Server {
+            process,
+            data: data.to_path_buf(),
+            url: url.expect("the address is printed before the tokens"),
+            tokens,
+        }
+    }
+
+    /// Revokes the demo token of `role` with `tracker token revoke`, as an operator would.
+    fn revoke(&self, role: &str) {
+        let tracker = |args: &[&str]| {
+            let out =
+                Command::new(env!("CARGO_BIN_EXE_tracker")).args(args).arg("--data").arg(&self.data).output().unwrap();
+            assert!(out.status.success(), "tracker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let list = tracker(&["token", "list"]);
+        let id = list
+            .lines()
+            .find(|l| l.contains(&format!("demo {role}")) && l.ends_with("(active)"))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no active demo {role} token in:\n{list}"))
+            .to_string();
+        tracker(&["token", "revoke", &id]);
+    }
+
+    /// Commits 1 234,56 € on the OPCO convention, for the page to follow; returns the position.
+    async fn commit(&self, reference: &str) -> u64 {
+        let conventions = self.graphql("opco", "{ conventions { id code envelopes { id kind } } }", json!({})).await;
+        let uniformation = conventions["conventions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["code"] == "ANCT-UNIFORMATION-2021")
+            .expect("the demo's OPCO convention");
+        let envelope =
+            uniformation["envelopes"].as_array().unwrap().iter().find(|e| e["kind"] == "CERTIFYING_TRAININGS").unwrap();
+        let committed = self
+            .graphql(
+                "opco",
+                "mutation($input: CommitFundsInput!) { commitFunds(input: $input) { position } }",
+                json!({ "input": { "conventionId": uniformation["id"], "envelopeId": envelope["id"], "reference": reference,
+                                   "amount": "1234.56", "committedOn": "2021-09-01", "departement": "75" } }),
+            )
+            .await;
+        committed["commitFunds"]["position"].as_u64().unwrap()
     }
 
     async fn graphql(&self, role: &str, query: &str, variables: Value) -> Value {
@@ -273,24 +319,7 @@ async fn the_dashboard_page_shows_the_api_figures_follows_the_log_and_replays_a_
 
     // When an event arrives, the page follows without a reload.
     page.script("window.notReloaded = true", json!([])).await;
-    let conventions = server.graphql("opco", "{ conventions { id code envelopes { id kind } } }", json!({})).await;
-    let uniformation = conventions["conventions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["code"] == "ANCT-UNIFORMATION-2021")
-        .expect("the demo's OPCO convention");
-    let envelope =
-        uniformation["envelopes"].as_array().unwrap().iter().find(|e| e["kind"] == "CERTIFYING_TRAININGS").unwrap();
-    let committed = server
-        .graphql(
-            "opco",
-            "mutation($input: CommitFundsInput!) { commitFunds(input: $input) { position } }",
-            json!({ "input": { "conventionId": uniformation["id"], "envelopeId": envelope["id"], "reference": "NAVIGATEUR-1",
-                               "amount": "1234.56", "committedOn": "2021-09-01", "departement": "75" } }),
-        )
-        .await;
-    wait_until_position(&page, committed["commitFunds"]["position"].as_u64().unwrap()).await;
+    wait_until_position(&page, server.commit("NAVIGATEUR-1").await).await;
     assert_eq!(page.script("return window.notReloaded === true", json!([])).await, json!(true));
     let live = page.find("#live[data-state='on']").await.expect("the page says it is live");
     assert_eq!(page.text(&live).await, "En direct");
@@ -344,6 +373,18 @@ async fn the_dashboard_page_shows_the_api_figures_follows_the_log_and_replays_a_
     let refusal = page.wait_for("#login-error:not(:empty)").await;
     assert!(page.text(&refusal).await.contains("n’ouvre pas le tableau de bord"), "{}", page.text(&refusal).await);
     assert!(page.find("#board:not([hidden])").await.is_none());
+
+    // A token revoked while the page is open sends the user back to the login form.
+    let field = page.wait_for("#token").await;
+    page.script("document.getElementById('token').value = ''", json!([])).await;
+    page.type_into(&field, &server.tokens["copil"]).await;
+    page.click(&page.find("#login-form button[type=submit]").await.unwrap()).await;
+    page.wait_for("#board:not([hidden])").await;
+    server.revoke("copil");
+    server.commit("NAVIGATEUR-2").await;
+    let refusal = page.wait_for("#login:not([hidden]) #login-error:not(:empty)").await;
+    assert!(page.text(&refusal).await.contains("n’est plus valide"), "{}", page.text(&refusal).await);
+    assert_eq!(page.script("return sessionStorage.length", json!([])).await, json!(0));
 
     page.close().await;
 }

@@ -428,7 +428,13 @@ async function load(minPosition) {
   try {
     await run;
   } catch (e) {
-    $("load-error").textContent = `Les chiffres n’ont pas pu être chargés : ${e.message}`;
+    if (e.code === "UNAUTHENTICATED" && !$("board").hidden) {
+      // The token was revoked while the page was open: back to the login form.
+      leave();
+      $("login-error").textContent = "Votre jeton n’est plus valide : collez-en un nouveau.";
+    } else {
+      $("load-error").textContent = `Les chiffres n’ont pas pu être chargés : ${e.message}`;
+    }
     throw e;
   } finally {
     if (state.loading === run) state.loading = null;
