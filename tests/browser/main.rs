@@ -226,6 +226,27 @@ async fn wait_until_position(page: &Session, wanted: u64) {
     }
 }
 
+/// axe-core 4.14.1 (Deque, MPL-2.0; licences alongside), vendored: the accessibility
+/// rules of WCAG 2.1 A and AA, checked in the page as the user sees it.
+const AXE: &str = include_str!("vendor/axe.min.js");
+
+/// Fails with axe-core's findings if the page breaks a WCAG 2.1 A/AA rule or a best practice.
+async fn assert_accessible(page: &Session, state: &str) {
+    let violations = page
+        .script(
+            &format!(
+                "{AXE}
+                 ; return axe.run(document, {{ runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] }})
+                     .then(r => r.violations.map(v => `${{v.id}} (${{v.impact}}): ${{v.help}}: ` +
+                         v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')))"
+            ),
+            json!([]),
+        )
+        .await;
+    let violations = violations.as_array().expect("axe's findings");
+    assert!(violations.is_empty(), "{state}: accessibility violations:\n{violations:#?}");
+}
+
 fn screenshot_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("dashboard-{name}.png"))
 }
@@ -247,6 +268,7 @@ async fn the_dashboard_page_shows_the_api_figures_follows_the_log_and_replays_a_
     // Given the page, when the copil member pastes the demo copil token…
     page.goto(&format!("{}/dashboard", server.url)).await;
     let field = page.wait_for("#token").await;
+    assert_accessible(&page, "the login form").await;
     page.type_into(&field, &server.tokens["copil"]).await;
     page.click(&page.find("#login-form button[type=submit]").await.unwrap()).await;
     page.wait_for("body[data-position]").await;
@@ -297,6 +319,9 @@ async fn the_dashboard_page_shows_the_api_figures_follows_the_log_and_replays_a_
         .await;
     assert_eq!(assert_figures(&page, "#territory-figures", &answer["dashboard"]["total"]).await, 10);
     assert!(page.text(&page.find("#territory-title").await.unwrap()).await.contains("Finistère (29)"));
+    page.click(&page.find("details summary").await.unwrap()).await;
+    assert!(page.find("#departements-table tr[data-departement='29']").await.is_some());
+    assert_accessible(&page, "the dashboard, a département chosen, the table open").await;
     shoot(&page, "departement").await;
 
     // When a région is chosen, its figures are shown and the others dimmed.
@@ -359,6 +384,7 @@ async fn the_dashboard_page_shows_the_api_figures_follows_the_log_and_replays_a_
         }
     }
     assert!(page.text(&page.find("#report").await.unwrap()).await.contains("journal intègre"));
+    assert_accessible(&page, "the dashboard with a report").await;
     page.script("document.getElementById('report-title').scrollIntoView()", json!([])).await;
     shoot(&page, "report").await;
 
