@@ -221,6 +221,8 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             let causation = e.metadata.causation_id.as_ref().map(|c| c.0.as_bytes());
             super::record::encode(
                 &super::record::RecordRef {
+                    stream_id,
+                    previous,
                     version: e.version,
                     event_id: e.event_id.0.as_bytes(),
                     command_id: e.metadata.command_id.0.as_bytes(),
@@ -233,10 +235,11 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
                     log_hash: &log,
                     event_type: &e.event_type,
                     actor: &e.metadata.actor,
+                    payload: e.payload.as_str(),
                 },
                 &mut blob,
             );
-            insert_event.execute(params![e.position, stream_id, previous, &blob[..], e.payload.as_str()])?;
+            insert_event.execute(params![e.position, &blob[..]])?;
             streams.insert(e.stream, (stream_id, e.position));
             copied += 1;
         }
