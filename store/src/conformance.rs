@@ -375,7 +375,10 @@ mod tampering {
 
     fn tamper(path: &std::path::Path, sql: &str) {
         let conn = Connection::open(path).unwrap();
-        conn.execute_batch("DROP TRIGGER events_are_never_updated; DROP TRIGGER events_are_never_deleted;").unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER IF EXISTS events_are_never_updated; DROP TRIGGER IF EXISTS events_are_never_deleted;",
+        )
+        .unwrap();
         conn.execute_batch(sql).unwrap();
     }
 
@@ -413,7 +416,13 @@ mod tampering {
         let (_dir, path) = log().await;
         let published = crate::sqlite::verify(&path, None).unwrap();
         tamper(&path, "DELETE FROM events WHERE position = 6");
-        // Without the digest, a shorter log looks whole: chains cannot see their own end.
+        // The stream's row still says where the stream ended…
+        let b = first_break(&path);
+        assert_eq!((b.position, b.stream.as_str(), b.version), (4, "t-b", 2));
+        assert!(b.reason.contains("ends at position 6"), "{}", b.reason);
+        // …but once that row is rewritten too, a shorter log looks whole without the
+        // digest: chains cannot see their own end.
+        tamper(&path, "UPDATE streams SET last_position = 4 WHERE name = 't-b'");
         assert!(crate::sqlite::verify(&path, None).unwrap().is_intact());
         let report = crate::sqlite::verify(&path, Some((6, published.head_hash))).unwrap();
         let b = report.first_break.expect("found against the digest");
@@ -461,6 +470,15 @@ mod tampering {
         let b = first_break(&path);
         assert_eq!((b.position, b.stream.as_str(), b.version), (5, "t-a", 3));
         assert!(b.reason.contains("link to the previous event"), "{}", b.reason);
+    }
+
+    #[tokio::test]
+    async fn a_moved_stream_end_is_found() {
+        let (_dir, path) = log().await;
+        tamper(&path, "UPDATE streams SET last_position = 3 WHERE name = 't-a'");
+        let b = first_break(&path);
+        assert_eq!((b.position, b.stream.as_str(), b.version), (5, "t-a", 3));
+        assert!(b.reason.contains("ends at position 3"), "{}", b.reason);
     }
 
     #[tokio::test]

@@ -812,21 +812,25 @@ pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verificat
         legacy::verify(&conn, &mut verifier)?;
         return Ok(verifier.finish());
     }
-    let mut names: HashMap<i64, String> = HashMap::new();
+    // One snapshot for the streams and the events, even while a writer appends.
+    let snapshot = conn.unchecked_transaction()?;
+    // Stream id → (name, the position its row says the stream ends at).
+    let mut names: HashMap<i64, (String, u64)> = HashMap::new();
     {
-        let mut stmt = conn.prepare("SELECT id, name FROM streams")?;
+        let mut stmt = snapshot.prepare("SELECT id, name, last_position FROM streams")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            names.insert(row.get(0)?, row.get(1)?);
+            names.insert(row.get(0)?, (row.get(1)?, row.get(2)?));
         }
     }
-    // The position of each stream's last event so far: what the next one must link to.
-    let mut links: HashMap<i64, u64> = HashMap::new();
+    // The position and version of each stream's last event so far: what the next one
+    // must link to.
+    let mut links: HashMap<i64, (u64, u64)> = HashMap::new();
     let mut stmt = conn.prepare(&format!("{SELECT_EVENT} ORDER BY position"))?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let checked = columns(row).and_then(|(position, r)| {
-            let stream = names.get(&r.stream_id).cloned().ok_or_else(|| {
+            let stream = names.get(&r.stream_id).map(|(name, _)| name.clone()).ok_or_else(|| {
                 StoreError::Corrupt(format!("event at position {position}: unknown stream id {}", r.stream_id))
             })?;
             Ok((to_event(position, stream, &r)?, r.log_hash, r.stream_id, r.previous))
@@ -836,7 +840,7 @@ pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verificat
                 if !verifier.check(&event, Some(&log)) {
                     break;
                 }
-                if links.insert(stream_id, event.position).unwrap_or(0) != previous {
+                if links.insert(stream_id, (event.position, event.version)).map_or(0, |(p, _)| p) != previous {
                     let reason = "the link to the previous event of its stream is wrong: reading the stream would skip or repeat events";
                     verifier.broken(event.position, &event.stream, event.version, reason);
                     break;
@@ -846,6 +850,18 @@ pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verificat
                 verifier.broken(row.get(0).unwrap_or(0), "", 0, e.to_string());
                 break;
             }
+        }
+    }
+    if !verifier.is_broken() {
+        // Where each stream's row says it ends is where reading it starts.
+        let mut ends: Vec<_> = names.iter().map(|(id, (name, end))| (*end, name, links.get(id).copied())).collect();
+        ends.sort();
+        if let Some((end, name, last)) = ends.into_iter().find(|(end, _, last)| last.map_or(0, |(p, _)| p) != *end) {
+            let (position, version) = last.unwrap_or((end, 0));
+            let reason = format!(
+                "its stream's row says the stream ends at position {end}: reading the stream would miss or invent events"
+            );
+            verifier.broken(position, name, version, reason);
         }
     }
     Ok(verifier.finish())
