@@ -334,12 +334,21 @@ mod sqlite_only {
         let store = SqliteStore::open(&path).unwrap();
         store.append(request("x", ExpectedVersion::NoStream, 1)).await.unwrap();
         let conn = rusqlite::Connection::open(&path).unwrap();
-        let update = conn.execute("UPDATE events SET payload = '{}'", []).unwrap_err();
+        let update = conn.execute("UPDATE events SET record = X'01'", []).unwrap_err();
         assert!(update.to_string().contains("append-only"), "{update}");
-        let update = conn.execute("UPDATE events SET actor = 'someone'", []).unwrap_err();
+        let update = conn.execute("UPDATE events SET record = X'00'", []).unwrap_err();
         assert!(update.to_string().contains("append-only"), "{update}");
         let delete = conn.execute("DELETE FROM events", []).unwrap_err();
         assert!(delete.to_string().contains("append-only"), "{delete}");
+        for sql in [
+            "UPDATE commands SET fingerprint = 'other'",
+            "DELETE FROM commands",
+            "UPDATE streams SET name = 'other'",
+            "DELETE FROM streams",
+        ] {
+            let err = conn.execute(sql, []).unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
     }
 }
 
@@ -347,6 +356,7 @@ mod sqlite_only {
 /// file (and the will to drop the append-only triggers) could.
 mod tampering {
     use super::*;
+    use crate::sqlite::record;
     use rusqlite::Connection;
 
     /// Two streams interleaved: positions 1..=6, `t-a` at odd positions, `t-b` at even.
@@ -365,8 +375,25 @@ mod tampering {
 
     fn tamper(path: &std::path::Path, sql: &str) {
         let conn = Connection::open(path).unwrap();
-        conn.execute_batch("DROP TRIGGER events_are_never_updated; DROP TRIGGER events_are_never_deleted;").unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER IF EXISTS events_are_never_updated; DROP TRIGGER IF EXISTS events_are_never_deleted;",
+        )
+        .unwrap();
         conn.execute_batch(sql).unwrap();
+    }
+
+    /// Rewrites fields inside the packed record of the event at `position` (format 2).
+    fn tamper_record(path: &std::path::Path, position: u64, change: impl FnOnce(&mut record::Decoded<'_>)) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch("DROP TRIGGER IF EXISTS events_are_never_updated;").unwrap();
+        let blob: Vec<u8> =
+            conn.query_row("SELECT record FROM events WHERE position = ?1", [position], |r| r.get(0)).unwrap();
+        let mut fields = record::decode(&blob).unwrap();
+        change(&mut fields);
+        let mut altered = Vec::new();
+        fields.encode(&mut altered);
+        conn.execute("UPDATE events SET record = ?1 WHERE position = ?2", rusqlite::params![altered, position])
+            .unwrap();
     }
 
     fn first_break(path: &std::path::Path) -> Break {
@@ -389,7 +416,13 @@ mod tampering {
         let (_dir, path) = log().await;
         let published = crate::sqlite::verify(&path, None).unwrap();
         tamper(&path, "DELETE FROM events WHERE position = 6");
-        // Without the digest, a shorter log looks whole: chains cannot see their own end.
+        // The stream's row still says where the stream ended…
+        let b = first_break(&path);
+        assert_eq!((b.position, b.stream.as_str(), b.version), (4, "t-b", 2));
+        assert!(b.reason.contains("ends at position 6"), "{}", b.reason);
+        // …but once that row is rewritten too, a shorter log looks whole without the
+        // digest: chains cannot see their own end.
+        tamper(&path, "UPDATE streams SET last_position = 4 WHERE name = 't-b'");
         assert!(crate::sqlite::verify(&path, None).unwrap().is_intact());
         let report = crate::sqlite::verify(&path, Some((6, published.head_hash))).unwrap();
         let b = report.first_break.expect("found against the digest");
@@ -406,7 +439,7 @@ mod tampering {
     #[tokio::test]
     async fn a_modified_payload_is_found() {
         let (_dir, path) = log().await;
-        tamper(&path, "UPDATE events SET payload = '{\"n\":7}' WHERE position = 3");
+        tamper_record(&path, 3, |r| r.payload = "{\"n\":7}");
         let b = first_break(&path);
         assert_eq!((b.position, b.stream.as_str(), b.version), (3, "t-a", 2));
         assert!(b.reason.contains("does not match its hash"), "{}", b.reason);
@@ -415,11 +448,37 @@ mod tampering {
     #[tokio::test]
     async fn a_modified_actor_or_date_is_found() {
         let (_dir, path) = log().await;
-        tamper(&path, "UPDATE events SET actor = 'mallory' WHERE position = 4");
+        tamper_record(&path, 4, |r| r.actor = "mallory");
         assert_eq!(first_break(&path).position, 4);
         let (_dir, path) = log().await;
-        tamper(&path, "UPDATE events SET business_date = '2020-01-01' WHERE position = 5");
+        tamper_record(&path, 5, |r| r.business_date = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap());
         assert_eq!(first_break(&path).position, 5);
+        // A record that no longer decodes is found too.
+        let (_dir, path) = log().await;
+        tamper(&path, "UPDATE events SET record = substr(record, 1, 40) WHERE position = 2");
+        let b = first_break(&path);
+        // (Its stream is inside the record: the break names only the position.)
+        assert_eq!(b.position, 2);
+        assert!(b.reason.contains("unreadable record"), "{}", b.reason);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_link_between_the_events_of_a_stream_is_found() {
+        let (_dir, path) = log().await;
+        // `t-a` is at positions 1, 3, 5: reading it would skip position 3.
+        tamper_record(&path, 5, |r| r.previous = 1);
+        let b = first_break(&path);
+        assert_eq!((b.position, b.stream.as_str(), b.version), (5, "t-a", 3));
+        assert!(b.reason.contains("link to the previous event"), "{}", b.reason);
+    }
+
+    #[tokio::test]
+    async fn a_moved_stream_end_is_found() {
+        let (_dir, path) = log().await;
+        tamper(&path, "UPDATE streams SET last_position = 3 WHERE name = 't-a'");
+        let b = first_break(&path);
+        assert_eq!((b.position, b.stream.as_str(), b.version), (5, "t-a", 3));
+        assert!(b.reason.contains("ends at position 3"), "{}", b.reason);
     }
 
     #[tokio::test]
@@ -448,12 +507,12 @@ mod tampering {
     async fn an_inserted_event_is_found() {
         let (_dir, path) = log().await;
         // A copy of event 2 under a new id and position, as if appended later.
-        tamper(
-            &path,
-            "INSERT INTO events SELECT 7, stream, 4, randomblob(16), event_type, schema_version, business_date,
-                    recorded_at, payload, command_id, actor, correlation_id, causation_id, hash, log_hash
-             FROM events WHERE position = 2",
-        );
+        tamper(&path, "INSERT INTO events SELECT 7, record FROM events WHERE position = 2");
+        tamper_record(&path, 7, |r| {
+            r.previous = 6;
+            r.version = 4;
+            r.event_id = [0xee; 16];
+        });
         let b = first_break(&path);
         assert_eq!((b.position, b.stream.as_str(), b.version), (7, "t-b", 4));
     }
@@ -483,17 +542,145 @@ mod tampering {
         drop(store);
         let previous = {
             let conn = Connection::open(&path).unwrap();
-            let h: Vec<u8> = conn.query_row("SELECT hash FROM events WHERE position = 4", [], |r| r.get(0)).unwrap();
-            ChainHash::from_slice(&h).unwrap()
+            let blob: Vec<u8> =
+                conn.query_row("SELECT record FROM events WHERE position = 4", [], |r| r.get(0)).unwrap();
+            record::decode(&blob).unwrap().hash
         };
         e.payload = Payload::encode(&json!({ "n": 42 })).unwrap();
         let forged = e.compute_hash(&previous);
-        tamper(
-            &path,
-            &format!("UPDATE events SET payload = '{{\"n\":42}}', hash = X'{}' WHERE position = 6", forged.to_hex()),
-        );
+        tamper_record(&path, 6, |r| {
+            r.payload = "{\"n\":42}";
+            r.hash = forged;
+        });
         let b = first_break(&path);
         assert_eq!(b.position, 6);
         assert!(b.reason.contains("whole-log chain"), "{}", b.reason);
+    }
+}
+
+/// A log written by format 1 (one column per field) is read as it is by read-only tools,
+/// migrated in place by the first writer, and verifies to the same digest afterwards.
+mod migration {
+    use super::*;
+    use crate::sqlite::legacy::SCHEMA_V1;
+    use rusqlite::{Connection, params};
+
+    /// Writes `requests` into a new format 1 file the way format 1 did; returns the path.
+    fn v1_log(dir: &std::path::Path, requests: &[AppendRequest]) -> std::path::PathBuf {
+        let path = dir.join("events.sqlite3");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        let (mut position, mut log) = (0u64, ChainHash::GENESIS);
+        let mut tips: std::collections::HashMap<String, (u64, ChainHash)> = Default::default();
+        let at = crate::now();
+        for r in requests {
+            let (version, previous) = tips.get(&r.stream).copied().unwrap_or((0, ChainHash::GENESIS));
+            let (first_position, mut tip) = (position + 1, (version, previous));
+            for e in &r.events {
+                position += 1;
+                let recorded = RecordedEvent::record(e.clone(), &r.stream, tip.0 + 1, position, at, &tip.1);
+                log = crate::chain::log_hash(&log, position, &recorded.hash);
+                conn.execute(
+                    "INSERT INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                    params![
+                        position,
+                        r.stream,
+                        recorded.version,
+                        &recorded.event_id.0.as_bytes()[..],
+                        recorded.event_type,
+                        recorded.schema_version,
+                        recorded.business_date.to_string(),
+                        at.timestamp_micros(),
+                        recorded.payload.as_str(),
+                        &r.command_id.0.as_bytes()[..],
+                        recorded.metadata.actor,
+                        &recorded.metadata.correlation_id.0.as_bytes()[..],
+                        Option::<Vec<u8>>::None,
+                        &recorded.hash.0[..],
+                        &log.0[..],
+                    ],
+                )
+                .unwrap();
+                tip = (recorded.version, recorded.hash);
+            }
+            conn.execute(
+                "INSERT INTO commands VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    &r.command_id.0.as_bytes()[..],
+                    r.fingerprint,
+                    r.stream,
+                    version + 1,
+                    tip.0,
+                    first_position,
+                    position,
+                    at.timestamp_micros()
+                ],
+            )
+            .unwrap();
+            tips.insert(r.stream.clone(), tip);
+        }
+        path
+    }
+
+    fn user_version(path: &std::path::Path) -> i64 {
+        Connection::open(path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_format_1_log_is_read_then_migrated_in_place_and_verifies_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = request("m-a", ExpectedVersion::NoStream, 2);
+        let requests =
+            [first.clone(), request("m-b", ExpectedVersion::NoStream, 1), request("m-a", ExpectedVersion::Exact(2), 3)];
+        let path = v1_log(dir.path(), &requests);
+        let before = crate::sqlite::verify(&path, None).unwrap();
+        assert!(before.is_intact(), "{before:?}");
+        assert_eq!((before.events, before.streams), (6, 2));
+
+        // Read-only tools read format 1 without changing it.
+        let reader = SqliteStore::open_read_only(&path).unwrap();
+        let old_all = reader.read_all(0, 100).await.unwrap();
+        assert_eq!(old_all.len(), 6);
+        assert_eq!(reader.read_stream("m-a").await.unwrap().len(), 5);
+        assert_eq!(reader.find_command(first.command_id).await.unwrap().unwrap().outcome.last_version, 2);
+        drop(reader);
+        assert_eq!(user_version(&path), 1);
+
+        // The first writer migrates it.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(user_version(&path), 2);
+        assert_eq!(store.read_all(0, 100).await.unwrap(), old_all, "every field survives");
+        let stream = store.read_stream("m-a").await.unwrap();
+        assert_eq!(stream.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 4, 5, 6]);
+        assert_eq!(store.read_stream_from("m-a", 4).await.unwrap().len(), 2);
+        let again = store.append(first.clone()).await.unwrap();
+        assert!(again.duplicate && again.first_position == 1 && again.last_version == 2, "{again:?}");
+        let next = store.append(request("m-b", ExpectedVersion::Exact(1), 1)).await.unwrap();
+        assert_eq!((next.last_position, next.last_version), (7, 2));
+        drop(store);
+
+        let after = crate::sqlite::verify(&path, Some((6, before.head_hash))).unwrap();
+        assert!(after.is_intact(), "{after:?}");
+        assert_eq!((after.events, after.streams), (7, 2));
+        // Reopening a migrated log changes nothing.
+        drop(SqliteStore::open(&path).unwrap());
+        assert_eq!(crate::sqlite::verify(&path, None).unwrap(), after);
+    }
+
+    #[tokio::test]
+    async fn a_tampered_format_1_log_stays_found_after_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = v1_log(dir.path(), &[request("m-a", ExpectedVersion::NoStream, 3)]);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER events_are_never_updated; UPDATE events SET payload = '{\"n\":9}' WHERE position = 2;",
+        )
+        .unwrap();
+        drop(conn);
+        assert_eq!(crate::sqlite::verify(&path, None).unwrap().first_break.unwrap().position, 2);
+        drop(SqliteStore::open(&path).unwrap());
+        let b = crate::sqlite::verify(&path, None).unwrap().first_break.expect("still found");
+        assert_eq!(b.position, 2);
+        assert!(b.reason.contains("does not match its hash"), "{}", b.reason);
     }
 }

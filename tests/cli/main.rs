@@ -37,7 +37,8 @@ fn verify_reports_an_intact_log_then_the_place_it_was_altered() {
     let conn = rusqlite::Connection::open(dir.path().join("events.sqlite3")).unwrap();
     conn.execute_batch(
         "DROP TRIGGER events_are_never_updated;
-         UPDATE events SET payload = replace(payload, '\"amount\":\"', '\"amount\":\"1') WHERE position = 20;",
+         UPDATE events SET record = CAST(replace(CAST(record AS TEXT), '\"amount\":\"', '\"amount\":\"1') AS BLOB)
+           WHERE position = 20;",
     )
     .unwrap();
     drop(conn);
@@ -193,7 +194,8 @@ fn a_report_of_a_tampered_log_says_so_in_its_header() {
     let conn = rusqlite::Connection::open(dir.path().join("events.sqlite3")).unwrap();
     conn.execute_batch(
         "DROP TRIGGER events_are_never_updated;
-         UPDATE events SET payload = replace(payload, '\"amount\":\"', '\"amount\":\"9') WHERE position = 40;",
+         UPDATE events SET record = CAST(replace(CAST(record AS TEXT), '\"amount\":\"', '\"amount\":\"9') AS BLOB)
+           WHERE position = 40;",
     )
     .unwrap();
     drop(conn);
