@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use store::EventStore;
 use tracker::{Application, Settings, open_store};
 
+/// mimalloc rather than glibc's malloc: the log is decoded on the store's reader threads
+/// and its strings freed on the async workers, a cross-thread pattern glibc's arenas
+/// handle slowly (measured with `tracker bench store`: see the README's Benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tracker",
