@@ -383,7 +383,7 @@ mod tampering {
     }
 
     /// Rewrites fields inside the packed record of the event at `position` (format 2).
-    fn tamper_record(path: &std::path::Path, position: u64, change: impl FnOnce(&mut record::Decoded<'_>)) {
+    fn tamper_record(path: &std::path::Path, position: u64, change: impl FnOnce(&mut record::Record<'_>)) {
         let conn = Connection::open(path).unwrap();
         conn.execute_batch("DROP TRIGGER IF EXISTS events_are_never_updated;").unwrap();
         let blob: Vec<u8> =
@@ -391,7 +391,7 @@ mod tampering {
         let mut fields = record::decode(&blob).unwrap();
         change(&mut fields);
         let mut altered = Vec::new();
-        fields.encode(&mut altered);
+        record::encode(&fields, &mut altered);
         conn.execute("UPDATE events SET record = ?1 WHERE position = ?2", rusqlite::params![altered, position])
             .unwrap();
     }

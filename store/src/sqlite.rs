@@ -608,19 +608,19 @@ fn insert_append(
         );
         log = chain::log_hash(&log, position, &hash);
         record::encode(
-            &record::RecordRef {
+            &record::Record {
                 stream_id: tip.stream_id,
                 previous: previous_position,
                 version,
-                event_id: e.event_id.0.as_bytes(),
-                command_id: m.command_id.0.as_bytes(),
-                correlation_id: m.correlation_id.0.as_bytes(),
-                causation_id,
+                event_id: *e.event_id.0.as_bytes(),
+                command_id: *m.command_id.0.as_bytes(),
+                correlation_id: *m.correlation_id.0.as_bytes(),
+                causation_id: causation_id.copied(),
                 schema_version: e.schema_version,
                 business_date: e.business_date,
                 recorded_at_micros,
-                hash: &hash,
-                log_hash: &log,
+                hash,
+                log_hash: log,
                 event_type: &e.event_type,
                 actor: &m.actor,
                 payload: e.payload.as_str(),
@@ -717,7 +717,7 @@ fn load_names(conn: &Connection, names: &mut Vec<String>) -> Result<(), StoreErr
 }
 
 /// One event from its decoded record.
-fn to_event(position: u64, stream: String, r: &record::Decoded<'_>) -> Result<RecordedEvent, StoreError> {
+fn to_event(position: u64, stream: String, r: &record::Record<'_>) -> Result<RecordedEvent, StoreError> {
     Ok(RecordedEvent {
         position,
         stream,
@@ -739,7 +739,7 @@ fn to_event(position: u64, stream: String, r: &record::Decoded<'_>) -> Result<Re
 }
 
 /// The columns of an event row (`position, record`), the record decoded.
-fn columns<'a>(r: &'a rusqlite::Row<'_>) -> Result<(u64, record::Decoded<'a>), StoreError> {
+fn columns<'a>(r: &'a rusqlite::Row<'_>) -> Result<(u64, record::Record<'a>), StoreError> {
     let position: u64 = r.get(0)?;
     let blob = r.get_ref(1)?.as_blob().ok();
     let decoded = blob

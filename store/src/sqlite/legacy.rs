@@ -218,21 +218,21 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
                     (tx.last_insert_rowid(), 0)
                 }
             };
-            let causation = e.metadata.causation_id.as_ref().map(|c| c.0.as_bytes());
+            let causation = e.metadata.causation_id.as_ref().map(|c| *c.0.as_bytes());
             super::record::encode(
-                &super::record::RecordRef {
+                &super::record::Record {
                     stream_id,
                     previous,
                     version: e.version,
-                    event_id: e.event_id.0.as_bytes(),
-                    command_id: e.metadata.command_id.0.as_bytes(),
-                    correlation_id: e.metadata.correlation_id.0.as_bytes(),
+                    event_id: *e.event_id.0.as_bytes(),
+                    command_id: *e.metadata.command_id.0.as_bytes(),
+                    correlation_id: *e.metadata.correlation_id.0.as_bytes(),
                     causation_id: causation,
                     schema_version: e.schema_version,
                     business_date: e.business_date,
                     recorded_at_micros: e.recorded_at.timestamp_micros(),
-                    hash: &e.hash,
-                    log_hash: &log,
+                    hash: e.hash,
+                    log_hash: log,
                     event_type: &e.event_type,
                     actor: &e.metadata.actor,
                     payload: e.payload.as_str(),

@@ -16,40 +16,21 @@ use chrono::{Datelike, NaiveDate};
 
 const TAG: u8 = 1;
 
-/// The fields a record holds, borrowed for writing.
-pub(crate) struct RecordRef<'a> {
-    pub stream_id: i64,
-    pub previous: u64,
-    pub version: u64,
-    pub event_id: &'a [u8; 16],
-    pub command_id: &'a [u8; 16],
-    pub correlation_id: &'a [u8; 16],
-    pub causation_id: Option<&'a [u8; 16]>,
-    pub schema_version: u32,
-    pub business_date: NaiveDate,
-    pub recorded_at_micros: i64,
-    pub hash: &'a ChainHash,
-    pub log_hash: &'a ChainHash,
-    pub event_type: &'a str,
-    pub actor: &'a str,
-    pub payload: &'a str,
-}
-
 /// Appends the record to `out` (cleared first). Strings longer than 65 535 bytes are
 /// refused by the caller's checks before they get here.
-pub(crate) fn encode(r: &RecordRef<'_>, out: &mut Vec<u8>) {
+pub(crate) fn encode(r: &Record<'_>, out: &mut Vec<u8>) {
     out.clear();
     out.push(TAG);
     out.extend_from_slice(&r.stream_id.to_le_bytes());
     out.extend_from_slice(&r.previous.to_le_bytes());
     out.extend_from_slice(&r.version.to_le_bytes());
-    out.extend_from_slice(r.event_id);
-    out.extend_from_slice(r.command_id);
-    out.extend_from_slice(r.correlation_id);
+    out.extend_from_slice(&r.event_id);
+    out.extend_from_slice(&r.command_id);
+    out.extend_from_slice(&r.correlation_id);
     match r.causation_id {
         Some(c) => {
             out.push(1);
-            out.extend_from_slice(c);
+            out.extend_from_slice(&c);
         }
         None => out.push(0),
     }
@@ -65,8 +46,9 @@ pub(crate) fn encode(r: &RecordRef<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(r.payload.as_bytes());
 }
 
-/// The fields of a record, decoded; strings borrow the blob.
-pub(crate) struct Decoded<'a> {
+/// The fields of a record: what the writer encodes and what a read decodes (strings
+/// borrow the request or the blob; ids and hashes are copied, a few bytes each).
+pub(crate) struct Record<'a> {
     pub stream_id: i64,
     pub previous: u64,
     pub version: u64,
@@ -82,33 +64,6 @@ pub(crate) struct Decoded<'a> {
     pub event_type: &'a str,
     pub actor: &'a str,
     pub payload: &'a str,
-}
-
-impl Decoded<'_> {
-    /// Encodes these fields again (tests tamper with the log through this).
-    #[cfg(test)]
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        encode(
-            &RecordRef {
-                stream_id: self.stream_id,
-                previous: self.previous,
-                version: self.version,
-                event_id: &self.event_id,
-                command_id: &self.command_id,
-                correlation_id: &self.correlation_id,
-                causation_id: self.causation_id.as_ref(),
-                schema_version: self.schema_version,
-                business_date: self.business_date,
-                recorded_at_micros: self.recorded_at_micros,
-                hash: &self.hash,
-                log_hash: &self.log_hash,
-                event_type: self.event_type,
-                actor: self.actor,
-                payload: self.payload,
-            },
-            out,
-        )
-    }
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -133,7 +88,7 @@ impl<'a> Reader<'a> {
 
 /// Decodes a record; `None` when it is not a well-formed record of this format (which
 /// `verify` reports as an unreadable event).
-pub(crate) fn decode(blob: &[u8]) -> Option<Decoded<'_>> {
+pub(crate) fn decode(blob: &[u8]) -> Option<Record<'_>> {
     let mut r = Reader(blob);
     if r.take::<1>()?[0] != TAG {
         return None;
@@ -157,7 +112,7 @@ pub(crate) fn decode(blob: &[u8]) -> Option<Decoded<'_>> {
     let event_type = r.text()?;
     let actor = r.text()?;
     let payload = std::str::from_utf8(r.0).ok()?;
-    Some(Decoded {
+    Some(Record {
         stream_id,
         previous,
         version,
@@ -183,19 +138,19 @@ mod tests {
     #[test]
     fn a_record_round_trips_and_a_damaged_one_is_refused() {
         let (hash, log) = (ChainHash([7; 32]), ChainHash([9; 32]));
-        let r = RecordRef {
+        let r = Record {
             stream_id: 12,
             previous: 40,
             version: 42,
-            event_id: &[1; 16],
-            command_id: &[2; 16],
-            correlation_id: &[3; 16],
-            causation_id: Some(&[4; 16]),
+            event_id: [1; 16],
+            command_id: [2; 16],
+            correlation_id: [3; 16],
+            causation_id: Some([4; 16]),
             schema_version: 3,
             business_date: NaiveDate::from_ymd_opt(2021, 3, 15).unwrap(),
             recorded_at_micros: -5,
-            hash: &hash,
-            log_hash: &log,
+            hash,
+            log_hash: log,
             event_type: "ConventionSigned",
             actor: "anct·é",
             payload: "{\"n\":1}",
