@@ -64,7 +64,7 @@ fn request(stream: String, expected: ExpectedVersion, first: u64, count: u64) ->
 }
 
 /// 512-byte write + fdatasync, as fast as the disk allows, for `window`.
-fn fsync_floor(dir: &Path, window: Duration) -> std::io::Result<f64> {
+pub fn fsync_floor(dir: &Path, window: Duration) -> std::io::Result<f64> {
     let mut f = std::fs::File::create(dir.join("fsync-floor"))?;
     let block = [0x5au8; 512];
     let start = Instant::now();
@@ -77,7 +77,7 @@ fn fsync_floor(dir: &Path, window: Duration) -> std::io::Result<f64> {
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn appends(store: Arc<SqliteStore>, writers: usize, window: Duration) -> anyhow::Result<f64> {
+pub async fn appends(store: Arc<SqliteStore>, writers: usize, window: Duration) -> anyhow::Result<f64> {
     let start = Instant::now();
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
@@ -102,7 +102,7 @@ async fn appends(store: Arc<SqliteStore>, writers: usize, window: Duration) -> a
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn batched(store: &SqliteStore, events: u64, batch: u64) -> anyhow::Result<f64> {
+pub async fn batched(store: &SqliteStore, events: u64, batch: u64) -> anyhow::Result<f64> {
     let start = Instant::now();
     let mut written = 0;
     while written < events {
@@ -113,7 +113,7 @@ async fn batched(store: &SqliteStore, events: u64, batch: u64) -> anyhow::Result
     Ok(events as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn replay(store: &SqliteStore, typed: bool) -> anyhow::Result<(u64, f64)> {
+pub async fn replay(store: &SqliteStore, typed: bool) -> anyhow::Result<(u64, f64)> {
     let start = Instant::now();
     let (mut after, mut n) = (0, 0u64);
     loop {

@@ -213,7 +213,7 @@ impl Projection for BudgetView {
         }
         let unreadable = |reason: String| ProjectionError::Unreadable {
             position: recorded.position,
-            event_type: recorded.event_type.clone(),
+            event_type: recorded.event_type.to_string(),
             reason,
         };
         let event: ConventionEvent = recorded.payload.decode().map_err(|e| unreadable(e.to_string()))?;
