@@ -92,17 +92,21 @@ fn date(days: i32) -> Option<NaiveDate> {
     use std::cell::RefCell;
     const SLOTS: usize = 2048;
     thread_local! {
-        static DATES: RefCell<Vec<(i32, NaiveDate)>> = const { RefCell::new(Vec::new()) };
+        static DATES: RefCell<Vec<Option<(i32, NaiveDate)>>> = const { RefCell::new(Vec::new()) };
     }
     DATES.with_borrow_mut(|slots| {
         if slots.is_empty() {
-            slots.resize(SLOTS, (i32::MIN, NaiveDate::MIN));
+            slots.resize(SLOTS, None);
         }
         let slot = &mut slots[days.rem_euclid(SLOTS as i32) as usize];
-        if slot.0 != days {
-            *slot = (days, NaiveDate::from_num_days_from_ce_opt(days)?);
+        match *slot {
+            Some((known, date)) if known == days => Some(date),
+            _ => {
+                let date = NaiveDate::from_num_days_from_ce_opt(days)?;
+                *slot = Some((days, date));
+                Some(date)
+            }
         }
-        Some(slot.1)
     })
 }
 
@@ -189,5 +193,15 @@ mod tests {
         blob.push(0xff);
         assert!(decode(&blob).is_none(), "not UTF-8");
         assert!(decode(&[2]).is_none(), "another format");
+    }
+
+    #[test]
+    fn remembered_dates_are_the_dates() {
+        // Two days that share a slot, each asked twice, and days out of chrono's range.
+        for days in [738_000, 738_000 + 2048, 738_000, 738_000 + 2048, 1, -1_000] {
+            assert_eq!(date(days), NaiveDate::from_num_days_from_ce_opt(days));
+        }
+        assert_eq!(date(i32::MIN), None);
+        assert_eq!(date(i32::MAX), None);
     }
 }
