@@ -23,6 +23,9 @@ pub struct StoreFigures {
     pub batched_events_per_s: f64,
     pub replay_events: u64,
     pub replay_rows_per_s: f64,
+    /// The same replay per CPU-second of this process (all its threads): its rate on one
+    /// core, whatever else the machine runs meanwhile. `None` where `/proc` is missing.
+    pub replay_rows_per_cpu_s: Option<f64>,
     pub replay_typed_per_s: f64,
 }
 
@@ -113,8 +116,28 @@ pub async fn batched(store: &SqliteStore, events: u64, batch: u64) -> anyhow::Re
     Ok(events as f64 / start.elapsed().as_secs_f64())
 }
 
-pub async fn replay(store: &SqliteStore, typed: bool) -> anyhow::Result<(u64, f64)> {
-    let start = Instant::now();
+/// CPU time this process has used so far, all threads together (Linux `/proc`, in
+/// 1/100 s: a replay lasts seconds).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces): state is the first, user
+    // time the 12th, system time the 13th.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// What a replay measured: events, events per second, events per CPU-second.
+pub struct Replay {
+    pub events: u64,
+    pub per_s: f64,
+    pub per_cpu_s: Option<f64>,
+}
+
+/// Reads the whole log, page by page (one page in memory at a time), decoding each
+/// payload to its typed event when `typed`.
+pub async fn replay(store: &SqliteStore, typed: bool) -> anyhow::Result<Replay> {
+    let (start, cpu_start) = (Instant::now(), process_cpu());
     let (mut after, mut n) = (0, 0u64);
     loop {
         let page = store.read_all(after, 10_000).await?;
@@ -130,7 +153,12 @@ pub async fn replay(store: &SqliteStore, typed: bool) -> anyhow::Result<(u64, f6
         }
         std::hint::black_box(&page);
     }
-    Ok((n, n as f64 / start.elapsed().as_secs_f64()))
+    let cpu = cpu_start.zip(process_cpu()).map(|(a, b)| b.saturating_sub(a).as_secs_f64());
+    Ok(Replay {
+        events: n,
+        per_s: n as f64 / start.elapsed().as_secs_f64(),
+        per_cpu_s: cpu.filter(|s| *s > 0.0).map(|s| n as f64 / s),
+    })
 }
 
 /// Runs every store measurement in a fresh temporary directory.
@@ -147,17 +175,18 @@ pub async fn store(replay_events: u64, window: Duration) -> anyhow::Result<Store
         let mean_group_64 = (after.1 - before.1) as f64 / (after.0 - before.0).max(1) as f64;
         let written = *store.head().borrow();
         let batched_events_per_s = batched(&store, replay_events.saturating_sub(written).max(10_000), 1_000).await?;
-        let (replay_events, replay_rows_per_s) = replay(&store, false).await?;
-        let (_, replay_typed_per_s) = replay(&store, true).await?;
+        let rows = replay(&store, false).await?;
+        let typed = replay(&store, true).await?;
         anyhow::Ok(StoreFigures {
             fsync_per_s,
             appends_1_writer_per_s,
             appends_64_writers_per_s,
             mean_group_64,
             batched_events_per_s,
-            replay_events,
-            replay_rows_per_s,
-            replay_typed_per_s,
+            replay_events: rows.events,
+            replay_rows_per_s: rows.per_s,
+            replay_rows_per_cpu_s: rows.per_cpu_s,
+            replay_typed_per_s: typed.per_s,
         })
     }
     .await;
@@ -177,6 +206,9 @@ pub fn report(f: &StoreFigures) -> String {
     out += &format!("{:<44} {:>12.1} appends per commit\n", "  mean group with 64 writers", f.mean_group_64);
     out += &row("batched appends (1 000 events per append)", f.batched_events_per_s, "events/s");
     out += &row(&format!("replay {} events: rows read + decoded", f.replay_events), f.replay_rows_per_s, "events/s");
+    if let Some(per_cpu_s) = f.replay_rows_per_cpu_s {
+        out += &row("  the same, per CPU-second of the process", per_cpu_s, "events/s");
+    }
     out += &row("replay, payloads decoded to typed events", f.replay_typed_per_s, "events/s");
     out
 }

@@ -107,7 +107,7 @@ pub async fn workload(commands: usize, aggregates: usize, writers: usize) -> any
         after = last.position;
         for e in &page {
             let d: Deposited = e.payload.decode()?;
-            *balances.entry(e.stream.to_string()).or_default() += d.amount;
+            *balances.entry(e.stream.clone()).or_default() += d.amount;
             events += 1;
         }
     }

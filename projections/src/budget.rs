@@ -213,7 +213,7 @@ impl Projection for BudgetView {
         }
         let unreadable = |reason: String| ProjectionError::Unreadable {
             position: recorded.position,
-            event_type: recorded.event_type.to_string(),
+            event_type: recorded.event_type.clone(),
             reason,
         };
         let event: ConventionEvent = recorded.payload.decode().map_err(|e| unreadable(e.to_string()))?;

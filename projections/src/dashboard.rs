@@ -486,7 +486,7 @@ impl Projection for DashboardView {
     fn apply(&mut self, e: &RecordedEvent) -> Result<(), ProjectionError> {
         let unreadable = |reason: String| ProjectionError::Unreadable {
             position: e.position,
-            event_type: e.event_type.to_string(),
+            event_type: e.event_type.clone(),
             reason,
         };
         let id = e.stream_id();

@@ -44,7 +44,7 @@ impl Projection for PurchasesView {
         }
         let unreadable = |reason: String| ProjectionError::Unreadable {
             position: recorded.position,
-            event_type: recorded.event_type.to_string(),
+            event_type: recorded.event_type.clone(),
             reason,
         };
         let event: PurchaseEvent = recorded.payload.decode().map_err(|e| unreadable(e.to_string()))?;

@@ -80,7 +80,7 @@ impl Projection for ReimbursementsView {
     fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
         let unreadable = |reason: String| ProjectionError::Unreadable {
             position: recorded.position,
-            event_type: recorded.event_type.to_string(),
+            event_type: recorded.event_type.clone(),
             reason,
         };
         match recorded.category() {

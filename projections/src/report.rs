@@ -81,9 +81,9 @@ pub struct EventRef {
 fn event_ref(e: &RecordedEvent, effect: Option<String>, reference: Option<String>) -> EventRef {
     EventRef {
         position: e.position,
-        stream: e.stream.to_string(),
+        stream: e.stream.clone(),
         version: e.version,
-        event_type: e.event_type.to_string(),
+        event_type: e.event_type.clone(),
         business_date: e.business_date,
         recorded_at: e.recorded_at,
         actor: e.metadata.actor.clone(),

@@ -31,7 +31,7 @@ impl Projection for StructuresView {
         }
         let event: StructureEvent = recorded.payload.decode().map_err(|e| ProjectionError::Unreadable {
             position: recorded.position,
-            event_type: recorded.event_type.to_string(),
+            event_type: recorded.event_type.clone(),
             reason: e.to_string(),
         })?;
         let StructureEvent::StructureRegistered(e) = event;

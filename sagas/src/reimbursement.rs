@@ -137,8 +137,7 @@ pub struct Unreadable {
 impl Reimbursement {
     /// The work one event calls for; updates the state.
     pub fn react(&mut self, e: &RecordedEvent) -> Result<Vec<Work>, Unreadable> {
-        let unreadable =
-            |reason: String| Unreadable { position: e.position, event_type: e.event_type.to_string(), reason };
+        let unreadable = |reason: String| Unreadable { position: e.position, event_type: e.event_type.clone(), reason };
         match e.category() {
             c if c == Convention::CATEGORY => {
                 let event: ConventionEvent = e.payload.decode().map_err(|x| unreadable(x.to_string()))?;

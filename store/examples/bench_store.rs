@@ -33,8 +33,9 @@ async fn main() -> anyhow::Result<()> {
         let store = store::SqliteStore::open(dir.path().join("events.sqlite3"))?;
         bench::batched(&store, 1_000_000, 1_000).await?;
         for _ in 0..3 {
-            let (n, rate) = bench::replay(&store, false).await?;
-            println!("replay {n} events: {rate:.0} events/s");
+            let r = bench::replay(&store, false).await?;
+            let per_cpu_s = r.per_cpu_s.map_or("?".into(), |c| format!("{c:.0}"));
+            println!("replay {} events: {:.0} events/s, {per_cpu_s} per CPU-second", r.events, r.per_s);
         }
         return Ok(());
     }

@@ -584,7 +584,7 @@ mod migration {
                     "INSERT INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                     params![
                         position,
-                        r.stream.as_str(),
+                        r.stream,
                         recorded.version,
                         &recorded.event_id.0.as_bytes()[..],
                         recorded.event_type,

@@ -129,10 +129,10 @@ fn decode(e: &kurrentdb::RecordedEvent) -> Result<Option<RecordedEvent>, StoreEr
     let payload = std::str::from_utf8(&e.data).map_err(|err| corrupt("payload", &err))?;
     Ok(Some(RecordedEvent {
         position: e.position.prepare,
-        stream: e.stream_id().into(),
+        stream: e.stream_id().to_string(),
         version: version_of_revision(e.revision),
         event_id: EventId(e.id),
-        event_type: e.event_type.as_str().into(),
+        event_type: e.event_type.clone(),
         schema_version: meta.schema_version,
         business_date: meta.business_date,
         recorded_at: DateTime::<Utc>::from_timestamp_micros(meta.recorded_at)

@@ -11,7 +11,6 @@ pub mod handler;
 #[cfg(feature = "kurrentdb")]
 pub mod kurrent;
 pub mod memory;
-pub mod name;
 pub mod payload;
 pub mod sqlite;
 pub mod verify;
@@ -28,7 +27,6 @@ use tokio::sync::watch;
 pub use chain::ChainHash;
 pub use handler::{CommandOutcome, HandleError, handle};
 pub use memory::MemoryStore;
-pub use name::Name;
 pub use payload::Payload;
 pub use sqlite::SqliteStore;
 pub use verify::{Break, Verification, Verifier, verify_store};
@@ -63,11 +61,11 @@ pub struct NewEvent {
 pub struct RecordedEvent {
     /// Global position in the whole log, from 1, without gaps.
     pub position: u64,
-    pub stream: Name,
+    pub stream: String,
     /// Version within the stream, from 1, without gaps.
     pub version: u64,
     pub event_id: EventId,
-    pub event_type: Name,
+    pub event_type: String,
     pub schema_version: u32,
     pub business_date: NaiveDate,
     pub recorded_at: DateTime<Utc>,
@@ -89,10 +87,10 @@ impl RecordedEvent {
     ) -> Self {
         let mut r = RecordedEvent {
             position,
-            stream: stream.into(),
+            stream: stream.to_string(),
             version,
             event_id: e.event_id,
-            event_type: e.event_type.into(),
+            event_type: e.event_type,
             schema_version: e.schema_version,
             business_date: e.business_date,
             recorded_at,

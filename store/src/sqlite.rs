@@ -22,7 +22,6 @@ pub(crate) mod legacy;
 pub(crate) mod record;
 
 use crate::chain::{self, ChainHash};
-use crate::name::{Name, Names};
 use crate::{
     AppendOutcome, AppendRequest, CommandRecord, EventStore, Payload, RecordedEvent, StoreError, Verification,
     Verifier, check_expected, check_request,
@@ -131,18 +130,10 @@ impl Commands {
     }
 }
 
-/// A pooled read connection with the stream names it has seen (index = stream id - 1)
-/// and the event types: each held once, shared by the events read.
+/// A pooled read connection with the stream names it has seen (index = stream id - 1).
 struct ReadConn {
     conn: Connection,
-    names: Vec<Name>,
-    types: Names,
-}
-
-impl ReadConn {
-    fn new(conn: Connection) -> Self {
-        ReadConn { conn, names: Vec::new(), types: Names::default() }
-    }
+    names: Vec<String>,
 }
 
 struct Shared {
@@ -310,7 +301,7 @@ impl SqliteStore {
                 path,
                 writer: Mutex::new(None),
                 writer_thread: Mutex::new(None),
-                readers: Mutex::new(vec![ReadConn::new(conn)]),
+                readers: Mutex::new(vec![ReadConn { conn, names: Vec::new() }]),
                 commands: Arc::default(),
                 head: Arc::new(watch::Sender::new(head_position)),
             }),
@@ -346,7 +337,7 @@ impl SqliteStore {
                     c.busy_timeout(std::time::Duration::from_secs(10))?;
                     c.pragma_update(None, "cache_size", -16_384)?;
                     tune_reads(&c)?;
-                    ReadConn::new(c)
+                    ReadConn { conn: c, names: Vec::new() }
                 }
             };
             let result = f(&mut conn);
@@ -712,7 +703,7 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
 }
 
 /// Reads the names of the streams created since `names` was last filled.
-fn load_names(conn: &Connection, names: &mut Vec<Name>) -> Result<(), StoreError> {
+fn load_names(conn: &Connection, names: &mut Vec<String>) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached("SELECT id, name FROM streams WHERE id > ?1 ORDER BY id")?;
     let mut rows = stmt.query([names.len() as i64])?;
     while let Some(row) = rows.next()? {
@@ -720,24 +711,19 @@ fn load_names(conn: &Connection, names: &mut Vec<Name>) -> Result<(), StoreError
         if id != names.len() as i64 + 1 {
             return Err(StoreError::Corrupt(format!("stream ids jump from {} to {id}", names.len())));
         }
-        names.push(Name::from(row.get_ref(1)?.as_str().map_err(|e| StoreError::Corrupt(format!("stream {id}: {e}")))?));
+        names.push(row.get(1)?);
     }
     Ok(())
 }
 
 /// One event from its decoded record.
-fn to_event(
-    position: u64,
-    stream: Name,
-    event_type: Name,
-    r: &record::Record<'_>,
-) -> Result<RecordedEvent, StoreError> {
+fn to_event(position: u64, stream: String, r: &record::Record<'_>) -> Result<RecordedEvent, StoreError> {
     Ok(RecordedEvent {
         position,
         stream,
         version: r.version,
         event_id: EventId(uuid::Uuid::from_bytes(r.event_id)),
-        event_type,
+        event_type: r.event_type.to_string(),
         schema_version: r.schema_version,
         business_date: r.business_date,
         recorded_at: micros(r.recorded_at_micros)?,
@@ -779,7 +765,7 @@ impl ReadConn {
             let stream = self.names.get(index).ok_or_else(|| {
                 StoreError::Corrupt(format!("event at position {position}: unknown stream id {}", r.stream_id))
             })?;
-            out.push(to_event(position, stream.clone(), self.types.get(r.event_type), &r)?);
+            out.push(to_event(position, stream.clone(), &r)?);
         }
         Ok(out)
     }
@@ -792,7 +778,6 @@ impl ReadConn {
             .query_row([stream], |r| r.get(0))
             .optional()?;
         let mut out = Vec::new();
-        let name = Name::from(stream);
         let mut next = last.unwrap_or(0);
         let mut stmt = tx.prepare_cached(&format!("{SELECT_EVENT} WHERE position = ?1"))?;
         while next != 0 {
@@ -805,7 +790,7 @@ impl ReadConn {
                 break;
             }
             next = if r.version <= 1 { 0 } else { r.previous };
-            out.push(to_event(position, name.clone(), self.types.get(r.event_type), &r)?);
+            out.push(to_event(position, stream.to_string(), &r)?);
         }
         out.reverse();
         Ok(out)
@@ -848,7 +833,7 @@ pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verificat
             let stream = names.get(&r.stream_id).map(|(name, _)| name.clone()).ok_or_else(|| {
                 StoreError::Corrupt(format!("event at position {position}: unknown stream id {}", r.stream_id))
             })?;
-            Ok((to_event(position, stream.into(), r.event_type.into(), &r)?, r.log_hash, r.stream_id, r.previous))
+            Ok((to_event(position, stream, &r)?, r.log_hash, r.stream_id, r.previous))
         });
         match checked {
             Ok((event, log, stream_id, previous)) => {

@@ -41,7 +41,7 @@ impl Verification {
 pub struct Verifier {
     gapless: bool,
     last_position: u64,
-    streams: HashMap<crate::Name, (u64, ChainHash)>,
+    streams: HashMap<String, (u64, ChainHash)>,
     log: ChainHash,
     events: u64,
     first_break: Option<Break>,

@@ -149,7 +149,7 @@ async fn other_streams_are_ignored_and_unreadable_events_are_reported() {
     view.apply(&event).unwrap();
     assert_eq!(view.view.conventions.len(), 1);
     event.position = 3;
-    event.stream = format!("convention-{}", id()).into();
+    event.stream = format!("convention-{}", id());
     event.payload = store::Payload::encode(&serde_json::json!({ "type": "Nonsense" })).unwrap();
     let err = view.apply(&event).unwrap_err();
     assert!(matches!(err, ProjectionError::Unreadable { position: 3, .. }));

@@ -73,10 +73,10 @@ pub(crate) fn decode_row(r: &rusqlite::Row<'_>) -> Result<(RecordedEvent, ChainH
     };
     let event = RecordedEvent {
         position,
-        stream: text_at(1, "stream")?.into(),
+        stream: text_at(1, "stream")?.to_string(),
         version: r.get(2)?,
         event_id: EventId(uuid_at(3, "event id")?),
-        event_type: text_at(4, "event type")?.into(),
+        event_type: text_at(4, "event type")?.to_string(),
         schema_version: r.get(5)?,
         business_date: parse_date(text_at(6, "business date")?).ok_or_else(|| corrupt("business date"))?,
         recorded_at: micros(r.get(7)?)?,
@@ -211,10 +211,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         while let Some(row) = rows.next()? {
             let (e, log) = decode_row(row)
                 .map_err(|err| StoreError::Corrupt(format!("cannot migrate the log to format 2: {err}")))?;
-            let (stream_id, previous) = match streams.get(e.stream.as_str()) {
+            let (stream_id, previous) = match streams.get(&e.stream) {
                 Some(&known) => known,
                 None => {
-                    insert_stream.execute(params![e.stream.as_str(), e.position])?;
+                    insert_stream.execute(params![e.stream, e.position])?;
                     (tx.last_insert_rowid(), 0)
                 }
             };
@@ -240,7 +240,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
                 &mut blob,
             );
             insert_event.execute(params![e.position, &blob[..]])?;
-            streams.insert(e.stream.to_string(), (stream_id, e.position));
+            streams.insert(e.stream, (stream_id, e.position));
             copied += 1;
         }
         for (stream_id, last) in streams.values() {
