@@ -212,3 +212,33 @@ pub fn report(f: &StoreFigures) -> String {
     out += &row("replay, payloads decoded to typed events", f.replay_typed_per_s, "events/s");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_process_cpu_time_moves_with_work() {
+        if !cfg!(target_os = "linux") {
+            return; // no /proc/self/stat: the figure is left out of the report
+        }
+        let start = process_cpu().expect("the process's CPU time, from /proc/self/stat");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut spin = 0u64;
+        while process_cpu().unwrap() < start + Duration::from_millis(30) {
+            assert!(Instant::now() < deadline, "30 ms of CPU never showed in /proc/self/stat");
+            spin = std::hint::black_box(spin.wrapping_add(1));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replay_reads_every_event_of_the_log_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("events.sqlite3")).unwrap();
+        batched(&store, 25, 10).await.unwrap();
+        let rows = replay(&store, false).await.unwrap();
+        let typed = replay(&store, true).await.unwrap();
+        assert_eq!((rows.events, typed.events), (25, 25));
+        assert!(rows.per_s > 0.0 && rows.per_cpu_s.is_none_or(|r| r > 0.0));
+    }
+}

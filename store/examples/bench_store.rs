@@ -2,7 +2,7 @@
 //! store alone takes seconds, the `tracker` binary minutes, so changes to the log are
 //! measured with this first.
 //!
-//! `cargo run --release -p store --example bench_store [-- writers N]`
+//! `cargo run --release -p store --example bench_store [-- writers N | replay]`
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc; // as the tracker binary
 
