@@ -3,8 +3,10 @@
 //! Every rounding of the whole tracker goes through [`round_cents`], so that a figure
 //! computed by a projection, a report or a rule is rounded the same way everywhere.
 
+use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde::{Deserialize, Serialize};
+use serde::de::{Error as _, Unexpected, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 use std::iter::Sum;
 use std::ops::Add;
@@ -36,8 +38,8 @@ pub fn round_cents(value: Decimal) -> Decimal {
 }
 
 /// A non-negative amount in euros, always held with exactly two decimals.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "Decimal", into = "Decimal")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "Decimal")]
 pub struct Money(Decimal);
 
 impl Money {
@@ -48,20 +50,35 @@ impl Money {
     pub fn parse(input: &str) -> Result<Self, MoneyError> {
         let trimmed = input.trim();
         let value = Decimal::from_str_exact(trimmed).map_err(|_| MoneyError::NotANumber(input.to_string()))?;
-        Self::try_from_decimal(value, input)
+        Self::try_from_decimal(value, || input.to_string())
     }
 
-    fn try_from_decimal(value: Decimal, shown: &str) -> Result<Self, MoneyError> {
+    /// `shown` writes the amount for an error message, only when there is one.
+    fn try_from_decimal(value: Decimal, shown: impl FnOnce() -> String) -> Result<Self, MoneyError> {
         if value.is_sign_negative() && !value.is_zero() {
-            return Err(MoneyError::Negative(shown.to_string()));
+            return Err(MoneyError::Negative(shown()));
         }
         if value.normalize().scale() > 2 {
-            return Err(MoneyError::TooManyDecimals(shown.to_string()));
+            return Err(MoneyError::TooManyDecimals(shown()));
         }
         if value > Decimal::from(MAX_EUROS) {
-            return Err(MoneyError::TooLarge(shown.to_string()));
+            return Err(MoneyError::TooLarge(shown()));
         }
         Ok(Money(round_cents(value.abs())))
+    }
+
+    /// The amount of a text written as the log writes amounts (`"1234.56"`: digits, a
+    /// point, two digits), without the general parser; `None` for any other text.
+    fn from_cents_text(text: &str) -> Option<Self> {
+        let (euros, cents) = text.split_once('.')?;
+        if euros.is_empty() || euros.len() > 13 || cents.len() != 2 {
+            return None;
+        }
+        let cents = euros
+            .bytes()
+            .chain(cents.bytes())
+            .try_fold(0i64, |acc, b| b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0')))?;
+        (cents <= MAX_EUROS * 100).then(|| Money(Decimal::new(cents, 2)))
     }
 
     /// Whole euros, for tests and fixed figures of the plan.
@@ -134,7 +151,58 @@ impl Default for Money {
 impl TryFrom<Decimal> for Money {
     type Error = MoneyError;
     fn try_from(value: Decimal) -> Result<Self, Self::Error> {
-        Self::try_from_decimal(value, &value.to_string())
+        Self::try_from_decimal(value, || value.to_string())
+    }
+}
+
+/// As a `Decimal` then checked (same inputs accepted, same errors), with a shortcut for
+/// amounts written as the log writes them: replay reads one or two in every event, and the
+/// general path took a quarter of an event's decoding.
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match d.deserialize_str(AmountVisitor)? {
+            Read::Shortcut(money) => Ok(money),
+            // Checked once the text is read, as `#[serde(try_from = "Decimal")]` did.
+            Read::Decimal(value) => Money::try_from(value).map_err(D::Error::custom),
+        }
+    }
+}
+
+enum Read {
+    Shortcut(Money),
+    Decimal(Decimal),
+}
+
+/// rust_decimal's visitor (the same inputs, the same errors), with the shortcut in front.
+struct AmountVisitor;
+
+impl Visitor<'_> for AmountVisitor {
+    type Value = Read;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Decimal type representing a fixed-point number")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Read, E> {
+        if let Some(money) = Money::from_cents_text(v) {
+            return Ok(Read::Shortcut(money));
+        }
+        Decimal::from_str(v)
+            .or_else(|_| Decimal::from_scientific(v))
+            .map(Read::Decimal)
+            .map_err(|_| E::invalid_value(Unexpected::Str(v), &self))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Read, E> {
+        Decimal::from_i64(v).map(Read::Decimal).ok_or_else(|| E::invalid_value(Unexpected::Signed(v), &self))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Read, E> {
+        Decimal::from_u64(v).map(Read::Decimal).ok_or_else(|| E::invalid_value(Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Read, E> {
+        Decimal::from_str(&v.to_string()).map(Read::Decimal).map_err(|_| E::invalid_value(Unexpected::Float(v), &self))
     }
 }
 
@@ -246,6 +314,65 @@ mod tests {
         assert_eq!(serde_json::from_str::<Money>("\"1234.56\"").unwrap(), Money::cents(123_456));
         assert!(serde_json::from_str::<Money>("\"1.234\"").is_err());
         assert!(serde_json::from_str::<Money>("\"-3\"").is_err());
+    }
+
+    /// How an amount was read before the shortcut (the derive this type had): a `Decimal`,
+    /// rust_decimal's own reading of a string, then the checks.
+    #[derive(Deserialize)]
+    #[serde(try_from = "Decimal")]
+    struct AsDecimal(Money);
+
+    impl TryFrom<Decimal> for AsDecimal {
+        type Error = MoneyError;
+        fn try_from(value: Decimal) -> Result<Self, MoneyError> {
+            Money::try_from(value).map(AsDecimal)
+        }
+    }
+
+    fn read_as_decimal(json: &str) -> Result<Money, String> {
+        serde_json::from_str::<AsDecimal>(json).map(|m| m.0).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reading_an_amount_takes_the_same_inputs_and_gives_the_same_errors_as_a_decimal() {
+        for json in [
+            "\"1234.56\"",
+            "\"0.00\"",
+            "\"00.50\"",
+            "\"1000000000000.00\"",
+            "\"1000000000000.01\"",
+            "\"9999999999999.99\"",
+            "\"99999999999999.99\"",
+            "\"1.5\"",
+            "\"12\"",
+            "\"1.234\"",
+            "\"1.230\"",
+            "\"-1.00\"",
+            "\"-0.00\"",
+            "\"+1.00\"",
+            "\"1e3\"",
+            "\" 1.00\"",
+            "\"1.00 \"",
+            "\".50\"",
+            "\"1.\"",
+            "\"1..00\"",
+            "\"1.0a\"",
+            "\"\"",
+            "\"abc\"",
+            "12.5",
+            "12",
+            "-3",
+            "null",
+            "[]",
+        ] {
+            let read = serde_json::from_str::<Money>(json).map_err(|e| e.to_string());
+            let reference = read_as_decimal(json);
+            assert_eq!(read, reference, "{json}");
+            // Same value, same scale: what is written back is the same text.
+            if let (Ok(a), Ok(b)) = (read, reference) {
+                assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap(), "{json}");
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `2A`, `2B`, `971` are not numbers.
 
 use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -66,28 +67,51 @@ pub fn regions() -> &'static [Region] {
     &reference().regions
 }
 
-/// A département known to INSEE.
+/// The département with this exact code: a lookup, since every event with a territory
+/// asks (a scan of the list took 0.3 to 0.6 µs, more than the rest of the event's decoding).
+fn find_departement(code: &str) -> Option<&'static Departement> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static Departement>> = OnceLock::new();
+    INDEX.get_or_init(|| departements().iter().map(|d| (d.code.as_str(), d)).collect()).get(code).copied()
+}
+
+fn find_region(code: &str) -> Option<&'static Region> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static Region>> = OnceLock::new();
+    INDEX.get_or_init(|| regions().iter().map(|r| (r.code.as_str(), r)).collect()).get(code).copied()
+}
+
+/// `input` trimmed and in capitals, without allocating for the short codes INSEE uses.
+fn normalized<'a>(input: &'a str, buffer: &'a mut [u8; 8]) -> Option<&'a str> {
+    let trimmed = input.trim();
+    if !trimmed.bytes().any(|b| b.is_ascii_lowercase()) {
+        return Some(trimmed);
+    }
+    let out = buffer.get_mut(..trimmed.len())?;
+    out.copy_from_slice(trimmed.as_bytes());
+    out.make_ascii_uppercase();
+    std::str::from_utf8(out).ok()
+}
+
+/// A département known to INSEE. Borrows its code from the shipped list: copying one
+/// costs nothing.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct DepartementCode(String);
+pub struct DepartementCode(&'static str);
 
 impl DepartementCode {
     /// Accepts the official code, case-insensitively for Corsica (`2a` → `2A`).
     pub fn parse(input: &str) -> Result<Self, TerritoryError> {
-        let code = input.trim().to_uppercase();
-        departements()
-            .iter()
-            .any(|d| d.code == code)
-            .then_some(Self(code))
+        normalized(input, &mut [0; 8])
+            .and_then(find_departement)
+            .map(|d| Self(d.code.as_str()))
             .ok_or_else(|| TerritoryError::UnknownDepartement(input.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub fn as_str(&self) -> &'static str {
+        self.0
     }
 
     fn entry(&self) -> &'static Departement {
-        departements().iter().find(|d| d.code == self.0).expect("a parsed code is in the list")
+        find_departement(self.0).expect("a parsed code is in the list")
     }
 
     pub fn name(&self) -> &'static str {
@@ -95,35 +119,32 @@ impl DepartementCode {
     }
 
     pub fn region(&self) -> RegionCode {
-        RegionCode(self.entry().region.clone())
+        RegionCode(self.entry().region.as_str())
     }
 }
 
-/// A région known to INSEE.
+/// A région known to INSEE. Borrows its code from the shipped list, as [`DepartementCode`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct RegionCode(String);
+pub struct RegionCode(&'static str);
 
 impl RegionCode {
     pub fn parse(input: &str) -> Result<Self, TerritoryError> {
-        let code = input.trim().to_string();
-        regions()
-            .iter()
-            .any(|r| r.code == code)
-            .then_some(Self(code))
+        find_region(input.trim())
+            .map(|r| Self(r.code.as_str()))
             .ok_or_else(|| TerritoryError::UnknownRegion(input.to_string()))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub fn as_str(&self) -> &'static str {
+        self.0
     }
 
     pub fn name(&self) -> &'static str {
-        &regions().iter().find(|r| r.code == self.0).expect("a parsed code is in the list").name
+        &find_region(self.0).expect("a parsed code is in the list").name
     }
 
     pub fn departements(&self) -> Vec<DepartementCode> {
-        departements().iter().filter(|d| d.region == self.0).map(|d| DepartementCode(d.code.clone())).collect()
+        departements().iter().filter(|d| d.region == self.0).map(|d| DepartementCode(d.code.as_str())).collect()
     }
 }
 
@@ -131,27 +152,40 @@ impl RegionCode {
 /// fail loudly rather than invent a territory.
 impl<'de> Deserialize<'de> for DepartementCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+        d.deserialize_str(CodeVisitor(DepartementCode::parse))
     }
 }
 
 impl<'de> Deserialize<'de> for RegionCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+        d.deserialize_str(CodeVisitor(RegionCode::parse))
+    }
+}
+
+/// Parses the code from the text as the deserializer has it, without copying it first.
+struct CodeVisitor<T>(fn(&str) -> Result<T, TerritoryError>);
+
+impl<T> serde::de::Visitor<'_> for CodeVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        (self.0)(v).map_err(E::custom)
     }
 }
 
 impl fmt::Display for DepartementCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0)
     }
 }
 
 impl fmt::Display for RegionCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0)
     }
 }
 
@@ -199,5 +233,32 @@ mod tests {
     fn codes_read_from_json_are_checked() {
         assert!(serde_json::from_str::<DepartementCode>("\"2B\"").is_ok());
         assert!(serde_json::from_str::<DepartementCode>("\"96\"").is_err());
+    }
+
+    #[test]
+    fn every_code_reads_back_from_json_as_written_borrowed_or_owned() {
+        for d in departements() {
+            let code = DepartementCode::parse(&d.code).unwrap();
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", d.code));
+            assert_eq!(serde_json::from_str::<DepartementCode>(&json).unwrap(), code);
+            let lower = serde_json::Value::String(format!(" {} ", d.code.to_lowercase()));
+            assert_eq!(serde_json::from_value::<DepartementCode>(lower).unwrap(), code);
+            assert!(code.region().departements().contains(&code), "{} is in its région", d.code);
+        }
+        for r in regions() {
+            let code = RegionCode::parse(&r.code).unwrap();
+            assert_eq!(serde_json::from_str::<RegionCode>(&serde_json::to_string(&code).unwrap()).unwrap(), code);
+            assert_eq!(code.name(), r.name);
+        }
+        let not_a_string = serde_json::from_str::<DepartementCode>("75").unwrap_err().to_string();
+        assert_eq!(not_a_string, "invalid type: integer `75`, expected a string at line 1 column 2");
+        let unknown = serde_json::from_str::<DepartementCode>("\"2c\"").unwrap_err().to_string();
+        assert!(unknown.starts_with("`2c` is not a département code"), "{unknown}");
+        // Codes order as their text, as they did when they were owned strings.
+        let (ain, corse, guadeloupe) = ("01", "2A", "971");
+        let mut codes: Vec<_> = [guadeloupe, corse, ain].iter().map(|c| DepartementCode::parse(c).unwrap()).collect();
+        codes.sort();
+        assert_eq!(codes.iter().map(DepartementCode::as_str).collect::<Vec<_>>(), [ain, corse, guadeloupe]);
     }
 }

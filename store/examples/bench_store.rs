@@ -28,14 +28,17 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if args.get(1).map(String::as_str) == Some("replay") {
-        // Only the replay, three times over the same million events.
+        // Only the replay, three times over the same million events, then decoding each payload.
         let dir = tempfile::tempdir()?;
         let store = store::SqliteStore::open(dir.path().join("events.sqlite3"))?;
         bench::batched(&store, 1_000_000, 1_000).await?;
         for _ in 0..3 {
-            let r = bench::replay(&store, false).await?;
-            let per_cpu_s = r.per_cpu_s.map_or("?".into(), |c| format!("{c:.0}"));
-            println!("replay {} events: {:.0} events/s, {per_cpu_s} per CPU-second", r.events, r.per_s);
+            for typed in [false, true] {
+                let r = bench::replay(&store, typed).await?;
+                let per_cpu_s = r.per_cpu_s.map_or("?".into(), |c| format!("{c:.0}"));
+                let what = if typed { "typed replay" } else { "replay" };
+                println!("{what} {} events: {:.0} events/s, {per_cpu_s} per CPU-second", r.events, r.per_s);
+            }
         }
         return Ok(());
     }
