@@ -69,10 +69,12 @@ pub fn write_snapshot<V: Projection>(
         hash: hash.map(|h| h.to_hex()),
         state: &state.view,
     };
-    let mut file = std::fs::File::create(&tmp)?;
+    // Buffered: serde_json writes token by token, and a dashboard's snapshot unbuffered
+    // took a million `write` calls (measured: 5.8 M for a rebuild of the full plan).
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
     serde_json::to_writer(&mut file, &snapshot).map_err(std::io::Error::other)?;
     file.flush()?;
-    file.sync_all()?;
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(&tmp, &path)
 }
 
