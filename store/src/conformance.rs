@@ -153,6 +153,35 @@ pub(crate) async fn a_retried_command_gets_its_first_answer(t: Ctx) {
     foreign.events[0].event_id = EventId::new_random();
     let err = t.store.append(foreign).await.unwrap_err();
     assert!(matches!(err, StoreError::ForeignEventId { .. }), "{err:?}");
+    let mut foreign = request(&t.s("idem-2"), ExpectedVersion::NoStream, 2);
+    foreign.events[1].metadata.command_id = CommandId::new_random();
+    let err = t.store.append(foreign).await.unwrap_err();
+    assert!(matches!(err, StoreError::ForeignCommandId { index: 1, .. }), "{err:?}");
+    for (what, change) in [
+        ("an actor", (|r: &mut AppendRequest| r.events[0].metadata.actor = "a".repeat(70_000)) as fn(&mut _)),
+        ("an event type", |r| r.events[0].event_type = "T".repeat(65_536)),
+        ("the command's fingerprint", |r| r.fingerprint = "f".repeat(65_536)),
+    ] {
+        let mut long = request(&t.s("idem-2"), ExpectedVersion::NoStream, 1);
+        change(&mut long);
+        let err = t.store.append(long).await.unwrap_err();
+        assert!(matches!(err, StoreError::FieldTooLong { field, .. } if field == what), "{err:?}");
+        assert!(err.to_string().contains("at most 65 535"), "{err}");
+    }
+    assert_eq!(t.mine().await.len(), 2, "refused appends wrote nothing");
+
+    // A SHA-256 fingerprint (the command handler's) comes back exactly.
+    let mut sha = request(&t.s("idem-3"), ExpectedVersion::NoStream, 3);
+    sha.fingerprint = "0123456789abcdef".repeat(4);
+    let first = t.store.append(sha.clone()).await.unwrap();
+    let found = t.store.find_command(sha.command_id).await.unwrap().unwrap();
+    assert_eq!(
+        (found.fingerprint, found.outcome),
+        (sha.fingerprint.clone(), AppendOutcome { duplicate: true, ..first })
+    );
+    sha.fingerprint = "0123456789abcdef".repeat(4).to_uppercase();
+    let err = t.store.append(sha).await.unwrap_err();
+    assert!(matches!(err, StoreError::CommandIdReused { .. }), "{err:?}");
 }
 
 pub(crate) async fn concurrent_appends_to_many_streams_all_land(t: Ctx) {
@@ -306,6 +335,10 @@ mod sqlite_only {
         assert_eq!(events.len(), 4);
         assert_eq!(events[3].version, 4);
         assert_eq!(*store.head().borrow(), 4);
+        // Where commands start and streams end is read back from the events.
+        assert_eq!(store.read_stream("keep").await.unwrap(), events);
+        let found = store.find_command(req.command_id).await.unwrap().unwrap();
+        assert_eq!((found.outcome.first_position, found.outcome.last_position, found.outcome.last_version), (1, 3, 3));
         assert!(store.append(req).await.unwrap().duplicate, "command ids survive a restart");
         let next = store.append(request("keep", ExpectedVersion::Exact(4), 1)).await.unwrap();
         assert_eq!(next.last_position, 5);
@@ -321,8 +354,19 @@ mod sqlite_only {
         assert!(second.to_string().contains("already open for writing"), "{second}");
         let reader = SqliteStore::open_read_only(&path).unwrap();
         assert_eq!(reader.read_all(0, 10).await.unwrap().len(), 2);
+        assert_eq!(reader.read_stream("x").await.unwrap().len(), 2);
         let err = reader.append(request("y", ExpectedVersion::NoStream, 1)).await.unwrap_err();
         assert!(err.to_string().contains("reading only"), "{err}");
+        // The reader catches up with what the writer appends after it opened.
+        let more = request("x", ExpectedVersion::Exact(2), 2);
+        store.append(more.clone()).await.unwrap();
+        store.append(request("y", ExpectedVersion::NoStream, 1)).await.unwrap();
+        assert_eq!(reader.read_stream("x").await.unwrap().len(), 4);
+        assert_eq!(reader.read_stream_from("x", 4).await.unwrap().len(), 1);
+        assert_eq!(reader.read_stream("y").await.unwrap().len(), 1);
+        let found = reader.find_command(more.command_id).await.unwrap().unwrap();
+        assert_eq!((found.outcome.first_position, found.outcome.last_version), (3, 4));
+        assert!(reader.find_command(CommandId::new_random()).await.unwrap().is_none());
         drop(store);
         assert!(SqliteStore::open(&path).is_ok(), "the lock goes with the writer");
     }
@@ -340,12 +384,7 @@ mod sqlite_only {
         assert!(update.to_string().contains("append-only"), "{update}");
         let delete = conn.execute("DELETE FROM events", []).unwrap_err();
         assert!(delete.to_string().contains("append-only"), "{delete}");
-        for sql in [
-            "UPDATE commands SET fingerprint = 'other'",
-            "DELETE FROM commands",
-            "UPDATE streams SET name = 'other'",
-            "DELETE FROM streams",
-        ] {
+        for sql in ["UPDATE streams SET name = 'other'", "DELETE FROM streams"] {
             let err = conn.execute(sql, []).unwrap_err();
             assert!(err.to_string().contains("append-only"), "{sql}: {err}");
         }
@@ -416,13 +455,8 @@ mod tampering {
         let (_dir, path) = log().await;
         let published = crate::sqlite::verify(&path, None).unwrap();
         tamper(&path, "DELETE FROM events WHERE position = 6");
-        // The stream's row still says where the stream ended…
-        let b = first_break(&path);
-        assert_eq!((b.position, b.stream.as_str(), b.version), (4, "t-b", 2));
-        assert!(b.reason.contains("ends at position 6"), "{}", b.reason);
-        // …but once that row is rewritten too, a shorter log looks whole without the
-        // digest: chains cannot see their own end.
-        tamper(&path, "UPDATE streams SET last_position = 4 WHERE name = 't-b'");
+        // A log cut between appends looks whole without the digest: chains cannot see
+        // their own end.
         assert!(crate::sqlite::verify(&path, None).unwrap().is_intact());
         let report = crate::sqlite::verify(&path, Some((6, published.head_hash))).unwrap();
         let b = report.first_break.expect("found against the digest");
@@ -473,12 +507,58 @@ mod tampering {
     }
 
     #[tokio::test]
-    async fn a_moved_stream_end_is_found() {
+    async fn a_log_cut_inside_an_append_is_found_without_a_digest() {
         let (_dir, path) = log().await;
-        tamper(&path, "UPDATE streams SET last_position = 3 WHERE name = 't-a'");
+        let store = SqliteStore::open(&path).unwrap();
+        let last = store.append(request("t-c", ExpectedVersion::NoStream, 3)).await.unwrap();
+        drop(store);
+        assert_eq!(last.last_position, 9);
+        tamper(&path, "DELETE FROM events WHERE position = 9");
         let b = first_break(&path);
-        assert_eq!((b.position, b.stream.as_str(), b.version), (5, "t-a", 3));
-        assert!(b.reason.contains("ends at position 3"), "{}", b.reason);
+        assert_eq!((b.position, b.stream.as_str(), b.version), (8, "t-c", 2));
+        assert!(b.reason.contains("ends inside the append"), "{}", b.reason);
+        assert!(b.reason.contains("1 event(s) short"), "{}", b.reason);
+    }
+
+    #[tokio::test]
+    async fn altered_append_marks_are_found() {
+        // The marks are outside the hashes (they are where the log keeps its commands):
+        // verify checks them against the appends the events make.
+        let (_dir, path) = log().await;
+        tamper_record(&path, 1, |r| {
+            r.append = record::Append::Starts { events: 2, fingerprint: record::Fingerprint::Text("fp") }
+        });
+        let b = first_break(&path);
+        assert_eq!((b.position, b.stream.as_str()), (2, "t-b"));
+        assert!(b.reason.contains("begins an append while the append of command"), "{}", b.reason);
+
+        let (_dir, path) = log().await;
+        tamper_record(&path, 3, |r| r.append = record::Append::Continues);
+        let b = first_break(&path);
+        assert_eq!((b.position, b.stream.as_str()), (3, "t-a"));
+        assert!(b.reason.contains("continues an append that is not under way"), "{}", b.reason);
+
+        let (_dir, path) = log().await;
+        tamper_record(&path, 4, |r| r.append = record::Append::Unmarked);
+        let b = first_break(&path);
+        assert_eq!(b.position, 4);
+        assert!(b.reason.contains("no append mark"), "{}", b.reason);
+
+        // A whole append moved into another's: the second event of a two-event append
+        // claimed by the next command.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        store.append(request("t-a", ExpectedVersion::NoStream, 2)).await.unwrap();
+        store.append(request("t-b", ExpectedVersion::NoStream, 1)).await.unwrap();
+        drop(store);
+        tamper_record(&path, 3, |r| r.append = record::Append::Continues);
+        tamper_record(&path, 1, |r| {
+            r.append = record::Append::Starts { events: 3, fingerprint: record::Fingerprint::Text("fp") }
+        });
+        let b = first_break(&path);
+        assert_eq!((b.position, b.stream.as_str()), (3, "t-b"));
+        assert!(b.reason.contains("belongs to another command or stream"), "{}", b.reason);
     }
 
     #[tokio::test]
@@ -648,7 +728,7 @@ mod migration {
 
         // The first writer migrates it.
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(user_version(&path), 2);
+        assert_eq!(user_version(&path), 3);
         assert_eq!(store.read_all(0, 100).await.unwrap(), old_all, "every field survives");
         let stream = store.read_stream("m-a").await.unwrap();
         assert_eq!(stream.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 4, 5, 6]);
@@ -681,6 +761,122 @@ mod migration {
         drop(SqliteStore::open(&path).unwrap());
         let b = crate::sqlite::verify(&path, None).unwrap().first_break.expect("still found");
         assert_eq!(b.position, 2);
+        assert!(b.reason.contains("does not match its hash"), "{}", b.reason);
+    }
+}
+
+/// A log written by format 2 (the fixture was written by that code: packed records, a
+/// commands table, a stream-ends column) is read and verified as it is by read-only tools,
+/// migrated in place by the first writer, and verifies to the same digest afterwards.
+mod format_2 {
+    use super::*;
+    use rusqlite::Connection;
+
+    /// Three appends: `m-a` ×2 (fingerprint 64 × `a`, packed once migrated), `m-b` ×1
+    /// (fingerprint `fp-b`, caused by the first event), `m-a` ×3 (68 hex digits: kept as text).
+    fn fixture() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format2.sqlite3"), &path).unwrap();
+        (dir, path)
+    }
+
+    fn command(n: u8) -> CommandId {
+        CommandId(uuid::Uuid::from_bytes([n; 16]))
+    }
+
+    fn tables(path: &std::path::Path) -> Vec<String> {
+        let conn = Connection::open(path).unwrap();
+        let mut stmt = conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    }
+
+    fn user_version(path: &std::path::Path) -> i64 {
+        Connection::open(path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+    }
+
+    async fn commands(store: &SqliteStore) -> Vec<CommandRecord> {
+        let mut found = Vec::new();
+        for n in 1..=3 {
+            found.push(store.find_command(command(n)).await.unwrap().expect("every command is found"));
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn a_format_2_log_is_read_then_migrated_in_place_and_verifies_the_same() {
+        let (_dir, path) = fixture();
+        let before = crate::sqlite::verify(&path, None).unwrap();
+        assert!(before.is_intact(), "{before:?}");
+        assert_eq!((before.events, before.streams, before.head_position), (6, 2, 6));
+
+        // Read-only tools read format 2 without changing it.
+        let reader = SqliteStore::open_read_only(&path).unwrap();
+        let old_all = reader.read_all(0, 100).await.unwrap();
+        assert_eq!(old_all.len(), 6);
+        assert_eq!(old_all[2].metadata.causation_id, Some(EventId::for_command(command(1), 0)));
+        let old_stream = reader.read_stream("m-a").await.unwrap();
+        assert_eq!(old_stream.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 4, 5, 6]);
+        let old_commands = commands(&reader).await;
+        assert_eq!(old_commands[0].fingerprint, "a".repeat(64));
+        assert_eq!(old_commands[1].fingerprint, "fp-b");
+        assert_eq!(old_commands[2].fingerprint, format!("{}0123", "f".repeat(64)));
+        assert_eq!((old_commands[2].outcome.first_position, old_commands[2].outcome.last_version), (4, 5));
+        drop(reader);
+        assert_eq!(user_version(&path), 2);
+
+        // The first writer migrates it: the commands move into their first events.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(user_version(&path), 3);
+        assert_eq!(tables(&path), ["events", "streams"]);
+        assert_eq!(store.read_all(0, 100).await.unwrap(), old_all, "every field survives");
+        assert_eq!(store.read_stream("m-a").await.unwrap(), old_stream);
+        assert_eq!(store.read_stream_from("m-a", 4).await.unwrap(), old_stream[3..]);
+        assert_eq!(commands(&store).await, old_commands, "the same answers to retried commands");
+        let next = store
+            .append(AppendRequest { expected: ExpectedVersion::Exact(1), ..request("m-b", ExpectedVersion::Any, 2) })
+            .await
+            .unwrap();
+        assert_eq!((next.first_position, next.last_position, next.last_version), (7, 8, 3));
+        drop(store);
+
+        let after = crate::sqlite::verify(&path, Some((6, before.head_hash))).unwrap();
+        assert!(after.is_intact(), "{after:?}");
+        assert_eq!((after.events, after.streams), (8, 2));
+        // Reopening a migrated log changes nothing, and it answers the same.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(commands(&store).await, old_commands);
+        drop(store);
+        assert_eq!(crate::sqlite::verify(&path, None).unwrap(), after);
+    }
+
+    #[tokio::test]
+    async fn a_moved_stream_end_in_a_format_2_log_is_found() {
+        let (_dir, path) = fixture();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("UPDATE streams SET last_position = 2 WHERE name = 'm-a'").unwrap();
+        drop(conn);
+        let b = crate::sqlite::verify(&path, None).unwrap().first_break.expect("found");
+        assert_eq!((b.position, b.stream.as_str(), b.version), (6, "m-a", 5));
+        assert!(b.reason.contains("ends at position 2"), "{}", b.reason);
+    }
+
+    #[tokio::test]
+    async fn a_tampered_format_2_log_stays_found_after_migration() {
+        let (_dir, path) = fixture();
+        let conn = Connection::open(&path).unwrap();
+        // The payload is the end of the packed record: change its last byte.
+        conn.execute_batch(
+            "DROP TRIGGER events_are_never_updated;
+             UPDATE events SET record = CAST(substr(record, 1, length(record) - 2) || '7}' AS BLOB) WHERE position = 5;",
+        )
+        .unwrap();
+        drop(conn);
+        assert_eq!(crate::sqlite::verify(&path, None).unwrap().first_break.unwrap().position, 5);
+        drop(SqliteStore::open(&path).unwrap());
+        assert_eq!(user_version(&path), 3);
+        let b = crate::sqlite::verify(&path, None).unwrap().first_break.expect("still found");
+        assert_eq!(b.position, 5);
         assert!(b.reason.contains("does not match its hash"), "{}", b.reason);
     }
 }

@@ -176,6 +176,10 @@ pub enum StoreError {
     EmptyAppend,
     #[error("event {index} of command {command_id} has id {event_id}, not the id derived from its command")]
     ForeignEventId { command_id: CommandId, index: usize, event_id: EventId },
+    #[error("event {index} of command {command_id} carries command id {found} in its metadata, not its command's")]
+    ForeignCommandId { command_id: CommandId, index: usize, found: CommandId },
+    #[error("{field} is {len} bytes long; the log stores at most 65 535")]
+    FieldTooLong { field: &'static str, len: usize },
     #[error("the log holds an event it cannot read ({0})")]
     Corrupt(String),
     #[error("storage failure: {0}")]
@@ -217,15 +221,32 @@ pub trait EventStore: Send + Sync + 'static {
 
 /// Checks every backend makes before writing: an append carries events, and their ids
 /// are derived from its command id, so that command-id uniqueness (which the log
-/// enforces) makes event ids unique too, and a retried command produces the same ids.
+/// enforces) makes event ids unique too, and a retried command produces the same ids;
+/// each event names that command in its metadata (the log finds a command through its
+/// events); names fit the log's length prefixes.
 pub(crate) fn check_request(request: &AppendRequest) -> Result<(), StoreError> {
+    const MAX_TEXT: usize = u16::MAX as usize;
     if request.events.is_empty() {
         return Err(StoreError::EmptyAppend);
+    }
+    let too_long = |field, text: &str| match text.len() {
+        len if len > MAX_TEXT => Err(StoreError::FieldTooLong { field, len }),
+        _ => Ok(()),
+    };
+    too_long("the command's fingerprint", &request.fingerprint)?;
+    if request.events.len() > u32::MAX as usize {
+        return Err(StoreError::FieldTooLong { field: "the append's event list", len: request.events.len() });
     }
     for (index, e) in request.events.iter().enumerate() {
         if e.event_id != EventId::for_command(request.command_id, index) {
             return Err(StoreError::ForeignEventId { command_id: request.command_id, index, event_id: e.event_id });
         }
+        if e.metadata.command_id != request.command_id {
+            let (command_id, found) = (request.command_id, e.metadata.command_id);
+            return Err(StoreError::ForeignCommandId { command_id, index, found });
+        }
+        too_long("an event type", &e.event_type)?;
+        too_long("an actor", &e.metadata.actor)?;
     }
     Ok(())
 }

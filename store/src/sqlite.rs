@@ -7,17 +7,22 @@
 //! disk. Reads use a small pool of read-only connections that WAL lets run beside the
 //! writer.
 //!
-//! Log format 2 writes only at the end of B-trees: an event is a row keyed by its
-//! position holding a packed [`record`] (with its stream's id and the position of the
-//! stream's previous event: streams are read by following these links back from the
-//! stream's last event); a command is a row keyed by its first position. Any index keyed by stream
-//! or by a random command id would dirty one page per append, so a group of 64 appends
-//! to 64 streams would write ~170 pages to the WAL instead of ~15, and the fsync of that
-//! many pages is what bounded throughput. Command ids are found through an in-memory map
-//! (id → first position) loaded at open, and uniqueness is the writer's: it is the only
-//! writer (a lock file keeps other processes out). Format 1 logs are migrated in place
-//! by the first writer that opens them; read-only tools still read them ([`legacy`]).
+//! Log format 3 writes one row per event and nothing else (bar a stream's name, once):
+//! an event is a row keyed by its position holding a packed [`record`], with its
+//! stream's id, the position of the stream's previous event (streams are read by
+//! following these links back from the stream's last event) and, on an append's first
+//! event, the command's fingerprint and event count. Rows go at the end of one B-tree,
+//! and the pages a commit writes are what bounds throughput: any index keyed by stream
+//! or by a random command id would dirty one page per append (a group of 64 appends to
+//! 64 streams would write ~170 pages instead of ~15), and format 2's rows of commands
+//! and of stream ends cost a fifth of the appends per second. So where each command
+//! starts and where each stream ends are kept in memory ([`Index`]), read from the log
+//! at open (one pass, as fast as a replay) and kept by the writer; uniqueness of command
+//! ids is the writer's: it is the only writer (a lock file keeps other processes out).
+//! Older logs are migrated in place by the first writer that opens them; read-only tools
+//! read them as they are ([`legacy`] for format 1, [`format2`]).
 
+pub(crate) mod format2;
 pub(crate) mod legacy;
 pub(crate) mod record;
 
@@ -43,40 +48,28 @@ const MAX_GROUP: usize = 256;
 const MAX_IDLE_READERS: usize = 8;
 
 /// The current log format (`PRAGMA user_version`).
-const FORMAT: i64 = 2;
+const FORMAT: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE streams (
     id             INTEGER PRIMARY KEY,
-    name           TEXT    NOT NULL UNIQUE,
-    -- The position of the stream's last event: where reading the stream starts.
-    last_position  INTEGER NOT NULL
+    name           TEXT    NOT NULL UNIQUE
 ) STRICT;
 CREATE TABLE events (
     position       INTEGER PRIMARY KEY,
-    -- Every other field, packed (see sqlite/record.rs), among them the stream's id and
-    -- the position of the stream's previous event.
+    -- Every other field, packed (see sqlite/record.rs), among them the stream's id, the
+    -- position of the stream's previous event, and the command of an append's first event.
     record         BLOB    NOT NULL
-) STRICT;
-CREATE TABLE commands (
-    first_position INTEGER PRIMARY KEY,
-    last_position  INTEGER NOT NULL,
-    command_id     BLOB    NOT NULL,
-    fingerprint    TEXT    NOT NULL
 ) STRICT;
 CREATE TRIGGER events_are_never_updated BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only: events are never updated'); END;
 CREATE TRIGGER events_are_never_deleted BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only: events are never deleted'); END;
-CREATE TRIGGER commands_are_never_updated BEFORE UPDATE ON commands
-BEGIN SELECT RAISE(ABORT, 'the event log is append-only: commands are never updated'); END;
-CREATE TRIGGER commands_are_never_deleted BEFORE DELETE ON commands
-BEGIN SELECT RAISE(ABORT, 'the event log is append-only: commands are never deleted'); END;
 CREATE TRIGGER streams_are_never_renamed BEFORE UPDATE OF id, name ON streams
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only: streams are never renamed'); END;
 CREATE TRIGGER streams_are_never_deleted BEFORE DELETE ON streams
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only: streams are never deleted'); END;
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 ";
 
 /// The answer to an append, with its request handed back: the caller frees it, on the
@@ -95,36 +88,45 @@ pub struct WriterStats {
     pub appends: std::sync::atomic::AtomicU64,
 }
 
-/// Which layout the file has.
+/// Which layout the file has. Older formats are opened read-only (a writer migrates them
+/// at open).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Format {
-    /// Format 1, opened read-only (a writer migrates it at open).
+    /// Format 1: one column per field.
     Legacy,
+    /// Format 2: packed records, with tables of commands and of stream ends.
+    Packed2,
     Packed,
 }
 
-/// Every command id the log holds, with the position of its first event: the only way to
-/// find a command by id (no index on the random ids: see the module doc).
+/// Where each command starts and where each stream ends: the log's only lookups by key,
+/// kept in memory so that appends write no index (see the module doc).
 #[derive(Default)]
-struct Commands {
-    first_position: HashMap<CommandId, u64>,
-    /// The commands table is read up to this first position.
+struct Index {
+    /// Command id → position of its append's first event.
+    commands: HashMap<CommandId, u64>,
+    /// Stream id → position of its last event.
+    ends: HashMap<i64, u64>,
+    /// The events are read up to this position.
     loaded_to: u64,
 }
 
-impl Commands {
-    /// Reads the commands recorded since the last call.
-    fn catch_up(&mut self, conn: &Connection) -> Result<(), StoreError> {
-        let mut stmt =
-            conn.prepare_cached("SELECT first_position, command_id FROM commands WHERE first_position > ?1")?;
+impl Index {
+    /// Reads the events recorded since the last call: one pass over the log at open, only
+    /// the new ones afterwards. Run it inside a transaction (one snapshot of the log).
+    fn catch_up(&mut self, conn: &Connection, format: Format) -> Result<(), StoreError> {
+        if format == Format::Packed2 {
+            format2::load_commands(conn, self.loaded_to, &mut self.commands)?;
+        }
+        let mut stmt = conn.prepare_cached(&format!("{SELECT_EVENT} WHERE position > ?1 ORDER BY position"))?;
         let mut rows = stmt.query([self.loaded_to])?;
         while let Some(row) = rows.next()? {
-            let position: u64 = row.get(0)?;
-            let id = row.get_ref(1)?.as_blob().ok().and_then(|b| uuid::Uuid::from_slice(b).ok()).ok_or_else(|| {
-                StoreError::Corrupt(format!("the command recorded at position {position} has no readable id"))
-            })?;
-            self.first_position.insert(CommandId(id), position);
-            self.loaded_to = self.loaded_to.max(position);
+            let (position, r) = columns(row)?;
+            self.ends.insert(r.stream_id, position);
+            if let record::Append::Starts { .. } = r.append {
+                self.commands.insert(CommandId(uuid::Uuid::from_bytes(r.command_id)), position);
+            }
+            self.loaded_to = position;
         }
         Ok(())
     }
@@ -145,7 +147,7 @@ struct Shared {
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<ReadConn>>,
-    commands: Arc<RwLock<Commands>>,
+    index: Arc<RwLock<Index>>,
     head: Arc<watch::Sender<u64>>,
 }
 
@@ -201,6 +203,7 @@ fn prepare_schema(conn: &mut Connection) -> Result<(), StoreError> {
             Ok(())
         }
         1 => legacy::migrate(conn),
+        2 => format2::migrate(conn),
         FORMAT => Ok(()),
         other => Err(StoreError::Backend(format!("the log has format {other}, newer than this tracker's ({FORMAT})"))),
     }
@@ -242,16 +245,18 @@ impl SqliteStore {
             }
             None => ChainHash::GENESIS,
         };
-        let mut commands = Commands::default();
-        commands.catch_up(&conn)?;
-        let commands = Arc::new(RwLock::new(commands));
+        let started = std::time::Instant::now();
+        let mut index = Index::default();
+        index.catch_up(&conn, Format::Packed)?;
+        tracing::debug!(events = index.loaded_to, elapsed = ?started.elapsed(), "read the log's commands and stream ends");
+        let index = Arc::new(RwLock::new(index));
         let head = Arc::new(watch::Sender::new(head_position));
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             conn,
             head: Head { position: head_position, log_hash: head_log_hash },
             tips: HashMap::new(),
-            commands: commands.clone(),
+            index: index.clone(),
             record: Vec::with_capacity(256),
         };
         let writer_head = head.clone();
@@ -270,7 +275,7 @@ impl SqliteStore {
                 writer: Mutex::new(Some(tx)),
                 writer_thread: Mutex::new(Some(thread)),
                 readers: Mutex::new(Vec::new()),
-                commands,
+                index,
                 head,
             }),
         })
@@ -287,6 +292,7 @@ impl SqliteStore {
         let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let format = match file_format(&conn)? {
             1 => Format::Legacy,
+            2 => Format::Packed2,
             FORMAT => Format::Packed,
             other => {
                 return Err(StoreError::Backend(format!("the log has format {other}, not one this tracker reads")));
@@ -302,7 +308,7 @@ impl SqliteStore {
                 writer: Mutex::new(None),
                 writer_thread: Mutex::new(None),
                 readers: Mutex::new(vec![ReadConn { conn, names: Vec::new() }]),
-                commands: Arc::default(),
+                index: Arc::default(),
                 head: Arc::new(watch::Sender::new(head_position)),
             }),
         })
@@ -312,6 +318,11 @@ impl SqliteStore {
     pub fn stats(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
         (self.shared.stats.groups.load(Relaxed), self.shared.stats.appends.load(Relaxed))
+    }
+
+    /// Whether this process writes the log (and so keeps its index current).
+    fn writing(&self) -> bool {
+        self.shared.writer_thread.lock().expect("writer handle poisoned").is_some()
     }
 
     /// The database file.
@@ -437,14 +448,12 @@ struct Writer {
     conn: Connection,
     head: Head,
     tips: HashMap<String, Tip>,
-    commands: Arc<RwLock<Commands>>,
+    index: Arc<RwLock<Index>>,
     /// Reused for every packed record.
     record: Vec<u8>,
 }
 
 const INSERT_EVENT: &str = "INSERT INTO events (position, record) VALUES (?1, ?2)";
-const INSERT_COMMAND: &str =
-    "INSERT INTO commands (first_position, last_position, command_id, fingerprint) VALUES (?1, ?2, ?3, ?4)";
 
 impl Writer {
     /// Writes a group in one transaction; on a constraint failure, one by one.
@@ -481,14 +490,15 @@ impl Writer {
         let mut applied: HashMap<CommandId, (&str, AppendOutcome)> = HashMap::new();
         let mut results = Vec::with_capacity(requests.len());
         {
-            let known = self.commands.read().expect("command ids poisoned");
+            let known = self.index.read().expect("log index poisoned");
             let mut insert_event = tx.prepare_cached(INSERT_EVENT)?;
-            let mut insert_command = tx.prepare_cached(INSERT_COMMAND)?;
             for request in requests {
                 let previous = match applied.get(&request.command_id) {
                     Some((fingerprint, outcome)) => Some((fingerprint.to_string(), outcome.clone())),
-                    None => match known.first_position.get(&request.command_id) {
-                        Some(&first) => stored_command(&tx, first)?.map(|(_, r)| (r.fingerprint, r.outcome)),
+                    None => match known.commands.get(&request.command_id) {
+                        Some(&first) => {
+                            stored_command(&tx, Format::Packed, first)?.map(|(_, r)| (r.fingerprint, r.outcome))
+                        }
                         None => None,
                     },
                 };
@@ -503,7 +513,7 @@ impl Writer {
                 let tip = match moved.get(request.stream.as_str()).or_else(|| self.tips.get(&request.stream)) {
                     Some(tip) => Some(*tip),
                     None => {
-                        let tip = stream_tip(&tx, &request.stream)?;
+                        let tip = stream_tip(&tx, &known, &request.stream)?;
                         if let Some(tip) = tip {
                             self.tips.insert(request.stream.clone(), tip);
                         }
@@ -520,55 +530,53 @@ impl Writer {
                 };
                 let (outcome, tip, new_head) =
                     insert_append(&mut insert_event, &mut self.record, request, tip, head, recorded_at)?;
-                insert_command.execute(params![
-                    outcome.first_position,
-                    outcome.last_position,
-                    &request.command_id.0.as_bytes()[..],
-                    request.fingerprint,
-                ])?;
                 head = new_head;
                 moved.insert(&request.stream, tip);
                 applied.insert(request.command_id, (&request.fingerprint, outcome.clone()));
                 results.push(Ok(outcome));
             }
-            let mut set_last = tx.prepare_cached("UPDATE streams SET last_position = ?1 WHERE id = ?2")?;
-            for tip in moved.values() {
-                set_last.execute(params![tip.position, tip.stream_id])?;
-            }
         }
         tx.commit()?;
         self.head = head;
+        // Before the answers go out: an acknowledged append is found by every later read.
+        let mut index = self.index.write().expect("log index poisoned");
         for (stream, tip) in moved {
+            index.ends.insert(tip.stream_id, tip.position);
             self.tips.insert(stream.to_string(), tip);
         }
-        let mut commands = self.commands.write().expect("command ids poisoned");
         for (command_id, (_, outcome)) in applied {
-            commands.first_position.insert(command_id, outcome.first_position);
-            commands.loaded_to = commands.loaded_to.max(outcome.first_position);
+            index.commands.insert(command_id, outcome.first_position);
         }
+        index.loaded_to = head.position;
         Ok(results)
     }
 }
 
-/// Where a stream ends, read from the file; `None` for a stream without events.
-fn stream_tip(conn: &Connection, stream: &str) -> Result<Option<Tip>, StoreError> {
-    let last: Option<(i64, u64, Vec<u8>)> = conn
-        .prepare_cached(
-            "SELECT s.id, s.last_position, e.record FROM streams s JOIN events e ON e.position = s.last_position
-             WHERE s.name = ?1",
-        )?
-        .query_row([stream], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+/// The id of the stream called `stream`, if it has one.
+fn stream_id(conn: &Connection, stream: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn.prepare_cached("SELECT id FROM streams WHERE name = ?1")?.query_row([stream], |r| r.get(0)).optional()?)
+}
+
+/// Where a stream ends, from the index and the file; `None` for a stream without events.
+fn stream_tip(conn: &Connection, index: &Index, stream: &str) -> Result<Option<Tip>, StoreError> {
+    let Some(stream_id) = stream_id(conn, stream)? else { return Ok(None) };
+    let position = *index
+        .ends
+        .get(&stream_id)
+        .ok_or_else(|| StoreError::Corrupt(format!("stream {stream} has a name in the log but no event")))?;
+    let blob: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT record FROM events WHERE position = ?1")?
+        .query_row([position], |r| r.get(0))
         .optional()?;
-    let Some((stream_id, position, blob)) = last else { return Ok(None) };
-    let r = record::decode(&blob).ok_or_else(|| {
-        StoreError::Corrupt(format!("the last event of {stream} (position {position}) is unreadable"))
+    let r = blob.as_deref().and_then(record::decode).ok_or_else(|| {
+        StoreError::Corrupt(format!("the last event of {stream} (position {position}) is missing or unreadable"))
     })?;
     Ok(Some(Tip { stream_id, version: r.version, hash: r.hash, position }))
 }
 
 /// Registers a stream about to get its first event.
 fn new_stream(conn: &Connection, stream: &str) -> Result<Tip, GroupFailure> {
-    conn.prepare_cached("INSERT INTO streams (name, last_position) VALUES (?1, 0)")?.execute([stream])?;
+    conn.prepare_cached("INSERT INTO streams (name) VALUES (?1)")?.execute([stream])?;
     Ok(Tip { stream_id: conn.last_insert_rowid(), version: 0, hash: ChainHash::GENESIS, position: 0 })
 }
 
@@ -621,6 +629,13 @@ fn insert_append(
                 recorded_at_micros,
                 hash,
                 log_hash: log,
+                append: match i {
+                    0 => record::Append::Starts {
+                        events: request.events.len() as u32,
+                        fingerprint: record::Fingerprint::new(&request.fingerprint),
+                    },
+                    _ => record::Append::Continues,
+                },
                 event_type: &e.event_type,
                 actor: &m.actor,
                 payload: e.payload.as_str(),
@@ -645,29 +660,36 @@ fn insert_append(
     Ok((outcome, tip, Head { position: first_position + n - 1, log_hash: log }))
 }
 
-/// The command whose first event is at `first_position`, with its answer.
-fn stored_command(conn: &Connection, first_position: u64) -> Result<Option<(CommandId, CommandRecord)>, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT c.command_id, c.fingerprint, c.last_position, f.record, l.record
-             FROM commands c JOIN events f ON f.position = c.first_position
-                             JOIN events l ON l.position = c.last_position
-             WHERE c.first_position = ?1",
-        )?
-        .query_row([first_position], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, u64>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, Vec<u8>>(4)?,
-            ))
-        })
-        .optional()?;
-    let Some((id, fingerprint, last_position, first, last)) = row else { return Ok(None) };
+/// The command whose first event is at `first_position`, with its answer: read from that
+/// event's append mark and from the append's last event.
+fn stored_command(
+    conn: &Connection,
+    format: Format,
+    first_position: u64,
+) -> Result<Option<(CommandId, CommandRecord)>, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("the command recorded at position {first_position} is unreadable"));
-    let id = uuid::Uuid::from_slice(&id).map_err(|_| corrupt())?;
-    let (first, last) = (record::decode(&first).ok_or_else(corrupt)?, record::decode(&last).ok_or_else(corrupt)?);
+    let mut read = conn.prepare_cached("SELECT record FROM events WHERE position = ?1")?;
+    let Some(first) = read.query_row([first_position], |r| r.get::<_, Vec<u8>>(0)).optional()? else {
+        return Ok(None);
+    };
+    let first = record::decode(&first).ok_or_else(corrupt)?;
+    let (id, fingerprint, last_position) = match (format, first.append) {
+        (Format::Packed, record::Append::Starts { events, fingerprint }) => {
+            (first.command_id, fingerprint.text(), first_position + u64::from(events.max(1)) - 1)
+        }
+        (Format::Packed2, _) => match format2::command_at(conn, first_position)? {
+            Some(found) => found,
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    let last_version = if last_position == first_position {
+        first.version
+    } else {
+        let blob = read.query_row([last_position], |r| r.get::<_, Vec<u8>>(0)).optional()?.ok_or_else(corrupt)?;
+        record::decode(&blob).ok_or_else(corrupt)?.version
+    };
+    let id = uuid::Uuid::from_bytes(id);
     let stream: String = conn
         .prepare_cached("SELECT name FROM streams WHERE id = ?1")?
         .query_row([first.stream_id], |r| r.get(0))
@@ -676,7 +698,7 @@ fn stored_command(conn: &Connection, first_position: u64) -> Result<Option<(Comm
     let outcome = AppendOutcome {
         stream,
         first_version: first.version,
-        last_version: last.version,
+        last_version,
         first_position,
         last_position,
         recorded_at: micros(first.recorded_at_micros)?,
@@ -770,13 +792,30 @@ impl ReadConn {
         Ok(out)
     }
 
-    /// Follows the stream's links back from its last event down to `version`.
-    fn read_stream_from(&mut self, stream: &str, version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
-        let tx = self.conn.unchecked_transaction()?; // one snapshot for the whole walk
-        let last: Option<u64> = tx
-            .prepare_cached("SELECT last_position FROM streams WHERE name = ?1")?
-            .query_row([stream], |r| r.get(0))
-            .optional()?;
+    /// Follows the stream's links back from its last event down to `version`, in one
+    /// snapshot. The index of a log this process writes is current; another process's
+    /// log is caught up first, in the walk's snapshot.
+    fn read_stream_from(
+        &mut self,
+        stream: &str,
+        version: u64,
+        index: &RwLock<Index>,
+        format: Format,
+        writing: bool,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let (tx, last) = if writing {
+            // The index is read before the snapshot starts: it never names an event the
+            // snapshot lacks (it moves only after a commit).
+            let Some(id) = stream_id(&self.conn, stream)? else { return Ok(Vec::new()) };
+            let last = index.read().expect("log index poisoned").ends.get(&id).copied();
+            (self.conn.unchecked_transaction()?, last)
+        } else {
+            let tx = self.conn.unchecked_transaction()?;
+            let mut index = index.write().expect("log index poisoned");
+            index.catch_up(&tx, format)?;
+            let last = stream_id(&tx, stream)?.and_then(|id| index.ends.get(&id).copied());
+            (tx, last)
+        };
         let mut out = Vec::new();
         let mut next = last.unwrap_or(0);
         let mut stmt = tx.prepare_cached(&format!("{SELECT_EVENT} WHERE position = ?1"))?;
@@ -798,7 +837,8 @@ impl ReadConn {
 }
 
 /// Verifies a SQLite log file: every event's hash, every stream's chain and links, the
-/// whole-log chain and the positions. Opens the file read-only; never writes.
+/// whole-log chain and the positions, and (format 3) that every append is whole and
+/// every command id used once. Opens the file read-only; never writes.
 pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verification, StoreError> {
     if !path.exists() {
         return Err(StoreError::Backend(format!("no event log at {}", path.display())));
@@ -808,16 +848,22 @@ pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verificat
     if let Some((position, hash)) = anchor {
         verifier = verifier.expecting(position, hash);
     }
-    if file_format(&conn)? == 1 {
-        legacy::verify(&conn, &mut verifier)?;
-        return Ok(verifier.finish());
-    }
+    let format = match file_format(&conn)? {
+        1 => {
+            legacy::verify(&conn, &mut verifier)?;
+            return Ok(verifier.finish());
+        }
+        2 => Format::Packed2,
+        FORMAT => Format::Packed,
+        other => return Err(StoreError::Backend(format!("the log has format {other}, not one this tracker reads"))),
+    };
     // One snapshot for the streams and the events, even while a writer appends.
     let snapshot = conn.unchecked_transaction()?;
-    // Stream id → (name, the position its row says the stream ends at).
-    let mut names: HashMap<i64, (String, u64)> = HashMap::new();
+    // Stream id → (name, in format 2 the position its row says the stream ends at).
+    let mut names: HashMap<i64, (String, Option<u64>)> = HashMap::new();
     {
-        let mut stmt = snapshot.prepare("SELECT id, name, last_position FROM streams")?;
+        let ends = if format == Format::Packed2 { "last_position" } else { "NULL" };
+        let mut stmt = snapshot.prepare(&format!("SELECT id, name, {ends} FROM streams"))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             names.insert(row.get(0)?, (row.get(1)?, row.get(2)?));
@@ -826,6 +872,8 @@ pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verificat
     // The position and version of each stream's last event so far: what the next one
     // must link to.
     let mut links: HashMap<i64, (u64, u64)> = HashMap::new();
+    let mut appends = AppendCheck::default();
+    let mut last_event = None;
     let mut stmt = conn.prepare(&format!("{SELECT_EVENT} ORDER BY position"))?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -833,10 +881,15 @@ pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verificat
             let stream = names.get(&r.stream_id).map(|(name, _)| name.clone()).ok_or_else(|| {
                 StoreError::Corrupt(format!("event at position {position}: unknown stream id {}", r.stream_id))
             })?;
-            Ok((to_event(position, stream, &r)?, r.log_hash, r.stream_id, r.previous))
+            let mark = match r.append {
+                record::Append::Unmarked => None,
+                record::Append::Continues => Some(0),
+                record::Append::Starts { events, .. } => Some(events),
+            };
+            Ok((to_event(position, stream, &r)?, r.log_hash, r.stream_id, r.previous, mark))
         });
         match checked {
-            Ok((event, log, stream_id, previous)) => {
+            Ok((event, log, stream_id, previous, mark)) => {
                 if !verifier.check(&event, Some(&log)) {
                     break;
                 }
@@ -845,6 +898,13 @@ pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verificat
                     verifier.broken(event.position, &event.stream, event.version, reason);
                     break;
                 }
+                if format == Format::Packed
+                    && let Err(reason) = appends.next(&event, stream_id, mark)
+                {
+                    verifier.broken(event.position, &event.stream, event.version, reason);
+                    break;
+                }
+                last_event = Some((event.position, event.stream, event.version));
             }
             Err(e) => {
                 verifier.broken(row.get(0).unwrap_or(0), "", 0, e.to_string());
@@ -852,9 +912,19 @@ pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verificat
             }
         }
     }
-    if !verifier.is_broken() {
+    if !verifier.is_broken()
+        && let (Some((command, _, left)), Some((position, stream, version))) = (appends.open, &last_event)
+    {
+        let reason = format!(
+            "the log ends inside the append of command {}, {left} event(s) short: its end was cut off",
+            uuid::Uuid::from_bytes(command)
+        );
+        verifier.broken(*position, stream, *version, reason);
+    }
+    if !verifier.is_broken() && format == Format::Packed2 {
         // Where each stream's row says it ends is where reading it starts.
-        let mut ends: Vec<_> = names.iter().map(|(id, (name, end))| (*end, name, links.get(id).copied())).collect();
+        let mut ends: Vec<_> =
+            names.iter().map(|(id, (name, end))| (end.unwrap_or(0), name, links.get(id).copied())).collect();
         ends.sort();
         if let Some((end, name, last)) = ends.into_iter().find(|(end, _, last)| last.map_or(0, |(p, _)| p) != *end) {
             let (position, version) = last.unwrap_or((end, 0));
@@ -865,6 +935,57 @@ pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verificat
         }
     }
     Ok(verifier.finish())
+}
+
+/// Format 3's append marks, checked in log order: an append's events are contiguous, of
+/// one stream and one command, as many as its first event says; no command id is used
+/// twice. (What `find_command` and a restart's index rely on.)
+#[derive(Default)]
+struct AppendCheck {
+    /// The append under way: its command, its stream, the events it still lacks.
+    open: Option<([u8; 16], i64, u32)>,
+    /// Command id → position of its first event.
+    seen: HashMap<[u8; 16], u64>,
+}
+
+impl AppendCheck {
+    /// `mark`: `None` for a record without one, `Some(0)` for an append's next event,
+    /// `Some(n)` for the first of `n`.
+    fn next(&mut self, event: &RecordedEvent, stream_id: i64, mark: Option<u32>) -> Result<(), String> {
+        let command = *event.metadata.command_id.0.as_bytes();
+        match (mark, self.open) {
+            (None, _) => Err("its record has no append mark (a format 2 record in a format 3 log)".into()),
+            (Some(0), None) => Err(
+                "it continues an append that is not under way: the event that began its append is missing or was altered"
+                    .into(),
+            ),
+            (Some(0), Some((open, open_stream, left))) => {
+                if open != command || open_stream != stream_id {
+                    return Err(format!(
+                        "it comes inside the append of command {}, {left} event(s) short, but belongs to another \
+                         command or stream",
+                        uuid::Uuid::from_bytes(open)
+                    ));
+                }
+                self.open = (left > 1).then_some((open, open_stream, left - 1));
+                Ok(())
+            }
+            (Some(_), Some((open, _, left))) => Err(format!(
+                "it begins an append while the append of command {} is {left} event(s) short",
+                uuid::Uuid::from_bytes(open)
+            )),
+            (Some(events), None) => {
+                if let Some(first) = self.seen.insert(command, event.position) {
+                    return Err(format!(
+                        "its command {} was already applied at position {first}: a command id is used once",
+                        event.metadata.command_id
+                    ));
+                }
+                self.open = (events > 1).then_some((command, stream_id, events - 1));
+                Ok(())
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -892,16 +1013,18 @@ impl EventStore for SqliteStore {
 
     async fn read_stream_from(&self, stream: &str, version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream = stream.to_string();
-        match self.shared.format {
-            Format::Legacy => self.read(move |c| legacy::read_stream_from(&c.conn, &stream, version)).await,
-            Format::Packed => self.read(move |c| c.read_stream_from(&stream, version)).await,
+        if self.shared.format == Format::Legacy {
+            return self.read(move |c| legacy::read_stream_from(&c.conn, &stream, version)).await;
         }
+        let shared = self.shared.clone();
+        let writing = self.writing();
+        self.read(move |c| c.read_stream_from(&stream, version, &shared.index, shared.format, writing)).await
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         match self.shared.format {
             Format::Legacy => self.read(move |c| legacy::read_all(&c.conn, after, limit)).await,
-            Format::Packed => self.read(move |c| c.read_all(after, limit)).await,
+            Format::Packed2 | Format::Packed => self.read(move |c| c.read_all(after, limit)).await,
         }
     }
 
@@ -909,26 +1032,30 @@ impl EventStore for SqliteStore {
         if self.shared.format == Format::Legacy {
             return self.read(move |c| legacy::find_command(&c.conn, command_id)).await;
         }
-        let writing = self.shared.writer_thread.lock().expect("writer handle poisoned").is_some();
-        let known = move |shared: &Shared| {
-            shared.commands.read().expect("command ids poisoned").first_position.get(&command_id).copied()
+        // The writer keeps the index of a log it writes; a read-only store catches up first.
+        let writing = self.writing();
+        let first = if writing {
+            match self.shared.index.read().expect("log index poisoned").commands.get(&command_id) {
+                Some(&first) => Some(first),
+                None => return Ok(None),
+            }
+        } else {
+            None
         };
-        // The writer keeps the map of a log it writes; a read-only store catches up first.
-        let first = if writing { known(&self.shared) } else { None };
-        if writing && first.is_none() {
-            return Ok(None);
-        }
         let shared = self.shared.clone();
         self.read(move |c| {
+            let tx = c.conn.unchecked_transaction()?;
             let first = match first {
                 Some(first) => Some(first),
                 None => {
-                    shared.commands.write().expect("command ids poisoned").catch_up(&c.conn)?;
-                    known(&shared)
+                    let mut index = shared.index.write().expect("log index poisoned");
+                    index.catch_up(&tx, shared.format)?;
+                    index.commands.get(&command_id).copied()
                 }
             };
             let Some(first) = first else { return Ok(None) };
-            Ok(stored_command(&c.conn, first)?.filter(|(id, _)| *id == command_id).map(|(_, record)| record))
+            let found = stored_command(&tx, shared.format, first)?;
+            Ok(found.filter(|(id, _)| *id == command_id).map(|(_, record)| record))
         })
         .await
     }

@@ -184,9 +184,10 @@ pub(crate) fn verify(conn: &Connection, verifier: &mut crate::Verifier) -> Resul
     Ok(())
 }
 
-/// Rewrites a format 1 log in format 2, in one transaction: a crash leaves it as it was.
-/// Every field and every stored hash is copied as it is, so the chains (and a tampering
-/// done before) read the same afterwards.
+/// Rewrites a format 1 log in the current format, in one transaction: a crash leaves it
+/// as it was. Every field and every stored hash is copied as it is, so the chains (and a
+/// tampering done before) read the same afterwards; each command's fingerprint and event
+/// count go into its first event's record.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -197,24 +198,37 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
          ALTER TABLE commands RENAME TO commands_v1;",
     )?;
     tx.execute_batch(super::SCHEMA)?;
+    let fail = |reason: String| StoreError::Corrupt(format!("cannot migrate the log to format 3: {reason}"));
+    // First position → (events, fingerprint).
+    let mut commands: std::collections::HashMap<u64, (u32, String)> = std::collections::HashMap::new();
+    {
+        let mut stmt = tx.prepare("SELECT first_position, last_position, fingerprint FROM commands_v1")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let (first, last): (u64, u64) = (row.get(0)?, row.get(1)?);
+            let events = last
+                .checked_sub(first)
+                .and_then(|n| u32::try_from(n + 1).ok())
+                .ok_or_else(|| fail(format!("the command at position {first} ends at position {last}")))?;
+            commands.insert(first, (events, row.get(2)?));
+        }
+    }
     let mut copied = 0u64;
     {
         // Stream name → (id, position of its last event so far).
         let mut streams: std::collections::HashMap<String, (i64, u64)> = std::collections::HashMap::new();
-        let mut insert_stream = tx.prepare("INSERT INTO streams (name, last_position) VALUES (?1, ?2)")?;
-        let mut set_last = tx.prepare("UPDATE streams SET last_position = ?1 WHERE id = ?2")?;
+        let mut insert_stream = tx.prepare("INSERT INTO streams (name) VALUES (?1)")?;
         let mut insert_event = tx.prepare(super::INSERT_EVENT)?;
         let mut read =
             tx.prepare(&format!("{} ORDER BY position", SELECT_EVENT.replace("FROM events", "FROM events_v1")))?;
         let mut rows = read.query([])?;
         let mut blob = Vec::with_capacity(256);
         while let Some(row) = rows.next()? {
-            let (e, log) = decode_row(row)
-                .map_err(|err| StoreError::Corrupt(format!("cannot migrate the log to format 2: {err}")))?;
+            let (e, log) = decode_row(row).map_err(|err| fail(err.to_string()))?;
             let (stream_id, previous) = match streams.get(&e.stream) {
                 Some(&known) => known,
                 None => {
-                    insert_stream.execute(params![e.stream, e.position])?;
+                    insert_stream.execute(params![e.stream])?;
                     (tx.last_insert_rowid(), 0)
                 }
             };
@@ -233,6 +247,13 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
                     recorded_at_micros: e.recorded_at.timestamp_micros(),
                     hash: e.hash,
                     log_hash: log,
+                    append: match commands.get(&e.position) {
+                        Some((events, fingerprint)) => super::record::Append::Starts {
+                            events: *events,
+                            fingerprint: super::record::Fingerprint::new(fingerprint),
+                        },
+                        None => super::record::Append::Continues,
+                    },
                     event_type: &e.event_type,
                     actor: &e.metadata.actor,
                     payload: e.payload.as_str(),
@@ -243,17 +264,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             streams.insert(e.stream, (stream_id, e.position));
             copied += 1;
         }
-        for (stream_id, last) in streams.values() {
-            set_last.execute(params![last, stream_id])?;
-        }
     }
-    tx.execute_batch(
-        "INSERT INTO commands (first_position, last_position, command_id, fingerprint)
-             SELECT first_position, last_position, command_id, fingerprint FROM commands_v1 ORDER BY first_position;
-         DROP TABLE events_v1;
-         DROP TABLE commands_v1;",
-    )?;
+    tx.execute_batch("DROP TABLE events_v1; DROP TABLE commands_v1;")?;
     tx.commit()?;
-    tracing::info!(events = copied, elapsed = ?started.elapsed(), "migrated the event log to format 2");
+    tracing::info!(events = copied, elapsed = ?started.elapsed(), "migrated the event log from format 1 to format 3");
     Ok(())
 }
