@@ -862,6 +862,23 @@ mod format_2 {
     }
 
     #[tokio::test]
+    async fn a_format_2_log_with_a_damaged_commands_table_is_left_as_it_was() {
+        let (_dir, path) = fixture();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER commands_are_never_updated; UPDATE commands SET last_position = 3 WHERE first_position = 4;",
+        )
+        .unwrap();
+        drop(conn);
+        let err = SqliteStore::open(&path).err().expect("not migrated");
+        assert!(err.to_string().contains("cannot migrate the log to format 3"), "{err}");
+        assert!(err.to_string().contains("the command at position 4 ends at position 3"), "{err}");
+        assert_eq!(user_version(&path), 2);
+        assert_eq!(tables(&path), ["commands", "events", "streams"], "the migration's transaction was rolled back");
+        assert!(crate::sqlite::verify(&path, None).unwrap().is_intact(), "the hashes do not cover the commands table");
+    }
+
+    #[tokio::test]
     async fn a_tampered_format_2_log_stays_found_after_migration() {
         let (_dir, path) = fixture();
         let conn = Connection::open(&path).unwrap();

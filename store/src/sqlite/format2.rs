@@ -43,6 +43,41 @@ pub(crate) fn command_at(
     Ok(Some((id, fingerprint, last)))
 }
 
+/// The append marks of a log whose commands are rows of `table` (formats 1 and 2 keep
+/// them so), by the position of each command's first event.
+pub(crate) struct Marks(HashMap<u64, (u32, String)>);
+
+impl Marks {
+    pub fn load(conn: &Connection, table: &str) -> Result<Self, StoreError> {
+        let mut marks = HashMap::new();
+        let mut stmt = conn.prepare(&format!("SELECT first_position, last_position, fingerprint FROM {table}"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let (first, last): (u64, u64) = (row.get(0)?, row.get(1)?);
+            let events = last
+                .checked_sub(first)
+                .and_then(|n| u32::try_from(n + 1).ok())
+                .ok_or_else(|| migration_failed(format!("the command at position {first} ends at position {last}")))?;
+            marks.insert(first, (events, row.get(2)?));
+        }
+        Ok(Self(marks))
+    }
+
+    /// The mark of the event at `position`: the start of its command's append, or not.
+    pub fn at(&self, position: u64) -> Append<'_> {
+        match self.0.get(&position) {
+            Some((events, fingerprint)) => {
+                Append::Starts { events: *events, fingerprint: Fingerprint::new(fingerprint) }
+            }
+            None => Append::Continues,
+        }
+    }
+}
+
+pub(crate) fn migration_failed(reason: String) -> StoreError {
+    StoreError::Corrupt(format!("cannot migrate the log to format 3: {reason}"))
+}
+
 /// Rewrites a format 2 log in format 3, in one transaction: a crash leaves it as it was.
 /// Each command's fingerprint and event count move into its first event's record; every
 /// other field, stream id and stored hash is copied as it is, so the chains (and a
@@ -50,21 +85,7 @@ pub(crate) fn command_at(
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let fail = |reason: String| StoreError::Corrupt(format!("cannot migrate the log to format 3: {reason}"));
-    // First position → (events, fingerprint).
-    let mut commands: HashMap<u64, (u32, String)> = HashMap::new();
-    {
-        let mut stmt = tx.prepare("SELECT first_position, last_position, fingerprint FROM commands")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let (first, last): (u64, u64) = (row.get(0)?, row.get(1)?);
-            let events = last
-                .checked_sub(first)
-                .and_then(|n| u32::try_from(n + 1).ok())
-                .ok_or_else(|| fail(format!("the command at position {first} ends at position {last}")))?;
-            commands.insert(first, (events, row.get(2)?));
-        }
-    }
+    let marks = Marks::load(&tx, "commands")?;
     tx.execute_batch(
         "DROP TRIGGER IF EXISTS events_are_never_updated;
          DROP TRIGGER IF EXISTS events_are_never_deleted;
@@ -85,14 +106,8 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         let mut rows = read.query([])?;
         let mut blob = Vec::with_capacity(256);
         while let Some(row) = rows.next()? {
-            let (position, r) = columns(row).map_err(|e| fail(e.to_string()))?;
-            let append = match commands.get(&position) {
-                Some((events, fingerprint)) => {
-                    Append::Starts { events: *events, fingerprint: Fingerprint::new(fingerprint) }
-                }
-                None => Append::Continues,
-            };
-            record::encode(&record::Record { append, ..r }, &mut blob);
+            let (position, r) = columns(row).map_err(|e| migration_failed(e.to_string()))?;
+            record::encode(&record::Record { append: marks.at(position), ..r }, &mut blob);
             insert.execute(params![position, &blob[..]])?;
             copied += 1;
         }

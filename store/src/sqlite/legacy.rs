@@ -198,21 +198,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
          ALTER TABLE commands RENAME TO commands_v1;",
     )?;
     tx.execute_batch(super::SCHEMA)?;
-    let fail = |reason: String| StoreError::Corrupt(format!("cannot migrate the log to format 3: {reason}"));
-    // First position → (events, fingerprint).
-    let mut commands: std::collections::HashMap<u64, (u32, String)> = std::collections::HashMap::new();
-    {
-        let mut stmt = tx.prepare("SELECT first_position, last_position, fingerprint FROM commands_v1")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let (first, last): (u64, u64) = (row.get(0)?, row.get(1)?);
-            let events = last
-                .checked_sub(first)
-                .and_then(|n| u32::try_from(n + 1).ok())
-                .ok_or_else(|| fail(format!("the command at position {first} ends at position {last}")))?;
-            commands.insert(first, (events, row.get(2)?));
-        }
-    }
+    let marks = super::format2::Marks::load(&tx, "commands_v1")?;
     let mut copied = 0u64;
     {
         // Stream name → (id, position of its last event so far).
@@ -224,7 +210,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         let mut rows = read.query([])?;
         let mut blob = Vec::with_capacity(256);
         while let Some(row) = rows.next()? {
-            let (e, log) = decode_row(row).map_err(|err| fail(err.to_string()))?;
+            let (e, log) = decode_row(row).map_err(|err| super::format2::migration_failed(err.to_string()))?;
             let (stream_id, previous) = match streams.get(&e.stream) {
                 Some(&known) => known,
                 None => {
@@ -247,13 +233,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
                     recorded_at_micros: e.recorded_at.timestamp_micros(),
                     hash: e.hash,
                     log_hash: log,
-                    append: match commands.get(&e.position) {
-                        Some((events, fingerprint)) => super::record::Append::Starts {
-                            events: *events,
-                            fingerprint: super::record::Fingerprint::new(fingerprint),
-                        },
-                        None => super::record::Append::Continues,
-                    },
+                    append: marks.at(e.position),
                     event_type: &e.event_type,
                     actor: &e.metadata.actor,
                     payload: e.payload.as_str(),
