@@ -22,7 +22,7 @@ fn event(command: CommandId, i: usize, n: u32) -> NewEvent {
     }
 }
 
-fn request(stream: &str, expected: ExpectedVersion, count: usize) -> AppendRequest {
+pub(crate) fn request(stream: &str, expected: ExpectedVersion, count: usize) -> AppendRequest {
     let command_id = CommandId::new_random();
     AppendRequest {
         stream: stream.into(),
@@ -40,13 +40,46 @@ pub(crate) struct Ctx {
     pub gapless: bool,
     ns: String,
     start: u64,
+    /// The SQLite file, whose own `verify` also checks the append marks.
+    file: Option<std::path::PathBuf>,
 }
 
 impl Ctx {
     pub fn new(store: Arc<dyn EventStore>, gapless: bool) -> Self {
         let start = *store.head().borrow();
         // Stream names are `<category>-<id>`: the namespace goes into the id part.
-        Self { store, gapless, ns: uuid::Uuid::new_v4().simple().to_string(), start }
+        Self { store, gapless, ns: uuid::Uuid::new_v4().simple().to_string(), start, file: None }
+    }
+
+    pub fn with_file(self, file: std::path::PathBuf) -> Self {
+        Self { file: Some(file), ..self }
+    }
+
+    /// Verifies the whole log through the trait, and the file where there is one.
+    async fn assert_verifies(&self) {
+        let report = verify_store(self.store.as_ref(), self.gapless).await.unwrap();
+        assert!(report.is_intact(), "{report:?}");
+        if let Some(file) = &self.file {
+            let report = crate::sqlite::verify(file, None).unwrap();
+            assert!(report.is_intact(), "{report:?}");
+        }
+    }
+
+    /// Whether the backend writes several streams atomically. One that does not must refuse
+    /// such a write (never split it); the test that needs it is then skipped, and says so.
+    async fn atomic_multi_stream(&self, test: &str) -> bool {
+        if self.store.atomic_multi_stream() {
+            return true;
+        }
+        let parts = vec![
+            request(&self.s("un-a"), ExpectedVersion::NoStream, 1),
+            request(&self.s("un-b"), ExpectedVersion::NoStream, 1),
+        ];
+        let err = self.store.append_all(parts).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unsupported(_)), "{err:?}");
+        assert!(self.mine().await.is_empty(), "a refused multi-stream append wrote nothing");
+        eprintln!("SKIPPED: {test}: this backend refuses atomic appends to several streams ({err})");
+        false
     }
 
     /// This test's stream called `name` (e.g. `s-a` becomes `s-<ns>a`).
@@ -262,6 +295,256 @@ pub(crate) async fn chains_every_event_to_its_stream(t: Ctx) {
     assert_ne!(forged.compute_hash(&events[0].hash), forged.hash);
 }
 
+// `append_all`: several streams in one atomic write (see its doc for the rules).
+
+/// The expected version of a stream at `version`.
+fn at(version: u64) -> ExpectedVersion {
+    if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) }
+}
+
+pub(crate) async fn append_all_writes_nothing_when_its_last_stream_is_not_at_the_expected_version(t: Ctx) {
+    if !t.atomic_multi_stream("append_all_writes_nothing_when_its_last_stream_is_not_at_the_expected_version").await {
+        return;
+    }
+    let (a, b, c) = (t.s("all-a"), t.s("all-b"), t.s("all-c"));
+    // Given a stream at version 1,
+    t.store.append(request(&a, ExpectedVersion::NoStream, 1)).await.unwrap();
+    // when a write to two new streams and to it expects it at version 2,
+    let mut parts = vec![
+        request(&b, ExpectedVersion::NoStream, 2),
+        request(&c, ExpectedVersion::NoStream, 1),
+        request(&a, at(2), 1),
+    ];
+    let err = t.store.append_all(parts.clone()).await.unwrap_err();
+    // then it is refused for that stream, and none of its events is written.
+    assert!(matches!(&err, StoreError::WrongExpectedVersion { stream, actual: 1, .. } if *stream == a), "{err:?}");
+    assert_eq!(t.mine().await.len(), 1);
+    assert!(t.store.read_stream(&b).await.unwrap().is_empty() && t.store.read_stream(&c).await.unwrap().is_empty());
+    for part in &parts {
+        assert!(t.store.find_command(part.command_id).await.unwrap().is_none());
+    }
+    // The first stream that does not match is the one named.
+    let mut two_wrong = parts.clone();
+    two_wrong[1].expected = at(4);
+    let err = t.store.append_all(two_wrong).await.unwrap_err();
+    assert!(matches!(&err, StoreError::WrongExpectedVersion { stream, actual: 0, .. } if *stream == c), "{err:?}");
+    // At the right version, the same write goes through whole.
+    parts[2].expected = at(1);
+    assert_eq!(t.store.append_all(parts).await.unwrap().len(), 3);
+    assert_eq!(t.mine().await.len(), 5);
+}
+
+pub(crate) async fn append_all_gives_contiguous_positions_in_request_order_and_an_outcome_per_request(t: Ctx) {
+    if !t.atomic_multi_stream("append_all_gives_contiguous_positions_in_request_order_and_an_outcome_per_request").await
+    {
+        return;
+    }
+    let (a, b, c) = (t.s("pos-a"), t.s("pos-b"), t.s("pos-c"));
+    // Given a stream at version 2,
+    t.store.append(request(&a, ExpectedVersion::NoStream, 2)).await.unwrap();
+    // when one write appends to it and to two new streams,
+    let parts = vec![request(&a, at(2), 2), request(&b, at(0), 1), request(&c, at(0), 3)];
+    let out = t.store.append_all(parts.clone()).await.unwrap();
+    // then each request has its own outcome, in request order,
+    assert_eq!(out.iter().map(|o| o.stream.as_str()).collect::<Vec<_>>(), [&a, &b, &c]);
+    assert_eq!(out.iter().map(|o| (o.first_version, o.last_version)).collect::<Vec<_>>(), [(3, 4), (1, 1), (1, 3)]);
+    assert!(out.iter().all(|o| !o.duplicate && o.recorded_at == out[0].recorded_at), "{out:?}");
+    // with positions that follow each other in that order,
+    assert!(out.windows(2).all(|w| w[1].first_position == w[0].last_position + 1), "{out:?}");
+    assert_eq!(out[2].last_position - out[0].first_position, 5);
+    if t.gapless {
+        assert_eq!((out[0].first_position, out[2].last_position), (3, 8));
+    }
+    // and the log holds them so, each stream in version order.
+    let mine = t.mine().await;
+    let written: Vec<_> = mine[2..].iter().map(|e| (e.stream.as_str(), e.version, e.position)).collect();
+    let p = out[0].first_position;
+    assert_eq!(written, [(&*a, 3, p), (&a, 4, p + 1), (&b, 1, p + 2), (&c, 1, p + 3), (&c, 2, p + 4), (&c, 3, p + 5)]);
+    assert!(mine[2..].iter().all(|e| e.recorded_at == out[0].recorded_at));
+    for (part, events) in parts.iter().zip([&mine[2..4], &mine[4..5], &mine[5..8]]) {
+        assert!(events.iter().all(|e| e.metadata.command_id == part.command_id));
+    }
+    assert!(*t.store.head().borrow() >= out[2].last_position);
+}
+
+pub(crate) async fn a_retried_append_all_is_answered_with_its_first_outcomes(t: Ctx) {
+    if !t.atomic_multi_stream("a_retried_append_all_is_answered_with_its_first_outcomes").await {
+        return;
+    }
+    // Given a write to two streams, applied,
+    let parts = vec![request(&t.s("re-a"), at(0), 2), request(&t.s("re-b"), at(0), 1)];
+    let first = t.store.append_all(parts.clone()).await.unwrap();
+    // when it comes again,
+    let again = t.store.append_all(parts.clone()).await.unwrap();
+    // then it gets the same outcomes, marked duplicate, and writes nothing;
+    let duplicates: Vec<_> = first.iter().map(|o| AppendOutcome { duplicate: true, ..o.clone() }).collect();
+    assert_eq!(again, duplicates);
+    assert_eq!(t.mine().await.len(), 3);
+    // one of its parts sent alone gets that part's answer;
+    assert_eq!(t.store.append(parts[1].clone()).await.unwrap(), duplicates[1]);
+    // a part with other content under its command id is refused.
+    let mut other = parts.clone();
+    other[1].fingerprint = "something else".into();
+    let err = t.store.append_all(other).await.unwrap_err();
+    assert!(matches!(err, StoreError::CommandIdReused { command_id } if command_id == parts[1].command_id), "{err:?}");
+    assert_eq!(t.mine().await.len(), 3);
+}
+
+pub(crate) async fn an_append_all_whose_commands_were_partly_applied_is_refused(t: Ctx) {
+    if !t.atomic_multi_stream("an_append_all_whose_commands_were_partly_applied_is_refused").await {
+        return;
+    }
+    // Given one command applied on its own,
+    let applied = request(&t.s("part-a"), at(0), 1);
+    t.store.append(applied.clone()).await.unwrap();
+    // when a write carries it with a new one,
+    let fresh = request(&t.s("part-b"), at(0), 1);
+    let err = t.store.append_all(vec![fresh.clone(), applied.clone()]).await.unwrap_err();
+    // then it is refused, naming the applied one, and the new one is not written.
+    assert!(matches!(err, StoreError::PartlyApplied { command_id } if command_id == applied.command_id), "{err:?}");
+    assert!(t.store.find_command(fresh.command_id).await.unwrap().is_none());
+    assert!(t.store.read_stream(&fresh.stream).await.unwrap().is_empty());
+    assert_eq!(t.mine().await.len(), 1);
+    // Other content under an applied id is the caller's mistake first.
+    let reused = AppendRequest { fingerprint: "something else".into(), ..applied.clone() };
+    let err = t.store.append_all(vec![fresh, reused]).await.unwrap_err();
+    assert!(matches!(err, StoreError::CommandIdReused { command_id } if command_id == applied.command_id), "{err:?}");
+}
+
+pub(crate) async fn an_append_all_naming_one_stream_twice_is_refused(t: Ctx) {
+    let (a, b) = (t.s("twice-a"), t.s("twice-b"));
+    let parts = vec![request(&a, at(0), 1), request(&b, at(0), 1), request(&a, at(1), 1)];
+    let err = t.store.append_all(parts).await.unwrap_err();
+    assert!(matches!(&err, StoreError::StreamTwiceInAppend { stream } if *stream == a), "{err:?}");
+    assert!(t.mine().await.is_empty());
+}
+
+pub(crate) async fn an_append_all_carrying_one_command_id_twice_is_refused(t: Ctx) {
+    let first = request(&t.s("cmd-a"), at(0), 1);
+    let twice = AppendRequest { stream: t.s("cmd-b"), ..first.clone() };
+    let err = t.store.append_all(vec![first.clone(), twice]).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::CommandTwiceInAppend { command_id } if command_id == first.command_id),
+        "{err:?}"
+    );
+    assert!(t.mine().await.is_empty());
+    assert!(t.store.find_command(first.command_id).await.unwrap().is_none());
+}
+
+pub(crate) async fn every_part_of_an_append_all_is_checked_as_an_append(t: Ctx) {
+    let err = t.store.append_all(Vec::new()).await.unwrap_err();
+    assert!(matches!(err, StoreError::EmptyAppend), "{err:?}");
+    let mut foreign = request(&t.s("chk-b"), at(0), 2);
+    foreign.events[1].event_id = EventId::new_random();
+    let err = t.store.append_all(vec![request(&t.s("chk-a"), at(0), 1), foreign]).await.unwrap_err();
+    assert!(matches!(err, StoreError::ForeignEventId { index: 1, .. }), "{err:?}");
+    let err = t.store.append_all(vec![request(&t.s("chk-a"), at(0), 1), request(&t.s("chk-c"), at(0), 0)]).await;
+    assert!(matches!(err, Err(StoreError::EmptyAppend)), "{err:?}");
+    assert!(t.mine().await.is_empty());
+}
+
+pub(crate) async fn find_command_answers_each_part_of_an_append_all(t: Ctx) {
+    if !t.atomic_multi_stream("find_command_answers_each_part_of_an_append_all").await {
+        return;
+    }
+    let parts =
+        vec![request(&t.s("find-a"), at(0), 1), request(&t.s("find-b"), at(0), 3), request(&t.s("find-c"), at(0), 2)];
+    let out = t.store.append_all(parts.clone()).await.unwrap();
+    for (part, outcome) in parts.iter().zip(out) {
+        let found = t.store.find_command(part.command_id).await.unwrap().expect("every part is found");
+        assert_eq!(
+            found,
+            CommandRecord {
+                fingerprint: part.fingerprint.clone(),
+                outcome: AppendOutcome { duplicate: true, ..outcome }
+            }
+        );
+    }
+}
+
+pub(crate) async fn the_log_verifies_after_appends_to_several_streams(t: Ctx) {
+    if !t.atomic_multi_stream("the_log_verifies_after_appends_to_several_streams").await {
+        return;
+    }
+    let (a, b, c) = (t.s("ver-a"), t.s("ver-b"), t.s("ver-c"));
+    t.store.append(request(&a, at(0), 2)).await.unwrap();
+    t.store.append_all(vec![request(&b, at(0), 3), request(&a, at(2), 1), request(&c, at(0), 1)]).await.unwrap();
+    t.store.append(request(&c, at(1), 1)).await.unwrap();
+    t.store.append_all(vec![request(&c, at(2), 2), request(&b, at(3), 1)]).await.unwrap();
+    t.store.append_all(vec![request(&a, at(3), 1)]).await.unwrap();
+    let mine = t.mine().await;
+    assert_eq!(mine.len(), 12);
+    let mut verifier = Verifier::new(t.gapless);
+    for e in &mine {
+        assert!(verifier.check(e, None), "{:?}", verifier.finish());
+    }
+    assert_eq!(verifier.finish().streams, 3);
+    t.assert_verifies().await;
+}
+
+pub(crate) async fn racing_append_alls_over_shared_streams_never_both_win_one_version(t: Ctx) {
+    if !t.atomic_multi_stream("racing_append_alls_over_shared_streams_never_both_win_one_version").await {
+        return;
+    }
+    const STREAMS: usize = 4;
+    const TASKS: usize = 16;
+    const ROUNDS: usize = 6;
+    let streams: Vec<String> = (0..STREAMS).map(|i| t.s(&format!("race-{i}"))).collect();
+    // Each round, every task reads the versions of its two streams, then all write at once
+    // expecting them: each stream is shared by several tasks, so most must lose.
+    let (read, write) = (Arc::new(tokio::sync::Barrier::new(TASKS)), Arc::new(tokio::sync::Barrier::new(TASKS)));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let (store, read, write) = (t.store.clone(), read.clone(), write.clone());
+            let pair = [streams[i % STREAMS].clone(), streams[(i + 1 + (i / STREAMS) % 3) % STREAMS].clone()];
+            tokio::spawn(async move {
+                let (mut won, mut lost) = (Vec::new(), 0);
+                for _ in 0..ROUNDS {
+                    read.wait().await;
+                    let mut parts = Vec::new();
+                    for stream in &pair {
+                        let version = store.read_stream(stream).await.unwrap().last().map_or(0, |e| e.version);
+                        parts.push(request(stream, at(version), 1));
+                    }
+                    let expected: Vec<_> = parts.iter().map(|p| (p.stream.clone(), p.expected)).collect();
+                    write.wait().await;
+                    match store.append_all(parts).await {
+                        Ok(outcomes) => won.push((expected, outcomes)),
+                        Err(StoreError::WrongExpectedVersion { .. }) => lost += 1,
+                        Err(e) => panic!("unexpected {e:?}"),
+                    }
+                }
+                (won, lost)
+            })
+        })
+        .collect();
+    let (mut won, mut lost) = (Vec::new(), 0);
+    for task in tasks {
+        let (w, l) = task.await.unwrap();
+        won.extend(w);
+        lost += l;
+    }
+    // Every round has a first writer, which wins; at most two pairs fit in four streams.
+    assert!((ROUNDS..=2 * ROUNDS).contains(&won.len()) && lost == TASKS * ROUNDS - won.len(), "{} won", won.len());
+    // Never two winners for one stream at one expected version; every win written whole,
+    // at the versions it expected.
+    let mut claimed = std::collections::HashSet::new();
+    for (expected, outcomes) in &won {
+        for ((stream, expected), o) in expected.iter().zip(outcomes) {
+            assert_eq!(at(o.first_version - 1), *expected, "{o:?}");
+            assert!(claimed.insert((stream.clone(), o.first_version)), "two winners for {stream} at {expected:?}");
+        }
+        assert_eq!(outcomes[1].first_position, outcomes[0].last_position + 1, "{outcomes:?}");
+    }
+    for stream in &streams {
+        let events = t.store.read_stream(stream).await.unwrap();
+        let wins = claimed.iter().filter(|(s, _)| s == stream).count();
+        assert_eq!(events.len(), wins, "{stream}: every event is a win's");
+    }
+    assert_eq!(t.mine().await.len(), 2 * won.len());
+    t.assert_verifies().await;
+}
+
 /// The suite, for one backend: `$make` gives a fresh `Ctx` (or `None` to skip).
 macro_rules! conformance_suite {
     ($backend:ident, $make:expr) => {
@@ -291,6 +574,22 @@ macro_rules! conformance_suite {
             case!(concurrent_appends, concurrent_appends_to_many_streams_all_land);
             case!(hash_chains, chains_every_event_to_its_stream);
             case!(follow_catch_up_then_live, follows_the_log_from_a_checkpoint_then_live);
+            case!(
+                append_all_is_all_or_nothing,
+                append_all_writes_nothing_when_its_last_stream_is_not_at_the_expected_version
+            );
+            case!(
+                append_all_positions_and_outcomes,
+                append_all_gives_contiguous_positions_in_request_order_and_an_outcome_per_request
+            );
+            case!(append_all_retry, a_retried_append_all_is_answered_with_its_first_outcomes);
+            case!(append_all_partly_applied, an_append_all_whose_commands_were_partly_applied_is_refused);
+            case!(append_all_stream_twice, an_append_all_naming_one_stream_twice_is_refused);
+            case!(append_all_command_twice, an_append_all_carrying_one_command_id_twice_is_refused);
+            case!(append_all_checks_each_part, every_part_of_an_append_all_is_checked_as_an_append);
+            case!(append_all_find_command, find_command_answers_each_part_of_an_append_all);
+            case!(append_all_verifies, the_log_verifies_after_appends_to_several_streams);
+            case!(append_all_race, racing_append_alls_over_shared_streams_never_both_win_one_version);
         }
     };
 }
@@ -298,8 +597,9 @@ macro_rules! conformance_suite {
 conformance_suite!(memory, Some((Ctx::new(Arc::new(crate::MemoryStore::new()), true), None)));
 conformance_suite!(sqlite, {
     let dir = tempfile::tempdir().unwrap();
-    let store = crate::SqliteStore::open(dir.path().join("events.sqlite3")).unwrap();
-    Some((Ctx::new(Arc::new(store), true), Some(dir)))
+    let path = dir.path().join("events.sqlite3");
+    let store = crate::SqliteStore::open(&path).unwrap();
+    Some((Ctx::new(Arc::new(store), true).with_file(path), Some(dir)))
 });
 #[cfg(feature = "kurrentdb")]
 conformance_suite!(kurrentdb, {
@@ -342,6 +642,51 @@ mod sqlite_only {
         assert!(store.append(req).await.unwrap().duplicate, "command ids survive a restart");
         let next = store.append(request("keep", ExpectedVersion::Exact(4), 1)).await.unwrap();
         assert_eq!(next.last_position, 5);
+    }
+
+    #[tokio::test]
+    async fn an_append_all_that_fails_part_way_leaves_nothing_and_can_be_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        let mut store = SqliteStore::open(&path).unwrap();
+        // Given a log of one event, and a write of six events to three streams,
+        store.append(request("w-a", ExpectedVersion::NoStream, 1)).await.unwrap();
+        let digest = crate::sqlite::verify(&path, None).unwrap();
+        let parts = vec![
+            request("w-a", ExpectedVersion::Exact(1), 2),
+            request("w-b", ExpectedVersion::NoStream, 1),
+            request("w-c", ExpectedVersion::NoStream, 3),
+        ];
+        for k in 0..=6 {
+            // when the writer fails after k of its events,
+            store.fail_next_write_after(k);
+            let err = store.append_all(parts.clone()).await.unwrap_err();
+            assert!(matches!(&err, StoreError::Backend(m) if m.contains("injected")), "{k}: {err:?}");
+            // then none of them is in the log, which verifies as before,
+            assert_eq!(store.read_all(0, 100).await.unwrap().len(), 1, "after {k}");
+            assert!(store.read_stream("w-b").await.unwrap().is_empty());
+            for part in &parts {
+                assert!(store.find_command(part.command_id).await.unwrap().is_none());
+            }
+            assert_eq!(crate::sqlite::verify(&path, None).unwrap(), digest, "after {k}");
+            // nor in the file, opened again.
+            drop(store);
+            store = SqliteStore::open(&path).unwrap();
+            assert_eq!(store.read_all(0, 100).await.unwrap().len(), 1, "after {k}, reopened");
+            assert!(store.read_stream("w-c").await.unwrap().is_empty());
+        }
+        // The same write then goes through, and is found whole after a restart.
+        let out = store.append_all(parts.clone()).await.unwrap();
+        assert_eq!((out[0].first_position, out[2].last_position), (2, 7));
+        drop(store);
+        let report = crate::sqlite::verify(&path, None).unwrap();
+        assert!(report.is_intact() && report.events == 7 && report.streams == 3, "{report:?}");
+        let store = SqliteStore::open(&path).unwrap();
+        for (part, outcome) in parts.iter().zip(&out) {
+            let found = store.find_command(part.command_id).await.unwrap().unwrap();
+            assert_eq!(found.outcome, AppendOutcome { duplicate: true, ..outcome.clone() });
+        }
+        assert!(store.append_all(parts).await.unwrap().iter().all(|o| o.duplicate));
     }
 
     #[tokio::test]

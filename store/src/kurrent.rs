@@ -10,6 +10,11 @@
 //! `$TrackerCommand`, so that `$all` readers filtering system events skip it) holding its
 //! fingerprint and answer, for idempotent retries.
 //!
+//! Known limit: several streams cannot be written atomically. KurrentDB 25.1 can (its
+//! multi-stream append, v2 protocol), but the `kurrentdb` 1.2 client does not offer it, so
+//! `append_all` of more than one request is refused ([`MULTI_STREAM_UNSUPPORTED`]) rather
+//! than written one stream at a time, which a crash could leave half done.
+//!
 //! Known limit: the command record is written after the events, not atomically with
 //! them. If a process dies between the two writes, a retry of that command is decided
 //! again against the new state (where the domain's own rules, such as unique references,
@@ -17,7 +22,7 @@
 
 use crate::{
     AppendOutcome, AppendRequest, ChainHash, CommandRecord, EventStore, ExpectedVersion, NewEvent, Payload,
-    RecordedEvent, StoreError, check_expected, check_request,
+    RecordedEvent, StoreError, check_expected, check_request, check_requests,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -37,6 +42,10 @@ use tokio::sync::watch;
 pub const URL_VAR: &str = "KURRENTDB_URL";
 const COMMAND_STREAM: &str = "tracker_command-";
 const COMMAND_EVENT_TYPE: &str = "$TrackerCommand";
+/// Why `append_all` of several requests is refused.
+pub const MULTI_STREAM_UNSUPPORTED: &str = "an atomic append to several streams needs KurrentDB 25.1's multi-stream \
+     append (v2 protocol), which the kurrentdb 1.2 client does not offer; the tracker refuses it rather than write \
+     the streams one by one";
 /// Full positions remembered for `read_all(after)`, so a page can resume exactly.
 const REMEMBERED_POSITIONS: usize = 100_000;
 
@@ -334,6 +343,21 @@ impl EventStore for KurrentStore {
         }
     }
 
+    /// One request is an `append`; more are refused (see the module doc), after the same
+    /// checks as every backend, so a malformed write gets the same answer everywhere.
+    async fn append_all(&self, mut requests: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>, StoreError> {
+        check_requests(&requests)?;
+        if requests.len() > 1 {
+            return Err(StoreError::Unsupported(MULTI_STREAM_UNSUPPORTED));
+        }
+        let request = requests.pop().expect("checked: one request");
+        Ok(vec![self.append(request).await?])
+    }
+
+    fn atomic_multi_stream(&self) -> bool {
+        false
+    }
+
     async fn read_stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, StoreError> {
         let read = self.client.read_stream(stream, &ReadStreamOptions::default()).await.map_err(backend)?;
         self.read_events(read).await
@@ -417,6 +441,59 @@ mod tests {
         };
         let json = serde_json::to_vec(&meta).unwrap();
         assert_eq!(serde_json::from_slice::<TrackerMetadata>(&json).unwrap(), meta);
+    }
+
+    /// A store whose client has not reached any server (the client connects lazily): for
+    /// what is decided before the first call to the server.
+    fn unconnected() -> KurrentStore {
+        let settings: ClientSettings = "kurrentdb://127.0.0.1:1?tls=false".parse().unwrap();
+        KurrentStore {
+            client: Client::new(settings).unwrap(),
+            head: Arc::new(watch::Sender::new(0)),
+            positions: Arc::default(),
+            follower: tokio::spawn(async {}).abort_handle(),
+        }
+    }
+
+    fn request(stream: &str) -> AppendRequest {
+        let command_id = CommandId::new_random();
+        AppendRequest {
+            stream: stream.into(),
+            expected: ExpectedVersion::NoStream,
+            command_id,
+            fingerprint: "fp".into(),
+            events: vec![NewEvent {
+                event_id: EventId::for_command(command_id, 0),
+                event_type: "Tested".into(),
+                schema_version: 1,
+                business_date: NaiveDate::from_ymd_opt(2021, 3, 15).unwrap(),
+                payload: Payload::from_text("{}"),
+                metadata: CommandMeta::new(command_id, "tester"),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn an_append_to_several_streams_is_refused_not_split() {
+        let store = unconnected();
+        assert!(!store.atomic_multi_stream());
+        let err = store.append_all(vec![request("a-1"), request("b-1")]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unsupported(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("KurrentDB 25.1") && text.contains("kurrentdb 1.2"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_append_to_several_streams_is_checked_as_on_every_backend() {
+        let store = unconnected();
+        let err = store.append_all(Vec::new()).await.unwrap_err();
+        assert!(matches!(err, StoreError::EmptyAppend), "{err:?}");
+        let err = store.append_all(vec![request("a-1"), request("a-1")]).await.unwrap_err();
+        assert!(matches!(err, StoreError::StreamTwiceInAppend { .. }), "{err:?}");
+        let first = request("a-1");
+        let twice = AppendRequest { stream: "b-1".into(), ..first.clone() };
+        let err = store.append_all(vec![first, twice]).await.unwrap_err();
+        assert!(matches!(err, StoreError::CommandTwiceInAppend { .. }), "{err:?}");
     }
 
     #[tokio::test]

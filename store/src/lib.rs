@@ -1,10 +1,12 @@
 //! The event log of Convention Tracker: the only source of truth.
 //!
-//! It appends events to streams with an expected version (no lost update), reads a stream,
-//! reads the whole log from a global position and follows it live. It never edits or
-//! deletes an event. Backends: in-memory (tests) and SQLite (the embedded default).
-//! [`handler`] runs commands against it: load → decide → append, with retries and
-//! idempotency.
+//! It appends events to streams with an expected version (no lost update), also to several
+//! streams in one atomic write (a use case that changes several aggregates writes all of
+//! their events or none: [`EventStore::append_all`]), reads a stream, reads the whole log
+//! from a global position and follows it live. It never edits or deletes an event.
+//! Backends: in-memory (tests), SQLite (the embedded default) and KurrentDB (feature
+//! `kurrentdb`, which cannot yet write several streams atomically). [`handler`] runs
+//! commands against it: load → decide → append, with retries and idempotency.
 
 pub mod chain;
 pub mod handler;
@@ -174,6 +176,17 @@ pub enum StoreError {
     CommandIdReused { command_id: CommandId },
     #[error("an append must carry at least one event")]
     EmptyAppend,
+    /// Two parts of one `append_all` name the same stream: each stream is checked against
+    /// one expected version, so its events must come as one request.
+    #[error("stream {stream} appears twice in one atomic append")]
+    StreamTwiceInAppend { stream: String },
+    /// Two parts of one `append_all` carry the same command id, which names one append.
+    #[error("command id {command_id} appears twice in one atomic append")]
+    CommandTwiceInAppend { command_id: CommandId },
+    /// Some parts of an `append_all` were applied before and others not: no single earlier
+    /// write can be answered again, and writing the rest would split what was meant as one.
+    #[error("command {command_id} of this atomic append was already applied, but not all of its commands were")]
+    PartlyApplied { command_id: CommandId },
     #[error("event {index} of command {command_id} has id {event_id}, not the id derived from its command")]
     ForeignEventId { command_id: CommandId, index: usize, event_id: EventId },
     #[error("event {index} of command {command_id} carries command id {found} in its metadata, not its command's")]
@@ -184,6 +197,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("storage failure: {0}")]
     Backend(String),
+    /// The backend cannot give the guarantee asked for; it refuses rather than weaken it.
+    #[error("not supported by this event log: {0}")]
+    Unsupported(&'static str),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -198,6 +214,37 @@ pub trait EventStore: Send + Sync + 'static {
     /// Appends atomically, only if the stream is at the expected version; acknowledged only
     /// once durable. A command id already applied returns its first answer.
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
+
+    /// Several appends, each to its own stream with its own expected version and command id,
+    /// written as one: all in one durable commit, or none. For use cases that change several
+    /// aggregates, whose events must never be half written.
+    ///
+    /// The same on every backend:
+    /// - each request is checked as [`append`](Self::append) checks it; an empty `requests`
+    ///   is [`StoreError::EmptyAppend`]; two requests naming one stream are
+    ///   [`StoreError::StreamTwiceInAppend`], two with one command id
+    ///   [`StoreError::CommandTwiceInAppend`];
+    /// - idempotency, per request command id: if every one was applied with the same
+    ///   fingerprint, the answer is their stored outcomes (`duplicate: true`) and nothing is
+    ///   written; one applied with another fingerprint is [`StoreError::CommandIdReused`];
+    ///   some but not all applied is [`StoreError::PartlyApplied`] (naming the first applied);
+    /// - every request is checked against its stream's version; a mismatch is
+    ///   [`StoreError::WrongExpectedVersion`] for the first stream that does not match;
+    /// - refused, nothing is written. Written, the events get contiguous global positions in
+    ///   request order, one recording instant, and each request stays an append of its own:
+    ///   its own outcome (in request order), found by [`find_command`](Self::find_command)
+    ///   under its command id. Acknowledged only once durable; the head moves once.
+    ///
+    /// A backend that cannot write several streams atomically says so with
+    /// [`atomic_multi_stream`](Self::atomic_multi_stream) and refuses more than one request
+    /// with [`StoreError::Unsupported`] rather than write them one by one.
+    async fn append_all(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>, StoreError>;
+
+    /// Whether `append_all` can write more than one stream atomically (false on KurrentDB
+    /// until the v2 protocol).
+    fn atomic_multi_stream(&self) -> bool {
+        true
+    }
 
     /// Every event of one stream, in version order.
     async fn read_stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, StoreError>;
@@ -249,6 +296,50 @@ pub(crate) fn check_request(request: &AppendRequest) -> Result<(), StoreError> {
         too_long("an actor", &e.metadata.actor)?;
     }
     Ok(())
+}
+
+/// Checks every backend makes before an `append_all`: each request as `append` checks it,
+/// at least one request, no stream and no command id twice.
+pub(crate) fn check_requests(requests: &[AppendRequest]) -> Result<(), StoreError> {
+    if requests.is_empty() {
+        return Err(StoreError::EmptyAppend);
+    }
+    for (i, request) in requests.iter().enumerate() {
+        check_request(request)?;
+        let earlier = &requests[..i];
+        if earlier.iter().any(|r| r.stream == request.stream) {
+            return Err(StoreError::StreamTwiceInAppend { stream: request.stream.clone() });
+        }
+        if earlier.iter().any(|r| r.command_id == request.command_id) {
+            return Err(StoreError::CommandTwiceInAppend { command_id: request.command_id });
+        }
+    }
+    Ok(())
+}
+
+/// The idempotency rule of `append_all`, given what the log holds for each request's
+/// command id (`found[i]` for `requests[i]`): `None` to write them, the stored answers if
+/// all were applied alike, or the refusal. Another fingerprint wins over a partial match:
+/// it is the caller's mistake whatever else was applied.
+pub(crate) fn judge_applied(
+    requests: &[AppendRequest],
+    found: Vec<Option<CommandRecord>>,
+) -> Result<Option<Vec<AppendOutcome>>, StoreError> {
+    let mut outcomes = Vec::new();
+    let mut first_applied = None;
+    for (request, found) in requests.iter().zip(found) {
+        let Some(record) = found else { continue };
+        if record.fingerprint != request.fingerprint {
+            return Err(StoreError::CommandIdReused { command_id: request.command_id });
+        }
+        first_applied.get_or_insert(request.command_id);
+        outcomes.push(AppendOutcome { duplicate: true, ..record.outcome });
+    }
+    match first_applied {
+        None => Ok(None),
+        Some(_) if outcomes.len() == requests.len() => Ok(Some(outcomes)),
+        Some(command_id) => Err(StoreError::PartlyApplied { command_id }),
+    }
 }
 
 /// The version check both backends share.

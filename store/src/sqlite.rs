@@ -29,7 +29,7 @@ pub(crate) mod record;
 use crate::chain::{self, ChainHash};
 use crate::{
     AppendOutcome, AppendRequest, CommandRecord, EventStore, Payload, RecordedEvent, StoreError, Verification,
-    Verifier, check_expected, check_request,
+    Verifier, check_expected, check_request, check_requests, judge_applied,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -72,16 +72,19 @@ BEGIN SELECT RAISE(ABORT, 'the event log is append-only: streams are never delet
 PRAGMA user_version = 3;
 ";
 
-/// The answer to an append, with its request handed back: the caller frees it, on the
-/// thread that allocated it, not the writer (which measured 5% of its time in `free`).
-type Reply = (Result<AppendOutcome, StoreError>, AppendRequest);
+/// The answer to a unit, with its requests handed back: the caller frees them, on the
+/// thread that allocated them, not the writer (which measured 5% of its time in `free`).
+type Reply = (Result<Vec<AppendOutcome>, StoreError>, Vec<AppendRequest>);
 
+/// One unit of writing: the request of an `append`, or the requests of an `append_all`,
+/// written all or none inside the group that takes it.
 struct WriteJob {
-    request: AppendRequest,
+    unit: Vec<AppendRequest>,
     reply: oneshot::Sender<Reply>,
 }
 
-/// Counters of the writer, for benchmarks and operators: how well appends are grouped.
+/// Counters of the writer, for benchmarks and operators: how well appends are grouped
+/// (`appends` counts requests: an `append_all` of three streams counts three).
 #[derive(Debug, Default)]
 pub struct WriterStats {
     pub groups: std::sync::atomic::AtomicU64,
@@ -149,7 +152,15 @@ struct Shared {
     readers: Mutex<Vec<ReadConn>>,
     index: Arc<RwLock<Index>>,
     head: Arc<watch::Sender<u64>>,
+    /// Armed by [`SqliteStore::fail_next_write_after`]; the writer takes it.
+    #[cfg(any(test, feature = "fault-injection"))]
+    fault: Fault,
 }
+
+/// A failure the writer is told to make: after this many events of the next unit it
+/// inserts.
+#[cfg(any(test, feature = "fault-injection"))]
+type Fault = Arc<Mutex<Option<usize>>>;
 
 /// The SQLite event log. Cheap to clone; the last clone dropped stops the writer.
 #[derive(Clone)]
@@ -270,7 +281,12 @@ impl SqliteStore {
             tips: HashMap::new(),
             index: index.clone(),
             record: Vec::with_capacity(256),
+            unit_tips: Vec::new(),
+            #[cfg(any(test, feature = "fault-injection"))]
+            fault: Fault::default(),
         };
+        #[cfg(any(test, feature = "fault-injection"))]
+        let fault = writer.fault.clone();
         let writer_head = head.clone();
         let stats = Arc::new(WriterStats::default());
         let writer_stats = stats.clone();
@@ -289,6 +305,8 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 index,
                 head,
+                #[cfg(any(test, feature = "fault-injection"))]
+                fault,
             }),
         })
     }
@@ -322,6 +340,8 @@ impl SqliteStore {
                 readers: Mutex::new(vec![ReadConn { conn, names: Vec::new() }]),
                 index: Arc::default(),
                 head: Arc::new(watch::Sender::new(head_position)),
+                #[cfg(any(test, feature = "fault-injection"))]
+                fault: Fault::default(),
             }),
         })
     }
@@ -330,6 +350,32 @@ impl SqliteStore {
     pub fn stats(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
         (self.shared.stats.groups.load(Relaxed), self.shared.stats.appends.load(Relaxed))
+    }
+
+    /// Makes the writer fail the next unit it writes (an `append` or an `append_all`) after
+    /// inserting `events` of its events (all of them, if it has fewer), as a failing disk
+    /// would: the group's transaction is rolled back and every append in it answered with
+    /// an error. For tests of what callers do when a write fails half way; only with the
+    /// `fault-injection` feature.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn fail_next_write_after(&self, events: usize) {
+        *self.shared.fault.lock().expect("fault poisoned") = Some(events);
+    }
+
+    /// Sends a unit to the writer and waits for its answer (once durable).
+    async fn write(&self, unit: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let writer = self.shared.writer.lock().expect("writer handle poisoned");
+            let writer =
+                writer.as_ref().ok_or_else(|| StoreError::Backend("the log is open for reading only".into()))?;
+            writer
+                .send(WriteJob { unit, reply })
+                .map_err(|_| StoreError::Backend("the log writer has stopped".into()))?;
+        }
+        let (result, unit) = answer.await.map_err(|_| StoreError::Backend("the log writer has stopped".into()))?;
+        drop(unit);
+        result
     }
 
     /// Whether this process writes the log (and so keeps its index current).
@@ -392,30 +438,31 @@ fn writer_loop(mut writer: Writer, rx: mpsc::Receiver<WriteJob>, notify: Arc<wat
                 Err(_) => break,
             }
         }
-        let (requests, replies): (Vec<_>, Vec<_>) = group.into_iter().map(|j| (j.request, j.reply)).unzip();
+        let (units, replies): (Vec<_>, Vec<_>) = group.into_iter().map(|j| (j.unit, j.reply)).unzip();
         stats.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        stats.appends.fetch_add(requests.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let appends = units.iter().map(Vec::len).sum::<usize>();
+        stats.appends.fetch_add(appends as u64, std::sync::atomic::Ordering::Relaxed);
         let before = writer.head.position;
-        let results = match writer.write_group(&requests) {
+        let results = match writer.write_group(&units) {
             Ok(results) => results,
             Err(e) => {
                 tracing::error!(error = %e, "a group of appends failed to commit; none was written");
-                requests.iter().map(|_| Err(StoreError::Backend(e.to_string()))).collect()
+                units.iter().map(|_| Err(StoreError::Backend(e.to_string()))).collect()
             }
         };
         if writer.head.position != before {
             notify.send_replace(writer.head.position);
         }
-        for ((reply, request), result) in replies.into_iter().zip(requests).zip(results) {
-            let _ = reply.send((result, request)); // the caller may have gone; the write stands
+        for ((reply, unit), result) in replies.into_iter().zip(units).zip(results) {
+            let _ = reply.send((result, unit)); // the caller may have gone; the write stands
         }
     }
 }
 
 /// Why a group could not be written as one transaction.
 enum GroupFailure {
-    /// An insert broke a constraint: the group is written again one append per
-    /// transaction, so that only the faulty append fails.
+    /// An insert broke a constraint: the group is written again one unit per
+    /// transaction, so that only the faulty unit fails.
     Constraint,
     Fatal(StoreError),
 }
@@ -454,92 +501,140 @@ struct Writer {
     index: Arc<RwLock<Index>>,
     /// Reused for every packed record.
     record: Vec<u8>,
+    /// Reused for every unit: the tip of each of its streams once checked.
+    unit_tips: Vec<Option<Tip>>,
+    #[cfg(any(test, feature = "fault-injection"))]
+    fault: Fault,
+}
+
+/// What a unit's answer is inside a group: its outcomes, or why it was refused (the rest
+/// of the group goes on).
+type UnitResult = Result<Vec<AppendOutcome>, StoreError>;
+
+/// What a group has written so far, applied to the writer's memory once it is committed.
+struct Written<'r> {
+    head: Head,
+    recorded_at: DateTime<Utc>,
+    /// Where the streams the group wrote end now.
+    moved: HashMap<&'r str, Tip>,
+    /// The commands the group applied, with their fingerprints and answers.
+    applied: HashMap<CommandId, (&'r str, AppendOutcome)>,
+}
+
+/// Inserts event rows. With a fault armed (tests only), fails part way through a unit.
+struct Inserter<'c> {
+    statement: rusqlite::CachedStatement<'c>,
+    #[cfg(any(test, feature = "fault-injection"))]
+    fault: &'c Mutex<Option<usize>>,
+    /// Events the current unit may still insert before the armed fault strikes.
+    #[cfg(any(test, feature = "fault-injection"))]
+    left: Option<usize>,
+}
+
+impl Inserter<'_> {
+    fn insert(&mut self, position: u64, record: &[u8]) -> Result<(), GroupFailure> {
+        #[cfg(any(test, feature = "fault-injection"))]
+        match self.left {
+            Some(0) => return Err(Self::injected()),
+            Some(n) => self.left = Some(n - 1),
+            None => {}
+        }
+        self.statement.execute(params![position, record])?;
+        Ok(())
+    }
+
+    /// A unit passed its checks and is about to be inserted.
+    fn begin_unit(&mut self) {
+        #[cfg(any(test, feature = "fault-injection"))]
+        {
+            self.left = self.fault.lock().expect("fault poisoned").take();
+        }
+    }
+
+    /// A unit is inserted.
+    fn end_unit(&mut self) -> Result<(), GroupFailure> {
+        #[cfg(any(test, feature = "fault-injection"))]
+        if self.left.take().is_some() {
+            return Err(Self::injected());
+        }
+        Ok(())
+    }
+
+    #[cfg(any(test, feature = "fault-injection"))]
+    fn injected() -> GroupFailure {
+        GroupFailure::Fatal(StoreError::Backend("injected fault: the write failed part way".into()))
+    }
 }
 
 const INSERT_EVENT: &str = "INSERT INTO events (position, record) VALUES (?1, ?2)";
 
 impl Writer {
-    /// Writes a group in one transaction; on a constraint failure, one by one.
-    fn write_group(
-        &mut self,
-        requests: &[AppendRequest],
-    ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-        match self.try_group(requests) {
+    /// Writes a group in one transaction; on a constraint failure, one unit at a time.
+    fn write_group(&mut self, units: &[Vec<AppendRequest>]) -> Result<Vec<UnitResult>, StoreError> {
+        match self.try_group(units) {
             Ok(results) => Ok(results),
             Err(GroupFailure::Fatal(e)) => Err(e),
-            Err(GroupFailure::Constraint) if requests.len() == 1 => Ok(vec![Err(StoreError::Backend(format!(
-                "command {} breaks a constraint of the log",
-                requests[0].command_id
-            )))]),
+            Err(GroupFailure::Constraint) if units.len() == 1 => {
+                let ids = units[0].iter().map(|r| r.command_id.to_string()).collect::<Vec<_>>().join(", ");
+                Ok(vec![Err(StoreError::Backend(format!("command {ids} breaks a constraint of the log")))])
+            }
             Err(GroupFailure::Constraint) => {
-                let mut results = Vec::with_capacity(requests.len());
-                for request in requests {
-                    results.extend(self.write_group(std::slice::from_ref(request))?);
+                let mut results = Vec::with_capacity(units.len());
+                for unit in units {
+                    results.extend(self.write_group(std::slice::from_ref(unit))?);
                 }
                 Ok(results)
             }
         }
     }
 
-    fn try_group(
-        &mut self,
-        requests: &[AppendRequest],
-    ) -> Result<Vec<Result<AppendOutcome, StoreError>>, GroupFailure> {
+    fn try_group(&mut self, units: &[Vec<AppendRequest>]) -> Result<Vec<UnitResult>, GroupFailure> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let recorded_at = crate::now();
-        let mut head = self.head;
-        // What this group changed, applied to `tips` and `commands` once it is committed.
-        let mut moved: HashMap<&str, Tip> = HashMap::new();
-        let mut applied: HashMap<CommandId, (&str, AppendOutcome)> = HashMap::new();
-        let mut results = Vec::with_capacity(requests.len());
+        let mut written =
+            Written { head: self.head, recorded_at: crate::now(), moved: HashMap::new(), applied: HashMap::new() };
+        let mut results = Vec::with_capacity(units.len());
         {
             let known = self.index.read().expect("log index poisoned");
-            let mut insert_event = tx.prepare_cached(INSERT_EVENT)?;
-            for request in requests {
-                let previous = match applied.get(&request.command_id) {
-                    Some((fingerprint, outcome)) => Some((fingerprint.to_string(), outcome.clone())),
-                    None => match known.commands.get(&request.command_id) {
-                        Some(&first) => {
-                            stored_command(&tx, Format::Packed, first)?.map(|(_, r)| (r.fingerprint, r.outcome))
-                        }
-                        None => None,
-                    },
-                };
-                if let Some((fingerprint, outcome)) = previous {
-                    results.push(if fingerprint == request.fingerprint {
-                        Ok(AppendOutcome { duplicate: true, ..outcome })
-                    } else {
-                        Err(StoreError::CommandIdReused { command_id: request.command_id })
-                    });
-                    continue;
-                }
-                let tip = match moved.get(request.stream.as_str()).or_else(|| self.tips.get(&request.stream)) {
-                    Some(tip) => Some(*tip),
+            let mut inserter = Inserter {
+                statement: tx.prepare_cached(INSERT_EVENT)?,
+                #[cfg(any(test, feature = "fault-injection"))]
+                fault: &self.fault,
+                #[cfg(any(test, feature = "fault-injection"))]
+                left: None,
+            };
+            for unit in units {
+                let answered = check_unit(&tx, &known, &mut self.tips, &written, unit, &mut self.unit_tips)?;
+                results.push(match answered {
+                    Some(result) => result,
                     None => {
-                        let tip = stream_tip(&tx, &known, &request.stream)?;
-                        if let Some(tip) = tip {
-                            self.tips.insert(request.stream.clone(), tip);
+                        inserter.begin_unit();
+                        let mut outcomes = Vec::with_capacity(unit.len());
+                        for (request, &tip) in unit.iter().zip(&self.unit_tips) {
+                            let tip = match tip {
+                                Some(tip) => tip,
+                                None => new_stream(&tx, &request.stream)?,
+                            };
+                            let (outcome, tip, head) = insert_append(
+                                &mut inserter,
+                                &mut self.record,
+                                request,
+                                tip,
+                                written.head,
+                                written.recorded_at,
+                            )?;
+                            written.head = head;
+                            written.moved.insert(&request.stream, tip);
+                            written.applied.insert(request.command_id, (&request.fingerprint, outcome.clone()));
+                            outcomes.push(outcome);
                         }
-                        tip
+                        inserter.end_unit()?;
+                        Ok(outcomes)
                     }
-                };
-                if let Err(e) = check_expected(&request.stream, request.expected, tip.map_or(0, |t| t.version)) {
-                    results.push(Err(e));
-                    continue;
-                }
-                let tip = match tip {
-                    Some(tip) => tip,
-                    None => new_stream(&tx, &request.stream)?,
-                };
-                let (outcome, tip, new_head) =
-                    insert_append(&mut insert_event, &mut self.record, request, tip, head, recorded_at)?;
-                head = new_head;
-                moved.insert(&request.stream, tip);
-                applied.insert(request.command_id, (&request.fingerprint, outcome.clone()));
-                results.push(Ok(outcome));
+                });
             }
         }
         tx.commit()?;
+        let Written { head, moved, applied, .. } = written;
         self.head = head;
         // Before the answers go out: an acknowledged append is found by every later read.
         let mut index = self.index.write().expect("log index poisoned");
@@ -553,6 +648,62 @@ impl Writer {
         index.loaded_to = head.position;
         Ok(results)
     }
+}
+
+/// Checks every part of a unit against the log and what the group wrote before it, before
+/// any of its events is inserted: its command ids (through the index), then its expected
+/// versions (through the tips). Answers `None` to write it, with each request's stream tip
+/// in `checked` (`None` for a new stream), or the unit's answer: the stored outcomes of a
+/// retry, or its refusal.
+fn check_unit(
+    tx: &Connection,
+    known: &Index,
+    tips: &mut HashMap<String, Tip>,
+    written: &Written<'_>,
+    unit: &[AppendRequest],
+    checked: &mut Vec<Option<Tip>>,
+) -> Result<Option<UnitResult>, GroupFailure> {
+    let seen =
+        |r: &AppendRequest| written.applied.contains_key(&r.command_id) || known.commands.contains_key(&r.command_id);
+    // Almost always none was seen: no stored command is read.
+    if unit.iter().any(seen) {
+        let mut found = Vec::with_capacity(unit.len());
+        for request in unit {
+            found.push(match written.applied.get(&request.command_id) {
+                Some((fingerprint, outcome)) => {
+                    Some(CommandRecord { fingerprint: fingerprint.to_string(), outcome: outcome.clone() })
+                }
+                None => match known.commands.get(&request.command_id) {
+                    Some(&first) => stored_command(tx, Format::Packed, first)?.map(|(_, record)| record),
+                    None => None,
+                },
+            });
+        }
+        match judge_applied(unit, found) {
+            Ok(Some(outcomes)) => return Ok(Some(Ok(outcomes))),
+            Ok(None) => {}
+            Err(e) => return Ok(Some(Err(e))),
+        }
+    }
+    checked.clear();
+    for request in unit {
+        let tip = match written.moved.get(request.stream.as_str()).or_else(|| tips.get(&request.stream)) {
+            Some(tip) => Some(*tip),
+            None => {
+                // Committed state only (the group's own writes are in `moved`): cached as is.
+                let tip = stream_tip(tx, known, &request.stream)?;
+                if let Some(tip) = tip {
+                    tips.insert(request.stream.clone(), tip);
+                }
+                tip
+            }
+        };
+        if let Err(e) = check_expected(&request.stream, request.expected, tip.map_or(0, |t| t.version)) {
+            return Ok(Some(Err(e)));
+        }
+        checked.push(tip);
+    }
+    Ok(None)
 }
 
 /// The id of the stream called `stream`, if it has one.
@@ -585,7 +736,7 @@ fn new_stream(conn: &Connection, stream: &str) -> Result<Tip, GroupFailure> {
 
 /// Inserts an append's events; the checks are already done.
 fn insert_append(
-    insert: &mut rusqlite::CachedStatement<'_>,
+    insert: &mut Inserter<'_>,
     record: &mut Vec<u8>,
     request: &AppendRequest,
     tip: Tip,
@@ -645,7 +796,7 @@ fn insert_append(
             },
             record,
         );
-        insert.execute(params![position, &record[..]])?;
+        insert.insert(position, &record[..])?;
         (previous, previous_position) = (hash, position);
     }
     let n = request.events.len() as u64;
@@ -996,18 +1147,13 @@ impl EventStore for SqliteStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
         // Checked here, by the caller's thread: the writer's time is the log's throughput.
         check_request(&request)?;
-        let (reply, answer) = oneshot::channel();
-        {
-            let writer = self.shared.writer.lock().expect("writer handle poisoned");
-            let writer =
-                writer.as_ref().ok_or_else(|| StoreError::Backend("the log is open for reading only".into()))?;
-            writer
-                .send(WriteJob { request, reply })
-                .map_err(|_| StoreError::Backend("the log writer has stopped".into()))?;
-        }
-        let (result, request) = answer.await.map_err(|_| StoreError::Backend("the log writer has stopped".into()))?;
-        drop(request);
-        result
+        let mut outcomes = self.write(vec![request]).await?;
+        Ok(outcomes.pop().expect("one outcome per request"))
+    }
+
+    async fn append_all(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>, StoreError> {
+        check_requests(&requests)?;
+        self.write(requests).await
     }
 
     async fn read_stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -1065,5 +1211,81 @@ impl EventStore for SqliteStore {
 
     fn head(&self) -> watch::Receiver<u64> {
         self.shared.head.subscribe()
+    }
+}
+
+/// The writer's groups, driven directly: which units of one group are written is decided
+/// unit by unit inside its transaction.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ExpectedVersion::{Exact, NoStream};
+    use crate::conformance::request;
+
+    /// A writer on a new log, without its thread.
+    fn writer(path: &Path) -> Writer {
+        let mut conn = Connection::open(path).unwrap();
+        configure(&conn).unwrap();
+        prepare_schema(&mut conn).unwrap();
+        Writer {
+            conn,
+            head: Head { position: 0, log_hash: ChainHash::GENESIS },
+            tips: HashMap::new(),
+            index: Arc::default(),
+            record: Vec::new(),
+            unit_tips: Vec::new(),
+            fault: Fault::default(),
+        }
+    }
+
+    fn count(path: &Path, table: &str) -> u64 {
+        Connection::open(path).unwrap().query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_refused_unit_leaves_no_trace_while_the_rest_of_its_group_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        let mut w = writer(&path);
+        let refused = vec![request("g-b", NoStream, 2), request("g-a", NoStream, 1)];
+        let units = [
+            vec![request("g-a", NoStream, 1)],
+            refused,
+            vec![request("g-c", NoStream, 1), request("g-a", Exact(1), 1)],
+        ];
+        let results = w.write_group(&units).unwrap();
+        assert_eq!(results[0].as_ref().unwrap()[0].last_position, 1);
+        assert!(
+            matches!(&results[1], Err(StoreError::WrongExpectedVersion { stream, actual: 1, .. }) if stream == "g-a"),
+            "{:?}",
+            results[1]
+        );
+        let last = results[2].as_ref().unwrap();
+        assert_eq!((last[0].first_position, last[1].first_position, last[1].first_version), (2, 3, 2));
+        drop(w);
+        assert_eq!((count(&path, "events"), count(&path, "streams")), (3, 2), "no event and no name of g-b");
+        let report = verify(&path, None).unwrap();
+        assert!(report.is_intact(), "{report:?}");
+    }
+
+    #[test]
+    fn a_unit_that_breaks_a_constraint_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite3");
+        let mut w = writer(&path);
+        // A row at position 3 that the writer does not know of: the unit that reaches it
+        // breaks the primary key, and the group is written again one unit at a time.
+        w.conn.execute("INSERT INTO events (position, record) VALUES (3, X'00')", []).unwrap();
+        let units = [vec![request("k-a", NoStream, 1)], vec![request("k-b", NoStream, 1), request("k-c", NoStream, 1)]];
+        let results = w.write_group(&units).unwrap();
+        assert_eq!(results[0].as_ref().unwrap()[0].last_position, 1);
+        assert!(
+            matches!(&results[1], Err(StoreError::Backend(m)) if m.contains("breaks a constraint")),
+            "{:?}",
+            results[1]
+        );
+        assert_eq!(w.head.position, 1);
+        drop(w);
+        assert_eq!((count(&path, "events"), count(&path, "streams")), (2, 1), "k-b was rolled back with k-c");
     }
 }
