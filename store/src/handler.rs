@@ -1,6 +1,9 @@
 //! Runs a command against the log: load the aggregate, decide, append with the expected
 //! version. On a version conflict it reloads and decides again, a bounded number of times;
 //! a command id already applied gets its first answer back and writes nothing.
+//!
+//! It writes one aggregate's stream; a use case that changes several aggregates writes
+//! all their events in one [`crate::EventStore::append_all`].
 
 use crate::{AppendOutcome, AppendRequest, ChainHash, EventStore, ExpectedVersion, NewEvent, StoreError};
 use domain::{Aggregate, CommandMeta, DomainEvent, EventId};

@@ -1,10 +1,12 @@
 //! The embedded SQLite backend, the default.
 //!
 //! One writer thread owns the only write connection and commits appends in groups: every
-//! append waiting when a transaction starts joins it, each with its own version check and
-//! its own answer, and the whole group costs one fsync (WAL, `synchronous=FULL`). An
-//! append is answered only after its commit returned, so an acknowledged event is on
-//! disk. Reads use a small pool of read-only connections that WAL lets run beside the
+//! write waiting when a transaction starts joins it, each with its own checks and its own
+//! answer, and the whole group costs one fsync (WAL, `synchronous=FULL`). A write is a
+//! unit of one append, or of the several of an `append_all`: all of a unit's checks pass
+//! before any of its events is inserted, so a refused unit leaves nothing in the group's
+//! transaction. A write is answered only after its commit returned, so an acknowledged
+//! event is on disk. Reads use a small pool of read-only connections that WAL lets run beside the
 //! writer.
 //!
 //! Log format 3 writes one row per event and nothing else (bar a stream's name, once):
