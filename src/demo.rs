@@ -226,8 +226,10 @@ pub(crate) async fn seeding_state(store: Arc<dyn EventStore>) -> anyhow::Result<
         Arc::new(sagas::SystemClock),
     )
     .await?;
-    let saga = sagas::SagaRunner::spawn(process, std::time::Duration::from_secs(3600));
-    let state = api::AppState::new(store.clone()).with_saga(saga);
+    let use_cases = usecases::UseCases::new(store.clone());
+    let saga =
+        sagas::SagaRunner::spawn(process.with_use_cases(use_cases.clone()), std::time::Duration::from_secs(3600));
+    let state = api::AppState::new(store.clone()).with_use_cases(use_cases).with_saga(saga);
     let head = *store.head().borrow();
     anyhow::ensure!(state.wait_for(head, std::time::Duration::from_secs(600)).await, "read models did not catch up");
     Ok(state)

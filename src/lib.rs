@@ -123,6 +123,15 @@ impl Application {
             None => open_store(&settings.data_dir)?,
             Some(url) => connect_store(url).await?,
         };
+        // A use case that changes several entities writes them in one atomic append; a log
+        // that cannot must not serve writes at all rather than write them one by one.
+        if !log.atomic_multi_stream() {
+            anyhow::bail!(
+                "this event log cannot append to several streams atomically, which the tracker's use cases need \
+                 (KurrentDB offers it from server 25.1 through its v2 protocol, which the kurrentdb 1.2 client \
+                 lacks): `serve` refuses it; `verify`, `replay`, `explain` and `rebuild` still read it"
+            );
+        }
         let tokens = Arc::new(
             api::TokenStore::open(&settings.data_dir)
                 .with_context(|| format!("cannot read the tokens of {}", settings.data_dir.display()))?,
@@ -137,11 +146,14 @@ impl Application {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
         let checkpoint = Arc::new(sagas::FileCheckpoint(settings.data_dir.join(SAGA_CHECKPOINT)));
+        let use_cases = usecases::UseCases::new(store.clone());
         let process = sagas::Process::start(store.clone(), checkpoint, Arc::new(sagas::SystemClock))
             .await
-            .context("cannot start the reimbursement saga")?;
+            .context("cannot start the reimbursement saga")?
+            .with_use_cases(use_cases.clone());
         let state = AppState::persisted(store, &settings.data_dir.join(SNAPSHOTS_DIR))
             .await
+            .with_use_cases(use_cases)
             .with_saga(sagas::SagaRunner::spawn(process, SAGA_TICK));
         for (view, from) in state.resumed_from() {
             tracing::info!(view, from, "read model started");

@@ -5,23 +5,19 @@
 
 use crate::AppState;
 use crate::auth::{Operation, require};
-use crate::errors::{DomainCode, bad_input, codes, command_error};
+use crate::errors::{DomainCode, bad_input, codes};
 use crate::inputs::{CommandFields, convention_id};
-use crate::programmes::{envelope_of, step, structure};
+use crate::programmes::{structure, written};
 use crate::scalars::{DateScalar, MoneyScalar};
 use crate::types::Departement;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use domain::CommandId;
 use domain::aidants::{
-    Habilitation, HabilitationCommand, HabilitationError, HabilitationEvent, HabilitationId, SessionCommand,
-    SessionError, SessionId, TrainingSession,
+    HabilitationCommand, HabilitationError, HabilitationId, SessionCommand, SessionError, SessionId, TrainingSession,
 };
-use domain::convention::{self as dc, ConventionCommand, EnvelopeKind};
-use domain::ids::TRACKER_NAMESPACE;
-use domain::{CommandId, CommandMeta};
 use projections::programmes::{HabilitationRecord, SessionRecord};
+use store::CommandOutcome;
 use store::handler::stream_name;
-use store::{CommandOutcome, handle};
-use uuid::Uuid;
 
 impl DomainCode for HabilitationError {
     fn code(&self) -> &'static str {
@@ -198,40 +194,6 @@ fn answer(
     }
 }
 
-/// The convention moves a completed training implies: commit and service done of a seat.
-fn training_moves(
-    state: &AppState,
-    departement: &domain::DepartementCode,
-    events: &[HabilitationEvent],
-) -> Result<Vec<(&'static str, ConventionCommand)>> {
-    let mut moves = Vec::new();
-    for e in events {
-        if let HabilitationEvent::TrainingCompleted { convention_id, seat_cost, reference, on } = e {
-            moves.push((
-                "commit",
-                ConventionCommand::CommitFunds(dc::CommitFunds {
-                    convention_id: *convention_id,
-                    envelope_id: envelope_of(state, *convention_id, EnvelopeKind::AidantsConnectTraining)?,
-                    reference: reference.clone(),
-                    amount: *seat_cost,
-                    committed_on: *on,
-                    departement: Some(departement.clone()),
-                }),
-            ));
-            moves.push((
-                "service-done",
-                ConventionCommand::RecordServiceDone(dc::RecordServiceDone {
-                    convention_id: *convention_id,
-                    reference: reference.clone(),
-                    amount: *seat_cost,
-                    done_on: *on,
-                }),
-            ));
-        }
-    }
-    Ok(moves)
-}
-
 #[derive(Default)]
 pub struct AidantsMutation;
 
@@ -245,17 +207,10 @@ impl AidantsMutation {
         let principal = require(ctx, operation)?;
         let state = ctx.data_unchecked::<AppState>();
         let id = habilitation_id(&input.habilitation_id)?;
-        let record = state.programmes.read(|v| v.habilitations.get(&id).cloned());
         let command = make(id)?;
-        let departement = record.map(|r| r.departement);
-        let (command_id, outcome) =
-            step::<Habilitation>(ctx, &principal, id.0.to_string(), command, &input.command, |_, events| {
-                match &departement {
-                    Some(d) => training_moves(state, d, events),
-                    None => Ok(vec![]),
-                }
-            })
-            .await?;
+        let meta = input.command.meta(&principal.actor())?;
+        let result = state.use_cases.habilitation(command, meta.clone()).await;
+        let (command_id, outcome) = written(state, meta.command_id, result).await?;
         Ok(answer(state, command_id, &outcome, Some(id), None))
     }
 }
@@ -283,10 +238,9 @@ impl AidantsMutation {
             seat_cost: input.seat_cost.0,
             held_on: input.held_on.0,
         };
-        let fields = CommandFields { command_id: Some(ID(meta.command_id.to_string())), ..input.command };
-        let (command_id, outcome) =
-            step::<TrainingSession>(ctx, &principal, session_id.0.to_string(), command, &fields, |_, _| Ok(vec![]))
-                .await?;
+        let stream = stream_name::<TrainingSession>(session_id.0);
+        let result = state.use_cases.plain::<TrainingSession>(stream, command, meta.clone()).await;
+        let (command_id, outcome) = written(state, meta.command_id, result).await?;
         Ok(answer(state, command_id, &outcome, None, Some(session_id)))
     }
 
@@ -298,7 +252,7 @@ impl AidantsMutation {
     ) -> Result<AidantsConnectPayload> {
         let principal = require(ctx, Operation::RequestHabilitation)?;
         let state = ctx.data_unchecked::<AppState>();
-        let structure = structure(state, &input.structure_id)?;
+        let structure = structure(state, &input.structure_id).await?;
         if !principal.sees_structure(structure.structure_id.0) {
             // Another structure's: answered as if it did not exist.
             return Err(bad_input("structureId", format!("no structure {} is registered", structure.structure_id)));
@@ -311,8 +265,9 @@ impl AidantsMutation {
             aidant: input.aidant.clone(),
             on: input.requested_on.0,
         };
-        let (command_id, outcome) =
-            step::<Habilitation>(ctx, &principal, id.0.to_string(), command, &input.command, |_, _| Ok(vec![])).await?;
+        let meta = input.command.meta(&principal.actor())?;
+        let result = state.use_cases.habilitation(command, meta.clone()).await;
+        let (command_id, outcome) = written(state, meta.command_id, result).await?;
         Ok(answer(state, command_id, &outcome, Some(id), None))
     }
 
@@ -362,46 +317,9 @@ impl AidantsMutation {
         let state = ctx.data_unchecked::<AppState>();
         let id = habilitation_id(&input.habilitation_id)?;
         let session_id = SessionId::parse(&input.session_id).map_err(|e| bad_input("sessionId", e))?;
-        let session = state
-            .programmes
-            .read(|v| v.sessions.get(&session_id).cloned())
-            .ok_or_else(|| bad_input("sessionId", format!("no training session {} is open", session_id.0)))?;
-        let command = HabilitationCommand::RegisterToSession {
-            habilitation_id: id,
-            session_id,
-            convention_id: session.convention_id,
-            seat_cost: session.seat_cost,
-            on: input.on.0,
-        };
         let meta = input.command.meta(&principal.actor())?;
-        let store = state.store.as_ref();
-        // The seat first: a full session leaves the habilitation as it was.
-        if store
-            .find_command(meta.command_id)
-            .await
-            .map_err(|e| command_error::<dc::ConventionError>(e.into()))?
-            .is_none()
-        {
-            let (habilitation, _) = store::handler::load::<Habilitation>(store, &stream_name::<Habilitation>(id.0))
-                .await
-                .map_err(|e| command_error::<dc::ConventionError>(e.into()))?;
-            domain::Aggregate::decide(&habilitation, &command)
-                .map_err(|e| command_error(store::HandleError::Domain(e)))?;
-            let seat_meta = CommandMeta {
-                command_id: CommandId(Uuid::new_v5(
-                    &TRACKER_NAMESPACE,
-                    format!("{}:seat", meta.command_id.0).as_bytes(),
-                )),
-                ..meta.clone()
-            };
-            let reserve = SessionCommand::ReserveSeat { session_id, habilitation_id: id };
-            handle::<TrainingSession>(store, &stream_name::<TrainingSession>(session_id.0), &reserve, &seat_meta)
-                .await
-                .map_err(command_error)?;
-        }
-        let fields = CommandFields { command_id: Some(ID(meta.command_id.to_string())), ..input.command };
-        let (command_id, outcome) =
-            step::<Habilitation>(ctx, &principal, id.0.to_string(), command, &fields, |_, _| Ok(vec![])).await?;
+        let result = state.use_cases.register_to_session(id, session_id, input.on.0, meta.clone()).await;
+        let (command_id, outcome) = written(state, meta.command_id, result).await?;
         Ok(answer(state, command_id, &outcome, Some(id), Some(session_id)))
     }
 

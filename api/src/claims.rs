@@ -7,20 +7,18 @@ use crate::AppState;
 use crate::auth::{Operation, Principal, Role, require};
 use crate::errors::{DomainCode, bad_input, codes};
 use crate::inputs::{CommandFields, convention_id};
-use crate::programmes::step;
+use crate::programmes::written;
 use crate::scalars::{DateScalar, MoneyScalar};
 use crate::types::Departement;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use domain::CommandId;
-use domain::annex::caps_on;
-use domain::claim::{
-    AnnexClaim, ClaimCommand, ClaimError, ClaimId, ExpenseLine, LineDecision, SubmitAnnexClaim, TrainingFacts,
-};
+use domain::claim::{AnnexClaim, ClaimCommand, ClaimError, ClaimId, ExpenseLine, LineDecision};
 use domain::funds_call::{FundsCallCommand, FundsCallError, FundsCallId, FundsCallLedger};
 use domain::purchase::PurchaseId;
 use domain::structure::StructureId;
 use projections::reimbursements::{CallRecord, ClaimRecord};
 use store::CommandOutcome;
+use store::handler::stream_name;
 
 impl DomainCode for ClaimError {
     fn code(&self) -> &'static str {
@@ -394,8 +392,9 @@ async fn claim_step(
 ) -> Result<ReimbursementPayload> {
     let state = ctx.data_unchecked::<AppState>();
     let id = command.claim_id();
-    let (command_id, outcome) =
-        step::<AnnexClaim>(ctx, principal, id.0.to_string(), command, fields, |_, _| Ok(vec![])).await?;
+    let meta = fields.meta(&principal.actor())?;
+    let result = state.use_cases.plain::<AnnexClaim>(stream_name::<AnnexClaim>(id.0), command, meta.clone()).await;
+    let (command_id, outcome) = written(state, meta.command_id, result).await?;
     settle(state, &outcome).await;
     Ok(answer(state, command_id, &outcome, visible_claim(state, principal, id), None))
 }
@@ -455,39 +454,25 @@ impl ClaimMutation {
             .read(|v| v.purchases.get(&purchase_id).cloned())
             .filter(|p| principal.sees_structure(p.request.structure_id.0))
             .ok_or_else(|| bad_input("purchaseId", format!("no purchase {purchase_id}")))?;
-        let request = &purchase.request;
         let structure_id = match (principal.role, principal.structure) {
             (Role::Structure, Some(s)) => StructureId(s),
-            _ => request.structure_id,
+            _ => purchase.request.structure_id,
         };
-        let caps = state
-            .budget
-            .read(|v| {
-                v.conventions
-                    .get(&request.convention_id)
-                    .and_then(|c| caps_on(&c.annex_caps, request.session_end).cloned())
-            })
-            .ok_or_else(|| bad_input("purchaseId", "the purchase's convention is unknown"))?;
         let id = ClaimId::of(purchase_id, &input.trainee);
-        let trainees_claimed = state.reimbursements.read(|v| v.other_claimants(purchase_id, id));
-        let command = ClaimCommand::Submit(Box::new(SubmitAnnexClaim {
+        let request = usecases::programmes::AnnexClaimRequest {
             claim_id: id,
             structure_id,
+            purchase_id,
             trainee: input.trainee.clone(),
-            training: TrainingFacts {
-                purchase_id,
-                convention_id: request.convention_id,
-                structure_id: request.structure_id,
-                departement: request.departement.clone(),
-                session_end: request.session_end,
-                present: purchase.present,
-                trainees_claimed,
-            },
-            caps,
             lines: lines(&input.lines)?,
             submitted_on: input.submitted_on.0,
-        }));
-        claim_step(ctx, &principal, command, &input.command).await
+            trainees_claimed: state.reimbursements.read(|v| v.other_claimants(purchase_id, id)),
+        };
+        let meta = input.command.meta(&principal.actor())?;
+        let result = state.use_cases.submit_annex_claim(request, meta.clone()).await;
+        let (command_id, outcome) = written(state, meta.command_id, result).await?;
+        settle(state, &outcome).await;
+        Ok(answer(state, command_id, &outcome, visible_claim(state, &principal, id), None))
     }
 
     /// The structure sends back a claim the OPCO asked to change; it is capped and
@@ -502,25 +487,14 @@ impl ClaimMutation {
         let id = claim_id(&input.claim_id)?;
         let claim =
             visible_claim(state, &principal, id).ok_or_else(|| bad_input("claimId", format!("no annex claim {id}")))?;
-        let session_end = state
-            .purchases
-            .read(|v| v.purchases.get(&claim.submitted.purchase_id).map(|p| p.request.session_end))
-            .unwrap_or(claim.submitted.submitted_on);
-        let caps = state
-            .budget
-            .read(|v| {
-                v.conventions
-                    .get(&claim.submitted.convention_id)
-                    .and_then(|c| caps_on(&c.annex_caps, session_end).cloned())
-            })
-            .unwrap_or_default();
-        let command = ClaimCommand::Resubmit {
-            claim_id: id,
-            caps,
-            lines: lines(&input.lines)?,
-            resubmitted_on: input.resubmitted_on.0,
-        };
-        claim_step(ctx, &principal, command, &input.command).await
+        let meta = input.command.meta(&principal.actor())?;
+        let result = state
+            .use_cases
+            .resubmit_annex_claim(claim.submitted.claim_id, lines(&input.lines)?, input.resubmitted_on.0, meta.clone())
+            .await;
+        let (command_id, outcome) = written(state, meta.command_id, result).await?;
+        settle(state, &outcome).await;
+        Ok(answer(state, command_id, &outcome, visible_claim(state, &principal, id), None))
     }
 
     /// The OPCO approves a claim, in full or partly (a reason per reduced line). The saga
@@ -608,10 +582,9 @@ impl ClaimMutation {
             claims,
             issued_on: input.issued_on.0,
         };
-        let fields = CommandFields { command_id: Some(ID(meta.command_id.to_string())), ..input.command };
-        let (command_id, outcome) =
-            step::<FundsCallLedger>(ctx, &principal, convention.to_string(), command, &fields, |_, _| Ok(vec![]))
-                .await?;
+        let stream = stream_name::<FundsCallLedger>(convention);
+        let result = state.use_cases.plain::<FundsCallLedger>(stream, command, meta.clone()).await;
+        let (command_id, outcome) = written(state, meta.command_id, result).await?;
         settle(state, &outcome).await;
         Ok(answer(state, command_id, &outcome, None, Some(call_id)))
     }
@@ -628,11 +601,10 @@ impl ClaimMutation {
         let convention = convention_id(&input.convention_id)?;
         let call_id = FundsCallId::parse(&input.funds_call_id).map_err(|e| bad_input("fundsCallId", e))?;
         let command = FundsCallCommand::RecordPayment { convention_id: convention, call_id, paid_on: input.paid_on.0 };
-        let (command_id, outcome) =
-            step::<FundsCallLedger>(ctx, &principal, convention.to_string(), command, &input.command, |_, _| {
-                Ok(vec![])
-            })
-            .await?;
+        let meta = input.command.meta(&principal.actor())?;
+        let stream = stream_name::<FundsCallLedger>(convention);
+        let result = state.use_cases.plain::<FundsCallLedger>(stream, command, meta.clone()).await;
+        let (command_id, outcome) = written(state, meta.command_id, result).await?;
         settle(state, &outcome).await;
         Ok(answer(state, command_id, &outcome, None, Some(call_id)))
     }

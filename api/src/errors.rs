@@ -108,6 +108,22 @@ pub fn command_error<E: DomainCode>(err: HandleError<E>) -> Error {
     }
 }
 
+/// The mapping for use cases that write several streams: the entity's rule, or the rule
+/// of the convention (or session) its step moves, each with its own code and figures.
+pub fn step_error<E: DomainCode>(err: usecases::StepError<E>) -> Error {
+    use usecases::StepError;
+    match err {
+        StepError::Domain(e) => command_error(HandleError::Domain(e)),
+        StepError::Convention(e) => command_error(HandleError::Domain(e)),
+        StepError::Session(e) => command_error(HandleError::Domain(e)),
+        StepError::Missing { field, message } => bad_input(field, message),
+        StepError::Conflict { .. } | StepError::CommandIdReused(_) => {
+            Error::new(err.to_string()).extend_with(|_, e| e.set("code", codes::CONFLICT))
+        }
+        StepError::Store(e) => internal(&e),
+    }
+}
+
 /// Errors raised by the GraphQL engine itself (syntax, unknown field, wrong type, limits)
 /// carry no code: they are all the client's to fix.
 pub fn ensure_codes(errors: &mut [ServerError]) {

@@ -52,6 +52,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn EventStore>,
+    /// The one write path: every mutation goes through it.
+    pub use_cases: Arc<usecases::UseCases>,
     pub budget: Arc<Runner<BudgetView>>,
     pub structures: Arc<Runner<StructuresView>>,
     pub purchases: Arc<Runner<PurchasesView>>,
@@ -78,6 +80,7 @@ impl AppState {
             reimbursements: Runner::spawn(store.clone()),
             dashboard: Runner::spawn(store.clone()),
             dashboards: Default::default(),
+            use_cases: usecases::UseCases::new(store.clone()),
             store,
             saga: None,
             read_your_writes_timeout: Duration::from_secs(2),
@@ -96,6 +99,7 @@ impl AppState {
             Runner::spawn_persisted(store.clone(), dir),
         );
         Self {
+            use_cases: usecases::UseCases::new(store.clone()),
             store,
             budget,
             structures,
@@ -120,6 +124,13 @@ impl AppState {
             (ReimbursementsView::NAME, self.reimbursements.resumed_from()),
             (DashboardView::NAME, self.dashboard.resumed_from()),
         ]
+    }
+
+    /// The same state, writing through these use cases (shared with the saga, so that
+    /// the saga's commands and the API's take turns on the same streams).
+    pub fn with_use_cases(mut self, use_cases: Arc<usecases::UseCases>) -> Self {
+        self.use_cases = use_cases;
+        self
     }
 
     /// The same state, with the reimbursement saga this process runs.

@@ -1,5 +1,5 @@
 //! Mutations: one per command of the Convention aggregate. Each parses its input, hands
-//! the command to the handler, waits briefly for the read models to show the result
+//! the command to the use cases (the one write path), waits briefly for the read models to show the result
 //! (read-your-writes) and answers with the log position it wrote.
 
 use crate::AppState;
@@ -12,8 +12,8 @@ use async_graphql::{Context, ID, Object, Result};
 use domain::convention::{Convention, ConventionCommand};
 use domain::structure::{Structure, StructureId};
 use domain::{Aggregate, CommandId, ConventionId};
+use store::CommandOutcome;
 use store::handler::stream_name;
-use store::{CommandOutcome, handle};
 
 /// What a command wrote.
 pub struct CommandPayload {
@@ -60,13 +60,14 @@ async fn apply<A: Aggregate>(
 ) -> Result<(CommandId, CommandOutcome)>
 where
     A::Error: DomainCode,
+    A::Command: 'static,
 {
     let principal = require(ctx, operation)?;
     let command = command()?;
     let state = ctx.data_unchecked::<AppState>();
     let meta = fields.meta(&principal.actor())?;
     let stream = stream_name::<A>(stream_id(&command));
-    let outcome = handle::<A>(state.store.as_ref(), &stream, &command, &meta).await.map_err(command_error)?;
+    let outcome = state.use_cases.execute::<A>(stream, command, meta.clone()).await.map_err(command_error)?;
     if !state.wait_for(outcome.position, state.read_your_writes_timeout).await {
         tracing::warn!(position = outcome.position, "read models lagging behind a command's answer");
     }

@@ -3,86 +3,39 @@
 //! convention.
 
 use crate::AppState;
-use crate::auth::{Operation, Principal, require};
-use crate::errors::{DomainCode, bad_input, command_error};
+use crate::auth::{Operation, require};
+use crate::errors::{DomainCode, bad_input, step_error};
 use crate::inputs::{CommandFields, convention_id};
 use crate::scalars::{DateScalar, MoneyScalar};
 use crate::types::Departement;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
-use domain::ccas::{CcasAction, CcasActionId, CcasActionRecorded, RecordCcasAction};
-use domain::convention::{self as dc, Convention, ConventionCommand, EnvelopeKind};
+use domain::CommandId;
+use domain::ccas::{CcasActionId, CcasActionRecorded, RecordCcasAction};
 use domain::framework::CompetencyBlock;
-use domain::ids::TRACKER_NAMESPACE;
-use domain::pix::{CampaignId, PixCampaign, PixCommand, PixEvent};
+use domain::pix::{CampaignId, PixCommand};
 use domain::structure::{StructureId, StructureRegistered};
-use domain::{Aggregate, CommandId, CommandMeta, ConventionId, EnvelopeId};
 use projections::programmes::CampaignRecord;
-use store::handler::{load, stream_name};
-use store::{CommandOutcome, HandleError, handle};
-use uuid::Uuid;
+use store::CommandOutcome;
+use usecases::StepError;
 
-/// The id of a money move a programme command causes on a convention.
-fn derived(command: CommandId, step: &str) -> CommandId {
-    CommandId(Uuid::new_v5(&TRACKER_NAMESPACE, format!("{}:{step}", command.0).as_bytes()))
-}
-
-/// One programme step: decide on the programme's aggregate, move the money on the
-/// convention (ids derived from the step's, so a retry moves nothing twice), then record
-/// the programme's events, last, so that a move the convention refuses leaves the
-/// programme as it was. A retried step that went through gets its first answer.
-pub(crate) async fn step<A: Aggregate>(
-    ctx: &Context<'_>,
-    principal: &Principal,
-    stream_id: String,
-    command: A::Command,
-    fields: &CommandFields,
-    moves: impl FnOnce(&A, &[A::Event]) -> Result<Vec<(&'static str, ConventionCommand)>>,
-) -> Result<(CommandId, CommandOutcome)>
-where
-    A::Error: DomainCode,
-{
-    let state = ctx.data_unchecked::<AppState>();
-    let store = state.store.as_ref();
-    let meta = fields.meta(&principal.actor())?;
-    let stream = stream_name::<A>(stream_id);
-    let internal = |e: store::StoreError| command_error::<dc::ConventionError>(e.into());
-    if store.find_command(meta.command_id).await.map_err(internal)?.is_none() {
-        let (aggregate, _) = load::<A>(store, &stream).await.map_err(internal)?;
-        let events = aggregate.decide(&command).map_err(|e| command_error(HandleError::Domain(e)))?;
-        for (name, money) in moves(&aggregate, &events)? {
-            let money_meta = CommandMeta {
-                command_id: derived(meta.command_id, name),
-                actor: meta.actor.clone(),
-                correlation_id: meta.correlation_id,
-                causation_id: None,
-            };
-            let convention = stream_name::<Convention>(money.convention_id());
-            handle::<Convention>(store, &convention, &money, &money_meta).await.map_err(command_error)?;
-        }
-    }
-    let outcome = handle::<A>(store, &stream, &command, &meta).await.map_err(command_error)?;
+/// Answers a use case the programmes call: its failure mapped once to a GraphQL error,
+/// then, once the read models show what it wrote (read-your-writes), its outcome.
+pub(crate) async fn written<E: DomainCode>(
+    state: &AppState,
+    command_id: CommandId,
+    result: std::result::Result<CommandOutcome, StepError<E>>,
+) -> Result<(CommandId, CommandOutcome)> {
+    let outcome = result.map_err(step_error)?;
     if !state.wait_for(outcome.position, state.read_your_writes_timeout).await {
         tracing::warn!(position = outcome.position, "read models lagging behind a command's answer");
     }
-    Ok((meta.command_id, outcome))
+    Ok((command_id, outcome))
 }
 
-/// The convention's envelope of a kind, or a clear error.
-pub(crate) fn envelope_of(state: &AppState, convention: ConventionId, kind: EnvelopeKind) -> Result<EnvelopeId> {
-    state
-        .budget
-        .read(|v| {
-            v.conventions.get(&convention).and_then(|c| c.envelopes.iter().find(|e| e.kind == kind).map(|e| e.id))
-        })
-        .ok_or_else(|| bad_input("conventionId", format!("the convention has no {kind:?} envelope to charge this to")))
-}
-
-pub(crate) fn structure(state: &AppState, id: &ID) -> Result<StructureRegistered> {
+/// A registered structure, from the log (a decision never reads a read model).
+pub(crate) async fn structure(state: &AppState, id: &ID) -> Result<StructureRegistered> {
     let id = StructureId::parse(id).map_err(|e| bad_input("structureId", e))?;
-    state
-        .structures
-        .read(|v| v.structures.get(&id).cloned())
-        .ok_or_else(|| bad_input("structureId", format!("no structure {id} is registered")))
+    state.use_cases.structure::<domain::structure::StructureError>(id).await.map_err(step_error)
 }
 
 fn blocks(numbers: &[u8]) -> Result<Vec<CompetencyBlock>> {
@@ -285,28 +238,8 @@ impl ProgrammeMutation {
             unit_price: input.unit_price.0,
             opened_on: input.opened_on.0,
         };
-        let fields = CommandFields { command_id: Some(ID(meta.command_id.to_string())), ..input.command };
-        let (command_id, outcome) =
-            step::<PixCampaign>(ctx, &principal, campaign_id.0.to_string(), command, &fields, |_, events| {
-                let mut moves = Vec::new();
-                for e in events {
-                    if let PixEvent::CampaignOpened { total, opened_on, .. } = e {
-                        moves.push((
-                            "commit",
-                            ConventionCommand::CommitFunds(dc::CommitFunds {
-                                convention_id: convention,
-                                envelope_id: envelope_of(state, convention, EnvelopeKind::Certifications)?,
-                                reference: campaign_id.reference(),
-                                amount: *total,
-                                committed_on: *opened_on,
-                                departement: None,
-                            }),
-                        ));
-                    }
-                }
-                Ok(moves)
-            })
-            .await?;
+        let result = state.use_cases.pix(command, meta.clone()).await;
+        let (command_id, outcome) = written(state, meta.command_id, result).await?;
         let mut answer = payload(command_id, &outcome);
         answer.campaign = state.programmes.read(|v| v.campaigns.get(&campaign_id).cloned()).map(CampaignView);
         Ok(answer)
@@ -322,11 +255,7 @@ impl ProgrammeMutation {
         let principal = require(ctx, Operation::RecordPixCertification)?;
         let state = ctx.data_unchecked::<AppState>();
         let campaign_id = CampaignId::parse(&input.campaign_id).map_err(|e| bad_input("campaignId", e))?;
-        let structure = structure(state, &input.structure_id)?;
-        let convention = state
-            .programmes
-            .read(|v| v.campaigns.get(&campaign_id).map(|c| c.convention_id))
-            .ok_or_else(|| bad_input("campaignId", format!("no Pix campaign {} is open", campaign_id.0)))?;
+        let structure = structure(state, &input.structure_id).await?;
         let command = PixCommand::RecordCertification {
             campaign_id,
             candidate: input.candidate.clone(),
@@ -335,25 +264,9 @@ impl ProgrammeMutation {
             score: input.score,
             certified_on: input.certified_on.0,
         };
-        let (command_id, outcome) =
-            step::<PixCampaign>(ctx, &principal, campaign_id.0.to_string(), command, &input.command, |_, events| {
-                Ok(events
-                    .iter()
-                    .filter_map(|e| match e {
-                        PixEvent::CertificationRecorded { unit_price, certified_on, .. } => Some((
-                            "service-done",
-                            ConventionCommand::RecordServiceDone(dc::RecordServiceDone {
-                                convention_id: convention,
-                                reference: campaign_id.reference(),
-                                amount: *unit_price,
-                                done_on: *certified_on,
-                            }),
-                        )),
-                        _ => None,
-                    })
-                    .collect())
-            })
-            .await?;
+        let meta = input.command.meta(&principal.actor())?;
+        let result = state.use_cases.pix(command, meta.clone()).await;
+        let (command_id, outcome) = written(state, meta.command_id, result).await?;
         let mut answer = payload(command_id, &outcome);
         answer.campaign = state.programmes.read(|v| v.campaigns.get(&campaign_id).cloned()).map(CampaignView);
         Ok(answer)
@@ -365,7 +278,7 @@ impl ProgrammeMutation {
         let principal = require(ctx, Operation::RecordCcasAction)?;
         let state = ctx.data_unchecked::<AppState>();
         let convention = convention_id(&input.convention_id)?;
-        let structure = structure(state, &input.structure_id)?;
+        let structure = structure(state, &input.structure_id).await?;
         let meta = input.command.meta(&principal.actor())?;
         let action_id = CcasActionId::for_command(meta.command_id);
         let command = RecordCcasAction {
@@ -381,35 +294,8 @@ impl ProgrammeMutation {
             cost: input.cost.0,
             held_on: input.held_on.0,
         };
-        let fields = CommandFields { command_id: Some(ID(meta.command_id.to_string())), ..input.command };
-        let (command_id, outcome) =
-            step::<CcasAction>(ctx, &principal, action_id.0.to_string(), command, &fields, |_, events| {
-                let mut moves = Vec::new();
-                for domain::ccas::CcasEvent::CcasActionRecorded(e) in events {
-                    moves.push((
-                        "commit",
-                        ConventionCommand::CommitFunds(dc::CommitFunds {
-                            convention_id: convention,
-                            envelope_id: envelope_of(state, convention, EnvelopeKind::CcasActions)?,
-                            reference: action_id.reference(),
-                            amount: e.cost,
-                            committed_on: e.held_on,
-                            departement: Some(e.departement.clone()),
-                        }),
-                    ));
-                    moves.push((
-                        "service-done",
-                        ConventionCommand::RecordServiceDone(dc::RecordServiceDone {
-                            convention_id: convention,
-                            reference: action_id.reference(),
-                            amount: e.cost,
-                            done_on: e.held_on,
-                        }),
-                    ));
-                }
-                Ok(moves)
-            })
-            .await?;
+        let result = state.use_cases.ccas(command, meta.clone()).await;
+        let (command_id, outcome) = written(state, meta.command_id, result).await?;
         let mut answer = payload(command_id, &outcome);
         answer.ccas_action = state.programmes.read(|v| v.ccas_actions.get(&action_id).cloned()).map(CcasActionView);
         Ok(answer)

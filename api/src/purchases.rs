@@ -11,11 +11,10 @@ use crate::inputs::{CommandFields, convention_id};
 use crate::scalars::{DateScalar, MoneyScalar};
 use crate::types::{Departement, StructureView};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
-use domain::convention::{self as dc, ConventionCommand};
+use domain::CommandId;
 use domain::framework::CompetencyBlock;
-use domain::purchase::{Purchase, PurchaseCommand, PurchaseEvent, PurchaseId, RequestPurchase};
+use domain::purchase::{PurchaseCommand, PurchaseId, RequestPurchase};
 use domain::structure::StructureId;
-use domain::{CommandId, Money};
 use projections::purchases::PurchaseRecord;
 use store::CommandOutcome;
 
@@ -220,91 +219,8 @@ impl PurchasePayload {
     }
 }
 
-/// The convention commands a purchase event implies, each with its step name.
-fn money_moves(
-    state: &AppState,
-    request: &domain::purchase::PurchaseRequested,
-    event: &PurchaseEvent,
-) -> Result<Vec<(&'static str, ConventionCommand)>> {
-    let convention_id = request.convention_id;
-    let reference = request.purchase_id.reference();
-    let positive = |m: Money| !m.is_zero();
-    Ok(match event {
-        PurchaseEvent::PurchaseRequested(_) => vec![],
-        PurchaseEvent::PurchaseApproved { amount, approved_on } => {
-            let envelope = state.budget.read(|v| {
-                v.conventions
-                    .get(&convention_id)
-                    .and_then(|c| c.envelopes.iter().find(|e| e.kind == request.envelope_kind).map(|e| e.id))
-            });
-            let envelope_id = envelope.ok_or_else(|| {
-                bad_input(
-                    "purchaseId",
-                    format!("the convention has no {:?} envelope to charge this purchase to", request.envelope_kind),
-                )
-            })?;
-            vec![(
-                "commit",
-                ConventionCommand::CommitFunds(dc::CommitFunds {
-                    convention_id,
-                    envelope_id,
-                    reference,
-                    amount: *amount,
-                    committed_on: *approved_on,
-                    departement: Some(request.departement.clone()),
-                }),
-            )]
-        }
-        PurchaseEvent::AttendanceRecorded { service_done, released, recorded_on, .. } => {
-            let mut moves = Vec::new();
-            if positive(*service_done) {
-                moves.push((
-                    "service-done",
-                    ConventionCommand::RecordServiceDone(dc::RecordServiceDone {
-                        convention_id,
-                        reference: reference.clone(),
-                        amount: *service_done,
-                        done_on: *recorded_on,
-                    }),
-                ));
-            }
-            if positive(*released) {
-                moves.push((
-                    "release",
-                    ConventionCommand::ReleaseFunds(dc::ReleaseFunds {
-                        convention_id,
-                        reference,
-                        amount: *released,
-                        released_on: *recorded_on,
-                    }),
-                ));
-            }
-            moves
-        }
-        PurchaseEvent::PurchasePaid { amount, paid_on } if positive(*amount) => vec![(
-            "payment",
-            ConventionCommand::RecordPayment(dc::RecordPayment {
-                convention_id,
-                reference,
-                amount: *amount,
-                paid_on: *paid_on,
-            }),
-        )],
-        PurchaseEvent::PurchasePaid { .. } => vec![],
-        PurchaseEvent::PurchaseCancelled { released, cancelled_on, .. } if positive(*released) => vec![(
-            "release",
-            ConventionCommand::ReleaseFunds(dc::ReleaseFunds {
-                convention_id,
-                reference,
-                amount: *released,
-                released_on: *cancelled_on,
-            }),
-        )],
-        PurchaseEvent::PurchaseCancelled { .. } => vec![],
-    })
-}
-
-/// One lifecycle step of a purchase (see [`crate::programmes::step`]).
+/// One lifecycle step of a purchase, through its use case: the purchase's event and the
+/// money it moves on the convention, written together.
 async fn step(
     ctx: &Context<'_>,
     principal: &Principal,
@@ -313,26 +229,9 @@ async fn step(
 ) -> Result<PurchasePayload> {
     let state = ctx.data_unchecked::<AppState>();
     let purchase_id = command.purchase_id();
-    let (command_id, outcome) = crate::programmes::step::<Purchase>(
-        ctx,
-        principal,
-        purchase_id.to_string(),
-        command,
-        fields,
-        |purchase, events| {
-            let request = match (&purchase.requested, events.first()) {
-                (Some(r), _) => r.clone(),
-                (None, Some(PurchaseEvent::PurchaseRequested(r))) => (**r).clone(),
-                _ => return Err(bad_input("purchaseId", "no purchase has this id")),
-            };
-            let mut moves = Vec::new();
-            for event in events {
-                moves.extend(money_moves(state, &request, event)?);
-            }
-            Ok(moves)
-        },
-    )
-    .await?;
+    let meta = fields.meta(&principal.actor())?;
+    let result = state.use_cases.purchase(command, meta.clone()).await;
+    let (command_id, outcome) = crate::programmes::written(state, meta.command_id, result).await?;
     Ok(PurchasePayload { command_id, purchase_id, outcome })
 }
 
@@ -346,11 +245,8 @@ impl PurchaseMutation {
     async fn request_purchase(&self, ctx: &Context<'_>, input: RequestPurchaseInput) -> Result<PurchasePayload> {
         let principal = require(ctx, Operation::RequestPurchase)?;
         let state = ctx.data_unchecked::<AppState>();
-        let structure_id = StructureId::parse(&input.structure_id).map_err(|e| bad_input("structureId", e))?;
-        let structure = state
-            .structures
-            .read(|v| v.structures.get(&structure_id).cloned())
-            .ok_or_else(|| bad_input("structureId", format!("no structure {structure_id} is registered")))?;
+        let structure = crate::programmes::structure(state, &input.structure_id).await?;
+        let structure_id = structure.structure_id;
         let blocks = input
             .blocks
             .iter()

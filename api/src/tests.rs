@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use store::MemoryStore;
 
 mod claims;
+mod concurrency;
 mod dashboard;
 mod report;
 

@@ -357,6 +357,9 @@ pub struct Habilitation {
     pub state: Option<HabilitationState>,
     pub cycle: u32,
     pub session: Option<(SessionId, ConventionId, Money)>,
+    /// The structure's département, recorded with the request: the seat's money is
+    /// charged to this territory, decided from the habilitation's own events.
+    pub departement: Option<crate::DepartementCode>,
 }
 
 impl Habilitation {
@@ -452,8 +455,9 @@ impl Aggregate for Habilitation {
         use HabilitationEvent as E;
         use HabilitationState as S;
         self.state = Some(match event {
-            E::HabilitationRequested { cycle, .. } => {
+            E::HabilitationRequested { cycle, departement, .. } => {
                 self.cycle = *cycle;
+                self.departement = Some(departement.clone());
                 self.session = None;
                 S::Requested
             }

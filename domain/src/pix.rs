@@ -138,6 +138,8 @@ pub enum PixError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PixCampaign {
     pub opened: Option<(u32, Money)>,
+    /// The convention that pays for the campaign's certifications.
+    pub convention_id: Option<ConventionId>,
     pub candidates: BTreeSet<String>,
 }
 
@@ -198,8 +200,9 @@ impl Aggregate for PixCampaign {
 
     fn evolve(&mut self, event: &PixEvent) {
         match event {
-            PixEvent::CampaignOpened { certifications, unit_price, .. } => {
-                self.opened = Some((*certifications, *unit_price))
+            PixEvent::CampaignOpened { certifications, unit_price, convention_id, .. } => {
+                self.opened = Some((*certifications, *unit_price));
+                self.convention_id = Some(*convention_id);
             }
             PixEvent::CertificationRecorded { candidate, .. } => {
                 self.candidates.insert(candidate.clone());

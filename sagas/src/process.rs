@@ -13,8 +13,9 @@ use domain::{Aggregate, CommandMeta};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use store::handler::stream_name;
-use store::{EventStore, HandleError, StoreError, handle};
+use store::{EventStore, HandleError, StoreError};
 use tokio::sync::watch;
+use usecases::UseCases;
 
 /// Events read from the log per batch.
 const BATCH: usize = 512;
@@ -39,14 +40,17 @@ enum Delivered {
     Refused(String),
 }
 
-async fn deliver_one(store: &dyn EventStore, step: &Step) -> Result<Delivered, SagaError> {
+async fn deliver_one(use_cases: &UseCases, step: &Step) -> Result<Delivered, SagaError> {
     async fn run<A: Aggregate>(
-        store: &dyn EventStore,
+        use_cases: &UseCases,
         stream: String,
         command: &A::Command,
         meta: &CommandMeta,
-    ) -> Result<Delivered, SagaError> {
-        match handle::<A>(store, &stream, command, meta).await {
+    ) -> Result<Delivered, SagaError>
+    where
+        A::Command: Clone + 'static,
+    {
+        match use_cases.execute::<A>(stream.clone(), command.clone(), meta.clone()).await {
             Ok(outcome) => {
                 Ok(Delivered::Applied { wrote: !outcome.duplicate && outcome.version >= outcome.first_version })
             }
@@ -60,18 +64,20 @@ async fn deliver_one(store: &dyn EventStore, step: &Step) -> Result<Delivered, S
     }
     match &step.command {
         SagaCommand::Convention(c) => {
-            run::<Convention>(store, stream_name::<Convention>(c.convention_id()), c, &step.meta).await
+            run::<Convention>(use_cases, stream_name::<Convention>(c.convention_id()), c, &step.meta).await
         }
-        SagaCommand::Claim(c) => run::<AnnexClaim>(store, stream_name::<AnnexClaim>(c.claim_id()), c, &step.meta).await,
+        SagaCommand::Claim(c) => {
+            run::<AnnexClaim>(use_cases, stream_name::<AnnexClaim>(c.claim_id()), c, &step.meta).await
+        }
         SagaCommand::Ledger(c) => {
             let id: ConventionId = c.convention_id();
-            run::<FundsCallLedger>(store, stream_name::<FundsCallLedger>(id), c, &step.meta).await
+            run::<FundsCallLedger>(use_cases, stream_name::<FundsCallLedger>(id), c, &step.meta).await
         }
     }
 }
 
 /// Delivers one piece of work; true when it wrote something.
-async fn deliver(store: &dyn EventStore, work: &Work) -> Result<bool, SagaError> {
+async fn deliver(store: &UseCases, work: &Work) -> Result<bool, SagaError> {
     let mut wrote = false;
     match work {
         Work::Chain(steps) => {
@@ -111,6 +117,9 @@ async fn deliver(store: &dyn EventStore, work: &Work) -> Result<bool, SagaError>
 pub struct Process {
     saga: Reimbursement,
     store: Arc<dyn EventStore>,
+    /// The write path the saga's commands take (shared with the API in a server, so
+    /// they take turns on the same streams instead of racing).
+    use_cases: Arc<UseCases>,
     checkpoint: Arc<dyn Checkpoint>,
     clock: Arc<dyn Clock>,
     position: u64,
@@ -146,7 +155,14 @@ impl Process {
                 position = e.position;
             }
         }
-        Ok(Self { saga, store, checkpoint, clock, position })
+        let use_cases = UseCases::new(store.clone());
+        Ok(Self { saga, store, use_cases, checkpoint, clock, position })
+    }
+
+    /// Sends the saga's commands through these use cases (the server's own).
+    pub fn with_use_cases(mut self, use_cases: Arc<UseCases>) -> Self {
+        self.use_cases = use_cases;
+        self
     }
 
     /// The last position acted upon.
@@ -167,7 +183,7 @@ impl Process {
             if batch.is_empty() {
                 let mut wrote = false;
                 for work in self.saga.tick(self.clock.today()) {
-                    wrote |= deliver(self.store.as_ref(), &work).await?;
+                    wrote |= deliver(&self.use_cases, &work).await?;
                 }
                 if !wrote {
                     return Ok(seen);
@@ -176,7 +192,7 @@ impl Process {
             }
             for e in &batch {
                 for work in self.saga.react(e)? {
-                    deliver(self.store.as_ref(), &work).await?;
+                    deliver(&self.use_cases, &work).await?;
                 }
                 self.position = e.position;
                 seen += 1;
@@ -190,7 +206,7 @@ impl Process {
         let batch = self.store.read_all(self.position, events).await?;
         for e in &batch {
             for work in self.saga.react(e)? {
-                deliver(self.store.as_ref(), &work).await?;
+                deliver(&self.use_cases, &work).await?;
             }
             self.position = e.position;
         }

@@ -1,0 +1,403 @@
+//! The application layer of Convention Tracker: the one write path. Every entry point
+//! (GraphQL, seeders, sagas, imports) calls these typed use cases; each loads what it needs
+//! from the log (never from a read model), decides with the pure domain, and writes every
+//! resulting event in one atomic append across its streams, or nothing.
+//!
+//! Concurrency: this process's writers of one stream take turns ([`lanes`]): concurrent
+//! commands on a hot stream are decided one after the other and written as a group, so
+//! none is refused for contention while the rules allow it. Between processes, expected
+//! versions guard every write and a lost race is decided again. A command id already
+//! applied gets its first answer back, concurrent retries included.
+//!
+//! It must never decide from a read model, nor write a use case's streams one by one.
+
+mod lanes;
+pub mod moves;
+pub mod programmes;
+
+use domain::convention::{Convention, ConventionError};
+use domain::ids::TRACKER_NAMESPACE;
+use domain::{Aggregate, CommandId, CommandMeta, DomainEvent, EventId};
+use lanes::{Folded, Job, Lanes};
+use std::sync::Arc;
+use store::handler::{fingerprint, stream_name};
+use store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
+use tokio::sync::oneshot;
+
+pub use store::{CommandOutcome, HandleError};
+
+/// How many times a group is decided again after another process wrote its stream first.
+pub const MAX_ATTEMPTS: usize = 8;
+
+/// Why a use case that writes several streams was not applied. Each variant maps to one
+/// API error code.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError<E> {
+    /// The entity's own rule refused the command.
+    #[error(transparent)]
+    Domain(E),
+    /// The convention refused the money move the step implies.
+    #[error(transparent)]
+    Convention(ConventionError),
+    /// The training session refused the seat.
+    #[error(transparent)]
+    Session(domain::aidants::SessionError),
+    /// A fact the decision needs is not in the log (e.g. the envelope to charge).
+    #[error("{message}")]
+    Missing { field: &'static str, message: String },
+    /// Other processes kept winning the race on these streams.
+    #[error("the streams of this command kept changing under it ({attempts} attempts): try again")]
+    Conflict { attempts: usize },
+    /// The command id was used before for another command.
+    #[error("command id {0} was already used for a different command")]
+    CommandIdReused(CommandId),
+    /// The log failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl<E> From<StoreError> for StepError<E> {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::CommandIdReused { command_id } => StepError::CommandIdReused(command_id),
+            other => StepError::Store(other),
+        }
+    }
+}
+
+/// An aggregate a use case may write beside its entity, and how its refusals read.
+pub trait Companion: Aggregate {
+    fn refused<E>(error: Self::Error) -> StepError<E>;
+}
+
+impl Companion for Convention {
+    fn refused<E>(error: ConventionError) -> StepError<E> {
+        StepError::Convention(error)
+    }
+}
+
+impl Companion for domain::aidants::TrainingSession {
+    fn refused<E>(error: domain::aidants::SessionError) -> StepError<E> {
+        StepError::Session(error)
+    }
+}
+
+/// The id of the companion write a command causes: derived, so a retry writes nothing twice.
+pub fn derived(command: CommandId, part: &str) -> CommandId {
+    CommandId(uuid::Uuid::new_v5(&TRACKER_NAMESPACE, format!("{}:{part}", command.0).as_bytes()))
+}
+
+fn expected(version: u64) -> ExpectedVersion {
+    if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) }
+}
+
+fn new_events<E: DomainEvent>(events: &[E], meta: &CommandMeta) -> Result<Vec<NewEvent>, StoreError> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            Ok(NewEvent {
+                event_id: EventId::for_command(meta.command_id, i),
+                event_type: e.event_type().to_string(),
+                schema_version: e.schema_version(),
+                business_date: e.business_date(),
+                payload: store::Payload::encode(e).map_err(|e| StoreError::Backend(e.to_string()))?,
+                metadata: meta.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A store error again, for the other commands of a group it failed (errors are not `Clone`).
+fn again(e: &StoreError) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Waits a little before deciding again after losing a race to another process (growing,
+/// spread by the command id so that racing writers do not retry in lockstep).
+async fn back_off(command_id: CommandId, attempt: usize) {
+    let spread = u64::from(command_id.0.as_bytes()[15]) + 1;
+    tokio::time::sleep(std::time::Duration::from_micros(spread * (1 << attempt.min(6)))).await;
+}
+
+/// What a use case needs: the log, and this process's lanes on it.
+pub struct UseCases {
+    store: Arc<dyn EventStore>,
+    lanes: Lanes,
+}
+
+impl UseCases {
+    pub fn new(store: Arc<dyn EventStore>) -> Arc<Self> {
+        Arc::new(Self { store, lanes: Lanes::default() })
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// A command on one aggregate. Concurrent commands on the same stream are decided in
+    /// turn, as a group, and written in one go (the log commits them together); a command
+    /// id already applied gets its first answer with `duplicate: true`.
+    #[tracing::instrument(skip_all, fields(stream = %stream, command_id = %meta.command_id))]
+    pub async fn execute<A: Aggregate>(
+        &self,
+        stream: String,
+        command: A::Command,
+        meta: CommandMeta,
+    ) -> Result<CommandOutcome, HandleError<A::Error>>
+    where
+        A::Command: 'static,
+    {
+        let lane = self.lanes.get::<A>(&stream);
+        let (reply, answer) = oneshot::channel();
+        let fingerprint = fingerprint(&command);
+        lane.queue.lock().expect("lane queue poisoned").push(Job { command, meta, fingerprint, reply });
+        // The group runs in a task of its own: a caller that goes away (a closed HTTP
+        // connection) must not take the other commands of its group with it.
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut folded = lane.turn.clone().lock_owned().await;
+            let jobs = std::mem::take(&mut *lane.queue.lock().expect("lane queue poisoned"));
+            if !jobs.is_empty() {
+                run_group::<A>(store.as_ref(), &lane.stream, &mut folded, jobs).await;
+            }
+        });
+        answer.await.unwrap_or_else(|_| Err(HandleError::Store(StoreError::Backend("the command was dropped".into()))))
+    }
+
+    /// A use case that changes an entity and, through it, a companion aggregate (the
+    /// convention its money moves on, the session whose seat it takes): both decided from
+    /// the log, both written in one atomic append, companion first. `plan` says which
+    /// companion and what for, from the entity's state and new events; `commands` turns
+    /// that into the companion's commands, from the companion's state.
+    pub async fn step<A, B, P>(
+        &self,
+        entity: String,
+        command: A::Command,
+        meta: CommandMeta,
+        plan: impl Fn(&A, &[A::Event]) -> Result<Option<(String, P)>, StepError<A::Error>>,
+        commands: impl Fn(&B, &P) -> Result<Vec<B::Command>, StepError<A::Error>>,
+    ) -> Result<CommandOutcome, StepError<A::Error>>
+    where
+        A: Aggregate,
+        B: Companion,
+        A::Command: 'static,
+        B::Command: 'static,
+    {
+        let fingerprint = fingerprint(&command);
+        let lane = self.lanes.get::<A>(&entity);
+        let mut folded = lane.turn.clone().lock_owned().await;
+        for attempt in 0..MAX_ATTEMPTS {
+            folded.refresh(self.store.as_ref(), &entity).await?;
+            if let Some(previous) = self.store.find_command(meta.command_id).await? {
+                if previous.fingerprint != fingerprint || previous.outcome.stream != entity {
+                    return Err(StepError::CommandIdReused(meta.command_id));
+                }
+                return Ok(CommandOutcome { duplicate: true, ..previous.outcome.into() });
+            }
+            let events = folded.state.decide(&command).map_err(StepError::Domain)?;
+            let mut requests = Vec::with_capacity(2);
+            let mut companion = None;
+            if let Some((stream, p)) = plan(&folded.state, &events)? {
+                let lane = self.lanes.get::<B>(&stream);
+                // Lanes of companions are taken last and hold no other: no cycle, no deadlock.
+                let mut other = lane.turn.clone().lock_owned().await;
+                other.refresh(self.store.as_ref(), &stream).await?;
+                let commands = commands(&other.state, &p)?;
+                let mut decided = Vec::new();
+                for c in &commands {
+                    match other.state.decide(c) {
+                        Ok(new) => {
+                            other.dirty = true;
+                            for e in &new {
+                                other.state.evolve(e);
+                            }
+                            decided.extend(new);
+                        }
+                        Err(e) => {
+                            other.dirty |= !decided.is_empty();
+                            return Err(B::refused(e));
+                        }
+                    }
+                }
+                if !decided.is_empty() {
+                    let meta = CommandMeta { command_id: derived(meta.command_id, B::CATEGORY), ..meta.clone() };
+                    requests.push(AppendRequest {
+                        stream: stream.clone(),
+                        expected: expected(other.version),
+                        command_id: meta.command_id,
+                        fingerprint: store::handler::fingerprint(&commands),
+                        events: new_events(&decided, &meta)?,
+                    });
+                }
+                companion = Some((other, decided.len() as u64));
+            }
+            requests.push(AppendRequest {
+                stream: entity.clone(),
+                expected: expected(folded.version),
+                command_id: meta.command_id,
+                fingerprint: fingerprint.clone(),
+                events: new_events(&events, &meta)?,
+            });
+            match self.store.append_all(requests).await {
+                Ok(outcomes) => {
+                    if let Some((mut other, n)) = companion {
+                        other.version += n;
+                        other.dirty = false;
+                    }
+                    for e in &events {
+                        folded.state.evolve(e);
+                    }
+                    folded.version += events.len() as u64;
+                    let last = outcomes.into_iter().last().expect("the entity's append");
+                    return Ok(last.into());
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) => {
+                    if let Some((mut other, _)) = companion {
+                        other.dirty = true;
+                    }
+                    back_off(meta.command_id, attempt).await;
+                }
+                Err(e) => {
+                    if let Some((mut other, _)) = companion {
+                        other.dirty = true;
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(StepError::Conflict { attempts: MAX_ATTEMPTS })
+    }
+
+    /// A money move on a convention alone (commit, release, service done, payment), or any
+    /// other command of a convention.
+    pub async fn convention(
+        &self,
+        command: domain::convention::ConventionCommand,
+        meta: CommandMeta,
+    ) -> Result<CommandOutcome, HandleError<ConventionError>> {
+        let stream = stream_name::<Convention>(command.convention_id());
+        self.execute::<Convention>(stream, command, meta).await
+    }
+}
+
+/// Decides a group of commands on one stream, in arrival order, each on the state the
+/// previous ones left, and writes them in one go; answers each. After losing a race to
+/// another process, decides what is left again.
+async fn run_group<A: Aggregate>(store: &dyn EventStore, stream: &str, folded: &mut Folded<A>, mut jobs: Vec<Job<A>>)
+where
+    A::Command: 'static,
+{
+    for attempt in 0..MAX_ATTEMPTS {
+        if let Err(e) = folded.refresh(store, stream).await {
+            for job in jobs {
+                let _ = job.reply.send(Err(HandleError::Store(again(&e))));
+            }
+            return;
+        }
+        // The commands to write, and those that carry the same id as one of them (twins:
+        // concurrent retries, answered with its outcome).
+        let mut planned: Vec<(Job<A>, Vec<Job<A>>)> = Vec::new();
+        let mut requests = Vec::new();
+        let mut version = folded.version;
+        for job in jobs {
+            match store.find_command(job.meta.command_id).await {
+                Err(e) => {
+                    let _ = job.reply.send(Err(e.into()));
+                    continue;
+                }
+                Ok(Some(previous)) => {
+                    let answer = if previous.fingerprint == job.fingerprint && previous.outcome.stream == stream {
+                        Ok(CommandOutcome { duplicate: true, ..previous.outcome.into() })
+                    } else {
+                        Err(HandleError::CommandIdReused(job.meta.command_id))
+                    };
+                    let _ = job.reply.send(answer);
+                    continue;
+                }
+                Ok(None) => {}
+            }
+            if let Some((first, twins)) = planned.iter_mut().find(|(p, _)| p.meta.command_id == job.meta.command_id) {
+                if first.fingerprint == job.fingerprint {
+                    twins.push(job);
+                } else {
+                    let _ = job.reply.send(Err(HandleError::CommandIdReused(job.meta.command_id)));
+                }
+                continue;
+            }
+            let events = match folded.state.decide(&job.command) {
+                Ok(events) => events,
+                Err(e) => {
+                    let _ = job.reply.send(Err(HandleError::Domain(e)));
+                    continue;
+                }
+            };
+            let request = new_events(&events, &job.meta).map(|new| AppendRequest {
+                stream: stream.to_string(),
+                expected: expected(version),
+                command_id: job.meta.command_id,
+                fingerprint: job.fingerprint.clone(),
+                events: new,
+            });
+            match request {
+                Ok(request) if !request.events.is_empty() => {
+                    folded.dirty = true;
+                    for e in &events {
+                        folded.state.evolve(e);
+                    }
+                    version += events.len() as u64;
+                    requests.push(request);
+                    planned.push((job, Vec::new()));
+                }
+                Ok(_) => {
+                    let _ = job.reply.send(Err(HandleError::Store(StoreError::EmptyAppend)));
+                }
+                Err(e) => {
+                    let _ = job.reply.send(Err(HandleError::Store(e)));
+                }
+            }
+        }
+        // Sent together, in order: the log commits them in one group.
+        let results = futures::future::join_all(requests.into_iter().map(|r| store.append(r))).await;
+        let mut lost = Vec::new();
+        let mut all_written = true;
+        for ((job, twins), result) in planned.into_iter().zip(results) {
+            match result {
+                Ok(outcome) => {
+                    let outcome = CommandOutcome::from(outcome);
+                    for twin in twins {
+                        let _ = twin.reply.send(Ok(CommandOutcome { duplicate: true, ..outcome.clone() }));
+                    }
+                    let _ = job.reply.send(Ok(outcome));
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) => {
+                    all_written = false;
+                    lost.push(job);
+                    lost.extend(twins);
+                }
+                Err(e) => {
+                    all_written = false;
+                    for twin in twins {
+                        let _ = twin.reply.send(Err(HandleError::Store(again(&e))));
+                    }
+                    let _ = job.reply.send(Err(e.into()));
+                }
+            }
+        }
+        if all_written {
+            folded.version = version;
+            folded.dirty = false;
+        }
+        if lost.is_empty() {
+            return;
+        }
+        back_off(lost[0].meta.command_id, attempt).await;
+        jobs = lost;
+    }
+    for job in jobs {
+        let _ = job.reply.send(Err(HandleError::Conflict { stream: stream.to_string(), attempts: MAX_ATTEMPTS }));
+    }
+}
+
+#[cfg(test)]
+mod tests;

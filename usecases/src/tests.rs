@@ -1,0 +1,296 @@
+//! The write path's guarantees, each on the real SQLite log: all or nothing across
+//! streams (with failures injected inside the write), no refusal for contention, retries
+//! answered as retries.
+
+use super::*;
+use domain::convention::{
+    AllocateEnvelope, CommitFunds, ConventionCommand as Cmd, EnvelopeKind, FundingShare, SignConvention,
+};
+use domain::framework::{CompetencyBlock, Metier};
+use domain::purchase::{PurchaseCommand, PurchaseId, RequestPurchase};
+use domain::structure::StructureId;
+use domain::{ConventionId, DepartementCode, EnvelopeId, Money};
+use std::collections::BTreeMap;
+use store::SqliteStore;
+
+const CODE: &str = "ANCT-UNIFORMATION-2021";
+
+fn d(s: &str) -> chrono::NaiveDate {
+    s.parse().unwrap()
+}
+
+fn eur(n: i64) -> Money {
+    Money::euros(n)
+}
+
+fn meta() -> CommandMeta {
+    CommandMeta::new(CommandId::new_random(), "test")
+}
+
+fn convention() -> ConventionId {
+    ConventionId::for_code(CODE)
+}
+
+fn envelope(name: &str) -> EnvelopeId {
+    EnvelopeId::for_name(convention(), name)
+}
+
+fn log() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite3")).unwrap();
+    (dir, store)
+}
+
+/// A signed convention with one envelope per (name, kind, amount).
+async fn signed(app: &UseCases, envelopes: &[(&str, EnvelopeKind, i64)]) {
+    let total: i64 = envelopes.iter().map(|e| e.2).sum();
+    let sign = Cmd::Sign(SignConvention {
+        code: CODE.into(),
+        partner: "OPCO Uniformation".into(),
+        title: "Formation".into(),
+        signed_on: d("2021-03-15"),
+        period_start: d("2021-03-15"),
+        period_end: d("2022-12-31"),
+        total: eur(total),
+        shares: vec![FundingShare { funder: "ANCT".into(), amount: eur(total) }],
+        targets: vec![],
+        departements: vec![],
+        annex_caps: None,
+    });
+    app.convention(sign, meta()).await.unwrap();
+    for (name, kind, amount) in envelopes {
+        let allocate = Cmd::AllocateEnvelope(AllocateEnvelope {
+            convention_id: convention(),
+            name: name.to_string(),
+            kind: *kind,
+            amount: eur(*amount),
+            allocated_on: d("2021-03-15"),
+        });
+        app.convention(allocate, meta()).await.unwrap();
+    }
+}
+
+fn commit(envelope_name: &str, reference: String, amount: i64) -> Cmd {
+    Cmd::CommitFunds(CommitFunds {
+        convention_id: convention(),
+        envelope_id: envelope(envelope_name),
+        reference,
+        amount: eur(amount),
+        committed_on: d("2021-04-01"),
+        departement: None,
+    })
+}
+
+async fn convention_state(app: &UseCases) -> domain::convention::Signed {
+    let (c, _) = app.load::<Convention>(&stream_name::<Convention>(convention())).await.unwrap();
+    c.0.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commitments_on_one_envelope_are_accepted_exactly_while_the_money_covers_them() {
+    // Given an envelope of 640 €, when 80 commitments of 10 € arrive at once,
+    let (_dir, store) = log();
+    let app = UseCases::new(Arc::new(store));
+    signed(&app, &[("formations", EnvelopeKind::NonCertifyingTrainings, 640)]).await;
+    let tasks: Vec<_> = (0..80)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move { app.convention(commit("formations", format!("R{i}"), 10), meta()).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    let mut exceeded = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(o) => {
+                assert!(!o.duplicate);
+                accepted += 1;
+            }
+            Err(HandleError::Domain(ConventionError::EnvelopeExceeded { .. })) => exceeded += 1,
+            Err(other) => panic!("refused for another reason than the money: {other:?}"),
+        }
+    }
+    // then exactly the 64 that fit are accepted, none refused for contention, and the
+    // envelope holds their sum.
+    assert_eq!((accepted, exceeded), (64, 16));
+    let state = convention_state(&app).await;
+    assert_eq!(state.envelopes[&envelope("formations")].committed, eur(640));
+    assert_eq!(state.commitments.len(), 64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commitments_on_64_envelopes_are_all_accepted() {
+    let (_dir, store) = log();
+    let app = UseCases::new(Arc::new(store));
+    let names: Vec<String> = (0..64).map(|i| format!("e{i}")).collect();
+    let envelopes: Vec<_> = names.iter().map(|n| (n.as_str(), EnvelopeKind::Other, 100)).collect();
+    signed(&app, &envelopes).await;
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move { app.convention(commit(&format!("e{i}"), format!("R{i}"), 100), meta()).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().expect("every envelope covers its commitment");
+    }
+    let state = convention_state(&app).await;
+    assert!(state.envelopes.values().all(|e| e.committed == eur(100)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_retries_of_one_command_write_once_and_get_the_same_answer() {
+    let (_dir, store) = log();
+    let store = Arc::new(store);
+    let app = UseCases::new(store.clone());
+    signed(&app, &[("formations", EnvelopeKind::NonCertifyingTrainings, 1_000)]).await;
+    let head_before = *store.head().borrow();
+    let same = meta();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (app, meta) = (app.clone(), same.clone());
+            tokio::spawn(async move { app.convention(commit("formations", "R1".into(), 10), meta).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap().expect("a retry is answered, not refused"));
+    }
+    assert_eq!(*store.head().borrow(), head_before + 1, "one event");
+    assert_eq!(answers.iter().filter(|a| !a.duplicate).count(), 1, "one first answer");
+    for a in &answers {
+        assert_eq!((a.position, a.version, &a.stream), (answers[0].position, answers[0].version, &answers[0].stream));
+    }
+}
+
+fn request(structure: StructureId, total_trainees: u32) -> (PurchaseId, PurchaseCommand) {
+    let id = PurchaseId::for_request(CommandId::new_random());
+    let command = PurchaseCommand::Request(Box::new(RequestPurchase {
+        purchase_id: id,
+        convention_id: convention(),
+        structure_id: structure,
+        departement: DepartementCode::parse("29").unwrap(),
+        provider: "Organisme".into(),
+        title: "Médiation numérique".into(),
+        certification: None,
+        blocks: vec![CompetencyBlock::DigitalCulture],
+        metier: Metier::MediateurNumerique,
+        hours: 35,
+        trainees: total_trainees,
+        unit_cost: eur(100),
+        session_start: d("2021-05-01"),
+        session_end: d("2021-05-10"),
+        requested_on: d("2021-04-01"),
+    }));
+    (id, command)
+}
+
+async fn purchase_state(app: &UseCases, id: PurchaseId) -> domain::purchase::Purchase {
+    app.load::<domain::purchase::Purchase>(&stream_name::<domain::purchase::Purchase>(id)).await.unwrap().0
+}
+
+#[tokio::test]
+async fn an_approval_the_convention_refuses_leaves_the_purchase_as_it_was() {
+    let (_dir, store) = log();
+    let app = UseCases::new(Arc::new(store));
+    signed(&app, &[("formations", EnvelopeKind::NonCertifyingTrainings, 500)]).await;
+    let (id, req) = request(StructureId(uuid::Uuid::nil()), 10);
+    app.purchase(req, meta()).await.unwrap();
+    let err = app.purchase(PurchaseCommand::Approve { purchase_id: id, approved_on: d("2021-04-02") }, meta()).await;
+    assert!(matches!(err, Err(StepError::Convention(ConventionError::EnvelopeExceeded { .. }))), "{err:?}");
+    let purchase = purchase_state(&app, id).await;
+    assert_eq!(purchase.state, Some(domain::purchase::PurchaseState::Requested));
+    assert!(convention_state(&app).await.commitments.is_empty());
+}
+
+#[tokio::test]
+async fn a_failure_anywhere_inside_a_steps_write_leaves_none_of_it_and_the_retry_goes_through() {
+    for fail_after in 0..2 {
+        // Given a requested purchase whose approval writes the commitment and the approval,
+        let (dir, store) = log();
+        let path = dir.path().join("events.sqlite3");
+        let app = UseCases::new(Arc::new(store.clone()));
+        signed(&app, &[("formations", EnvelopeKind::NonCertifyingTrainings, 5_000)]).await;
+        let (id, req) = request(StructureId(uuid::Uuid::nil()), 10);
+        app.purchase(req, meta()).await.unwrap();
+        let head = *store.head().borrow();
+        // when the log fails after `fail_after` of its events,
+        store.fail_next_write_after(fail_after);
+        let approve = PurchaseCommand::Approve { purchase_id: id, approved_on: d("2021-04-02") };
+        let same = meta();
+        let failed = app.purchase(approve.clone(), same.clone()).await;
+        assert!(matches!(failed, Err(StepError::Store(_))), "{failed:?}");
+        // then none of it is in the log, before or after a restart,
+        assert_eq!(*store.head().borrow(), head);
+        assert!(convention_state(&app).await.commitments.is_empty());
+        drop(app);
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(*store.head().borrow(), head, "nothing half-written survives a restart");
+        assert!(store::verify_store(&store, true).await.unwrap().is_intact());
+        // and the same command, sent again, is applied whole: no orphan money, no stuck purchase.
+        let app = UseCases::new(Arc::new(store.clone()));
+        let outcome = app.purchase(approve, same).await.unwrap();
+        assert!(!outcome.duplicate);
+        assert_eq!(*store.head().borrow(), head + 2);
+        let reference = id.reference();
+        assert_eq!(convention_state(&app).await.commitments[&reference].committed, eur(1_000));
+        assert_eq!(purchase_state(&app, id).await.state, Some(domain::purchase::PurchaseState::Approved));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_retries_of_a_step_write_it_once() {
+    let (_dir, store) = log();
+    let store = Arc::new(store);
+    let app = UseCases::new(store.clone());
+    signed(&app, &[("formations", EnvelopeKind::NonCertifyingTrainings, 5_000)]).await;
+    let (id, req) = request(StructureId(uuid::Uuid::nil()), 10);
+    app.purchase(req, meta()).await.unwrap();
+    let head = *store.head().borrow();
+    let same = meta();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (app, meta) = (app.clone(), same.clone());
+            let approve = PurchaseCommand::Approve { purchase_id: id, approved_on: d("2021-04-02") };
+            tokio::spawn(async move { app.purchase(approve, meta).await })
+        })
+        .collect();
+    let mut firsts = 0;
+    let mut positions = BTreeMap::new();
+    for t in tasks {
+        let answer = t.await.unwrap().expect("a retry is answered as a retry");
+        firsts += usize::from(!answer.duplicate);
+        *positions.entry(answer.position).or_insert(0) += 1;
+    }
+    assert_eq!(firsts, 1);
+    assert_eq!(positions.len(), 1, "every answer names the same write: {positions:?}");
+    assert_eq!(*store.head().borrow(), head + 2, "the commitment and the approval, once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_log_never_over_commit() {
+    // Two use-case layers on one log stand for two processes: their lanes do not see each
+    // other, only the log's expected versions do.
+    let store: Arc<dyn EventStore> = Arc::new(store::MemoryStore::new());
+    let (a, b) = (UseCases::new(store.clone()), UseCases::new(store.clone()));
+    signed(&a, &[("formations", EnvelopeKind::NonCertifyingTrainings, 300)]).await;
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let app = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { app.convention(commit("formations", format!("R{i}"), 10), meta()).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(HandleError::Domain(ConventionError::EnvelopeExceeded { .. }) | HandleError::Conflict { .. }) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    let state = convention_state(&UseCases::new(store)).await;
+    let committed = state.envelopes[&envelope("formations")].committed;
+    assert_eq!(committed, eur(10 * accepted));
+    assert!(committed <= eur(300));
+}
