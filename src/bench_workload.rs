@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use store::EventStore;
+use usecases::UseCases;
 
 #[derive(Clone, Default)]
 struct Account {
@@ -65,12 +66,13 @@ pub struct WorkloadFigures {
     pub replay_events_per_s: f64,
 }
 
-async fn append(store: Arc<store::SqliteStore>, from: usize, to: usize, aggregates: usize) -> anyhow::Result<()> {
+async fn append(use_cases: Arc<UseCases>, from: usize, to: usize, aggregates: usize) -> anyhow::Result<()> {
     for i in from..to {
         let stream = format!("account-{}", i % aggregates);
         let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("workload:{i}").as_bytes());
         let meta = CommandMeta::new(CommandId(id), "bench");
-        store::handle::<Account>(store.as_ref(), &stream, &Deposit { amount: 1 + (i % 7) as u64 }, &meta)
+        use_cases
+            .execute::<Account>(stream, Deposit { amount: 1 + (i % 7) as u64 }, meta)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
@@ -80,17 +82,18 @@ async fn append(store: Arc<store::SqliteStore>, from: usize, to: usize, aggregat
 pub async fn workload(commands: usize, aggregates: usize, writers: usize) -> anyhow::Result<WorkloadFigures> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(store::SqliteStore::open(dir.path().join("events.sqlite3"))?);
+    let use_cases = UseCases::new(store.clone());
     let started = Instant::now();
-    append(store.clone(), 0, commands, aggregates).await?;
+    append(use_cases.clone(), 0, commands, aggregates).await?;
     let one = commands as f64 / started.elapsed().as_secs_f64();
     // Concurrent writers (commands 1 000 000 + …, on the same aggregates, round robin).
     let per = commands / writers.max(1);
     let started = Instant::now();
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
-            let store = store.clone();
+            let use_cases = use_cases.clone();
             let from = 1_000_000 + w * per;
-            tokio::spawn(async move { append(store, from, from + per, aggregates).await })
+            tokio::spawn(async move { append(use_cases, from, from + per, aggregates).await })
         })
         .collect();
     for t in tasks {

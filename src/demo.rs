@@ -12,8 +12,7 @@ use domain::convention::*;
 use domain::ids::TRACKER_NAMESPACE;
 use domain::{CommandId, CommandMeta, ConventionId, DepartementCode, EnvelopeId, Money};
 use std::sync::Arc;
-use store::handler::stream_name;
-use store::{EventStore, handle};
+use store::EventStore;
 use uuid::Uuid;
 
 /// The actor recorded on every demo event.
@@ -444,12 +443,12 @@ fn lower_first(s: &str) -> String {
 /// Seeds the demo into `store`. Refuses a log that holds anything but the demo.
 pub async fn seed(store: Arc<dyn EventStore>) -> anyhow::Result<usize> {
     let before = *store.head().borrow();
-    seed_conventions(store.as_ref()).await?;
+    seed_conventions(store.clone()).await?;
     seed_programmes(store.clone()).await?;
     Ok((*store.head().borrow() - before) as usize)
 }
 
-pub(crate) async fn seed_conventions(store: &dyn EventStore) -> anyhow::Result<usize> {
+pub(crate) async fn seed_conventions(store: Arc<dyn EventStore>) -> anyhow::Result<usize> {
     let first = store.read_all(0, 1).await?;
     if let Some(e) = first.first()
         && e.metadata.command_id != command_id(0)
@@ -457,13 +456,12 @@ pub(crate) async fn seed_conventions(store: &dyn EventStore) -> anyhow::Result<u
         bail!("this data directory already holds other data: the demo is seeded only into an empty one");
     }
     let commands = commands();
+    let use_cases = usecases::UseCases::new(store.clone());
     let mut written = 0;
-    for (n, command) in commands.iter().enumerate() {
+    for (n, command) in commands.into_iter().enumerate() {
         let meta = CommandMeta::new(command_id(n), ACTOR);
-        let stream = stream_name::<Convention>(command.convention_id());
-        let outcome = handle::<Convention>(store, &stream, command, &meta)
-            .await
-            .with_context(|| format!("demo command {n} was refused"))?;
+        let outcome =
+            use_cases.convention(command, meta).await.with_context(|| format!("demo command {n} was refused"))?;
         if !outcome.duplicate {
             written += 1;
         }
@@ -474,7 +472,8 @@ pub(crate) async fn seed_conventions(store: &dyn EventStore) -> anyhow::Result<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use store::MemoryStore;
+    use store::handler::stream_name;
+    use store::{MemoryStore, handle};
 
     #[tokio::test]
     async fn seeds_every_step_once_and_is_idempotent() {

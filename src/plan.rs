@@ -340,7 +340,7 @@ pub async fn seed(
 ) -> anyhow::Result<SeedReport> {
     let started = std::time::Instant::now();
     let before = *store.head().borrow();
-    crate::demo::seed_conventions(store.as_ref()).await?;
+    crate::demo::seed_conventions(store.clone()).await?;
     let state = crate::demo::seeding_state(store.clone()).await?;
     let mut rng = Rng(seed);
     let code = |c: &str| ConventionId::for_code(c).to_string();

@@ -1,17 +1,13 @@
-//! Runs a command against the log: load the aggregate, decide, append with the expected
-//! version. On a version conflict it reloads and decides again, a bounded number of times;
-//! a command id already applied gets its first answer back and writes nothing.
-//!
-//! It writes one aggregate's stream; a use case that changes several aggregates writes
-//! all their events in one [`crate::EventStore::append_all`].
+//! The vocabulary of commands over the log (stream names, fingerprints, outcomes, errors)
+//! and a plain single-stream handler: load the aggregate, decide, append with the expected
+//! version, decide again after a lost race, answer a retried command id with its first
+//! answer. Tests and tools use it to write a log; the application's write path is the
+//! `usecases` crate (turns per stream, groups, atomic writes across streams).
 
-use crate::{AppendOutcome, AppendRequest, ChainHash, EventStore, ExpectedVersion, NewEvent, StoreError};
+use crate::{AppendOutcome, AppendRequest, EventStore, ExpectedVersion, NewEvent, StoreError};
 use domain::{Aggregate, CommandMeta, DomainEvent, EventId};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::any::{Any, TypeId};
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
 
 /// How many times a command is decided again after losing a race on its stream.
 pub const MAX_ATTEMPTS: usize = 8;
@@ -80,58 +76,18 @@ pub fn fingerprint(command: &impl Serialize) -> String {
     Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Streams at least this long keep their folded state in [`CACHE`].
-const CACHED_FROM: u64 = 32;
-/// Entries kept at most (cleared beyond: a cache, not a store).
-const CACHE_ENTRIES: usize = 20_000;
-
-/// A cached aggregate: its state at `version`, and the hash of that event.
-struct Cached {
-    state: Box<dyn Any + Send + Sync>,
-    version: u64,
-    hash: ChainHash,
-}
-
-/// Folded states of long streams (a convention's stream grows with every programme step),
-/// so that a command reads only the events recorded since. An entry is used only if the
-/// event at its version still has the hash it remembers, so it can never stand for another
-/// log (tests open many) or for a history that changed.
-static CACHE: LazyLock<Mutex<HashMap<(TypeId, String), Cached>>> = LazyLock::new(Default::default);
-
 fn decode<A: Aggregate>(r: &crate::RecordedEvent) -> Result<A::Event, StoreError> {
     r.payload.decode().map_err(|e| StoreError::Corrupt(format!("{} v{} ({}): {e}", r.stream, r.version, r.event_type)))
 }
 
-/// Loads an aggregate from its stream; returns it with its version.
+/// Loads an aggregate from its stream (the whole stream: the application layer keeps
+/// folded states in its lanes; this helper serves tests and tools); returns it with its version.
 pub async fn load<A: Aggregate>(store: &dyn EventStore, stream: &str) -> Result<(A, u64), StoreError> {
-    let key = (TypeId::of::<A>(), stream.to_string());
-    let cached = {
-        let cache = CACHE.lock().expect("cache poisoned");
-        cache.get(&key).and_then(|c| c.state.downcast_ref::<A>().map(|s| (s.clone(), c.version, c.hash)))
-    };
-    let (mut state, mut version, recorded) = match cached {
-        Some((state, version, hash)) => {
-            let recorded = store.read_stream_from(stream, version).await?;
-            if recorded.first().is_some_and(|r| r.version == version && r.hash == hash) {
-                (state, version, recorded.into_iter().skip(1).collect())
-            } else {
-                (A::default(), 0, store.read_stream(stream).await?)
-            }
-        }
-        None => (A::default(), 0, store.read_stream(stream).await?),
-    };
-    for r in &recorded {
+    let mut state = A::default();
+    let mut version = 0;
+    for r in &store.read_stream(stream).await? {
         state.evolve(&decode::<A>(r)?);
         version = r.version;
-    }
-    if let Some(last) = recorded.last()
-        && version >= CACHED_FROM
-    {
-        let mut cache = CACHE.lock().expect("cache poisoned");
-        if cache.len() >= CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(key, Cached { state: Box::new(state.clone()), version, hash: last.hash });
     }
     Ok((state, version))
 }

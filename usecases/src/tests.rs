@@ -294,3 +294,27 @@ async fn two_processes_on_one_log_never_over_commit() {
     assert_eq!(committed, eur(10 * accepted));
     assert!(committed <= eur(300));
 }
+
+#[tokio::test]
+async fn a_lanes_folded_state_takes_in_what_another_process_wrote_before_deciding() {
+    // Given a convention folded by this process's lane,
+    let (_dir, store) = log();
+    let store: Arc<dyn EventStore> = Arc::new(store);
+    let (here, there) = (UseCases::new(store.clone()), UseCases::new(store.clone()));
+    signed(&here, &[("formations", EnvelopeKind::NonCertifyingTrainings, 1_000)]).await;
+    here.convention(commit("formations", "A-0".into(), 100), meta()).await.unwrap();
+    // when another process commits 850 € of the 900 € left,
+    there.convention(commit("formations", "B-0".into(), 850), meta()).await.unwrap();
+    // then this process, deciding on its lane, sees only 50 € available,
+    let refused = here.convention(commit("formations", "A-1".into(), 51), meta()).await;
+    assert!(
+        matches!(&refused, Err(HandleError::Domain(ConventionError::EnvelopeExceeded { available, .. })) if *available == eur(50)),
+        "{refused:?}"
+    );
+    here.convention(commit("formations", "A-2".into(), 50), meta()).await.unwrap();
+    // and its folded state is the log's, event for event.
+    let (folded, version) = here.load::<Convention>(&stream_name::<Convention>(convention())).await.unwrap();
+    let (fresh, fresh_version) =
+        store::handler::load::<Convention>(store.as_ref(), &stream_name::<Convention>(convention())).await.unwrap();
+    assert_eq!((folded, version), (fresh, fresh_version));
+}
