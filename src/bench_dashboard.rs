@@ -37,7 +37,7 @@ pub struct DashboardFigures {
     pub dashboard_max_per_s: f64,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -54,8 +54,14 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The national dashboard as the comité de pilotage's page asks for it.
+pub(crate) const NATIONAL_DASHBOARD: &str = "{ dashboard { position total { budget { committed serviceDone paid } \
+    training { trainees certifyingPercent } habilitations { habilitated } \
+    reimbursements { claimed paid meanDaysToPaid p90DaysToPaid overdueClaims } } \
+    targets { kind target reached percent } } }";
+
 #[derive(Clone)]
-enum Target {
+pub(crate) enum Target {
     Health(String),
     GraphQL { url: String, token: String, body: String },
 }
@@ -81,7 +87,7 @@ async fn send(client: &reqwest::Client, target: &Target) -> bool {
 
 /// Open loop: one request every 1/rate s for `window`, each timed from when it was due
 /// (so a slow answer cannot hide the requests queued behind it).
-async fn open_loop(client: &reqwest::Client, target: &Target, rate: u64, window: Duration) -> Load {
+pub(crate) async fn open_loop(client: &reqwest::Client, target: &Target, rate: u64, window: Duration) -> Load {
     let total = (rate as f64 * window.as_secs_f64()) as usize;
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(total);
@@ -112,7 +118,7 @@ async fn open_loop(client: &reqwest::Client, target: &Target, rate: u64, window:
 }
 
 /// Closed loop: `clients` each send the next request when the previous one is answered.
-async fn closed_loop(client: &reqwest::Client, target: &Target, clients: usize, window: Duration) -> f64 {
+pub(crate) async fn closed_loop(client: &reqwest::Client, target: &Target, clients: usize, window: Duration) -> f64 {
     let deadline = Instant::now() + window;
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
@@ -165,11 +171,7 @@ pub async fn dashboard(scale: Scale, rate: u64, window: Duration, clients: usize
         body: serde_json::json!({ "query": query }).to_string(),
     };
     let health = Target::Health(format!("{base}/health"));
-    let national = graphql(
-        "{ dashboard { position total { budget { committed serviceDone paid } training { trainees certifyingPercent } \
-         habilitations { habilitated } reimbursements { claimed paid meanDaysToPaid p90DaysToPaid overdueClaims } } \
-         targets { kind target reached percent } } }",
-    );
+    let national = graphql(NATIONAL_DASHBOARD);
     let departement = graphql(
         "{ dashboard(departement: \"59\") { total { budget { committed } training { trainees } \
          habilitations { byStatus { status count } } reimbursements { byStatus { status count } } } } }",

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bench;
 pub mod bench_dashboard;
 pub mod bench_workload;
+pub mod bench_write;
 pub mod demo;
 pub mod plan;
 pub mod rebuild;

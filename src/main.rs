@@ -197,11 +197,25 @@ enum BenchCommand {
     },
     /// Everything in one run: the event log's figures (baseline: the fsync floor), then
     /// the plan seeded, rebuilt and queried under load (baseline: /health), the seeding
-    /// and rebuild rates also as ratios to the fsync floor.
+    /// and rebuild rates also as ratios to the fsync floor, then the write path.
     All {
         /// Seed a small plan instead of the full one (to try the command quickly).
         #[arg(long)]
         small: bool,
+    },
+    /// The write path through GraphQL: commitFunds from 1, 16 and 64 closed-loop clients on
+    /// one envelope and spread over 64 (errors by code, CONFLICT apart), and the national
+    /// dashboard under writes; baselines: the fsync floor, the store's appends, /health.
+    Write {
+        /// Seconds each measurement runs.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+        /// Concurrent clients of the closed-loop runs, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64])]
+        clients: Vec<usize>,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// The peers benchmark's workload on our store and handler (see bench/peers/run.py).
     Workload {
@@ -294,6 +308,24 @@ async fn main() -> anyhow::Result<()> {
                 dash.rebuild_events_per_s / store.fsync_per_s
             );
             print!("{}", tracker::bench_dashboard::report(&dash));
+            let write = tracker::bench_write::write(&tracker::bench_write::WriteOptions::new(
+                std::time::Duration::from_secs(3),
+            ))
+            .await?;
+            print!("\n{}", tracker::bench_write::report(&write));
+            Ok(())
+        }
+        Command::Bench { what: BenchCommand::Write { seconds, clients, json } } => {
+            let options = tracker::bench_write::WriteOptions {
+                clients,
+                ..tracker::bench_write::WriteOptions::new(std::time::Duration::from_secs(seconds))
+            };
+            let figures = tracker::bench_write::write(&options).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                print!("{}", tracker::bench_write::report(&figures));
+            }
             Ok(())
         }
         Command::Bench { what: BenchCommand::Workload { commands, aggregates, writers } } => {
