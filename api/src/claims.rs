@@ -466,7 +466,6 @@ impl ClaimMutation {
             trainee: input.trainee.clone(),
             lines: lines(&input.lines)?,
             submitted_on: input.submitted_on.0,
-            trainees_claimed: state.reimbursements.read(|v| v.other_claimants(purchase_id, id)),
         };
         let meta = input.command.meta(&principal.actor())?;
         let result = state.use_cases.submit_annex_claim(request, meta.clone()).await;

@@ -654,5 +654,7 @@ impl Aggregate for AnnexClaim {
     }
 }
 
+pub mod roll;
+
 #[cfg(test)]
 mod tests;

@@ -76,6 +76,12 @@ impl Companion for Convention {
     }
 }
 
+impl Companion for domain::claim::roll::ClaimRoll {
+    fn refused<E>(error: domain::claim::roll::RollError) -> StepError<E> {
+        match error {}
+    }
+}
+
 impl Companion for domain::aidants::TrainingSession {
     fn refused<E>(error: domain::aidants::SessionError) -> StepError<E> {
         StepError::Session(error)
@@ -166,17 +172,20 @@ impl UseCases {
     }
 
     /// A use case that changes an entity and, through it, a companion aggregate (the
-    /// convention its money moves on, the session whose seat it takes): both decided from
-    /// the log, both written in one atomic append, companion first. `plan` says which
-    /// companion and what for, from the entity's state and new events; `commands` turns
-    /// that into the companion's commands, from the companion's state.
-    pub async fn step<A, B, P>(
+    /// convention its money moves on, the session whose seat it takes, the roll of a
+    /// training's claimants): both decided from the log, both written in one atomic
+    /// append, companion first. `companion` names the companion's stream, if any, from the
+    /// entity's state and the command; `complete` adds to the command what the companion
+    /// knows (a count, say); `commands` gives the companion's commands for the entity's new
+    /// events. Both streams are held for this process for the whole decision.
+    pub async fn step<A, B>(
         &self,
         entity: String,
-        command: A::Command,
+        mut command: A::Command,
         meta: CommandMeta,
-        plan: impl Fn(&A, &[A::Event]) -> Result<Option<(String, P)>, StepError<A::Error>>,
-        commands: impl Fn(&B, &P) -> Result<Vec<B::Command>, StepError<A::Error>>,
+        companion: impl Fn(&A, &A::Command) -> Option<String>,
+        complete: impl Fn(&B, &mut A::Command),
+        commands: impl Fn(&B, &A, &[A::Event]) -> Result<Vec<B::Command>, StepError<A::Error>>,
     ) -> Result<CommandOutcome, StepError<A::Error>>
     where
         A: Aggregate,
@@ -195,15 +204,21 @@ impl UseCases {
                 }
                 return Ok(CommandOutcome { duplicate: true, ..previous.outcome.into() });
             }
+            let mut other = match companion(&folded.state, &command) {
+                Some(stream) => {
+                    // Companions' lanes are taken last and hold no other: no cycle, no deadlock.
+                    let mut other = self.lanes.get::<B>(&stream).turn.clone().lock_owned().await;
+                    other.refresh(self.store.as_ref(), &stream).await?;
+                    complete(&other.state, &mut command);
+                    Some((stream, other))
+                }
+                None => None,
+            };
             let events = folded.state.decide(&command).map_err(StepError::Domain)?;
             let mut requests = Vec::with_capacity(2);
-            let mut companion = None;
-            if let Some((stream, p)) = plan(&folded.state, &events)? {
-                let lane = self.lanes.get::<B>(&stream);
-                // Lanes of companions are taken last and hold no other: no cycle, no deadlock.
-                let mut other = lane.turn.clone().lock_owned().await;
-                other.refresh(self.store.as_ref(), &stream).await?;
-                let commands = commands(&other.state, &p)?;
+            let mut companion_events = 0;
+            if let Some((stream, other)) = &mut other {
+                let commands = commands(&other.state, &folded.state, &events)?;
                 let mut decided = Vec::new();
                 for c in &commands {
                     match other.state.decide(c) {
@@ -230,7 +245,7 @@ impl UseCases {
                         events: new_events(&decided, &meta)?,
                     });
                 }
-                companion = Some((other, decided.len() as u64));
+                companion_events = decided.len() as u64;
             }
             requests.push(AppendRequest {
                 stream: entity.clone(),
@@ -241,8 +256,8 @@ impl UseCases {
             });
             match self.store.append_all(requests).await {
                 Ok(outcomes) => {
-                    if let Some((mut other, n)) = companion {
-                        other.version += n;
+                    if let Some((_, mut other)) = other {
+                        other.version += companion_events;
                         other.dirty = false;
                     }
                     for e in &events {
@@ -252,19 +267,10 @@ impl UseCases {
                     let last = outcomes.into_iter().last().expect("the entity's append");
                     return Ok(last.into());
                 }
-                Err(StoreError::WrongExpectedVersion { .. }) => {
-                    if let Some((mut other, _)) = companion {
-                        other.dirty = true;
-                    }
-                    back_off(meta.command_id, attempt).await;
-                }
-                Err(e) => {
-                    if let Some((mut other, _)) = companion {
-                        other.dirty = true;
-                    }
-                    return Err(e.into());
-                }
+                Err(StoreError::WrongExpectedVersion { .. }) => back_off(meta.command_id, attempt).await,
+                Err(e) => return Err(e.into()),
             }
+            // What the companion's state holds was not written: it folds its stream again.
         }
         Err(StepError::Conflict { attempts: MAX_ATTEMPTS })
     }

@@ -7,7 +7,6 @@ use domain::aidants::HabilitationEvent;
 use domain::convention::{self as dc, Convention, ConventionCommand, EnvelopeKind};
 use domain::purchase::{PurchaseEvent, PurchaseRequested};
 use domain::{ConventionId, DepartementCode, Money};
-use store::handler::stream_name;
 
 /// One move of money on a convention, for one reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,11 +41,6 @@ pub struct Charge {
 }
 
 impl Charge {
-    /// The convention's stream and this charge, or nothing when no money moves.
-    pub fn planned<E>(self) -> Result<Option<(String, Charge)>, StepError<E>> {
-        Ok((!self.moves.is_empty()).then(|| (stream_name::<Convention>(self.convention_id), self)))
-    }
-
     /// The convention's commands, with the envelope of each commitment found in the
     /// convention as the log has it: a missing envelope is a clear error, never a silent 0.
     pub fn commands<E>(&self, convention: &Convention) -> Result<Vec<ConventionCommand>, StepError<E>> {

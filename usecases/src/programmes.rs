@@ -8,6 +8,7 @@ use domain::aidants::{
     Habilitation, HabilitationCommand, HabilitationError, SessionCommand, SessionId, TrainingSession,
 };
 use domain::ccas::{CcasAction, CcasError, CcasEvent, RecordCcasAction};
+use domain::claim::roll::{ClaimRoll, EnrolClaimant};
 use domain::claim::{AnnexClaim, ClaimCommand, ClaimError};
 use domain::convention::{Convention, EnvelopeKind};
 use domain::pix::{PixCampaign, PixCommand, PixError, PixEvent};
@@ -19,17 +20,13 @@ use store::{CommandOutcome, StoreError};
 
 type Outcome<E> = Result<CommandOutcome, StepError<E>>;
 
-/// For use cases whose entity moves no money.
-fn nothing<A, E>(_: &A, _: &[impl Sized]) -> Result<Option<(String, Charge)>, StepError<E>> {
-    Ok(None)
+/// The convention's stream, for the steps that move money on it.
+fn on(convention: Option<ConventionId>) -> Option<String> {
+    convention.map(stream_name::<Convention>)
 }
 
-fn charge_commands<E>(
-    convention: &Convention,
-    charge: &Charge,
-) -> Result<Vec<domain::convention::ConventionCommand>, StepError<E>> {
-    charge.commands(convention)
-}
+/// For companions that need nothing added to the command.
+fn as_is<B, C>(_: &B, _: &mut C) {}
 
 impl UseCases {
     /// An aggregate as the log has it now (taking its turn briefly, so a write under way
@@ -58,19 +55,23 @@ impl UseCases {
     /// and the money it moves on the convention, in one append.
     pub async fn purchase(&self, command: PurchaseCommand, meta: CommandMeta) -> Outcome<PurchaseError> {
         let stream = stream_name::<Purchase>(command.purchase_id());
-        self.step::<Purchase, Convention, Charge>(
+        self.step::<Purchase, Convention>(
             stream,
             command,
             meta,
-            |purchase, events| {
+            |purchase, command| match command {
+                PurchaseCommand::Request(_) => None,
+                _ => on(purchase.requested.as_ref().map(|r| r.convention_id)),
+            },
+            as_is,
+            |convention, purchase, events| {
                 let request = match (&purchase.requested, events.first()) {
-                    (Some(r), _) => r.clone(),
-                    (None, Some(PurchaseEvent::PurchaseRequested(r))) => (**r).clone(),
+                    (Some(r), _) => r,
+                    (None, Some(PurchaseEvent::PurchaseRequested(r))) => &**r,
                     _ => return Err(StepError::Domain(PurchaseError::NotFound)),
                 };
-                moves::purchase(&request, events).planned()
+                moves::purchase(request, events).commands(convention)
             },
-            charge_commands,
         )
         .await
     }
@@ -81,17 +82,22 @@ impl UseCases {
     pub async fn pix(&self, command: PixCommand, meta: CommandMeta) -> Outcome<PixError> {
         let campaign = command.campaign_id();
         let stream = stream_name::<PixCampaign>(campaign.0);
-        self.step::<PixCampaign, Convention, Charge>(
+        self.step::<PixCampaign, Convention>(
             stream,
             command,
             meta,
-            move |state, events| {
+            |state, command| match command {
+                PixCommand::OpenCampaign { convention_id, .. } => on(Some(*convention_id)),
+                PixCommand::RecordCertification { .. } => on(state.convention_id),
+            },
+            as_is,
+            move |convention, state, events| {
                 let mut moves = Vec::new();
-                let mut convention = state.convention_id;
+                let mut convention_id = state.convention_id;
                 for e in events {
                     match e {
-                        PixEvent::CampaignOpened { convention_id, total, opened_on, .. } => {
-                            convention = Some(*convention_id);
+                        PixEvent::CampaignOpened { convention_id: id, total, opened_on, .. } => {
+                            convention_id = Some(*id);
                             moves.push(Move::Commit {
                                 envelope: EnvelopeKind::Certifications,
                                 amount: *total,
@@ -104,10 +110,9 @@ impl UseCases {
                         }
                     }
                 }
-                let convention_id = convention.ok_or(StepError::Domain(PixError::NotFound))?;
-                Charge { convention_id, reference: campaign.reference(), moves }.planned()
+                let convention_id = convention_id.ok_or(StepError::Domain(PixError::NotFound))?;
+                Charge { convention_id, reference: campaign.reference(), moves }.commands(convention)
             },
-            charge_commands,
         )
         .await
     }
@@ -121,27 +126,32 @@ impl UseCases {
         command.departement = structure.departement;
         let stream = stream_name::<CcasAction>(command.action_id.0);
         let reference = command.action_id.reference();
-        self.step::<CcasAction, Convention, Charge>(
+        self.step::<CcasAction, Convention>(
             stream,
             command,
             meta,
-            move |_, events| {
-                let mut charges = events.iter().map(|CcasEvent::CcasActionRecorded(e)| Charge {
-                    convention_id: e.convention_id,
-                    reference: reference.clone(),
-                    moves: vec![
-                        Move::Commit {
-                            envelope: EnvelopeKind::CcasActions,
-                            amount: e.cost,
-                            on: e.held_on,
-                            departement: Some(e.departement.clone()),
-                        },
-                        Move::ServiceDone { amount: e.cost, on: e.held_on },
-                    ],
-                });
-                charges.next().map_or(Ok(None), Charge::planned)
+            |_, command| on(Some(command.convention_id)),
+            as_is,
+            move |convention, _, events| {
+                let mut commands = Vec::new();
+                for CcasEvent::CcasActionRecorded(e) in events {
+                    let charge = Charge {
+                        convention_id: e.convention_id,
+                        reference: reference.clone(),
+                        moves: vec![
+                            Move::Commit {
+                                envelope: EnvelopeKind::CcasActions,
+                                amount: e.cost,
+                                on: e.held_on,
+                                departement: Some(e.departement.clone()),
+                            },
+                            Move::ServiceDone { amount: e.cost, on: e.held_on },
+                        ],
+                    };
+                    commands.extend(charge.commands(convention)?);
+                }
+                Ok(commands)
             },
-            charge_commands,
         )
         .await
     }
@@ -151,20 +161,26 @@ impl UseCases {
     /// with its request: both facts from the habilitation's own events.
     pub async fn habilitation(&self, command: HabilitationCommand, meta: CommandMeta) -> Outcome<HabilitationError> {
         let stream = stream_name::<Habilitation>(command.habilitation_id().0);
-        self.step::<Habilitation, Convention, Charge>(
+        self.step::<Habilitation, Convention>(
             stream,
             command,
             meta,
-            |state, events| match (moves::training(state.departement.as_ref(), events), &state.departement) {
+            |state, command| match command {
+                HabilitationCommand::CompleteTraining { .. } => on(state.session.map(|(_, convention, _)| convention)),
+                _ => None,
+            },
+            as_is,
+            |convention, state, events| match (moves::training(state.departement.as_ref(), events), &state.departement)
+            {
                 // Every habilitation's request records it: only a log older than that
                 // could lack it, and then nothing may be charged silently.
                 (Some(_), None) => Err(StepError::Missing {
                     field: "habilitationId",
                     message: "the habilitation's request records no département to charge its seat to".into(),
                 }),
-                (charge, _) => charge.map_or(Ok(None), Charge::planned),
+                (Some(charge), _) => charge.commands(convention),
+                (None, _) => Ok(vec![]),
             },
-            charge_commands,
         )
         .await
     }
@@ -186,12 +202,13 @@ impl UseCases {
         })?;
         let command =
             HabilitationCommand::RegisterToSession { habilitation_id, session_id, convention_id, seat_cost, on };
-        self.step::<Habilitation, TrainingSession, ()>(
+        self.step::<Habilitation, TrainingSession>(
             stream_name::<Habilitation>(habilitation_id.0),
             command,
             meta,
-            move |_, _| Ok(Some((stream_name::<TrainingSession>(session_id.0), ()))),
-            move |_, _| Ok(vec![SessionCommand::ReserveSeat { session_id, habilitation_id }]),
+            move |_, _| Some(stream_name::<TrainingSession>(session_id.0)),
+            as_is,
+            move |_, _, _| Ok(vec![SessionCommand::ReserveSeat { session_id, habilitation_id }]),
         )
         .await
     }
@@ -202,7 +219,7 @@ impl UseCases {
     where
         A::Command: 'static,
     {
-        self.step::<A, Convention, Charge>(stream, command, meta, nothing, charge_commands).await
+        self.step::<A, Convention>(stream, command, meta, |_, _| None, as_is, |_, _, _| Ok(vec![])).await
     }
 
     /// An annex-cost claim sent back and resubmitted: capped again by the barème in force
@@ -253,8 +270,6 @@ pub struct AnnexClaimRequest {
     pub trainee: String,
     pub lines: Vec<domain::claim::ExpenseLine>,
     pub submitted_on: chrono::NaiveDate,
-    /// Other trainees of the training who already claimed (left out of the fingerprint).
-    pub trainees_claimed: u32,
 }
 
 impl UseCases {
@@ -270,23 +285,43 @@ impl UseCases {
         use domain::purchase::PurchaseState as S;
         let present = matches!(purchase.state, Some(S::Attended | S::Paid)).then_some(purchase.present);
         let caps = self.caps_on(bought.convention_id, bought.session_end).await?;
+        let (claim_id, purchase_id, on) = (request.claim_id, request.purchase_id, request.submitted_on);
         let command = ClaimCommand::Submit(Box::new(domain::claim::SubmitAnnexClaim {
-            claim_id: request.claim_id,
+            claim_id,
             structure_id: request.structure_id,
             trainee: request.trainee,
             training: domain::claim::TrainingFacts {
-                purchase_id: request.purchase_id,
+                purchase_id,
                 convention_id: bought.convention_id,
                 structure_id: bought.structure_id,
                 departement: bought.departement.clone(),
                 session_end: bought.session_end,
                 present,
-                trainees_claimed: request.trainees_claimed,
+                // Counted on the training's roll, in the same decision.
+                trainees_claimed: 0,
             },
             caps,
             lines: request.lines,
-            submitted_on: request.submitted_on,
+            submitted_on: on,
         }));
-        self.plain::<AnnexClaim>(stream_name::<AnnexClaim>(request.claim_id.0), command, meta).await
+        self.step::<AnnexClaim, ClaimRoll>(
+            stream_name::<AnnexClaim>(claim_id.0),
+            command,
+            meta,
+            move |_, _| Some(stream_name::<ClaimRoll>(purchase_id)),
+            move |roll, command| {
+                if let ClaimCommand::Submit(submit) = command {
+                    submit.training.trainees_claimed = roll.others(claim_id);
+                }
+            },
+            move |_, _, events| {
+                Ok(events
+                    .iter()
+                    .filter(|e| matches!(e, domain::claim::ClaimEvent::AnnexClaimSubmitted(_)))
+                    .map(|_| EnrolClaimant { purchase_id, claim_id, on })
+                    .collect())
+            },
+        )
+        .await
     }
 }

@@ -318,3 +318,55 @@ async fn a_lanes_folded_state_takes_in_what_another_process_wrote_before_decidin
         store::handler::load::<Convention>(store.as_ref(), &stream_name::<Convention>(convention())).await.unwrap();
     assert_eq!((folded, version), (fresh, fresh_version));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_for_one_training_never_outnumber_its_trainees_present() {
+    use crate::programmes::AnnexClaimRequest;
+    use domain::annex::ExpenseKind;
+    use domain::claim::{ClaimError, ClaimId, ExpenseLine};
+    // Given a training bought for 10 trainees, of whom 3 were present,
+    let (_dir, store) = log();
+    let app = UseCases::new(Arc::new(store));
+    signed(&app, &[("formations", EnvelopeKind::NonCertifyingTrainings, 5_000)]).await;
+    let buyer = StructureId(uuid::Uuid::nil());
+    let (id, req) = request(buyer, 10);
+    app.purchase(req, meta()).await.unwrap();
+    app.purchase(PurchaseCommand::Approve { purchase_id: id, approved_on: d("2021-04-02") }, meta()).await.unwrap();
+    let attendance = PurchaseCommand::RecordAttendance { purchase_id: id, present: 3, recorded_on: d("2021-05-10") };
+    app.purchase(attendance, meta()).await.unwrap();
+    // when 8 of its trainees claim at once,
+    let claims: Vec<_> = (0..8)
+        .map(|i| {
+            let app = app.clone();
+            let trainee = format!("T-{i}");
+            let request = AnnexClaimRequest {
+                claim_id: ClaimId::of(id, &trainee),
+                structure_id: buyer,
+                purchase_id: id,
+                trainee,
+                lines: vec![ExpenseLine {
+                    kind: ExpenseKind::Meal,
+                    quantity: 1,
+                    area: None,
+                    amount: eur(12),
+                    receipt: format!("R-{i}"),
+                }],
+                submitted_on: d("2021-05-20"),
+            };
+            tokio::spawn(async move { app.submit_annex_claim(request, meta()).await })
+        })
+        .collect();
+    let (mut accepted, mut refused) = (0, 0);
+    for c in claims {
+        match c.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(StepError::Domain(ClaimError::MoreClaimsThanTrainees { present: 3 })) => refused += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    // then exactly 3 are accepted: the count is the log's, decided one claim after the other.
+    assert_eq!((accepted, refused), (3, 5));
+    let stream = stream_name::<domain::claim::roll::ClaimRoll>(id);
+    let (roll, _) = app.load::<domain::claim::roll::ClaimRoll>(&stream).await.unwrap();
+    assert_eq!(roll.claims.len(), 3);
+}
