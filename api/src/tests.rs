@@ -12,7 +12,8 @@ mod report;
 
 struct Api {
     schema: TrackerSchema,
-    store: Arc<MemoryStore>,
+    state: AppState,
+    store: Arc<dyn EventStore>,
     /// The saga's today, for deadline tests.
     clock: Arc<sagas::ManualClock>,
 }
@@ -86,7 +87,11 @@ fn commit_input(n: u128, reference: &str, amount: &str) -> Value {
 
 impl Api {
     fn new() -> Self {
-        let store = Arc::new(MemoryStore::new());
+        Self::on(Arc::new(MemoryStore::new()))
+    }
+
+    /// On a log of the caller's (a SQLite file, to restart on it).
+    fn on(store: Arc<dyn EventStore>) -> Self {
         let clock = Arc::new(sagas::ManualClock::new("2021-07-01".parse().unwrap()));
         let saga = sagas::SagaRunner::start(
             store.clone(),
@@ -95,7 +100,7 @@ impl Api {
             std::time::Duration::from_secs(3600),
         );
         let state = AppState::new(store.clone()).with_saga(saga);
-        Self { schema: schema(state, true), store, clock }
+        Self { schema: schema(state.clone(), true), state, store, clock }
     }
 
     /// As the `structure` token of Brest.
@@ -142,7 +147,11 @@ impl Api {
 
     /// A convention with three envelopes and one commitment.
     async fn with_budget() -> Self {
-        let api = Self::new();
+        Self::with_budget_on(Arc::new(MemoryStore::new())).await
+    }
+
+    async fn with_budget_on(store: Arc<dyn EventStore>) -> Self {
+        let api = Self::on(store);
         ok(api.run(SIGN, sign_input()).await);
         ok(api.run(ALLOCATE, allocate_input(2, "Formations certifiantes", "CERTIFYING_TRAININGS", "2500000")).await);
         ok(api

@@ -124,3 +124,73 @@ async fn sixty_four_concurrent_commitments_on_one_envelope_none_refused_for_cont
     }
     assert_eq!((accepted, exceeded), (48, 16));
 }
+
+/// The certifying envelope's committed figure, in the budget read model and in the report.
+async fn committed_figures(api: &Api) -> (String, String) {
+    let budget = ok(api
+        .query(r#"{ convention(code: "ANCT-UNIFORMATION-2021") { envelopes { name figures { committed } } } }"#)
+        .await);
+    let read_model = budget["data"]["convention"]["envelopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "Formations certifiantes")
+        .map(|e| e["figures"]["committed"].as_str().unwrap().to_string())
+        .unwrap();
+    let report = ok(api.query("{ report }").await);
+    let replayed = report["data"]["report"]["conventions"][0]["envelopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "Formations certifiantes")
+        .map(|e| e["committed"].as_str().unwrap().to_string())
+        .unwrap();
+    (read_model, replayed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_fails_inside_its_write_leaves_read_models_and_report_agreeing_with_the_log_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.sqlite3");
+    let log = Arc::new(store::SqliteStore::open(&path).unwrap());
+    let api = Api::with_budget_on(log.clone()).await;
+    ok(api.run(REGISTER, register_input(600, BREST)).await);
+    ok(api.run(REQUEST, purchase_input(700, 10)).await);
+    let approve = json!({ "commandId": cmd(800), "purchaseId": purchase(700), "approvedOn": "2021-04-20" });
+    // The approval writes the commitment (convention) and the approval (purchase): fail the
+    // log after none, then after one, of those events.
+    for fail_after in 0..2 {
+        log.fail_next_write_after(fail_after);
+        let failed = api.run(APPROVE, approve.clone()).await;
+        assert_eq!(failed["errors"][0]["extensions"]["code"], "INTERNAL", "{failed}");
+    }
+    let head = api.written();
+    drop(api);
+    drop(log);
+
+    // After a restart (once the read models' and the saga's tasks, stopped with the server,
+    // have let go of the log), the read models and the report agree with it: no orphan money,
+    let mut reopened = store::SqliteStore::open(&path);
+    for _ in 0..100 {
+        if reopened.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        reopened = store::SqliteStore::open(&path);
+    }
+    let log = Arc::new(reopened.unwrap());
+    assert_eq!(*log.head().borrow(), head, "nothing of the failed writes survives");
+    assert!(store::verify_store(log.as_ref(), true).await.unwrap().is_intact());
+    let api = Api::on(log.clone());
+    assert!(api.state.wait_for(head, std::time::Duration::from_secs(10)).await);
+    let status = ok(api.query(&format!(r#"{{ purchase(id: "{}") {{ status committed }} }}"#, purchase(700))).await);
+    assert_eq!(status["data"]["purchase"]["status"], "REQUESTED");
+    assert_eq!(committed_figures(&api).await, ("12345.67".to_string(), "12345.67".to_string()));
+
+    // and no stuck purchase: the same command, sent again, is applied whole.
+    ok(api.run(APPROVE, approve).await);
+    let status = ok(api.query(&format!(r#"{{ purchase(id: "{}") {{ status }} }}"#, purchase(700))).await);
+    assert_eq!(status["data"]["purchase"]["status"], "APPROVED");
+    // 10 trainees × 1 250.50 € committed on top of the 12 345.67 € already there.
+    assert_eq!(committed_figures(&api).await, ("24850.67".to_string(), "24850.67".to_string()));
+}
