@@ -282,7 +282,7 @@ async fn main() -> anyhow::Result<()> {
             let seeding = dash.events as f64 / dash.seed_seconds.max(1e-9);
             println!(
                 "{:<44} {seeding:>12.0} {:<10} {:>9.1}×",
-                "seeding the plan through GraphQL",
+                "seeding the plan (typed use cases)",
                 "events/s",
                 seeding / store.fsync_per_s
             );
