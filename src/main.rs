@@ -44,7 +44,7 @@ enum Command {
         /// Serve GraphiQL at / and allow introspection.
         #[arg(long, env = "TRACKER_GRAPHIQL")]
         graphiql: bool,
-        /// What --demo seeds: the plan at full scale (about a minute the first time), or a
+        /// What --demo seeds: the plan at full scale (about 15 s the first time), or a
         /// small sample (seconds).
         #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021", "sample"])]
         scenario: String,
