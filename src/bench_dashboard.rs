@@ -23,7 +23,7 @@ pub struct Load {
 #[serde(rename_all = "camelCase")]
 pub struct DashboardFigures {
     pub events: u64,
-    pub seed_mutations: u64,
+    pub seed_commands: u64,
     pub seed_seconds: f64,
     pub rebuild_events_per_s: f64,
     pub peak_rss_mib: f64,
@@ -143,7 +143,7 @@ pub(crate) async fn closed_loop(client: &reqwest::Client, target: &Target, clien
 pub async fn dashboard(scale: Scale, rate: u64, window: Duration, clients: usize) -> anyhow::Result<DashboardFigures> {
     let dir = tempfile::tempdir()?;
     let store = open_store(dir.path())?;
-    let seeded = seed(store.clone(), scale, 2021, 32).await?;
+    let seeded = seed(store.clone(), scale, 2021, crate::plan::CONCURRENCY).await?;
     let events = *store.head().borrow();
     let rebuilt = crate::rebuild::rebuild(store.as_ref(), &dir.path().join("bench-snapshots")).await?;
     drop(store);
@@ -189,7 +189,7 @@ pub async fn dashboard(scale: Scale, rate: u64, window: Duration, clients: usize
     server.await??;
     Ok(DashboardFigures {
         events,
-        seed_mutations: seeded.mutations,
+        seed_commands: seeded.commands,
         seed_seconds: seeded.seconds,
         rebuild_events_per_s: rebuilt.events as f64 / rebuilt.seconds.max(1e-9),
         peak_rss_mib: peak_rss_mib(),
@@ -205,9 +205,9 @@ pub async fn dashboard(scale: Scale, rate: u64, window: Duration, clients: usize
 
 pub fn report(f: &DashboardFigures) -> String {
     let mut out = format!(
-        "plan seeded: {} events from {} GraphQL mutations in {:.1} s ({:.0} events/s)\n",
+        "plan seeded: {} events from {} commands in {:.1} s ({:.0} events/s)\n",
         f.events,
-        f.seed_mutations,
+        f.seed_commands,
         f.seed_seconds,
         f.events as f64 / f.seed_seconds.max(1e-9)
     );

@@ -5,14 +5,26 @@
 //! the conventions' totals). Command ids are derived from the scenario, so seeding twice
 //! writes nothing the second time.
 
+use crate::seeding::{Command, Progress, Seeder, Step};
 use anyhow::{Context, bail};
+use api::Role;
 use chrono::NaiveDate;
+use domain::aidants::{HabilitationCommand, HabilitationId, Means, SessionCommand, SessionId};
 use domain::annex::{AnnexCaps, CapsChange};
+use domain::annex::{ExpenseKind, StayArea};
+use domain::ccas::{CcasActionId, RecordCcasAction};
+use domain::claim::{ClaimCommand, ClaimId, ExpenseLine, LineDecision};
 use domain::convention::*;
+use domain::framework::{CompetencyBlock, Metier};
+use domain::funds_call::{FundsCallCommand, FundsCallId};
 use domain::ids::TRACKER_NAMESPACE;
+use domain::pix::{CampaignId, PixCommand, PixPublic};
+use domain::purchase::{PurchaseCommand, PurchaseId, RequestPurchase};
+use domain::structure::{HeadCount, RegisterStructure, Siret, StructureCommand, StructureId, StructureKind};
 use domain::{CommandId, CommandMeta, ConventionId, DepartementCode, EnvelopeId, Money};
 use std::sync::Arc;
 use store::EventStore;
+use usecases::programmes::AnnexClaimRequest;
 use uuid::Uuid;
 
 /// The actor recorded on every demo event.
@@ -207,179 +219,262 @@ fn step_id(n: u128) -> CommandId {
 }
 
 /// The demo's employer structures: (SIRET base, name, kind, département, head count).
-const STRUCTURES: &[(&str, &str, &str, &str, &str)] = &[
-    ("7750123400001", "Emmaüs Connect Paris", "ASSOCIATION", "75", "MEDIUM"),
-    ("4130567800002", "CCAS de Marseille", "CCAS_CIAS", "13", "LARGE"),
-    ("5590234500003", "Association Lilloise de Médiation Numérique", "ASSOCIATION", "59", "SMALL"),
-    ("2290345600004", "CCAS de Brest", "CCAS_CIAS", "29", "SMALL"),
-    ("2971456700005", "Communauté d'agglomération Cap Excellence", "COMMUNE_OR_EPCI", "971", "MEDIUM"),
-    ("8200567800006", "Numérique Corse SARL", "PRIVATE_COMPANY", "2A", "MICRO"),
+const STRUCTURES: &[(&str, &str, StructureKind, &str, HeadCount)] = &[
+    ("7750123400001", "Emmaüs Connect Paris", StructureKind::Association, "75", HeadCount::Medium),
+    ("4130567800002", "CCAS de Marseille", StructureKind::CcasCias, "13", HeadCount::Large),
+    (
+        "5590234500003",
+        "Association Lilloise de Médiation Numérique",
+        StructureKind::Association,
+        "59",
+        HeadCount::Small,
+    ),
+    ("2290345600004", "CCAS de Brest", StructureKind::CcasCias, "29", HeadCount::Small),
+    (
+        "2971456700005",
+        "Communauté d'agglomération Cap Excellence",
+        StructureKind::CommuneOrEpci,
+        "971",
+        HeadCount::Medium,
+    ),
+    ("8200567800006", "Numérique Corse SARL", StructureKind::PrivateCompany, "2A", HeadCount::Micro),
 ];
 
-/// The read models and the reimbursement saga a seeder drives the API with, caught up
-/// with the log: the saga runs while seeding, so that claims move on as they would.
-pub(crate) async fn seeding_state(store: Arc<dyn EventStore>) -> anyhow::Result<api::AppState> {
-    let process = sagas::Process::start(
-        store.clone(),
-        Arc::new(sagas::MemoryCheckpoint::default()),
-        Arc::new(sagas::SystemClock),
-    )
-    .await?;
-    let use_cases = usecases::UseCases::new(store.clone());
-    let saga =
-        sagas::SagaRunner::spawn(process.with_use_cases(use_cases.clone()), std::time::Duration::from_secs(3600));
-    let state = api::AppState::new(store.clone()).with_use_cases(use_cases).with_saga(saga);
-    let head = *store.head().borrow();
-    anyhow::ensure!(state.wait_for(head, std::time::Duration::from_secs(600)).await, "read models did not catch up");
-    Ok(state)
+fn structure_id(i: usize) -> StructureId {
+    StructureId::for_siret(&Siret::parse(&siret(STRUCTURES[i].0)).expect("valid"))
 }
 
-/// The programmes of the demo, driven through the public GraphQL API (as the OPCO and
-/// ANCT would): structures, training purchases at every stage, a Pix campaign, CCAS
-/// actions and Aidants Connect habilitations. Any refused step fails the seeding.
-async fn seed_programmes(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
-    let state = seeding_state(store.clone()).await?;
-    let schema = api::schema(state, false);
-    let code = |c: &str| ConventionId::for_code(c).to_string();
-    let structure_id = |i: usize| {
-        domain::structure::StructureId::for_siret(
-            &domain::structure::Siret::parse(&siret(STRUCTURES[i].0)).expect("valid"),
-        )
-        .to_string()
-    };
-    let mut n = 0u128;
-    let mut run = |principal: api::Principal, mutation: &str, input: serde_json::Value| {
-        n += 1;
-        let mut input = input;
-        input["commandId"] = serde_json::json!(step_id(n).to_string());
-        let (schema, mutation, id) = (schema.clone(), mutation.to_string(), step_id(n));
-        async move {
-            // Habilitation steps share one input type.
-            let input_type = match mutation.as_str() {
-                "ValidateEligibility" | "CompleteTraining" | "Habilitate" => "HabilitationStep",
-                "RequestAnnexClaimChanges" | "RejectAnnexClaim" => "AssessAnnexClaim",
-                other => other,
-            };
-            let field = lower_first(&mutation);
-            let request = async_graphql::Request::new(format!(
-                "mutation($input: {input_type}Input!) {{ {field}(input: $input) {{ __typename }} }}"
-            ))
-            .variables(async_graphql::Variables::from_json(serde_json::json!({ "input": input })));
-            let answer = api::execute(&schema, request, principal).await;
-            anyhow::ensure!(answer.errors.is_empty(), "demo step {mutation} was refused: {:?}", answer.errors);
-            anyhow::Ok(id)
-        }
-    };
-    let as_role = |role: api::Role| api::Principal::local(role, ACTOR);
-    let (anct, opco) = (|| as_role(api::Role::Anct), || as_role(api::Role::Opco));
-    let structure = |i: usize| {
-        let mut p = as_role(api::Role::Structure);
-        p.structure = Some(uuid::Uuid::parse_str(&structure_id(i)).expect("a uuid"));
-        p
-    };
-    use serde_json::json;
-    for (base, name, kind, departement, head_count) in STRUCTURES {
-        run(anct(), "RegisterStructure", json!({ "name": name, "siret": siret(base), "kind": kind, "departement": departement, "headCount": head_count, "registeredOn": "2021-03-25" })).await?;
+fn structure_departement(i: usize) -> DepartementCode {
+    DepartementCode::parse(STRUCTURES[i].3).expect("listed")
+}
+
+/// The demo's programme steps, numbered in the order they are sent (their command ids
+/// come from the number).
+#[derive(Default)]
+struct Steps(Vec<Step>);
+
+impl Steps {
+    /// Adds a step; `command` gets the step's command id (for the ids derived from it).
+    fn push(&mut self, who: Role, command: impl FnOnce(CommandId) -> Command) -> CommandId {
+        let n = self.0.len() as u128 + 1;
+        let id = step_id(n);
+        self.0.push(Step { who, id, label: format!("demo step {n}"), command: command(id) });
+        id
     }
-    // Training purchases on the ANCT–Uniformation convention, at every stage.
+}
+
+fn blocks(numbers: &[u8]) -> Vec<CompetencyBlock> {
+    numbers.iter().map(|n| CompetencyBlock::from_number(*n).expect("a block of the framework")).collect()
+}
+
+/// Employer structures, registered by ANCT.
+fn structures(steps: &mut Steps) {
+    for (base, name, kind, departement, head_count) in STRUCTURES {
+        steps.push(Role::Anct, |_| {
+            Command::Structure(StructureCommand::Register(RegisterStructure {
+                name: (*name).into(),
+                siret: Siret::parse(&siret(base)).expect("valid"),
+                kind: *kind,
+                departement: DepartementCode::parse(departement).expect("listed"),
+                head_count: *head_count,
+                registered_on: date("2021-03-25"),
+            }))
+        });
+    }
+}
+
+/// Training purchases on the ANCT–Uniformation convention, at every stage.
+fn purchases(steps: &mut Steps) -> Vec<PurchaseId> {
     let mut purchases = Vec::new();
     for i in 0..6 {
         let certifying = i % 2 == 0;
-        let provider = ["Simplon", "Pop School", "WebForce3"][i % 3];
-        let metier = ["MEDIATEUR_NUMERIQUE", "AGENT_ACCUEIL", "TRAVAILLEUR_SOCIAL"][i % 3];
-        let input = json!({
-            "conventionId": code("ANCT-UNIFORMATION-2021"), "structureId": structure_id(i),
-            "provider": provider,
-            "title": if certifying { "Titre professionnel Responsable d'espace de médiation numérique" } else { "Accompagner les démarches en ligne" },
-            "certification": if certifying { json!("RNCP34587") } else { json!(null) },
-            "blocks": if certifying { json!([1, 2, 3, 4, 5]) } else { json!([1, 3, 6]) },
-            "metier": metier,
-            "hours": if certifying { 140 } else { 21 }, "trainees": 8 + i as u32,
-            "unitCost": if certifying { "2450.00" } else { "390.50" },
-            "sessionStart": format!("2021-0{}-06", 5 + i % 4), "sessionEnd": format!("2021-0{}-24", 5 + i % 4),
-            "requestedOn": "2021-04-15",
+        let month = 5 + i % 4;
+        let id = steps.push(Role::Opco, |id| {
+            Command::Purchase(PurchaseCommand::Request(Box::new(RequestPurchase {
+                purchase_id: PurchaseId::for_request(id),
+                convention_id: ConventionId::for_code("ANCT-UNIFORMATION-2021"),
+                structure_id: structure_id(i),
+                departement: structure_departement(i),
+                provider: ["Simplon", "Pop School", "WebForce3"][i % 3].into(),
+                title: if certifying {
+                    "Titre professionnel Responsable d'espace de médiation numérique"
+                } else {
+                    "Accompagner les démarches en ligne"
+                }
+                .into(),
+                certification: certifying.then(|| "RNCP34587".into()),
+                blocks: if certifying { blocks(&[1, 2, 3, 4, 5]) } else { blocks(&[1, 3, 6]) },
+                metier: [Metier::MediateurNumerique, Metier::AgentAccueil, Metier::TravailleurSocial][i % 3],
+                hours: if certifying { 140 } else { 21 },
+                trainees: 8 + i as u32,
+                unit_cost: if certifying { Money::cents(245_000) } else { Money::cents(39_050) },
+                session_start: date(&format!("2021-0{month}-06")),
+                session_end: date(&format!("2021-0{month}-24")),
+                requested_on: date("2021-04-15"),
+            })))
         });
-        let id = run(opco(), "RequestPurchase", input).await?;
-        purchases.push(domain::purchase::PurchaseId::for_request(id).to_string());
+        purchases.push(PurchaseId::for_request(id));
     }
-    for (i, p) in purchases.iter().enumerate().take(5) {
-        run(opco(), "ApprovePurchase", json!({ "purchaseId": p, "approvedOn": "2021-04-22" })).await?;
+    let mut opco = |command| steps.push(Role::Opco, |_| Command::Purchase(command));
+    for (i, &purchase_id) in purchases.iter().enumerate().take(5) {
+        opco(PurchaseCommand::Approve { purchase_id, approved_on: date("2021-04-22") });
         if i < 4 {
-            run(opco(), "RecordAttendance", json!({ "purchaseId": p, "present": 8 + i as u32 - (i as u32 % 2), "recordedOn": format!("2021-0{}-25", 5 + i % 4) })).await?;
+            let recorded_on = date(&format!("2021-0{}-25", 5 + i % 4));
+            opco(PurchaseCommand::RecordAttendance {
+                purchase_id,
+                present: 8 + i as u32 - (i as u32 % 2),
+                recorded_on,
+            });
         }
         if i < 2 {
-            run(opco(), "RecordPurchasePayment", json!({ "purchaseId": p, "paidOn": "2021-09-15" })).await?;
+            opco(PurchaseCommand::RecordPayment { purchase_id, paid_on: date("2021-09-15") });
         }
     }
-    run(opco(), "CancelPurchase", json!({ "purchaseId": purchases[4], "reason": "Session annulée faute de formateur", "cancelledOn": "2021-06-01" })).await?;
-    // A Pix campaign for aidants, with its first certifications.
-    let campaign = run(anct(), "OpenPixCampaign", json!({ "conventionId": code("ANCT-PIX-2021"), "public": "AIDANTS_NUMERIQUES", "certifications": 200, "unitPrice": "45.50", "openedOn": "2021-04-01" })).await?;
-    let campaign = domain::pix::CampaignId::for_command(campaign).0.to_string();
+    opco(PurchaseCommand::Cancel {
+        purchase_id: purchases[4],
+        reason: "Session annulée faute de formateur".into(),
+        cancelled_on: date("2021-06-01"),
+    });
+    purchases
+}
+
+/// A Pix campaign for aidants, with its first certifications.
+fn pix(steps: &mut Steps) {
+    let campaign = steps.push(Role::Anct, |id| {
+        Command::Pix(PixCommand::OpenCampaign {
+            campaign_id: CampaignId::for_command(id),
+            convention_id: ConventionId::for_code("ANCT-PIX-2021"),
+            public: PixPublic::AidantsNumeriques,
+            certifications: 200,
+            unit_price: Money::cents(4_550),
+            opened_on: date("2021-04-01"),
+        })
+    });
     for (i, score) in [512, 688, 430, 801, 615].into_iter().enumerate() {
-        run(anct(), "RecordPixCertification", json!({ "campaignId": campaign, "candidate": format!("PIX-{:04}", i + 1), "structureId": structure_id(i), "score": score, "certifiedOn": "2021-06-10" })).await?;
+        steps.push(Role::Anct, |_| {
+            Command::Pix(PixCommand::RecordCertification {
+                campaign_id: CampaignId::for_command(campaign),
+                candidate: format!("PIX-{:04}", i + 1),
+                structure_id: structure_id(i),
+                departement: structure_departement(i),
+                score,
+                certified_on: date("2021-06-10"),
+            })
+        });
     }
-    // CCAS actions.
+}
+
+/// CCAS actions of the two CCAS.
+fn ccas(steps: &mut Steps) {
     for (i, s) in [1usize, 3].into_iter().enumerate() {
-        run(anct(), "RecordCcasAction", json!({ "conventionId": code("ANCT-UNCCAS-2021"), "structureId": structure_id(s), "title": "Accueillir et orienter vers les démarches en ligne", "agents": 8 + i as u32, "managers": 2, "blocks": [3, 6, 8], "cost": "3200.00", "heldOn": "2021-10-12" })).await?;
+        steps.push(Role::Anct, |id| {
+            Command::Ccas(RecordCcasAction {
+                action_id: CcasActionId::for_command(id),
+                convention_id: ConventionId::for_code("ANCT-UNCCAS-2021"),
+                structure_id: structure_id(s),
+                structure_kind: STRUCTURES[s].2,
+                departement: structure_departement(s),
+                title: "Accueillir et orienter vers les démarches en ligne".into(),
+                agents: 8 + i as u32,
+                managers: 2,
+                blocks: blocks(&[3, 6, 8]),
+                cost: Money::euros(3_200),
+                held_on: date("2021-10-12"),
+            })
+        });
     }
-    // Aidants Connect: a session and four aidants at different stages.
-    let session = run(anct(), "OpenAidantsConnectSession", json!({ "conventionId": code("ANCT-AIDANTS-CONNECT-2021"), "capacity": 12, "seatCost": "125.00", "heldOn": "2021-05-17" })).await?;
-    let session = domain::aidants::SessionId::for_command(session).0.to_string();
-    let paris = domain::structure::StructureId::parse(&structure_id(0)).expect("valid");
+}
+
+/// Aidants Connect: a session and four aidants of the first structure at different stages.
+fn aidants_connect(steps: &mut Steps) {
+    let session = steps.push(Role::Anct, |id| {
+        Command::Session(SessionCommand::Open {
+            session_id: SessionId::for_command(id),
+            convention_id: ConventionId::for_code("ANCT-AIDANTS-CONNECT-2021"),
+            capacity: 12,
+            seat_cost: Money::cents(12_500),
+            held_on: date("2021-05-17"),
+        })
+    });
+    let session = SessionId::for_command(session);
     for (i, stage) in [4, 3, 2, 0].into_iter().enumerate() {
         let aidant = format!("AIDANT-{:03}", i + 1);
-        let h = domain::aidants::HabilitationId::of(paris, &aidant).0.to_string();
-        run(
-            anct(),
-            "RequestHabilitation",
-            json!({ "structureId": structure_id(0), "aidant": aidant, "requestedOn": "2021-04-20" }),
-        )
-        .await?;
-        let steps: [(&str, serde_json::Value); 4] = [
-            ("ValidateEligibility", json!({ "habilitationId": h, "on": "2021-04-28" })),
-            ("RegisterToSession", json!({ "habilitationId": h, "sessionId": session, "on": "2021-05-03" })),
-            ("CompleteTraining", json!({ "habilitationId": h, "on": "2021-05-17" })),
-            ("Habilitate", json!({ "habilitationId": h, "means": "CARD", "on": "2021-05-25" })),
+        let h = HabilitationId::of(structure_id(0), &aidant);
+        steps.push(Role::Anct, |_| {
+            Command::Habilitation(HabilitationCommand::Request {
+                habilitation_id: h,
+                structure_id: structure_id(0),
+                departement: structure_departement(0),
+                aidant,
+                on: date("2021-04-20"),
+            })
+        });
+        let stages = [
+            Command::Habilitation(HabilitationCommand::ValidateEligibility {
+                habilitation_id: h,
+                on: date("2021-04-28"),
+            }),
+            Command::RegisterToSession { habilitation: h, session, on: date("2021-05-03") },
+            Command::Habilitation(HabilitationCommand::CompleteTraining { habilitation_id: h, on: date("2021-05-17") }),
+            Command::Habilitation(HabilitationCommand::Habilitate {
+                habilitation_id: h,
+                means: Means::Card,
+                on: date("2021-05-25"),
+            }),
         ];
-        for (mutation, input) in steps.into_iter().take(stage) {
-            run(anct(), mutation, input).await?;
+        for command in stages.into_iter().take(stage) {
+            steps.push(Role::Anct, |_| command);
         }
     }
-    // Annex-cost claims in every state, on the first two trainings attended.
-    let lines = |nights: u32, area: &str, night_cost: &str, km: u32| {
-        let mut lines = vec![
-            json!({ "kind": "PUBLIC_TRANSPORT", "quantity": 1, "amount": "64.20", "receipt": "SNCF-2021-0001" }),
-            json!({ "kind": "NIGHT", "quantity": nights, "area": area, "amount": night_cost, "receipt": "HOTEL-2021-0002" }),
-            json!({ "kind": "MEAL", "quantity": 2 * nights, "amount": format!("{}.00", 19 * nights), "receipt": "REPAS-2021-0003" }),
-        ];
-        if km > 0 {
-            lines.push(
-                json!({ "kind": "CAR", "quantity": km, "amount": format!("{}.00", km / 2), "receipt": "KM-2021-0004" }),
-            );
-        }
-        serde_json::Value::Array(lines)
+}
+
+fn lines(nights: u32, area: StayArea, night_cost: Money, km: u32) -> Vec<ExpenseLine> {
+    let line = |kind, quantity, area, amount, receipt: &str| ExpenseLine {
+        kind,
+        quantity,
+        area,
+        amount,
+        receipt: receipt.into(),
     };
-    let claim_id = |p: usize, trainee: &str| {
-        let purchase = domain::purchase::PurchaseId::parse(&purchases[p]).expect("a uuid");
-        domain::claim::ClaimId::of(purchase, trainee).to_string()
-    };
+    let mut lines = vec![
+        line(ExpenseKind::PublicTransport, 1, None, Money::cents(6_420), "SNCF-2021-0001"),
+        line(ExpenseKind::Night, nights, Some(area), night_cost, "HOTEL-2021-0002"),
+        line(ExpenseKind::Meal, 2 * nights, None, Money::euros(19 * i64::from(nights)), "REPAS-2021-0003"),
+    ];
+    if km > 0 {
+        lines.push(line(ExpenseKind::Car, km, None, Money::euros(i64::from(km / 2)), "KM-2021-0004"));
+    }
+    lines
+}
+
+/// Annex-cost claims in every state on the first two trainings attended, and the funds
+/// calls that follow.
+fn claims(steps: &mut Steps, purchases: &[PurchaseId]) {
+    let claim_id = |p: usize, trainee: &str| ClaimId::of(purchases[p], trainee);
     let submissions = [
         // Paris (session ended 2021-05-24): paid and reimbursed (one partly), rejected,
         // sent back and resubmitted.
-        (0, "STAGIAIRE-001", "2021-06-02", lines(2, "PARIS", "260.00", 0)),
-        (0, "STAGIAIRE-002", "2021-06-03", lines(1, "PARIS", "98.00", 40)),
-        (0, "STAGIAIRE-003", "2021-06-04", lines(3, "PARIS", "390.00", 0)),
-        (0, "STAGIAIRE-004", "2021-06-05", lines(1, "PARIS", "110.00", 0)),
+        (0, "STAGIAIRE-001", "2021-06-02", lines(2, StayArea::Paris, Money::euros(260), 0)),
+        (0, "STAGIAIRE-002", "2021-06-03", lines(1, StayArea::Paris, Money::euros(98), 40)),
+        (0, "STAGIAIRE-003", "2021-06-04", lines(3, StayArea::Paris, Money::euros(390), 0)),
+        (0, "STAGIAIRE-004", "2021-06-05", lines(1, StayArea::Paris, Money::euros(110), 0)),
         // Marseille (session ended 2021-06-24): two in a funds call ANCT has not paid
         // (late), one never assessed (overdue), one funded and not yet paid.
-        (1, "STAGIAIRE-101", "2021-07-01", lines(1, "LARGE_CITY", "85.00", 120)),
-        (1, "STAGIAIRE-102", "2021-07-02", lines(2, "LARGE_CITY", "190.00", 0)),
-        (1, "STAGIAIRE-103", "2021-07-05", lines(1, "LARGE_CITY", "80.00", 0)),
-        (1, "STAGIAIRE-104", "2021-07-06", lines(1, "STANDARD", "70.00", 60)),
+        (1, "STAGIAIRE-101", "2021-07-01", lines(1, StayArea::LargeCity, Money::euros(85), 120)),
+        (1, "STAGIAIRE-102", "2021-07-02", lines(2, StayArea::LargeCity, Money::euros(190), 0)),
+        (1, "STAGIAIRE-103", "2021-07-05", lines(1, StayArea::LargeCity, Money::euros(80), 0)),
+        (1, "STAGIAIRE-104", "2021-07-06", lines(1, StayArea::Standard, Money::euros(70), 60)),
     ];
     for (p, trainee, on, lines) in submissions {
-        let input = json!({ "purchaseId": purchases[p], "trainee": trainee, "lines": lines, "submittedOn": on });
-        run(structure(p), "SubmitAnnexClaim", input).await?;
+        let request = AnnexClaimRequest {
+            claim_id: claim_id(p, trainee),
+            structure_id: structure_id(p),
+            purchase_id: purchases[p],
+            trainee: trainee.into(),
+            lines,
+            submitted_on: date(on),
+        };
+        steps.push(Role::Structure, |_| Command::SubmitClaim(request));
     }
     let (paris_1, paris_2, paris_3, paris_4) = (
         claim_id(0, "STAGIAIRE-001"),
@@ -389,62 +484,94 @@ async fn seed_programmes(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
     );
     let (marseille_1, marseille_2, funded_only) =
         (claim_id(1, "STAGIAIRE-101"), claim_id(1, "STAGIAIRE-102"), claim_id(1, "STAGIAIRE-104"));
-    for (id, on) in [
-        (&paris_1, "2021-06-14"),
-        (&marseille_1, "2021-07-15"),
-        (&marseille_2, "2021-07-16"),
-        (&funded_only, "2021-07-20"),
-    ] {
-        run(opco(), "ApproveAnnexClaim", json!({ "claimId": id, "approvedOn": on })).await?;
-    }
-    run(opco(), "ApproveAnnexClaim", json!({ "claimId": paris_2, "approvedOn": "2021-06-15",
-        "reductions": [{ "line": 4, "approved": "10.00", "reason": "Trajet de 20 km seulement sur le justificatif" }] })).await?;
-    run(
-        opco(),
-        "RejectAnnexClaim",
-        json!({ "claimId": paris_3, "reason": "Le stagiaire habite la ville de la formation", "on": "2021-06-16" }),
-    )
-    .await?;
-    run(
-        opco(),
-        "RequestAnnexClaimChanges",
-        json!({ "claimId": paris_4, "reason": "Justificatif d'hôtel illisible", "on": "2021-06-16" }),
-    )
-    .await?;
-    run(
-        structure(0),
-        "ResubmitAnnexClaim",
-        json!({ "claimId": paris_4, "lines": lines(1, "PARIS", "110.00", 0), "resubmittedOn": "2021-06-21" }),
-    )
-    .await?;
-    for (id, on) in
-        [(&paris_1, "2021-06-30"), (&paris_2, "2021-07-02"), (&marseille_1, "2021-10-04"), (&marseille_2, "2021-10-05")]
+    let mut opco = |command| steps.push(Role::Opco, |_| Command::Claim(command));
+    for (claim_id, on) in
+        [(paris_1, "2021-06-14"), (marseille_1, "2021-07-15"), (marseille_2, "2021-07-16"), (funded_only, "2021-07-20")]
     {
-        run(opco(), "RecordAnnexClaimPayment", json!({ "claimId": id, "paidOn": on })).await?;
+        opco(ClaimCommand::Approve { claim_id, reductions: vec![], approved_on: date(on) });
     }
-    let uniformation = code("ANCT-UNIFORMATION-2021");
-    let first_call = run(opco(), "IssueFundsCall", json!({ "conventionId": uniformation, "periodStart": "2021-04-01", "periodEnd": "2021-09-30", "issuedOn": "2021-10-05" })).await?;
-    let first_call = domain::funds_call::FundsCallId::for_command(first_call).to_string();
-    run(
-        anct(),
-        "RecordFundsCallPayment",
-        json!({ "conventionId": uniformation, "fundsCallId": first_call, "paidOn": "2021-11-18" }),
-    )
-    .await?;
-    run(opco(), "IssueFundsCall", json!({ "conventionId": uniformation, "periodStart": "2021-10-01", "periodEnd": "2021-12-31", "issuedOn": "2022-01-07" })).await?;
-    Ok(())
+    opco(ClaimCommand::Approve {
+        claim_id: paris_2,
+        reductions: vec![LineDecision {
+            line: 4,
+            approved: Money::euros(10),
+            reason: Some("Trajet de 20 km seulement sur le justificatif".into()),
+        }],
+        approved_on: date("2021-06-15"),
+    });
+    opco(ClaimCommand::Reject {
+        claim_id: paris_3,
+        reason: "Le stagiaire habite la ville de la formation".into(),
+        rejected_on: date("2021-06-16"),
+    });
+    opco(ClaimCommand::RequestChanges {
+        claim_id: paris_4,
+        reason: "Justificatif d'hôtel illisible".into(),
+        requested_on: date("2021-06-16"),
+    });
+    steps.push(Role::Structure, |_| Command::ResubmitClaim {
+        claim: paris_4,
+        lines: lines(1, StayArea::Paris, Money::euros(110), 0),
+        on: date("2021-06-21"),
+    });
+    let mut opco = |command| steps.push(Role::Opco, |_| Command::Claim(command));
+    for (claim_id, on) in
+        [(paris_1, "2021-06-30"), (paris_2, "2021-07-02"), (marseille_1, "2021-10-04"), (marseille_2, "2021-10-05")]
+    {
+        opco(ClaimCommand::RecordPayment { claim_id, paid_on: date(on) });
+    }
+    let uniformation = ConventionId::for_code("ANCT-UNIFORMATION-2021");
+    let issue = |call: CommandId, from: &str, to: &str, on: &str| {
+        Command::FundsCall(FundsCallCommand::Issue {
+            convention_id: uniformation,
+            call_id: FundsCallId::for_command(call),
+            period_start: date(from),
+            period_end: date(to),
+            claims: None,
+            issued_on: date(on),
+        })
+    };
+    let first = steps.push(Role::Opco, |id| issue(id, "2021-04-01", "2021-09-30", "2021-10-05"));
+    steps.push(Role::Anct, |_| {
+        Command::FundsCall(FundsCallCommand::RecordPayment {
+            convention_id: uniformation,
+            call_id: FundsCallId::for_command(first),
+            paid_on: date("2021-11-18"),
+        })
+    });
+    steps.push(Role::Opco, |id| issue(id, "2021-10-01", "2021-12-31", "2022-01-07"));
 }
 
-fn lower_first(s: &str) -> String {
-    let mut c = s.chars();
-    c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or_default()
+/// The programmes of the demo, through the use cases (as the OPCO, ANCT and the
+/// structures would send them), one step after the other, the reimbursement saga acting
+/// after each claim and funds-call step: structures, training purchases at every stage, a
+/// Pix campaign, CCAS actions, Aidants Connect habilitations, claims and funds calls. Any
+/// refused step fails the seeding.
+async fn seed_programmes(store: Arc<dyn EventStore>, progress: Progress) -> anyhow::Result<()> {
+    let mut steps = Steps::default();
+    structures(&mut steps);
+    let purchases = purchases(&mut steps);
+    pix(&mut steps);
+    ccas(&mut steps);
+    aidants_connect(&mut steps);
+    claims(&mut steps, &purchases);
+    let seeder = Seeder::new(store, progress).await?;
+    seeder.steps("sample", steps.0).await?;
+    seeder.progress().finish();
+    Ok(())
 }
 
 /// Seeds the demo into `store`. Refuses a log that holds anything but the demo.
 pub async fn seed(store: Arc<dyn EventStore>) -> anyhow::Result<usize> {
+    seed_with_progress(store, Progress::hidden()).await
+}
+
+/// [`seed`], drawing its progress.
+pub async fn seed_with_progress(store: Arc<dyn EventStore>, progress: Progress) -> anyhow::Result<usize> {
     let before = *store.head().borrow();
+    progress.begin(before);
     seed_conventions(store.clone()).await?;
-    seed_programmes(store.clone()).await?;
+    seed_programmes(store.clone(), progress).await?;
     Ok((*store.head().borrow() - before) as usize)
 }
 

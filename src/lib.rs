@@ -9,6 +9,7 @@ pub mod bench_write;
 pub mod demo;
 pub mod plan;
 pub mod rebuild;
+pub mod seeding;
 
 use anyhow::Context;
 use api::AppState;
@@ -54,8 +55,13 @@ impl Scenario {
     /// Seeds the scenario (idempotent); returns the events written.
     pub async fn seed(self, log: Arc<dyn EventStore>) -> anyhow::Result<u64> {
         match self {
-            Scenario::Plan2021 => Ok(plan::seed(log, plan::Scale::FULL, plan::SEED, 32).await?.events),
-            Scenario::Sample => Ok(demo::seed(log).await? as u64),
+            Scenario::Plan2021 => {
+                let progress = seeding::Progress::stderr();
+                Ok(plan::seed_with_progress(log, plan::Scale::FULL, plan::SEED, plan::CONCURRENCY, progress)
+                    .await?
+                    .events)
+            }
+            Scenario::Sample => Ok(demo::seed_with_progress(log, seeding::Progress::stderr()).await? as u64),
         }
     }
 

@@ -44,7 +44,7 @@ enum Command {
         /// Serve GraphiQL at / and allow introspection.
         #[arg(long, env = "TRACKER_GRAPHIQL")]
         graphiql: bool,
-        /// What --demo seeds: the plan at full scale (about a minute the first time), or a
+        /// What --demo seeds: the plan at full scale (about 15 s the first time), or a
         /// small sample (seconds).
         #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021", "sample"])]
         scenario: String,
@@ -296,7 +296,7 @@ async fn main() -> anyhow::Result<()> {
             let seeding = dash.events as f64 / dash.seed_seconds.max(1e-9);
             println!(
                 "{:<44} {seeding:>12.0} {:<10} {:>9.1}×",
-                "seeding the plan through GraphQL",
+                "seeding the plan (typed use cases)",
                 "events/s",
                 seeding / store.fsync_per_s
             );

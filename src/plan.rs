@@ -3,20 +3,29 @@
 //! Aidants Connect habilitation, Pix certifications, CCAS actions, annex-cost claims in
 //! every state and quarterly funds calls, over 2021–2022, more where more people live.
 //!
-//! Everything after the conventions goes through the public GraphQL API in-process, as
-//! the OPCO, ANCT and the structures would send it, many flows at a time (each entity's
-//! steps in order). Command ids come from the seed and the step, so seeding again writes
-//! nothing. The figures and distributions are ours, not the plan's.
+//! Everything after the conventions goes through the typed use cases, as the OPCO, ANCT
+//! and the structures would send it, many flows at a time (each entity's steps in order);
+//! one function per programme generates its steps. Command ids come from the seed and the
+//! step, so seeding again writes nothing. The figures and distributions are ours, not the
+//! plan's.
 
-use anyhow::Context as _;
+use crate::seeding::{Command, Flow, Progress, Seeder, Step};
+use api::Role;
 use chrono::{Datelike, Days, NaiveDate};
+use domain::aidants::{HabilitationCommand, HabilitationId, Means, SessionCommand, SessionId};
+use domain::annex::{ExpenseKind, StayArea};
+use domain::ccas::{CcasActionId, RecordCcasAction};
+use domain::claim::{ClaimCommand, ClaimId, ExpenseLine, LineDecision};
+use domain::framework::{CompetencyBlock, Metier};
+use domain::funds_call::{FundsCallCommand, FundsCallId};
 use domain::ids::TRACKER_NAMESPACE;
-use domain::{CommandId, ConventionId};
-use futures::StreamExt;
-use serde_json::{Value, json};
+use domain::pix::{CampaignId, PixCommand, PixPublic};
+use domain::purchase::{PurchaseCommand, PurchaseId, RequestPurchase};
+use domain::structure::{HeadCount, RegisterStructure, Siret, StructureCommand, StructureId, StructureKind};
+use domain::{CommandId, ConventionId, DepartementCode, Money};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use store::EventStore;
+use usecases::programmes::AnnexClaimRequest;
 use uuid::Uuid;
 
 /// Approximate populations (thousands, INSEE 2019, rounded): used only to weigh where
@@ -193,141 +202,573 @@ fn day(offset: u64) -> NaiveDate {
     NaiveDate::from_ymd_opt(2021, 3, 29).expect("valid").checked_add_days(Days::new(offset)).expect("in range")
 }
 
-fn iso(d: NaiveDate) -> String {
-    d.to_string()
-}
-
-/// Who sends a step.
-#[derive(Clone, Copy)]
-enum Who {
-    Anct,
-    Opco,
-    /// The structure with this index.
-    Structure(usize),
-}
-
-/// One mutation: its name (the input type's, without `Input`), its input and its label
-/// (the command id is derived from it).
-struct Step {
-    who: Who,
-    mutation: &'static str,
-    input: Value,
-    label: String,
-}
-
-/// Steps of one entity, in order; flows run concurrently.
-type Flow = Vec<Step>;
-
 fn step_id(seed: u64, label: &str) -> CommandId {
     CommandId(Uuid::new_v5(&TRACKER_NAMESPACE, format!("plan-2021:{seed}:{label}").as_bytes()))
-}
-
-struct Seeder {
-    schema: api::TrackerSchema,
-    store: Arc<dyn EventStore>,
-    seed: u64,
-    structures: Vec<Uuid>,
-    sent: AtomicU64,
-}
-
-impl Seeder {
-    async fn run(&self, step: &Step) -> anyhow::Result<()> {
-        let command_id = step_id(self.seed, &step.label);
-        // Already applied (an earlier, maybe interrupted, seeding): skip without a round
-        // trip through GraphQL, so that seeding again costs one lookup per step.
-        if self.store.find_command(command_id).await?.is_some() {
-            return Ok(());
-        }
-        let mut input = step.input.clone();
-        input["commandId"] = json!(command_id.to_string());
-        let input_type = match step.mutation {
-            "ValidateEligibility"
-            | "CompleteTraining"
-            | "Habilitate"
-            | "RefuseHabilitation"
-            | "CancelHabilitation"
-            | "RevokeHabilitation" => "HabilitationStep",
-            "RequestAnnexClaimChanges" | "RejectAnnexClaim" => "AssessAnnexClaim",
-            other => other,
-        };
-        let mut chars = step.mutation.chars();
-        let field: String = chars.next().map(|f| f.to_lowercase().chain(chars).collect()).unwrap_or_default();
-        let principal = match step.who {
-            Who::Anct => api::Principal::local(api::Role::Anct, crate::demo::ACTOR),
-            Who::Opco => api::Principal::local(api::Role::Opco, crate::demo::ACTOR),
-            Who::Structure(i) => {
-                let mut p = api::Principal::local(api::Role::Structure, crate::demo::ACTOR);
-                p.structure = Some(self.structures[i]);
-                p
-            }
-        };
-        // A client facing a busy convention retries with the same command id (the README's
-        // advice for CONFLICT); anything else fails the seeding.
-        for _ in 0..20 {
-            let request = async_graphql::Request::new(format!(
-                "mutation($input: {input_type}Input!) {{ {field}(input: $input) {{ __typename }} }}"
-            ))
-            .variables(async_graphql::Variables::from_json(json!({ "input": input })));
-            let answer = api::execute(&self.schema, request, principal.clone()).await;
-            self.sent.fetch_add(1, Ordering::Relaxed);
-            let contended = answer.errors.iter().any(|e| e.message.contains("kept changing under this command"));
-            if !contended {
-                anyhow::ensure!(
-                    answer.errors.is_empty(),
-                    "step {} ({}) was refused: {:?}",
-                    step.label,
-                    step.mutation,
-                    answer.errors
-                );
-                return Ok(());
-            }
-        }
-        anyhow::bail!("step {} ({}) kept conflicting with concurrent writers", step.label, step.mutation)
-    }
-
-    /// Runs flows `concurrency` at a time; the first refusal fails the seeding.
-    async fn flows(&self, flows: Vec<Flow>, concurrency: usize) -> anyhow::Result<()> {
-        let results: Vec<anyhow::Result<()>> = futures::stream::iter(flows)
-            .map(|flow| async move {
-                for step in &flow {
-                    self.run(step).await?;
-                }
-                anyhow::Ok(())
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        results.into_iter().collect()
-    }
 }
 
 /// What seeding did.
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SeedReport {
-    pub mutations: u64,
+    /// Commands sent to the use cases (steps already in the log are skipped unsent).
+    pub commands: u64,
     pub events: u64,
     pub seconds: f64,
 }
 
-const KINDS: &[(&str, u64)] =
-    &[("ASSOCIATION", 45), ("CCAS_CIAS", 25), ("COMMUNE_OR_EPCI", 20), ("PRIVATE_COMPANY", 10)];
-const HEAD_COUNTS: &[&str] = &["MICRO", "SMALL", "SMALL", "MEDIUM", "LARGE"];
+const KINDS: &[(StructureKind, u64)] = &[
+    (StructureKind::Association, 45),
+    (StructureKind::CcasCias, 25),
+    (StructureKind::CommuneOrEpci, 20),
+    (StructureKind::PrivateCompany, 10),
+];
+const HEAD_COUNTS: &[HeadCount] =
+    &[HeadCount::Micro, HeadCount::Small, HeadCount::Small, HeadCount::Medium, HeadCount::Large];
 
 /// The seed of the demo's plan.
 pub const SEED: u64 = 2021;
 
+/// Flows seeded at a time: enough for the log to commit appends in large groups.
+pub const CONCURRENCY: usize = 128;
+
 /// The id of the plan's n-th structure.
 pub fn structure(n: usize) -> Uuid {
-    domain::structure::StructureId::for_siret(&domain::structure::Siret::parse(&siret(n)).expect("valid")).0
+    StructureId::for_siret(&Siret::parse(&siret(n)).expect("valid")).0
 }
 
 fn siret(n: usize) -> String {
     let base = format!("8{:012}", 100_000_000 + n);
-    (0..10)
-        .map(|d| format!("{base}{d}"))
-        .find(|s| domain::structure::Siret::parse(s).is_ok())
-        .expect("one check digit fits")
+    (0..10).map(|d| format!("{base}{d}")).find(|s| Siret::parse(s).is_ok()).expect("one check digit fits")
+}
+
+fn blocks(numbers: &[u8]) -> Vec<CompetencyBlock> {
+    numbers.iter().map(|n| CompetencyBlock::from_number(*n).expect("a block of the framework")).collect()
+}
+
+fn departement(code: &str) -> DepartementCode {
+    DepartementCode::parse(code).expect("a listed département")
+}
+
+/// What the generator knows of a structure it registered: what later steps about it carry
+/// (the API read the same facts from the structure's stream).
+struct Home {
+    id: StructureId,
+    kind: StructureKind,
+    departement: DepartementCode,
+}
+
+/// A training attended: claims are made on it.
+struct Attended {
+    purchase: PurchaseId,
+    structure: usize,
+    end: u64,
+    present: u64,
+}
+
+/// The claims' steps, in the waves the saga must act between.
+struct Claims {
+    submissions: Vec<Flow>,
+    assessments: Vec<Flow>,
+    payments: Vec<Flow>,
+    /// When the OPCO paid each claim it paid.
+    paid_by: Vec<NaiveDate>,
+}
+
+/// Generates the plan's steps, programme by programme, from one random stream: the
+/// programmes must be generated in the same order every time.
+struct Generator {
+    rng: Rng,
+    seed: u64,
+    scale: Scale,
+    homes: Vec<Home>,
+}
+
+impl Generator {
+    fn step(&self, who: Role, label: String, command: impl FnOnce(CommandId) -> Command) -> Step {
+        let id = step_id(self.seed, &label);
+        Step { who, id, label, command: command(id) }
+    }
+
+    /// A structure, uniformly among the plan's.
+    fn some_structure(&mut self) -> usize {
+        self.rng.below(self.scale.structures as u64) as usize
+    }
+
+    /// Employer structures, where people live.
+    fn structures(&mut self) -> Vec<Flow> {
+        let mut flows = Vec::with_capacity(self.scale.structures);
+        for i in 0..self.scale.structures {
+            let home = self.rng.departement();
+            let mut pick = self.rng.below(100);
+            let kind = KINDS
+                .iter()
+                .find(|(_, w)| {
+                    if pick < *w {
+                        true
+                    } else {
+                        pick -= w;
+                        false
+                    }
+                })
+                .map_or(StructureKind::Association, |k| k.0);
+            let name = match kind {
+                StructureKind::CcasCias => format!("CCAS n°{} ({home})", i + 1),
+                StructureKind::CommuneOrEpci => format!("Communauté de communes n°{} ({home})", i + 1),
+                StructureKind::PrivateCompany => format!("Numérique Services n°{} ({home})", i + 1),
+                _ => format!("Association de médiation numérique n°{} ({home})", i + 1),
+            };
+            let siret = Siret::parse(&siret(i)).expect("valid");
+            let head_count = HEAD_COUNTS[self.rng.below(HEAD_COUNTS.len() as u64) as usize];
+            let registered_on = day(self.rng.below(30));
+            self.homes.push(Home { id: StructureId::for_siret(&siret), kind, departement: departement(home) });
+            let command = StructureCommand::Register(RegisterStructure {
+                name,
+                siret,
+                kind,
+                departement: departement(home),
+                head_count,
+                registered_on,
+            });
+            flows.push(vec![self.step(Role::Anct, format!("structure:{i}"), |_| Command::Structure(command))]);
+        }
+        flows
+    }
+
+    /// Training purchases: requested, approved, attended, paid (a few cancelled).
+    fn purchases(&mut self, convention: ConventionId) -> (Vec<Flow>, Vec<Attended>) {
+        let mut flows = Vec::new();
+        let mut attended = Vec::new();
+        for p in 0..self.scale.purchases {
+            let s = self.some_structure();
+            let certifying = self.rng.below(2) == 0;
+            let trainees = self.rng.range(8, 15);
+            let start = self.rng.range(20, 480);
+            let end = start + if certifying { self.rng.range(30, 90) } else { self.rng.range(1, 5) };
+            let label = format!("purchase:{p}");
+            let purchase = PurchaseId::for_request(step_id(self.seed, &label));
+            let metier = [Metier::MediateurNumerique, Metier::TravailleurSocial, Metier::AgentAccueil, Metier::Cadre]
+                [self.rng.below(4) as usize];
+            let provider =
+                ["Simplon", "Pop School", "WebForce3", "Emmaüs Connect", "La Mednum"][self.rng.below(5) as usize];
+            let euros = if certifying { self.rng.range(1_400, 1_900) } else { self.rng.range(300, 480) };
+            let unit_cost = Money::cents((euros * 100 + self.rng.below(100)) as i64);
+            let request = RequestPurchase {
+                purchase_id: purchase,
+                convention_id: convention,
+                structure_id: self.homes[s].id,
+                departement: self.homes[s].departement.clone(),
+                provider: provider.into(),
+                title: if certifying {
+                    "Titre professionnel Responsable d'espace de médiation numérique"
+                } else {
+                    "Accompagner les démarches en ligne"
+                }
+                .into(),
+                certification: certifying.then(|| "RNCP34587".to_string()),
+                blocks: if certifying { blocks(&[1, 2, 3, 4, 5]) } else { blocks(&[1, 2, 3, 6]) },
+                metier,
+                hours: if certifying { 140 } else { 21 },
+                trainees: trainees as u32,
+                unit_cost,
+                session_start: day(start),
+                session_end: day(end),
+                requested_on: day(start.saturating_sub(15)),
+            };
+            // The rest of the purchase's draws, in the plan's order, before its steps.
+            let cancelled = self.rng.below(20) == 0;
+            let (present, paid) = if cancelled {
+                (0, None)
+            } else {
+                let present = trainees - self.rng.below(3).min(trainees - 1);
+                (present, (self.rng.below(5) != 0).then(|| self.rng.range(20, 60)))
+            };
+            let opco = |suffix: &str, command: PurchaseCommand| {
+                self.step(Role::Opco, format!("{label}{suffix}"), |_| Command::Purchase(command))
+            };
+            let mut flow = vec![
+                opco("", PurchaseCommand::Request(Box::new(request))),
+                opco(
+                    ":approve",
+                    PurchaseCommand::Approve { purchase_id: purchase, approved_on: day(start.saturating_sub(10)) },
+                ),
+            ];
+            if cancelled {
+                flow.push(opco(
+                    ":cancel",
+                    PurchaseCommand::Cancel {
+                        purchase_id: purchase,
+                        reason: "Session annulée faute de participants".into(),
+                        cancelled_on: day(start.saturating_sub(2)),
+                    },
+                ));
+            } else {
+                flow.push(opco(
+                    ":attend",
+                    PurchaseCommand::RecordAttendance {
+                        purchase_id: purchase,
+                        present: present as u32,
+                        recorded_on: day(end),
+                    },
+                ));
+                if let Some(after) = paid {
+                    let paid_on = day(end + after);
+                    flow.push(opco(":pay", PurchaseCommand::RecordPayment { purchase_id: purchase, paid_on }));
+                }
+                attended.push(Attended { purchase, structure: s, end, present });
+            }
+            flows.push(flow);
+        }
+        (flows, attended)
+    }
+
+    fn sessions_needed(&self) -> usize {
+        self.scale.aidants.div_ceil(12)
+    }
+
+    /// The day the k-th Aidants Connect session is held.
+    fn held(&self, k: usize) -> u64 {
+        30 + (k as u64 * 600) / self.sessions_needed().max(1) as u64
+    }
+
+    fn session_id(&self, k: usize) -> SessionId {
+        SessionId::for_command(step_id(self.seed, &format!("session:{k}")))
+    }
+
+    /// Aidants Connect sessions of 12 seats.
+    fn sessions(&self, convention: ConventionId) -> Vec<Flow> {
+        (0..self.sessions_needed())
+            .map(|k| {
+                let command = SessionCommand::Open {
+                    session_id: self.session_id(k),
+                    convention_id: convention,
+                    capacity: 12,
+                    seat_cost: Money::cents(12_500),
+                    held_on: day(self.held(k)),
+                };
+                vec![self.step(Role::Anct, format!("session:{k}"), |_| Command::Session(command))]
+            })
+            .collect()
+    }
+
+    /// Aidants at every stage of their habilitation.
+    fn aidants(&mut self) -> Vec<Flow> {
+        let mut flows = Vec::with_capacity(self.scale.aidants);
+        for a in 0..self.scale.aidants {
+            let s = self.some_structure();
+            let aidant = format!("AIDANT-{:05}", a + 1);
+            let h = HabilitationId::of(self.homes[s].id, &aidant);
+            // Round robin over the sessions: flows running at the same time register to
+            // different sessions instead of waiting for the same one.
+            let k = a % self.sessions_needed();
+            let held = self.held(k);
+            let label = format!("aidant:{a}");
+            // Stages: 0 requested, 1 validated, 2 registered, 3 trained, 4 habilitated,
+            // 5 revoked, 6 refused, 7 cancelled; most reach habilitation.
+            let stage = match self.rng.below(100) {
+                0..=4 => 0,
+                5..=11 => 1,
+                12..=19 => 2,
+                20..=29 => 3,
+                30..=86 => 4,
+                87..=91 => 5,
+                92..=95 => 6,
+                _ => 7,
+            };
+            let request = HabilitationCommand::Request {
+                habilitation_id: h,
+                structure_id: self.homes[s].id,
+                departement: self.homes[s].departement.clone(),
+                aidant,
+                on: day(held.saturating_sub(25)),
+            };
+            let mut flow = vec![self.step(Role::Structure, label.clone(), |_| Command::Habilitation(request))];
+            let anct = |suffix: &str, command: Command| self.step(Role::Anct, format!("{label}:{suffix}"), |_| command);
+            let step = |command| Command::Habilitation(command);
+            match stage {
+                6 => flow.push(anct(
+                    "refuse",
+                    step(HabilitationCommand::Refuse {
+                        habilitation_id: h,
+                        reason: "Pas de mission d'aidant professionnel".into(),
+                        on: day(held.saturating_sub(20)),
+                    }),
+                )),
+                7 => flow.push(anct(
+                    "cancel",
+                    step(HabilitationCommand::Cancel {
+                        habilitation_id: h,
+                        reason: "Départ de la structure".into(),
+                        on: day(held.saturating_sub(20)),
+                    }),
+                )),
+                _ => {
+                    let means = if a % 3 == 0 { Means::Card } else { Means::App };
+                    let steps = [
+                        (
+                            "validate",
+                            step(HabilitationCommand::ValidateEligibility {
+                                habilitation_id: h,
+                                on: day(held.saturating_sub(20)),
+                            }),
+                        ),
+                        (
+                            "register",
+                            Command::RegisterToSession {
+                                habilitation: h,
+                                session: self.session_id(k),
+                                on: day(held.saturating_sub(10)),
+                            },
+                        ),
+                        ("train", step(HabilitationCommand::CompleteTraining { habilitation_id: h, on: day(held) })),
+                        (
+                            "habilitate",
+                            step(HabilitationCommand::Habilitate { habilitation_id: h, means, on: day(held + 7) }),
+                        ),
+                    ];
+                    for (suffix, command) in steps.into_iter().take(stage.min(4)) {
+                        flow.push(anct(suffix, command));
+                    }
+                    if stage == 5 {
+                        flow.push(anct(
+                            "revoke",
+                            step(HabilitationCommand::Revoke {
+                                habilitation_id: h,
+                                reason: "Fin de contrat".into(),
+                                on: day(held + 200),
+                            }),
+                        ));
+                    }
+                }
+            }
+            flows.push(flow);
+        }
+        flows
+    }
+
+    /// Pix: one campaign per public, then certifications of candidates of the structures.
+    fn pix(&mut self, convention: ConventionId) -> (Vec<Flow>, Vec<Flow>) {
+        let campaigns =
+            [(PixPublic::AidantsNumeriques, "pix:aidants"), (PixPublic::ConseillersEtMediateurs, "pix:mediateurs")];
+        let per_campaign = self.scale.pix_certifications.div_ceil(2).max(1);
+        let opened = campaigns
+            .iter()
+            .map(|(public, label)| {
+                vec![self.step(Role::Anct, label.to_string(), |id| {
+                    Command::Pix(PixCommand::OpenCampaign {
+                        campaign_id: CampaignId::for_command(id),
+                        convention_id: convention,
+                        public: *public,
+                        certifications: per_campaign as u32,
+                        unit_price: Money::cents(5_500),
+                        opened_on: day(10),
+                    })
+                })]
+            })
+            .collect();
+        let certifications = (0..self.scale.pix_certifications)
+            .map(|c| {
+                let campaign_id = CampaignId::for_command(step_id(self.seed, campaigns[c % 2].1));
+                let s = self.some_structure();
+                let score = self.rng.range(180, 880) as u16;
+                let certified_on = day(self.rng.range(20, 600));
+                let command = PixCommand::RecordCertification {
+                    campaign_id,
+                    candidate: format!("PIX-{:05}", c + 1),
+                    structure_id: self.homes[s].id,
+                    departement: self.homes[s].departement.clone(),
+                    score,
+                    certified_on,
+                };
+                vec![self.step(Role::Anct, format!("pix:{c}"), |_| Command::Pix(command))]
+            })
+            .collect();
+        (opened, certifications)
+    }
+
+    /// CCAS actions, in CCAS and CIAS only.
+    fn ccas(&mut self, convention: ConventionId) -> Vec<Flow> {
+        let ccas: Vec<usize> =
+            (0..self.homes.len()).filter(|i| self.homes[*i].kind == StructureKind::CcasCias).collect();
+        (0..self.scale.ccas_actions.min(ccas.len() * 4))
+            .map(|c| {
+                let s = ccas[self.rng.below(ccas.len() as u64) as usize];
+                let agents = self.rng.range(4, 14) as u32;
+                let managers = self.rng.range(0, 3) as u32;
+                let cost = Money::euros(self.rng.range(1_500, 4_500) as i64);
+                let held_on = day(self.rng.range(40, 600));
+                vec![self.step(Role::Anct, format!("ccas:{c}"), |id| {
+                    Command::Ccas(RecordCcasAction {
+                        action_id: CcasActionId::for_command(id),
+                        convention_id: convention,
+                        structure_id: self.homes[s].id,
+                        structure_kind: self.homes[s].kind,
+                        departement: self.homes[s].departement.clone(),
+                        title: "Accueillir et orienter vers les démarches en ligne".into(),
+                        agents,
+                        managers,
+                        blocks: blocks(&[3, 6, 8]),
+                        cost,
+                        held_on,
+                    })
+                })]
+            })
+            .collect()
+    }
+
+    /// Annex-cost claims on attended trainings, in every state.
+    fn claims(&mut self, attended: &[Attended]) -> Claims {
+        let mut claims =
+            Claims { submissions: Vec::new(), assessments: Vec::new(), payments: Vec::new(), paid_by: Vec::new() };
+        let mut made = 0;
+        'purchases: for training in attended {
+            for t in 0..training.present {
+                if made >= self.scale.claims {
+                    break 'purchases;
+                }
+                made += 1;
+                let trainee = format!("STAGIAIRE-{made:05}");
+                let claim = ClaimId::of(training.purchase, &trainee);
+                let label = format!("claim:{made}");
+                let nights = self.rng.range(0, 3);
+                let area = [StayArea::Standard, StayArea::LargeCity, StayArea::Paris][self.rng.below(3) as usize];
+                let line = |kind, quantity: u64, area, amount, receipt: String| ExpenseLine {
+                    kind,
+                    quantity: quantity as u32,
+                    area,
+                    amount,
+                    receipt,
+                };
+                let ticket = self.rng.range(12, 140) * 100 + self.rng.below(100);
+                let mut lines = vec![line(
+                    ExpenseKind::PublicTransport,
+                    1,
+                    None,
+                    Money::cents(ticket as i64),
+                    format!("BILLET-{made}"),
+                )];
+                if nights > 0 {
+                    let night = Money::euros((nights * self.rng.range(60, 130)) as i64);
+                    lines.push(line(ExpenseKind::Night, nights, Some(area), night, format!("HOTEL-{made}")));
+                    let meals = Money::euros((2 * nights * self.rng.range(12, 22)) as i64);
+                    lines.push(line(ExpenseKind::Meal, 2 * nights, None, meals, format!("REPAS-{made}")));
+                }
+                if t % 4 == 0 {
+                    let km = self.rng.range(20, 180);
+                    lines.push(line(
+                        ExpenseKind::Car,
+                        km,
+                        None,
+                        Money::euros((km * 2 / 5) as i64),
+                        format!("KM-{made}"),
+                    ));
+                }
+                let submitted = training.end + self.rng.range(2, 60);
+                let request = AnnexClaimRequest {
+                    claim_id: claim,
+                    structure_id: self.homes[training.structure].id,
+                    purchase_id: training.purchase,
+                    trainee,
+                    lines,
+                    submitted_on: day(submitted),
+                };
+                // The rest of the claim's draws, in the plan's order, before its steps.
+                let assessed = day(submitted + self.rng.range(3, 40));
+                let verdict = self.rng.below(100);
+                let (reduced, paid_after) =
+                    if verdict > 20 { (self.rng.below(6) == 0, self.rng.range(5, 30)) } else { (false, 0) };
+                claims
+                    .submissions
+                    .push(vec![self.step(Role::Structure, label.clone(), |_| Command::SubmitClaim(request))]);
+                let opco = |suffix: &str, command: ClaimCommand| {
+                    vec![self.step(Role::Opco, format!("{label}:{suffix}"), |_| Command::Claim(command))]
+                };
+                match verdict {
+                    // Never assessed: overdue.
+                    0..=5 => {}
+                    6..=10 => claims.assessments.push(opco(
+                        "reject",
+                        ClaimCommand::Reject {
+                            claim_id: claim,
+                            reason: "Frais sans lien avec la formation".into(),
+                            rejected_on: assessed,
+                        },
+                    )),
+                    11..=15 => claims.assessments.push(opco(
+                        "changes",
+                        ClaimCommand::RequestChanges {
+                            claim_id: claim,
+                            reason: "Justificatif illisible".into(),
+                            requested_on: assessed,
+                        },
+                    )),
+                    16..=20 => claims.assessments.push(opco(
+                        "approve",
+                        ClaimCommand::Approve { claim_id: claim, reductions: vec![], approved_on: assessed },
+                    )),
+                    _ => {
+                        let reductions = if reduced {
+                            vec![LineDecision {
+                                line: 1,
+                                approved: Money::cents(1_000),
+                                reason: Some("Trajet partiellement hors formation".into()),
+                            }]
+                        } else {
+                            vec![]
+                        };
+                        claims.assessments.push(opco(
+                            "approve",
+                            ClaimCommand::Approve { claim_id: claim, reductions, approved_on: assessed },
+                        ));
+                        let paid_on = assessed + Days::new(paid_after);
+                        claims.payments.push(opco("pay", ClaimCommand::RecordPayment { claim_id: claim, paid_on }));
+                        claims.paid_by.push(paid_on);
+                    }
+                }
+            }
+        }
+        claims
+    }
+
+    /// Quarterly funds calls of the claims paid; ANCT paid all but the last. Each call
+    /// with its payment, if any.
+    fn funds_calls(&self, convention: ConventionId, paid_by: &[NaiveDate]) -> Vec<(Step, Option<Step>)> {
+        let (Some(first), Some(last)) = (paid_by.iter().min(), paid_by.iter().max()) else { return vec![] };
+        let mut quarters = Vec::new();
+        let mut start = NaiveDate::from_ymd_opt(first.year_ce().1 as i32, 1, 1).expect("valid");
+        while start <= *last {
+            let next = start.checked_add_months(chrono::Months::new(3)).expect("in range");
+            quarters.push((start, next.pred_opt().expect("valid")));
+            start = next;
+        }
+        let count = quarters.len();
+        let mut calls = Vec::new();
+        for (q, (from, to)) in quarters.into_iter().enumerate() {
+            if !paid_by.iter().any(|p| (from..=to).contains(p)) {
+                continue;
+            }
+            let label = format!("funds-call:{q}");
+            let call_id = FundsCallId::for_command(step_id(self.seed, &label));
+            let issued_on = to.checked_add_days(Days::new(10)).expect("in range");
+            let issue = self.step(Role::Opco, label.clone(), |_| {
+                Command::FundsCall(FundsCallCommand::Issue {
+                    convention_id: convention,
+                    call_id,
+                    period_start: from,
+                    period_end: to,
+                    claims: None,
+                    issued_on,
+                })
+            });
+            let paid = (q + 1 < count).then(|| {
+                let paid_on = issued_on.checked_add_days(Days::new(25 + 10 * (q as u64 % 5))).expect("in range");
+                self.step(Role::Anct, format!("{label}:paid"), |_| {
+                    Command::FundsCall(FundsCallCommand::RecordPayment { convention_id: convention, call_id, paid_on })
+                })
+            });
+            calls.push((issue, paid));
+        }
+        calls
+    }
 }
 
 /// Seeds the plan at `scale` into `store` (after the conventions of the small demo), with
@@ -338,342 +779,55 @@ pub async fn seed(
     seed: u64,
     concurrency: usize,
 ) -> anyhow::Result<SeedReport> {
+    seed_with_progress(store, scale, seed, concurrency, Progress::hidden()).await
+}
+
+/// [`seed`], drawing its progress.
+pub async fn seed_with_progress(
+    store: Arc<dyn EventStore>,
+    scale: Scale,
+    seed: u64,
+    concurrency: usize,
+    progress: Progress,
+) -> anyhow::Result<SeedReport> {
     let started = std::time::Instant::now();
     let before = *store.head().borrow();
+    progress.begin(before);
     crate::demo::seed_conventions(store.clone()).await?;
-    let state = crate::demo::seeding_state(store.clone()).await?;
-    let mut rng = Rng(seed);
-    let code = |c: &str| ConventionId::for_code(c).to_string();
+    let seeder = Seeder::new(store.clone(), progress).await?;
+    let code = ConventionId::for_code;
+    let mut plan = Generator { rng: Rng(seed), seed, scale, homes: Vec::with_capacity(scale.structures) };
 
-    // Structures, where people live.
-    let mut structures = Vec::with_capacity(scale.structures);
-    let mut registrations = Vec::new();
-    let mut kinds = Vec::new();
-    let mut homes = Vec::new();
-    for i in 0..scale.structures {
-        let departement = rng.departement();
-        let mut pick = rng.below(100);
-        let kind = KINDS
-            .iter()
-            .find(|(_, w)| {
-                if pick < *w {
-                    true
-                } else {
-                    pick -= w;
-                    false
-                }
-            })
-            .map_or("ASSOCIATION", |k| k.0);
-        let siret = siret(i);
-        let id = domain::structure::StructureId::for_siret(&domain::structure::Siret::parse(&siret).expect("valid"));
-        structures.push(id.0);
-        kinds.push(kind);
-        homes.push(departement);
-        let name = match kind {
-            "CCAS_CIAS" => format!("CCAS n°{} ({departement})", i + 1),
-            "COMMUNE_OR_EPCI" => format!("Communauté de communes n°{} ({departement})", i + 1),
-            "PRIVATE_COMPANY" => format!("Numérique Services n°{} ({departement})", i + 1),
-            _ => format!("Association de médiation numérique n°{} ({departement})", i + 1),
-        };
-        registrations.push(vec![Step {
-            who: Who::Anct,
-            mutation: "RegisterStructure",
-            input: json!({ "name": name, "siret": siret, "kind": kind, "departement": departement,
-                           "headCount": (HEAD_COUNTS[rng.below(HEAD_COUNTS.len() as u64) as usize]),
-                           "registeredOn": iso(day(rng.below(30))) }),
-            label: format!("structure:{i}"),
-        }]);
-    }
-    let seeder = Seeder {
-        schema: api::schema(state.clone(), false),
-        store: store.clone(),
-        seed,
-        structures,
-        sent: AtomicU64::new(0),
-    };
-    seeder.flows(registrations, concurrency).await.context("structures")?;
+    let structures = plan.structures();
+    seeder.flows("structures", structures, concurrency).await?;
+    let (purchases, attended) = plan.purchases(code("ANCT-UNIFORMATION-2021"));
+    seeder.flows("purchases", purchases, concurrency).await?;
+    seeder.flows("sessions", plan.sessions(code("ANCT-AIDANTS-CONNECT-2021")), concurrency).await?;
+    let aidants = plan.aidants();
+    seeder.flows("aidants", aidants, concurrency).await?;
+    let (campaigns, certifications) = plan.pix(code("ANCT-PIX-2021"));
+    seeder.flows("Pix campaigns", campaigns, concurrency).await?;
+    seeder.flows("Pix certifications", certifications, concurrency).await?;
+    let ccas = plan.ccas(code("ANCT-UNCCAS-2021"));
+    seeder.flows("CCAS actions", ccas, concurrency).await?;
 
-    // Training purchases: requested, approved, attended, paid (a few cancelled).
-    let mut purchase_flows = Vec::new();
-    let mut attended = Vec::new();
-    for p in 0..scale.purchases {
-        let s = rng.below(scale.structures as u64) as usize;
-        let certifying = rng.below(2) == 0;
-        let trainees = rng.range(8, 15);
-        let start = rng.range(20, 480);
-        let end = start + if certifying { rng.range(30, 90) } else { rng.range(1, 5) };
-        let label = format!("purchase:{p}");
-        let purchase = domain::purchase::PurchaseId::for_request(step_id(seed, &label)).to_string();
-        let metier = ["MEDIATEUR_NUMERIQUE", "TRAVAILLEUR_SOCIAL", "AGENT_ACCUEIL", "CADRE"][rng.below(4) as usize];
-        let mut flow = vec![Step {
-            who: Who::Opco,
-            mutation: "RequestPurchase",
-            input: json!({
-                "conventionId": code("ANCT-UNIFORMATION-2021"), "structureId": (seeder.structures[s].to_string()),
-                "provider": (["Simplon", "Pop School", "WebForce3", "Emmaüs Connect", "La Mednum"][rng.below(5) as usize]),
-                "title": if certifying { "Titre professionnel Responsable d'espace de médiation numérique" } else { "Accompagner les démarches en ligne" },
-                "certification": if certifying { json!("RNCP34587") } else { json!(null) },
-                "blocks": if certifying { json!([1, 2, 3, 4, 5]) } else { json!([1, 2, 3, 6]) },
-                "metier": metier, "hours": if certifying { 140 } else { 21 }, "trainees": trainees,
-                "unitCost": format!("{}.{:02}", if certifying { rng.range(1_400, 1_900) } else { rng.range(300, 480) }, rng.below(100)),
-                "sessionStart": iso(day(start)), "sessionEnd": iso(day(end)), "requestedOn": iso(day(start.saturating_sub(15))),
-            }),
-            label: label.clone(),
-        }];
-        let cancelled = rng.below(20) == 0;
-        let approved_on = iso(day(start.saturating_sub(10)));
-        flow.push(Step {
-            who: Who::Opco,
-            mutation: "ApprovePurchase",
-            input: json!({ "purchaseId": purchase, "approvedOn": approved_on }),
-            label: format!("{label}:approve"),
-        });
-        if cancelled {
-            flow.push(Step { who: Who::Opco, mutation: "CancelPurchase", input: json!({ "purchaseId": purchase, "reason": "Session annulée faute de participants", "cancelledOn": iso(day(start.saturating_sub(2))) }), label: format!("{label}:cancel") });
-        } else {
-            let present = trainees - rng.below(3).min(trainees - 1);
-            flow.push(Step {
-                who: Who::Opco,
-                mutation: "RecordAttendance",
-                input: json!({ "purchaseId": purchase, "present": present, "recordedOn": iso(day(end)) }),
-                label: format!("{label}:attend"),
-            });
-            if rng.below(5) != 0 {
-                flow.push(Step {
-                    who: Who::Opco,
-                    mutation: "RecordPurchasePayment",
-                    input: json!({ "purchaseId": purchase, "paidOn": iso(day(end + rng.range(20, 60))) }),
-                    label: format!("{label}:pay"),
-                });
-            }
-            attended.push((purchase, s, end, present));
-        }
-        purchase_flows.push(flow);
-    }
-    seeder.flows(purchase_flows, concurrency).await.context("purchases")?;
-
-    // Aidants Connect sessions (12 seats), then aidants at every stage.
-    let sessions_needed = scale.aidants.div_ceil(12);
-    let sessions: Vec<Flow> = (0..sessions_needed)
-        .map(|k| {
-            vec![Step {
-                who: Who::Anct,
-                mutation: "OpenAidantsConnectSession",
-                input: json!({ "conventionId": code("ANCT-AIDANTS-CONNECT-2021"), "capacity": 12, "seatCost": "125.00",
-                               "heldOn": iso(day(30 + (k as u64 * 600) / sessions_needed.max(1) as u64)) }),
-                label: format!("session:{k}"),
-            }]
-        })
-        .collect();
-    seeder.flows(sessions, concurrency).await.context("sessions")?;
-    let session_id =
-        |k: usize| domain::aidants::SessionId::for_command(step_id(seed, &format!("session:{k}"))).0.to_string();
-    let mut aidant_flows = Vec::new();
-    for a in 0..scale.aidants {
-        let s = rng.below(scale.structures as u64) as usize;
-        let aidant = format!("AIDANT-{:05}", a + 1);
-        let h = domain::aidants::HabilitationId::of(domain::structure::StructureId(seeder.structures[s]), &aidant)
-            .0
-            .to_string();
-        // Round robin over the sessions: flows running at the same time register to
-        // different sessions instead of racing for the same one.
-        let k = a % sessions_needed;
-        let held = 30 + (k as u64 * 600) / sessions_needed.max(1) as u64;
-        let label = format!("aidant:{a}");
-        // Stages: 0 requested, 1 validated, 2 registered, 3 trained, 4 habilitated,
-        // 5 revoked, 6 refused, 7 cancelled; most reach habilitation.
-        let stage = match rng.below(100) {
-            0..=4 => 0,
-            5..=11 => 1,
-            12..=19 => 2,
-            20..=29 => 3,
-            30..=86 => 4,
-            87..=91 => 5,
-            92..=95 => 6,
-            _ => 7,
-        };
-        let on = |d: u64| iso(day(d));
-        let mut flow = vec![Step {
-            who: Who::Structure(s),
-            mutation: "RequestHabilitation",
-            input: json!({ "structureId": (seeder.structures[s].to_string()), "aidant": aidant, "requestedOn": on(held.saturating_sub(25)) }),
-            label: label.clone(),
-        }];
-        let step = |name: &'static str, input: Value, suffix: &str| Step {
-            who: Who::Anct,
-            mutation: name,
-            input,
-            label: format!("{label}:{suffix}"),
-        };
-        match stage {
-            6 => flow.push(step("RefuseHabilitation", json!({ "habilitationId": h, "reason": "Pas de mission d'aidant professionnel", "on": on(held.saturating_sub(20)) }), "refuse")),
-            7 => flow.push(step("CancelHabilitation", json!({ "habilitationId": h, "reason": "Départ de la structure", "on": on(held.saturating_sub(20)) }), "cancel")),
-            _ => {
-                let steps: [(&'static str, Value, &str); 4] = [
-                    ("ValidateEligibility", json!({ "habilitationId": h, "on": on(held.saturating_sub(20)) }), "validate"),
-                    ("RegisterToSession", json!({ "habilitationId": h, "sessionId": session_id(k), "on": on(held.saturating_sub(10)) }), "register"),
-                    ("CompleteTraining", json!({ "habilitationId": h, "on": on(held) }), "train"),
-                    ("Habilitate", json!({ "habilitationId": h, "means": if a % 3 == 0 { "CARD" } else { "APP" }, "on": on(held + 7) }), "habilitate"),
-                ];
-                for (name, input, suffix) in steps.into_iter().take(stage.min(4)) {
-                    flow.push(step(name, input, suffix));
-                }
-                if stage == 5 {
-                    flow.push(step("RevokeHabilitation", json!({ "habilitationId": h, "reason": "Fin de contrat", "on": on(held + 200) }), "revoke"));
-                }
-            }
-        }
-        aidant_flows.push(flow);
-    }
-    seeder.flows(aidant_flows, concurrency).await.context("aidants")?;
-
-    // Pix: one campaign per public, certifications of candidates of the structures.
-    let campaigns = [("AIDANTS_NUMERIQUES", "pix:aidants"), ("CONSEILLERS_ET_MEDIATEURS", "pix:mediateurs")];
-    let per_campaign = scale.pix_certifications.div_ceil(2).max(1);
-    let opened: Vec<Flow> = campaigns
-        .iter()
-        .map(|(public, label)| vec![Step { who: Who::Anct, mutation: "OpenPixCampaign", input: json!({ "conventionId": code("ANCT-PIX-2021"), "public": public, "certifications": per_campaign, "unitPrice": "55.00", "openedOn": iso(day(10)) }), label: label.to_string() }])
-        .collect();
-    seeder.flows(opened, concurrency).await.context("Pix campaigns")?;
-    let certifications: Vec<Flow> = (0..scale.pix_certifications)
-        .map(|c| {
-            let (_, campaign) = campaigns[c % 2];
-            let campaign = domain::pix::CampaignId::for_command(step_id(seed, campaign)).0.to_string();
-            let s = rng.below(scale.structures as u64) as usize;
-            vec![Step { who: Who::Anct, mutation: "RecordPixCertification", input: json!({ "campaignId": campaign, "candidate": format!("PIX-{:05}", c + 1), "structureId": (seeder.structures[s].to_string()), "score": rng.range(180, 880), "certifiedOn": iso(day(rng.range(20, 600))) }), label: format!("pix:{c}") }]
-        })
-        .collect();
-    seeder.flows(certifications, concurrency).await.context("Pix certifications")?;
-
-    // CCAS actions, in CCAS and CIAS only.
-    let ccas: Vec<usize> = (0..scale.structures).filter(|i| kinds[*i] == "CCAS_CIAS").collect();
-    let actions: Vec<Flow> = (0..scale.ccas_actions.min(ccas.len() * 4))
-        .map(|c| {
-            let s = ccas[rng.below(ccas.len() as u64) as usize];
-            vec![Step { who: Who::Anct, mutation: "RecordCcasAction", input: json!({ "conventionId": code("ANCT-UNCCAS-2021"), "structureId": (seeder.structures[s].to_string()), "title": "Accueillir et orienter vers les démarches en ligne", "agents": rng.range(4, 14), "managers": rng.range(0, 3), "blocks": [3, 6, 8], "cost": format!("{}.00", rng.range(1_500, 4_500)), "heldOn": iso(day(rng.range(40, 600))) }), label: format!("ccas:{c}") }]
-        })
-        .collect();
-    seeder.flows(actions, concurrency).await.context("CCAS actions")?;
-
-    // Annex-cost claims on attended trainings, in every state.
-    let mut claim_flows = Vec::new();
-    let mut paid_by = Vec::new();
-    let mut made = 0;
-    'purchases: for (purchase, s, end, present) in &attended {
-        for t in 0..*present {
-            if made >= scale.claims {
-                break 'purchases;
-            }
-            made += 1;
-            let trainee = format!("STAGIAIRE-{made:05}");
-            let claim =
-                domain::claim::ClaimId::of(domain::purchase::PurchaseId::parse(purchase).expect("a uuid"), &trainee)
-                    .to_string();
-            let label = format!("claim:{made}");
-            let nights = rng.range(0, 3);
-            let area = ["STANDARD", "LARGE_CITY", "PARIS"][rng.below(3) as usize];
-            let mut lines = vec![
-                json!({ "kind": "PUBLIC_TRANSPORT", "quantity": 1, "amount": format!("{}.{:02}", rng.range(12, 140), rng.below(100)), "receipt": format!("BILLET-{made}") }),
-            ];
-            if nights > 0 {
-                lines.push(json!({ "kind": "NIGHT", "quantity": nights, "area": area, "amount": format!("{}.00", nights * rng.range(60, 130)), "receipt": format!("HOTEL-{made}") }));
-                lines.push(json!({ "kind": "MEAL", "quantity": 2 * nights, "amount": format!("{}.00", 2 * nights * rng.range(12, 22)), "receipt": format!("REPAS-{made}") }));
-            }
-            if t % 4 == 0 {
-                let km = rng.range(20, 180);
-                lines.push(json!({ "kind": "CAR", "quantity": km, "amount": format!("{}.00", km * 2 / 5), "receipt": format!("KM-{made}") }));
-            }
-            let submitted = end + rng.range(2, 60);
-            let on = |d: u64| iso(day(d));
-            let mut flow = vec![Step {
-                who: Who::Structure(*s),
-                mutation: "SubmitAnnexClaim",
-                input: json!({ "purchaseId": purchase, "trainee": trainee, "lines": lines, "submittedOn": on(submitted) }),
-                label: label.clone(),
-            }];
-            let opco = |name: &'static str, input: Value, suffix: &str| Step {
-                who: Who::Opco,
-                mutation: name,
-                input,
-                label: format!("{label}:{suffix}"),
-            };
-            let assessed = submitted + rng.range(3, 40);
-            match rng.below(100) {
-                // Never assessed: overdue.
-                0..=5 => {}
-                6..=10 => flow.push(opco(
-                    "RejectAnnexClaim",
-                    json!({ "claimId": claim, "reason": "Frais sans lien avec la formation", "on": on(assessed) }),
-                    "reject",
-                )),
-                11..=15 => flow.push(opco(
-                    "RequestAnnexClaimChanges",
-                    json!({ "claimId": claim, "reason": "Justificatif illisible", "on": on(assessed) }),
-                    "changes",
-                )),
-                16..=20 => flow.push(opco(
-                    "ApproveAnnexClaim",
-                    json!({ "claimId": claim, "approvedOn": on(assessed) }),
-                    "approve",
-                )),
-                _ => {
-                    let reductions = if rng.below(6) == 0 {
-                        json!([{ "line": 1, "approved": "10.00", "reason": "Trajet partiellement hors formation" }])
-                    } else {
-                        json!([])
-                    };
-                    flow.push(opco(
-                        "ApproveAnnexClaim",
-                        json!({ "claimId": claim, "approvedOn": on(assessed), "reductions": reductions }),
-                        "approve",
-                    ));
-                    let paid = assessed + rng.range(5, 30);
-                    flow.push(opco("RecordAnnexClaimPayment", json!({ "claimId": claim, "paidOn": on(paid) }), "pay"));
-                    paid_by.push(day(paid));
-                }
-            }
-            claim_flows.push(flow);
-        }
-    }
-    seeder.flows(claim_flows, concurrency).await.context("claims")?;
-
-    // Quarterly funds calls; ANCT paid all but the last.
-    if let (Some(first), Some(last)) = (paid_by.iter().min(), paid_by.iter().max()) {
-        let mut quarters = Vec::new();
-        let mut start = NaiveDate::from_ymd_opt(first.year_ce().1 as i32, 1, 1).expect("valid");
-        while start <= *last {
-            let next = start.checked_add_months(chrono::Months::new(3)).expect("in range");
-            quarters.push((start, next.pred_opt().expect("valid")));
-            start = next;
-        }
-        let count = quarters.len();
-        for (q, (from, to)) in quarters.into_iter().enumerate() {
-            let label = format!("funds-call:{q}");
-            let issued = to.checked_add_days(Days::new(10)).expect("in range");
-            let issue = Step {
-                who: Who::Opco,
-                mutation: "IssueFundsCall",
-                input: json!({ "conventionId": code("ANCT-UNIFORMATION-2021"), "periodStart": iso(from), "periodEnd": iso(to), "issuedOn": iso(issued) }),
-                label: label.clone(),
-            };
-            if !paid_by.iter().any(|p| (from..=to).contains(p)) {
-                continue;
-            }
-            seeder.run(&issue).await.context("funds call")?;
-            if q + 1 < count {
-                let call = domain::funds_call::FundsCallId::for_command(step_id(seed, &label)).to_string();
-                let paid = Step {
-                    who: Who::Anct,
-                    mutation: "RecordFundsCallPayment",
-                    input: json!({ "conventionId": code("ANCT-UNIFORMATION-2021"), "fundsCallId": call, "paidOn": iso(issued.checked_add_days(Days::new(25 + 10 * (q as u64 % 5))).expect("in range")) }),
-                    label: format!("{label}:paid"),
-                };
-                seeder.run(&paid).await.context("funds call payment")?;
-            }
-        }
-    }
+    // Claims in waves, the saga acting after each as it did after every claim step: each
+    // submission flagged overdue (they are all past their 30 days today), each approved
+    // claim funded before the OPCO pays it, each paid claim queued for a funds call.
+    let claims = plan.claims(&attended);
+    seeder.flows("claims", claims.submissions, concurrency).await?;
+    seeder.settle().await?;
+    seeder.flows("claim assessments", claims.assessments, concurrency).await?;
+    seeder.settle().await?;
+    seeder.flows("claim payments", claims.payments, concurrency).await?;
+    seeder.settle().await?;
+    let calls = plan.funds_calls(code("ANCT-UNIFORMATION-2021"), &claims.paid_by);
+    seeder
+        .steps("funds calls", calls.into_iter().flat_map(|(issue, paid)| std::iter::once(issue).chain(paid)).collect())
+        .await?;
+    seeder.progress().finish();
     let events = *store.head().borrow() - before;
-    Ok(SeedReport { mutations: seeder.sent.load(Ordering::Relaxed), events, seconds: started.elapsed().as_secs_f64() })
+    Ok(SeedReport { commands: seeder.sent(), events, seconds: started.elapsed().as_secs_f64() })
 }
 
 #[cfg(test)]
