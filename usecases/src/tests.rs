@@ -203,42 +203,6 @@ async fn an_approval_the_convention_refuses_leaves_the_purchase_as_it_was() {
     assert!(convention_state(&app).await.commitments.is_empty());
 }
 
-#[tokio::test]
-async fn a_failure_anywhere_inside_a_steps_write_leaves_none_of_it_and_the_retry_goes_through() {
-    for fail_after in 0..2 {
-        // Given a requested purchase whose approval writes the commitment and the approval,
-        let (dir, store) = log();
-        let path = dir.path().join("events.sqlite3");
-        let app = UseCases::new(Arc::new(store.clone()));
-        signed(&app, &[("formations", EnvelopeKind::NonCertifyingTrainings, 5_000)]).await;
-        let (id, req) = request(StructureId(uuid::Uuid::nil()), 10);
-        app.purchase(req, meta()).await.unwrap();
-        let head = *store.head().borrow();
-        // when the log fails after `fail_after` of its events,
-        store.fail_next_write_after(fail_after);
-        let approve = PurchaseCommand::Approve { purchase_id: id, approved_on: d("2021-04-02") };
-        let same = meta();
-        let failed = app.purchase(approve.clone(), same.clone()).await;
-        assert!(matches!(failed, Err(StepError::Store(_))), "{failed:?}");
-        // then none of it is in the log, before or after a restart,
-        assert_eq!(*store.head().borrow(), head);
-        assert!(convention_state(&app).await.commitments.is_empty());
-        drop(app);
-        drop(store);
-        let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(*store.head().borrow(), head, "nothing half-written survives a restart");
-        assert!(store::verify_store(&store, true).await.unwrap().is_intact());
-        // and the same command, sent again, is applied whole: no orphan money, no stuck purchase.
-        let app = UseCases::new(Arc::new(store.clone()));
-        let outcome = app.purchase(approve, same).await.unwrap();
-        assert!(!outcome.duplicate);
-        assert_eq!(*store.head().borrow(), head + 2);
-        let reference = id.reference();
-        assert_eq!(convention_state(&app).await.commitments[&reference].committed, eur(1_000));
-        assert_eq!(purchase_state(&app, id).await.state, Some(domain::purchase::PurchaseState::Approved));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_retries_of_a_step_write_it_once() {
     let (_dir, store) = log();
@@ -369,4 +333,190 @@ async fn concurrent_claims_for_one_training_never_outnumber_its_trainees_present
     let stream = stream_name::<domain::claim::roll::ClaimRoll>(id);
     let (roll, _) = app.load::<domain::claim::roll::ClaimRoll>(&stream).await.unwrap();
     assert_eq!(roll.claims.len(), 3);
+}
+
+/// One use case that writes several streams: how to set its log up, how to send it, and
+/// how many events it writes in all.
+struct Case {
+    name: &'static str,
+    events: u64,
+    setup: fn(Arc<UseCases>) -> futures::future::BoxFuture<'static, ()>,
+    send: fn(Arc<UseCases>, CommandMeta) -> futures::future::BoxFuture<'static, Result<CommandOutcome, String>>,
+}
+
+fn buyer() -> StructureId {
+    StructureId(uuid::Uuid::nil())
+}
+
+fn fixed_purchase() -> (PurchaseId, PurchaseCommand) {
+    let (_, mut command) = request(buyer(), 10);
+    let id = PurchaseId::for_request(CommandId(uuid::Uuid::from_u128(42)));
+    if let PurchaseCommand::Request(r) = &mut command {
+        r.purchase_id = id;
+    }
+    (id, command)
+}
+
+fn aidant() -> domain::aidants::HabilitationId {
+    domain::aidants::HabilitationId::of(buyer(), "AIDANT-1")
+}
+
+fn session() -> domain::aidants::SessionId {
+    domain::aidants::SessionId::for_command(CommandId(uuid::Uuid::from_u128(43)))
+}
+
+/// A convention with an envelope of every kind the programmes charge, a session of 10
+/// seats and a validated aidant, a purchase attended by 3 trainees.
+async fn programmes(app: Arc<UseCases>, registered: bool) {
+    use domain::aidants::{HabilitationCommand as H, SessionCommand};
+    signed(
+        &app,
+        &[
+            ("formations", EnvelopeKind::NonCertifyingTrainings, 50_000),
+            ("pix", EnvelopeKind::Certifications, 10_000),
+            ("aidants", EnvelopeKind::AidantsConnectTraining, 10_000),
+        ],
+    )
+    .await;
+    let open = SessionCommand::Open {
+        session_id: session(),
+        convention_id: convention(),
+        capacity: 10,
+        seat_cost: eur(300),
+        held_on: d("2021-05-03"),
+    };
+    let stream = stream_name::<domain::aidants::TrainingSession>(session().0);
+    app.plain::<domain::aidants::TrainingSession>(stream, open, meta()).await.unwrap();
+    let (id, on) = (aidant(), d("2021-04-01"));
+    let departement = DepartementCode::parse("29").unwrap();
+    let request = H::Request { habilitation_id: id, structure_id: buyer(), departement, aidant: "AIDANT-1".into(), on };
+    app.habilitation(request, meta()).await.unwrap();
+    app.habilitation(H::ValidateEligibility { habilitation_id: id, on }, meta()).await.unwrap();
+    if registered {
+        app.register_to_session(id, session(), d("2021-04-02"), meta()).await.unwrap();
+    }
+    let (purchase, request) = fixed_purchase();
+    app.purchase(request, meta()).await.unwrap();
+    let approve = PurchaseCommand::Approve { purchase_id: purchase, approved_on: d("2021-04-02") };
+    app.purchase(approve, meta()).await.unwrap();
+    let attend = PurchaseCommand::RecordAttendance { purchase_id: purchase, present: 3, recorded_on: d("2021-05-10") };
+    app.purchase(attend, meta()).await.unwrap();
+}
+
+fn cases() -> Vec<Case> {
+    use domain::aidants::HabilitationCommand as H;
+    vec![
+        Case {
+            name: "approve a purchase: its commitment and its approval",
+            events: 2,
+            setup: |app| {
+                Box::pin(async move {
+                    signed(&app, &[("formations", EnvelopeKind::NonCertifyingTrainings, 50_000)]).await;
+                    app.purchase(fixed_purchase().1, meta()).await.unwrap();
+                })
+            },
+            send: |app, meta| {
+                Box::pin(async move {
+                    let approve =
+                        PurchaseCommand::Approve { purchase_id: fixed_purchase().0, approved_on: d("2021-04-02") };
+                    app.purchase(approve, meta).await.map_err(|e| format!("{e:?}"))
+                })
+            },
+        },
+        Case {
+            name: "register an aidant to a session: the seat and the registration",
+            events: 2,
+            setup: |app| Box::pin(programmes(app, false)),
+            send: |app, meta| {
+                Box::pin(async move {
+                    app.register_to_session(aidant(), session(), d("2021-04-02"), meta)
+                        .await
+                        .map_err(|e| format!("{e:?}"))
+                })
+            },
+        },
+        Case {
+            name: "complete a training: the seat committed and served, and the completion",
+            events: 3,
+            setup: |app| Box::pin(programmes(app, true)),
+            send: |app, meta| {
+                Box::pin(async move {
+                    let complete = H::CompleteTraining { habilitation_id: aidant(), on: d("2021-05-03") };
+                    app.habilitation(complete, meta).await.map_err(|e| format!("{e:?}"))
+                })
+            },
+        },
+        Case {
+            name: "open a Pix campaign: its commitment and its opening",
+            events: 2,
+            setup: |app| Box::pin(programmes(app, false)),
+            send: |app, meta| {
+                Box::pin(async move {
+                    let open = domain::pix::PixCommand::OpenCampaign {
+                        campaign_id: domain::pix::CampaignId::for_command(meta.command_id),
+                        convention_id: convention(),
+                        public: domain::pix::PixPublic::AidantsNumeriques,
+                        certifications: 10,
+                        unit_price: eur(55),
+                        opened_on: d("2021-04-10"),
+                    };
+                    app.pix(open, meta).await.map_err(|e| format!("{e:?}"))
+                })
+            },
+        },
+        Case {
+            name: "submit an annex claim: the claim and its training's roll",
+            events: 2,
+            setup: |app| Box::pin(programmes(app, false)),
+            send: |app, meta| {
+                Box::pin(async move {
+                    let purchase = fixed_purchase().0;
+                    let request = crate::programmes::AnnexClaimRequest {
+                        claim_id: domain::claim::ClaimId::of(purchase, "T-1"),
+                        structure_id: buyer(),
+                        purchase_id: purchase,
+                        trainee: "T-1".into(),
+                        lines: vec![domain::claim::ExpenseLine {
+                            kind: domain::annex::ExpenseKind::Meal,
+                            quantity: 1,
+                            area: None,
+                            amount: eur(12),
+                            receipt: "R-1".into(),
+                        }],
+                        submitted_on: d("2021-05-20"),
+                    };
+                    app.submit_annex_claim(request, meta).await.map_err(|e| format!("{e:?}"))
+                })
+            },
+        },
+    ]
+}
+
+#[tokio::test]
+async fn every_use_case_that_writes_several_streams_writes_all_or_nothing_wherever_the_log_fails() {
+    for case in cases() {
+        // A failure after each of its events, and just before the commit,
+        for fail_after in 0..=case.events as usize {
+            let (dir, store) = log();
+            let app = UseCases::new(Arc::new(store.clone()));
+            (case.setup)(app.clone()).await;
+            let head = *store.head().borrow();
+            let same = meta();
+            store.fail_next_write_after(fail_after);
+            let failed = (case.send)(app.clone(), same.clone()).await;
+            assert!(failed.as_ref().is_err_and(|e| e.starts_with("Store")), "{}: {failed:?}", case.name);
+            // leaves none of it, before and after a restart,
+            assert_eq!(*store.head().borrow(), head, "{} failing after {fail_after}", case.name);
+            drop(app);
+            drop(store);
+            let store = SqliteStore::open(dir.path().join("events.sqlite3")).unwrap();
+            assert_eq!(*store.head().borrow(), head, "{}: nothing half-written survives a restart", case.name);
+            assert!(store::verify_store(&store, true).await.unwrap().is_intact());
+            // and the same command sent again writes all of it.
+            let app = UseCases::new(Arc::new(store.clone()));
+            let outcome = (case.send)(app, same).await.unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            assert!(!outcome.duplicate);
+            assert_eq!(*store.head().borrow(), head + case.events, "{}", case.name);
+        }
+    }
 }
