@@ -37,6 +37,32 @@ pub struct DashboardFigures {
     pub dashboard_max_per_s: f64,
 }
 
+/// A running server of its own on `dir` (port 0), a token of `role`, and how to stop it:
+/// send on the channel, then await the task.
+pub(crate) async fn serve_in_process(
+    dir: &std::path::Path,
+    role: api::Role,
+    label: &str,
+) -> anyhow::Result<(String, String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let tokens = api::TokenStore::open(dir)?;
+    let (_, token) = tokens.create(role, None, label).map_err(|e| anyhow::anyhow!(e))?;
+    let settings = Settings {
+        data_dir: dir.to_path_buf(),
+        store: None,
+        addr: "127.0.0.1:0".into(),
+        demo: false,
+        scenario: crate::Scenario::Sample,
+        graphiql: false,
+    };
+    let app = Application::build(&settings).await?;
+    let base = format!("http://{}", app.addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+    Ok((base, token, stop, server))
+}
+
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -148,22 +174,7 @@ pub async fn dashboard(scale: Scale, rate: u64, window: Duration, clients: usize
     let rebuilt = crate::rebuild::rebuild(store.as_ref(), &dir.path().join("bench-snapshots")).await?;
     drop(store);
 
-    let tokens = api::TokenStore::open(dir.path())?;
-    let (_, token) = tokens.create(api::Role::Copil, None, "bench").map_err(|e| anyhow::anyhow!(e))?;
-    let settings = Settings {
-        data_dir: dir.path().to_path_buf(),
-        store: None,
-        addr: "127.0.0.1:0".into(),
-        demo: false,
-        scenario: crate::Scenario::Sample,
-        graphiql: false,
-    };
-    let app = Application::build(&settings).await?;
-    let base = format!("http://{}", app.addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(async move {
-        let _ = stopped.await;
-    }));
+    let (base, token, stop, server) = serve_in_process(dir.path(), api::Role::Copil, "bench").await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let graphql = |query: &str| Target::GraphQL {
         url: format!("{base}/graphql"),

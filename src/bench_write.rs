@@ -6,8 +6,8 @@
 //! the store's own append rate (no HTTP, no GraphQL, no decision), and `/health` (HTTP
 //! without GraphQL or the log).
 
+use crate::LOG_FILE;
 use crate::bench_dashboard::{Load, NATIONAL_DASHBOARD, Target, closed_loop, open_loop, percentile};
-use crate::{Application, LOG_FILE, Settings};
 use domain::{ConventionId, EnvelopeId};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -297,22 +297,8 @@ pub async fn write(options: &WriteOptions) -> anyhow::Result<WriteFigures> {
     let (fsync_per_s, store_appends_per_s) = store_baselines(options.baseline_window).await?;
 
     let dir = tempfile::tempdir()?;
-    let tokens = api::TokenStore::open(dir.path())?;
-    let (_, token) = tokens.create(api::Role::Anct, None, "bench write").map_err(|e| anyhow::anyhow!(e))?;
-    let settings = Settings {
-        data_dir: dir.path().to_path_buf(),
-        store: None,
-        addr: "127.0.0.1:0".into(),
-        demo: false,
-        scenario: crate::Scenario::Sample,
-        graphiql: false,
-    };
-    let app = Application::build(&settings).await?;
-    let base = format!("http://{}", app.addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(async move {
-        let _ = stopped.await;
-    }));
+    let (base, token, stop, server) =
+        crate::bench_dashboard::serve_in_process(dir.path(), api::Role::Anct, "bench write").await?;
     let measured = measure(options, &base, &token).await;
     let _ = stop.send(());
     server.await??;

@@ -798,33 +798,42 @@ pub async fn seed_with_progress(
     let code = ConventionId::for_code;
     let mut plan = Generator { rng: Rng(seed), seed, scale, homes: Vec::with_capacity(scale.structures) };
 
+    // Every flow drawn first, in the plan's order (the draws make it deterministic), then
+    // run: the Aidants Connect chain beside the others, since it shares no entity with
+    // them and its trainings all charge one convention, whose commits follow one another.
     let structures = plan.structures();
-    seeder.flows("structures", structures, concurrency).await?;
     let (purchases, attended) = plan.purchases(code("ANCT-UNIFORMATION-2021"));
-    seeder.flows("purchases", purchases, concurrency).await?;
-    seeder.flows("sessions", plan.sessions(code("ANCT-AIDANTS-CONNECT-2021")), concurrency).await?;
+    let sessions = plan.sessions(code("ANCT-AIDANTS-CONNECT-2021"));
     let aidants = plan.aidants();
-    seeder.flows("aidants", aidants, concurrency).await?;
     let (campaigns, certifications) = plan.pix(code("ANCT-PIX-2021"));
-    seeder.flows("Pix campaigns", campaigns, concurrency).await?;
-    seeder.flows("Pix certifications", certifications, concurrency).await?;
     let ccas = plan.ccas(code("ANCT-UNCCAS-2021"));
-    seeder.flows("CCAS actions", ccas, concurrency).await?;
-
-    // Claims in waves, the saga acting after each as it did after every claim step: each
-    // submission flagged overdue (they are all past their 30 days today), each approved
-    // claim funded before the OPCO pays it, each paid claim queued for a funds call.
     let claims = plan.claims(&attended);
-    seeder.flows("claims", claims.submissions, concurrency).await?;
-    seeder.settle().await?;
-    seeder.flows("claim assessments", claims.assessments, concurrency).await?;
-    seeder.settle().await?;
-    seeder.flows("claim payments", claims.payments, concurrency).await?;
-    seeder.settle().await?;
     let calls = plan.funds_calls(code("ANCT-UNIFORMATION-2021"), &claims.paid_by);
-    seeder
-        .steps("funds calls", calls.into_iter().flat_map(|(issue, paid)| std::iter::once(issue).chain(paid)).collect())
-        .await?;
+
+    seeder.flows("structures", structures, concurrency).await?;
+    let aidants_connect = async {
+        seeder.flows("sessions", sessions, concurrency).await?;
+        seeder.flows("aidants", aidants, concurrency).await
+    };
+    let others = async {
+        seeder.flows("purchases", purchases, concurrency).await?;
+        seeder.flows("Pix campaigns", campaigns, concurrency).await?;
+        seeder.flows("Pix certifications", certifications, concurrency).await?;
+        seeder.flows("CCAS actions", ccas, concurrency).await?;
+        // Claims in waves, the saga acting after each as it did after every claim step:
+        // each submission flagged overdue (they are all past their 30 days today), each
+        // approved claim funded before the OPCO pays it, each paid claim queued for a
+        // funds call.
+        seeder.flows("claims", claims.submissions, concurrency).await?;
+        seeder.settle().await?;
+        seeder.flows("claim assessments", claims.assessments, concurrency).await?;
+        seeder.settle().await?;
+        seeder.flows("claim payments", claims.payments, concurrency).await?;
+        seeder.settle().await?;
+        let calls = calls.into_iter().flat_map(|(issue, paid)| std::iter::once(issue).chain(paid)).collect();
+        seeder.steps("funds calls", calls).await
+    };
+    tokio::try_join!(aidants_connect, others)?;
     seeder.progress().finish();
     let events = *store.head().borrow() - before;
     Ok(SeedReport { commands: seeder.sent(), events, seconds: started.elapsed().as_secs_f64() })

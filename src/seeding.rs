@@ -278,24 +278,22 @@ impl Progress {
         self.bar.inc(events);
     }
 
-    /// A phase begins: its expected events lengthen the bar.
-    fn phase(&self, name: &'static str, expected: u64, head: u64) -> (std::time::Instant, u64, u64) {
+    /// A phase begins: its expected events lengthen the bar (phases may run at once).
+    fn phase(&self, name: &'static str, expected: u64, _head: u64) -> (std::time::Instant, u64, u64) {
         self.bar.set_prefix(name);
-        self.bar.set_length(self.written(head) + expected);
-        (std::time::Instant::now(), self.written(head), expected)
+        self.bar.inc_length(expected);
+        (std::time::Instant::now(), 0, expected)
     }
 
-    /// A phase ended: the bar's length becomes what it wrote, and the phase's figures are
-    /// shown above the bar (or logged, without a terminal).
-    fn done(&self, name: &'static str, (started, from, _): (std::time::Instant, u64, u64), head: u64) {
-        let now = self.written(head);
-        self.bar.set_length(now);
-        self.bar.set_position(now);
-        let (events, seconds) = (now - from, started.elapsed().as_secs_f64());
+    /// A phase ended: its figures are shown above the bar (or logged, without a terminal).
+    /// Other phases may have written meanwhile, so the count is the phase's own steps'.
+    fn done(&self, name: &'static str, (started, _, expected): (std::time::Instant, u64, u64), head: u64) {
+        self.advance(head);
+        let seconds = started.elapsed().as_secs_f64();
         if self.bar.is_hidden() {
-            tracing::debug!(phase = name, events, seconds, "seeded");
+            tracing::debug!(phase = name, events = expected, seconds, "seeded");
         } else {
-            self.bar.println(format!("{name:>20}: {events} events in {seconds:.1} s"));
+            self.bar.println(format!("{name:>20}: {expected} events in {seconds:.1} s"));
         }
     }
 
