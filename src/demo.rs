@@ -468,7 +468,7 @@ fn claims(steps: &mut Steps, purchases: &[PurchaseId]) {
     for (p, trainee, on, lines) in submissions {
         let request = AnnexClaimRequest {
             claim_id: claim_id(p, trainee),
-            structure_id: structure_id(p),
+            structure_id: Some(structure_id(p)),
             purchase_id: purchases[p],
             trainee: trainee.into(),
             lines,

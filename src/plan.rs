@@ -665,7 +665,7 @@ impl Generator {
                 let submitted = training.end + self.rng.range(2, 60);
                 let request = AnnexClaimRequest {
                     claim_id: claim,
-                    structure_id: self.homes[training.structure].id,
+                    structure_id: Some(self.homes[training.structure].id),
                     purchase_id: training.purchase,
                     trainee,
                     lines,

@@ -449,14 +449,16 @@ impl ClaimMutation {
         let principal = require(ctx, Operation::SubmitAnnexClaim)?;
         let state = ctx.data_unchecked::<AppState>();
         let purchase_id = PurchaseId::parse(&input.purchase_id).map_err(|e| bad_input("purchaseId", e))?;
-        let purchase = state
-            .purchases
-            .read(|v| v.purchases.get(&purchase_id).cloned())
-            .filter(|p| principal.sees_structure(p.request.structure_id.0))
-            .ok_or_else(|| bad_input("purchaseId", format!("no purchase {purchase_id}")))?;
+        // Access, not a decision: another structure's purchase answers as if absent.
+        let visible = state.purchases.read(|v| {
+            v.purchases.get(&purchase_id).is_some_and(|p| principal.sees_structure(p.request.structure_id.0))
+        });
+        if !visible {
+            return Err(bad_input("purchaseId", format!("no purchase {purchase_id}")));
+        }
         let structure_id = match (principal.role, principal.structure) {
-            (Role::Structure, Some(s)) => StructureId(s),
-            _ => purchase.request.structure_id,
+            (Role::Structure, Some(s)) => Some(StructureId(s)),
+            _ => None,
         };
         let id = ClaimId::of(purchase_id, &input.trainee);
         let request = usecases::programmes::AnnexClaimRequest {

@@ -264,8 +264,9 @@ impl UseCases {
 #[derive(Clone, Debug)]
 pub struct AnnexClaimRequest {
     pub claim_id: domain::claim::ClaimId,
-    /// The structure submitting (it must have bought the training).
-    pub structure_id: StructureId,
+    /// The structure submitting (it must have bought the training); none when ANCT or the
+    /// OPCO submit for the buyer, which is then read from the purchase's stream.
+    pub structure_id: Option<StructureId>,
     pub purchase_id: domain::purchase::PurchaseId,
     pub trainee: String,
     pub lines: Vec<domain::claim::ExpenseLine>,
@@ -288,7 +289,7 @@ impl UseCases {
         let (claim_id, purchase_id, on) = (request.claim_id, request.purchase_id, request.submitted_on);
         let command = ClaimCommand::Submit(Box::new(domain::claim::SubmitAnnexClaim {
             claim_id,
-            structure_id: request.structure_id,
+            structure_id: request.structure_id.unwrap_or(bought.structure_id),
             trainee: request.trainee,
             training: domain::claim::TrainingFacts {
                 purchase_id,

@@ -305,7 +305,7 @@ async fn concurrent_claims_for_one_training_never_outnumber_its_trainees_present
             let trainee = format!("T-{i}");
             let request = AnnexClaimRequest {
                 claim_id: ClaimId::of(id, &trainee),
-                structure_id: buyer,
+                structure_id: Some(buyer),
                 purchase_id: id,
                 trainee,
                 lines: vec![ExpenseLine {
@@ -473,7 +473,7 @@ fn cases() -> Vec<Case> {
                     let purchase = fixed_purchase().0;
                     let request = crate::programmes::AnnexClaimRequest {
                         claim_id: domain::claim::ClaimId::of(purchase, "T-1"),
-                        structure_id: buyer(),
+                        structure_id: Some(buyer()),
                         purchase_id: purchase,
                         trainee: "T-1".into(),
                         lines: vec![domain::claim::ExpenseLine {
