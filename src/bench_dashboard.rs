@@ -111,25 +111,45 @@ async fn send(client: &reqwest::Client, target: &Target) -> bool {
     }
 }
 
-/// Open loop: one request every 1/rate s for `window`, each timed from when it was due
-/// (so a slow answer cannot hide the requests queued behind it).
-pub(crate) async fn open_loop(client: &reqwest::Client, target: &Target, rate: u64, window: Duration) -> Load {
+/// Open loop: `request(i)` started every 1/rate s for `window`, each timed from when it
+/// was due (so a slow answer cannot hide the requests queued behind it); a request whose
+/// task failed counts as `failed`, at an infinite latency.
+pub(crate) async fn open_loop_timed<T, F, Fut>(rate: u64, window: Duration, failed: T, request: F) -> Vec<(f64, T)>
+where
+    T: Clone + Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
     let total = (rate as f64 * window.as_secs_f64()) as usize;
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(total);
     for i in 0..total {
         let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
         tokio::time::sleep_until(due).await;
-        let (client, target) = (client.clone(), target.clone());
+        let answer = request(i);
         tasks.push(tokio::spawn(async move {
-            let ok = send(&client, &target).await;
-            (due.elapsed().as_secs_f64() * 1000.0, ok)
+            let outcome = answer.await;
+            (due.elapsed().as_secs_f64() * 1000.0, outcome)
         }));
     }
+    let mut answers = Vec::with_capacity(total);
+    for t in tasks {
+        answers.push(t.await.unwrap_or((f64::MAX, failed.clone())));
+    }
+    answers
+}
+
+/// Open loop on one target (see [`open_loop_timed`]).
+pub(crate) async fn open_loop(client: &reqwest::Client, target: &Target, rate: u64, window: Duration) -> Load {
+    let answers = open_loop_timed(rate, window, false, |_| {
+        let (client, target) = (client.clone(), target.clone());
+        async move { send(&client, &target).await }
+    })
+    .await;
+    let total = answers.len();
     let mut latencies = Vec::with_capacity(total);
     let mut errors = 0;
-    for t in tasks {
-        let (ms, ok) = t.await.unwrap_or((f64::MAX, false));
+    for (ms, ok) in answers {
         latencies.push(ms);
         errors += usize::from(!ok);
     }

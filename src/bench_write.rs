@@ -203,22 +203,11 @@ async fn closed_writes(
 
 /// Open loop: one command every 1/rate s, each timed from when it was due.
 async fn open_writes(client: &reqwest::Client, writer: &Arc<Writer>, rate: u64, window: Duration) -> Writes {
-    let total = (rate as f64 * window.as_secs_f64()) as usize;
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
-        tokio::time::sleep_until(due).await;
+    let answers = crate::bench_dashboard::open_loop_timed(rate, window, Err("PANIC".into()), |i| {
         let (client, writer) = (client.clone(), writer.clone());
-        tasks.push(tokio::spawn(async move {
-            let outcome = writer.send(&client, writer.body(i, &format!("BENCH-OPEN-{i}"))).await;
-            (due.elapsed().as_secs_f64() * 1000.0, outcome)
-        }));
-    }
-    let mut answers = Vec::with_capacity(total);
-    for t in tasks {
-        answers.push(t.await.unwrap_or((f64::MAX, Err("PANIC".into()))));
-    }
+        async move { writer.send(&client, writer.body(i, &format!("BENCH-OPEN-{i}"))).await }
+    })
+    .await;
     tally(answers)
 }
 
