@@ -65,6 +65,32 @@ impl Scenario {
         }
     }
 
+    /// Seeds the scenario into the log of `data_dir` unless a seeding already ran whole
+    /// there: a marker file remembers the log position it reached, and a later start
+    /// whose log still reaches it skips the seeding (for the full plan, 5 s of lookups
+    /// that would find every step applied). Deleting the marker makes the next start check
+    /// every step again.
+    pub async fn seed_once(self, log: Arc<dyn EventStore>, data_dir: &Path) -> anyhow::Result<u64> {
+        let marker = data_dir.join(format!("seeded-{}", self.name()));
+        let head = *log.head().borrow();
+        let seeded_to = std::fs::read_to_string(&marker).ok().and_then(|t| t.trim().parse::<u64>().ok());
+        if seeded_to.is_some_and(|at| at > 0 && head >= at) {
+            return Ok(0);
+        }
+        let written = self.seed(log.clone()).await?;
+        std::fs::create_dir_all(data_dir)?;
+        std::fs::write(&marker, format!("{}\n", *log.head().borrow()))
+            .with_context(|| format!("cannot write {}", marker.display()))?;
+        Ok(written)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Plan2021 => "plan-2021",
+            Scenario::Sample => "sample",
+        }
+    }
+
     /// The structure the demo's `structure` token is bound to.
     pub fn structure(self) -> uuid::Uuid {
         match self {
@@ -145,7 +171,7 @@ impl Application {
         );
         let mut demo_tokens = Vec::new();
         if settings.demo {
-            settings.scenario.seed(log.clone()).await?;
+            settings.scenario.seed_once(log.clone(), &settings.data_dir).await?;
             demo_tokens = demo::tokens(&tokens, settings.scenario.structure())?;
         }
         let store = log.clone();

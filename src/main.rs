@@ -267,7 +267,7 @@ async fn main() -> anyhow::Result<()> {
             let store = open_store(&data)?;
             let kind = tracker::Scenario::parse(&scenario).context("unknown scenario")?;
             let started = std::time::Instant::now();
-            let written = kind.seed(store).await?;
+            let written = kind.seed_once(store, &data).await?;
             println!(
                 "seeded {scenario} into {} ({written} new events in {:.1} s)",
                 data.display(),

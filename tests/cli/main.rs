@@ -204,3 +204,20 @@ fn a_report_of_a_tampered_log_says_so_in_its_header() {
     assert_eq!(json["header"]["intact"], false, "{}", json["header"]);
     assert!(json["header"]["firstBreak"].as_str().unwrap().contains("position 40"), "{}", json["header"]);
 }
+
+#[test]
+fn a_scenario_seeded_whole_is_not_seeded_again_and_without_its_marker_every_step_is_found_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = stdout(&tracker(&["seed", "--scenario", "sample"], dir.path()));
+    assert!(!first.contains("(0 new events"), "{first}");
+    let marker = dir.path().join("seeded-sample");
+    let head: u64 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+    let events = stdout(&tracker(&["events"], dir.path())).lines().count() as u64;
+    assert_eq!(head, events, "the marker remembers the log position the seeding reached");
+    assert!(stdout(&tracker(&["seed", "--scenario", "sample"], dir.path())).contains("(0 new events"));
+    // Without the marker, each step is looked up and found applied: still nothing written.
+    std::fs::remove_file(&marker).unwrap();
+    assert!(stdout(&tracker(&["seed", "--scenario", "sample"], dir.path())).contains("(0 new events"));
+    assert_eq!(stdout(&tracker(&["events"], dir.path())).lines().count() as u64, events);
+    assert!(marker.exists(), "written again once every step is known to be there");
+}
