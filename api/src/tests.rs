@@ -220,6 +220,34 @@ async fn money_with_three_decimals_or_negative_is_refused() {
 }
 
 #[tokio::test]
+async fn money_outside_the_one_grammar_is_refused_and_writes_nothing() {
+    let api = Api::with_budget().await;
+    for amount in ["1_000", "1_0.5_0", "+10", " 10", ".5", "5.", "0001", "10.500", "1e3"] {
+        let answer = api.refused(COMMIT, commit_input(960, "GRAMMAR-1", amount)).await;
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{amount:?}: {answer}");
+        assert!(answer["errors"][0]["message"].as_str().unwrap().contains(amount), "{amount:?}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn dates_outside_yyyy_mm_dd_and_the_accepted_years_are_refused_and_write_nothing() {
+    let api = Api::new();
+    for date in
+        ["2021-6-1", "0000-01-01", "-001-01-01", "10000-01-01", "1999-12-31", "2101-01-01", " 2021-03-15", "2021-02-30"]
+    {
+        let mut input = sign_input();
+        input["signedOn"] = json!(date);
+        let answer = api.refused(SIGN, input).await;
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{date:?}: {answer}");
+    }
+    insta::assert_json_snapshot!("date_out_of_bounds", {
+        let mut input = sign_input();
+        input["signedOn"] = json!("1990-01-01");
+        api.refused(SIGN, input).await
+    });
+}
+
+#[tokio::test]
 async fn an_unknown_departement_is_refused() {
     let api = Api::new();
     let mut input = sign_input();

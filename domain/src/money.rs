@@ -45,12 +45,31 @@ pub struct Money(Decimal);
 impl Money {
     pub const ZERO: Money = Money(Decimal::from_parts(0, 0, 0, false, 2));
 
-    /// Parses an amount typed by a person or sent by a client: `"4400000"`, `"12.5"`,
-    /// `"12.50"`. Refuses three decimals rather than rounding them silently.
+    /// Parses an amount typed by a person or sent by a client, with the one grammar of
+    /// amounts at every input: digits, then optionally a point and one or two digits
+    /// (`"4400000"`, `"12.5"`, `"12.50"`). No sign, space, exponent, digit separator,
+    /// leading zero (`"0.50"` is fine, `"0001"` is not) or third decimal: anything else is
+    /// refused, never guessed at.
     pub fn parse(input: &str) -> Result<Self, MoneyError> {
-        let trimmed = input.trim();
-        let value = Decimal::from_str_exact(trimmed).map_err(|_| MoneyError::NotANumber(input.to_string()))?;
-        Self::try_from_decimal(value, || input.to_string())
+        let shown = || input.to_string();
+        let (negative, body) = input.strip_prefix('-').map_or((false, input), |rest| (true, rest));
+        let (euros, cents) = body.split_once('.').map_or((body, None), |(e, c)| (e, Some(c)));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let leading_zero = euros.len() > 1 && euros.starts_with('0');
+        if !digits(euros) || leading_zero || cents.is_some_and(|c| !digits(c)) {
+            return Err(MoneyError::NotANumber(shown()));
+        }
+        if negative {
+            return Err(MoneyError::Negative(shown()));
+        }
+        if cents.is_some_and(|c| c.len() > 2) {
+            return Err(MoneyError::TooManyDecimals(shown()));
+        }
+        if euros.len() > 13 {
+            return Err(MoneyError::TooLarge(shown()));
+        }
+        let value = Decimal::from_str_exact(body).map_err(|_| MoneyError::NotANumber(shown()))?;
+        Self::try_from_decimal(value, shown)
     }
 
     /// `shown` writes the amount for an error message, only when there is one.
@@ -265,15 +284,15 @@ mod tests {
     #[test]
     fn parses_whole_euros_and_cents_and_keeps_two_decimals() {
         assert_eq!(Money::parse("4400000").unwrap().amount().to_string(), "4400000.00");
-        assert_eq!(Money::parse(" 12.5 ").unwrap().amount().to_string(), "12.50");
+        assert_eq!(Money::parse("12.5").unwrap().amount().to_string(), "12.50");
         assert_eq!(Money::parse("0.01").unwrap(), Money::cents(1));
+        assert_eq!(Money::parse("0").unwrap(), Money::ZERO);
     }
 
     #[test]
     fn refuses_three_decimals_instead_of_rounding_them() {
         assert_eq!(Money::parse("10.005"), Err(MoneyError::TooManyDecimals("10.005".into())));
-        // Trailing zeros are not real decimals.
-        assert_eq!(Money::parse("10.500").unwrap(), Money::cents(1050));
+        assert_eq!(Money::parse("10.500"), Err(MoneyError::TooManyDecimals("10.500".into())));
     }
 
     #[test]
@@ -283,6 +302,16 @@ mod tests {
         assert!(matches!(Money::parse(""), Err(MoneyError::NotANumber(_))));
         assert!(matches!(Money::parse("1e3"), Err(MoneyError::NotANumber(_))));
         assert!(matches!(Money::parse("1000000000000.01"), Err(MoneyError::TooLarge(_))));
+        assert!(matches!(Money::parse("99999999999999999999999999999999"), Err(MoneyError::TooLarge(_))));
+    }
+
+    #[test]
+    fn one_strict_grammar_digit_separators_signs_spaces_and_lone_points_are_refused() {
+        for input in
+            ["1_000", "1_0.5_0", "+10", " 10", "10 ", ".5", "5.", "0001", "00.5", "1.2.3", "1 000", "١٠", "0x10"]
+        {
+            assert_eq!(Money::parse(input), Err(MoneyError::NotANumber(input.into())), "{input:?}");
+        }
     }
 
     #[test]
