@@ -91,14 +91,15 @@ pub fn command_error<E: DomainCode>(err: HandleError<E>) -> Error {
         HandleError::Domain(e) => {
             let figures = serde_json::to_value(&e).unwrap_or_default();
             Error::new(e.to_string()).extend_with(|_, ext| {
-                ext.set("code", e.code());
                 if let serde_json::Value::Object(fields) = figures {
-                    for (k, v) in fields {
+                    // The error's kind is `code`: no figure may take its place.
+                    for (k, v) in fields.into_iter().filter(|(k, _)| k != "code") {
                         if let Ok(v) = Value::from_json(v) {
                             ext.set(k, v);
                         }
                     }
                 }
+                ext.set("code", e.code());
             })
         }
         HandleError::Conflict { .. } | HandleError::CommandIdReused(_) => {

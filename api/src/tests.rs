@@ -189,7 +189,11 @@ async fn sign_convention_twice_is_a_conflict() {
     ok(api.run(SIGN, sign_input()).await);
     let mut again = sign_input();
     again["commandId"] = json!(cmd(99));
-    insta::assert_json_snapshot!("sign_convention_conflict", api.refused(SIGN, again).await);
+    let answer = api.refused(SIGN, again).await;
+    // The error's kind is never shadowed by a figure of the same name (the convention's code).
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "CONFLICT");
+    assert_eq!(answer["errors"][0]["extensions"]["conventionCode"], "ANCT-UNIFORMATION-2021");
+    insta::assert_json_snapshot!("sign_convention_conflict", answer);
 }
 
 #[tokio::test]
@@ -355,7 +359,10 @@ async fn release_serve_pay_and_close() {
     close["commandId"] = json!(cmd(28));
     insta::assert_json_snapshot!("close_convention", ok(api.run(CLOSE, close).await));
     let late = commit_input(29, "ACHAT-0009", "1");
-    insta::assert_json_snapshot!("closed_convention_refuses_commands", api.refused(COMMIT, late).await);
+    let refused = api.refused(COMMIT, late).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(refused["errors"][0]["extensions"]["rule"], "Closed");
+    insta::assert_json_snapshot!("closed_convention_refuses_commands", refused);
 }
 
 #[tokio::test]

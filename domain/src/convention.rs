@@ -308,11 +308,23 @@ pub enum ConventionError {
     #[error("no convention has this id")]
     NotFound,
     #[error("convention {code} is already signed: a code can be used only once")]
-    AlreadySigned { code: String },
+    AlreadySigned {
+        /// Named apart from the API's `code` (the error's kind), which it must not shadow.
+        #[serde(rename = "conventionCode")]
+        code: String,
+    },
     #[error("convention {code} is closed: it accepts no more commands")]
-    Closed { code: String },
+    Closed {
+        /// Named apart from the API's `code` (the error's kind), which it must not shadow.
+        #[serde(rename = "conventionCode")]
+        code: String,
+    },
     #[error("`{code}` is not a valid convention code: use 1 to 64 letters, digits, `-` or `_`")]
-    InvalidCode { code: String },
+    InvalidCode {
+        /// Named apart from the API's `code` (the error's kind), which it must not shadow.
+        #[serde(rename = "conventionCode")]
+        code: String,
+    },
     #[error("{field} must not be empty")]
     MissingField { field: &'static str },
     #[error("{field} must be more than 0 €")]

@@ -178,7 +178,11 @@ pub enum PurchaseError {
     #[error("{field} must not be empty")]
     MissingField { field: &'static str },
     #[error("`{code}` is not an RNCP or RS code (expected e.g. RNCP34587 or RS5477)")]
-    InvalidCertification { code: String },
+    InvalidCertification {
+        /// Named apart from the API's `code` (the error's kind), which it must not shadow.
+        #[serde(rename = "certificationCode")]
+        code: String,
+    },
     #[error("the session ends ({end}) before it starts ({start})")]
     SessionEndsBeforeStart { start: NaiveDate, end: NaiveDate },
     #[error("the purchase is {state:?}: it cannot be {action} now")]
