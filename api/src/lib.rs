@@ -24,7 +24,7 @@ mod types;
 use async_graphql::{SDLExportOptions, Schema};
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
-use poem::{EndpointExt, IntoResponse, Route, get, handler, post};
+use poem::{Endpoint, EndpointExt, IntoResponse, Route, get, handler, post};
 use projections::{
     BudgetView, DashboardView, ProgrammesView, PurchasesView, ReimbursementsView, Runner, StructuresView,
 };
@@ -217,6 +217,28 @@ fn unauthorized(e: AuthError) -> poem::Response {
     Json(body).with_status(StatusCode::UNAUTHORIZED).with_header("WWW-Authenticate", "Bearer").into_response()
 }
 
+/// Whether a request's body is declared as JSON (`application/json`, any parameters).
+/// Anything else is refused before it is read: a browser sends `text/plain` and form
+/// bodies across sites without asking the server first, so accepting them would let any
+/// page make a signed-in user's browser write to the log.
+fn declared_json(headers: &poem::http::HeaderMap) -> bool {
+    headers
+        .get(poem::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Refuses a body that is not declared as JSON: HTTP 415, in GraphQL's shape.
+fn not_json(request: &poem::Request) -> poem::Response {
+    let declared = request.header(poem::http::header::CONTENT_TYPE).unwrap_or("none");
+    let body = serde_json::json!({ "errors": [{
+        "message": format!("a GraphQL request is sent as application/json (this one declares {declared})"),
+        "extensions": { "code": codes::BAD_USER_INPUT }
+    }] });
+    Json(body).with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE).into_response()
+}
+
 #[handler]
 async fn graphql_endpoint(
     schema: Data<&TrackerSchema>,
@@ -293,7 +315,18 @@ async fn health(state: Data<&AppState>) -> poem::Response {
 pub fn routes(state: AppState, tokens: Arc<TokenStore>, graphiql: bool) -> impl poem::Endpoint {
     let schema = schema(state.clone(), graphiql);
     let mut route = Route::new()
-        .at("/graphql", post(graphql_endpoint).with(poem::middleware::SizeLimit::new(MAX_BODY_BYTES)))
+        .at(
+            "/graphql",
+            post(graphql_endpoint.with(poem::middleware::SizeLimit::new(MAX_BODY_BYTES)).around(
+                // Checked before the body is read or parsed.
+                |endpoint, request| async move {
+                    if !declared_json(request.headers()) {
+                        return Ok(not_json(&request));
+                    }
+                    endpoint.call(request).await.map(IntoResponse::into_response)
+                },
+            )),
+        )
         .at("/graphql/ws", get(subscriptions))
         .at("/health", get(health));
     route = dashboard_page::routes(route);

@@ -233,6 +233,43 @@ async fn bad_credentials_get_401_and_write_nothing() {
 }
 
 #[tokio::test]
+async fn a_body_not_declared_as_json_is_refused_with_415_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let body = json!({ "query": SIGN, "variables": { "input": {
+        "code": "X-1", "partner": "P", "title": "T", "signedOn": "2021-03-15", "periodStart": "2021-03-15",
+        "periodEnd": "2021-12-31", "total": "10", "shares": [ { "funder": "ANCT", "amount": "10" } ] } } })
+    .to_string();
+    // What a page of another site can make a browser send without asking the server first.
+    for content_type in
+        [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data; boundary=x"), None]
+    {
+        let mut request = server.client.post(format!("{}/graphql", server.url)).bearer_auth(&server.tokens["anct"]);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.body(body.clone()).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 415, "{content_type:?}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{content_type:?}");
+    }
+    let health: Value = reqwest::get(format!("{}/health", server.url)).await.unwrap().json().await.unwrap();
+    assert_eq!(health["logPosition"], 0, "nothing was written");
+    // JSON with its charset is JSON.
+    let response = server
+        .client
+        .post(format!("{}/graphql", server.url))
+        .bearer_auth(&server.tokens["anct"])
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn an_oversized_body_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
