@@ -248,7 +248,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    if !matches!(command, Command::Serve { .. } | Command::Bench { .. }) {
+        die_quietly_on_a_closed_pipe();
+    }
+    match command {
         Command::Serve { data, store, addr, demo, graphiql, scenario } => {
             let data_dir =
                 data.unwrap_or_else(|| if demo { PathBuf::from("data/demo") } else { PathBuf::from("data") });
@@ -549,6 +553,18 @@ async fn audited(
             let log = tracker::connect_store(url).await?;
             tracker::audit::replayed(log.as_ref(), None, cutoff).await
         }
+    }
+}
+
+/// The commands that print (`events`, `verify`, `replay`…) end like any Unix tool when
+/// their reader goes away (`tracker events | head`): killed by SIGPIPE, silently, instead of
+/// a panic or an error about a broken pipe. Rust ignores SIGPIPE by default; the server
+/// keeps that (a client closing its socket must not end it).
+fn die_quietly_on_a_closed_pipe() {
+    // SAFETY: called once at start-up, before any thread is spawned or any signal handler
+    // installed; SIG_DFL is the signal's own default action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

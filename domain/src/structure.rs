@@ -43,6 +43,10 @@ pub enum SiretError {
     BadCheckDigit { siret: String },
     #[error("`{siret}` is not a valid La Poste SIRET: the sum of its digits must be a multiple of 5")]
     BadLaPosteSum { siret: String },
+    #[error(
+        "`{siret}` is not a SIRET: no company has the SIREN 000 000 000 (it passes the check digit only by being all zeros)"
+    )]
+    ZeroSiren { siret: String },
 }
 
 /// A SIRET (SIREN + NIC), checked: 14 digits, Luhn — except La Poste's establishments
@@ -61,6 +65,9 @@ impl Siret {
             return Err(SiretError::NotFourteenDigits { siret: input.to_string() });
         }
         let values: Vec<u32> = digits.bytes().map(|b| u32::from(b - b'0')).collect();
+        if values[..9].iter().all(|d| *d == 0) {
+            return Err(SiretError::ZeroSiren { siret: digits });
+        }
         if digits.starts_with(LA_POSTE_SIREN) {
             if values.iter().sum::<u32>() % 5 != 0 {
                 return Err(SiretError::BadLaPosteSum { siret: digits });
@@ -257,6 +264,13 @@ mod tests {
         assert!(matches!(Siret::parse("73282932000075"), Err(SiretError::BadCheckDigit { .. })));
         assert!(matches!(Siret::parse("7328293200007"), Err(SiretError::NotFourteenDigits { .. })));
         assert!(matches!(Siret::parse("7328293200007A"), Err(SiretError::NotFourteenDigits { .. })));
+    }
+
+    #[test]
+    fn a_siret_of_the_zero_siren_is_refused_though_its_check_digit_passes() {
+        for siret in ["00000000000000", "00000000012345", "000000000 00018"] {
+            assert!(matches!(Siret::parse(siret), Err(SiretError::ZeroSiren { .. })), "{siret}");
+        }
     }
 
     #[test]
