@@ -252,6 +252,19 @@ async fn dates_outside_yyyy_mm_dd_and_the_accepted_years_are_refused_and_write_n
 }
 
 #[tokio::test]
+async fn a_step_dated_before_the_fact_it_depends_on_is_refused_with_both_dates() {
+    let api = Api::with_budget().await;
+    let mut input = commit_input(970, "EARLY-1", "10");
+    input["committedOn"] = json!("2021-03-19");
+    let answer = api.refused(COMMIT, input).await;
+    let extensions = &answer["errors"][0]["extensions"];
+    assert_eq!(extensions["code"], "BAD_USER_INPUT");
+    assert_eq!(extensions["rule"], "DatedBefore");
+    assert_eq!((&extensions["date"], &extensions["earlierDate"]), (&json!("2021-03-19"), &json!("2021-03-20")));
+    insta::assert_json_snapshot!("commitment_before_allocation", answer);
+}
+
+#[tokio::test]
 async fn an_unknown_departement_is_refused() {
     let api = Api::new();
     let mut input = sign_input();

@@ -381,6 +381,8 @@ pub enum ConventionError {
     ServiceDoneExceedsCommitted { reference: String, remaining: Money, requested: Money },
     #[error("reference {reference}: payment cannot exceed the service done: {payable} payable, {requested} requested")]
     PaymentExceedsServiceDone { reference: String, payable: Money, requested: Money },
+    #[error("{what} is dated {date}, before {earlier} on {earlier_date}: each step comes after the facts it depends on")]
+    DatedBefore { what: &'static str, date: NaiveDate, earlier: &'static str, earlier_date: NaiveDate },
     #[error("{count} commitment(s) are still open, {outstanding} not yet paid: release or pay them first")]
     OpenCommitments { count: usize, outstanding: Money },
 }
@@ -403,6 +405,8 @@ impl ConventionError {
 pub struct Envelope {
     pub name: String,
     pub kind: EnvelopeKind,
+    /// Commitments on it come no earlier.
+    pub allocated_on: NaiveDate,
     pub allocated: Money,
     /// Net of releases.
     pub committed: Money,
@@ -419,6 +423,10 @@ impl Envelope {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Commitment {
     pub envelope_id: EnvelopeId,
+    pub committed_on: NaiveDate,
+    /// Each service done (date, amount), in the order recorded: a payment pays only what
+    /// was served by its own date.
+    pub served: Vec<(NaiveDate, Money)>,
     /// Net of releases.
     pub committed: Money,
     pub service_done: Money,
@@ -426,6 +434,17 @@ pub struct Commitment {
 }
 
 impl Commitment {
+    /// The date by which `amount` had been served, if it was.
+    pub fn served_by(&self, amount: Money) -> Option<NaiveDate> {
+        let mut dates: Vec<_> = self.served.clone();
+        dates.sort_by_key(|(on, _)| *on);
+        let mut total = Money::ZERO;
+        dates.into_iter().find_map(|(on, served)| {
+            total = total + served;
+            (total >= amount).then_some(on)
+        })
+    }
+
     /// Open while some committed money is neither paid nor released.
     pub fn is_open(&self) -> bool {
         self.committed > self.paid
@@ -435,6 +454,9 @@ impl Commitment {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signed {
     pub code: String,
+    pub signed_on: NaiveDate,
+    /// The latest business date of any step: a closing comes no earlier.
+    pub last_movement: NaiveDate,
     pub period_start: NaiveDate,
     pub period_end: NaiveDate,
     pub total: Money,
@@ -491,6 +513,19 @@ fn check_shares(total: Money, shares: &[FundingShare]) -> Result<(), ConventionE
     let shares_sum: Money = shares.iter().map(|s| s.amount).sum();
     if shares_sum != total {
         return Err(ConventionError::SharesDoNotAddUp { total, shares_sum });
+    }
+    Ok(())
+}
+
+/// A step dated before a fact it depends on is refused with both dates.
+fn not_before(
+    what: &'static str,
+    date: NaiveDate,
+    earlier: &'static str,
+    earlier_date: NaiveDate,
+) -> Result<(), ConventionError> {
+    if date < earlier_date {
+        return Err(ConventionError::DatedBefore { what, date, earlier, earlier_date });
     }
     Ok(())
 }
@@ -566,6 +601,7 @@ impl Convention {
     fn allocate(&self, c: &AllocateEnvelope) -> Result<Vec<ConventionEvent>, ConventionError> {
         let s = self.open()?;
         require("the envelope name", &c.name)?;
+        not_before("the allocation", c.allocated_on, "the convention's signature", s.signed_on)?;
         let envelope_id = EnvelopeId::for_name(s.convention_id, &c.name);
         if s.envelopes.contains_key(&envelope_id) {
             return Err(ConventionError::DuplicateEnvelope { name: c.name.trim().to_string() });
@@ -593,6 +629,7 @@ impl Convention {
     fn amend(&self, c: &SignAmendment) -> Result<Vec<ConventionEvent>, ConventionError> {
         let s = self.open()?;
         require("the amendment's reason", &c.reason)?;
+        not_before("the amendment", c.signed_on, "the convention's signature", s.signed_on)?;
         if c.total.is_none()
             && c.shares.is_none()
             && c.period_end.is_none()
@@ -672,6 +709,7 @@ impl Convention {
         let envelope =
             s.envelopes.get(&c.envelope_id).ok_or(ConventionError::UnknownEnvelope { envelope_id: c.envelope_id })?;
         positive("the committed amount", c.amount)?;
+        not_before("the commitment", c.committed_on, "the envelope's allocation", envelope.allocated_on)?;
         if c.committed_on < s.period_start || c.committed_on > s.period_end {
             return Err(ConventionError::OutsidePeriod {
                 date: c.committed_on,
@@ -706,6 +744,7 @@ impl Convention {
         let s = self.open()?;
         let commitment = self.commitment(s, &c.reference)?;
         positive("the released amount", c.amount)?;
+        not_before("the release", c.released_on, "the commitment", commitment.committed_on)?;
         let releasable = commitment.committed.saturating_sub(commitment.service_done);
         if c.amount > releasable {
             return Err(ConventionError::ReleaseExceedsUnused {
@@ -726,6 +765,7 @@ impl Convention {
         let s = self.open()?;
         let commitment = self.commitment(s, &c.reference)?;
         positive("the service-done amount", c.amount)?;
+        not_before("the service done", c.done_on, "the commitment", commitment.committed_on)?;
         let remaining = commitment.committed.saturating_sub(commitment.service_done);
         if c.amount > remaining {
             return Err(ConventionError::ServiceDoneExceedsCommitted {
@@ -754,6 +794,17 @@ impl Convention {
                 requested: c.amount,
             });
         }
+        // What this payment brings the paid total to must have been served by its date.
+        if let Some(served_on) = commitment.served_by(commitment.paid + c.amount)
+            && c.paid_on < served_on
+        {
+            return Err(ConventionError::DatedBefore {
+                what: "the payment",
+                date: c.paid_on,
+                earlier: "the service done it pays",
+                earlier_date: served_on,
+            });
+        }
         Ok(vec![ConventionEvent::PaymentRecorded(PaymentRecorded {
             envelope_id: commitment.envelope_id,
             reference: c.reference.trim().to_string(),
@@ -764,6 +815,7 @@ impl Convention {
 
     fn close(&self, c: &CloseConvention) -> Result<Vec<ConventionEvent>, ConventionError> {
         let s = self.open()?;
+        not_before("the closing", c.closed_on, "the last step it closes", s.last_movement)?;
         let open: Vec<_> = s.commitments.values().filter(|c| c.is_open()).collect();
         if !open.is_empty() {
             return Err(ConventionError::OpenCommitments {
@@ -799,6 +851,8 @@ impl Aggregate for Convention {
             self.0 = Some(Signed {
                 convention_id: e.convention_id,
                 code: e.code.clone(),
+                signed_on: e.signed_on,
+                last_movement: e.signed_on,
                 period_start: e.period_start,
                 period_end: e.period_end,
                 total: e.total,
@@ -813,12 +867,19 @@ impl Aggregate for Convention {
             return;
         }
         let Some(s) = self.0.as_mut() else { return };
+        s.last_movement = s.last_movement.max(event.business_date());
         match event {
             ConventionEvent::ConventionSigned(_) => {}
             ConventionEvent::EnvelopeAllocated(e) => {
                 s.envelopes.insert(
                     e.envelope_id,
-                    Envelope { name: e.name.clone(), kind: e.kind, allocated: e.amount, ..Envelope::default() },
+                    Envelope {
+                        name: e.name.clone(),
+                        kind: e.kind,
+                        allocated: e.amount,
+                        allocated_on: e.allocated_on,
+                        ..Envelope::default()
+                    },
                 );
             }
             ConventionEvent::AmendmentSigned(e) => {
@@ -850,6 +911,8 @@ impl Aggregate for Convention {
                     e.reference.clone(),
                     Commitment {
                         envelope_id: e.envelope_id,
+                        committed_on: e.committed_on,
+                        served: Vec::new(),
                         committed: e.amount,
                         service_done: Money::ZERO,
                         paid: Money::ZERO,
@@ -870,6 +933,7 @@ impl Aggregate for Convention {
                 }
                 if let Some(c) = s.commitments.get_mut(&e.reference) {
                     c.service_done = c.service_done + e.amount;
+                    c.served.push((e.done_on, e.amount));
                 }
             }
             ConventionEvent::PaymentRecorded(e) => {

@@ -666,3 +666,96 @@ fn caps_change_by_amendment_from_a_date_never_before_it() {
     assert_eq!(crate::annex::caps_on(schedule, d("2021-12-31")).unwrap().per_meal, Money::cents(1_750));
     assert_eq!(crate::annex::caps_on(schedule, d("2022-01-01")).unwrap().per_meal, Money::cents(2_000));
 }
+
+// --- Business dates in order: signature ≤ allocation ≤ commitment ≤ service done ≤ payment ---
+
+fn dated_before(what: &'static str, date: &str, earlier: &'static str, earlier_date: &str) -> ConventionError {
+    ConventionError::DatedBefore { what, date: d(date), earlier, earlier_date: d(earlier_date) }
+}
+
+#[test]
+fn an_envelope_is_not_allocated_before_the_signature() {
+    let Cmd::AllocateEnvelope(mut c) = allocate("Formations", 10) else { unreachable!() };
+    c.allocated_on = d("2021-03-14");
+    given::<Convention>([signed()])
+        .when(Cmd::AllocateEnvelope(c))
+        .then_err(dated_before("the allocation", "2021-03-14", "the convention's signature", "2021-03-15"));
+}
+
+#[test]
+fn an_amendment_is_not_signed_before_the_convention() {
+    let mut c = amendment();
+    c.period_end = Some(d("2023-12-31"));
+    c.signed_on = d("2021-01-01");
+    given::<Convention>([signed()])
+        .when(Cmd::SignAmendment(c))
+        .then_err(dated_before("the amendment", "2021-01-01", "the convention's signature", "2021-03-15"));
+}
+
+#[test]
+fn money_is_not_committed_before_its_envelope_is_allocated() {
+    let mut c = commit("ACHAT-1", 10);
+    c.committed_on = d("2021-03-19");
+    given::<Convention>([signed(), allocated("Formations", 100)])
+        .when(Cmd::CommitFunds(c))
+        .then_err(dated_before("the commitment", "2021-03-19", "the envelope's allocation", "2021-03-20"));
+}
+
+#[test]
+fn service_is_not_done_and_money_not_released_before_the_commitment() {
+    let Cmd::RecordServiceDone(mut c) = serve("ACHAT-1", 5) else { unreachable!() };
+    c.done_on = d("2021-03-31");
+    given::<Convention>([signed(), allocated("Formations", 100), committed("ACHAT-1", 10)])
+        .when(Cmd::RecordServiceDone(c))
+        .then_err(dated_before("the service done", "2021-03-31", "the commitment", "2021-04-01"));
+    let Cmd::ReleaseFunds(mut c) = release("ACHAT-1", 5) else { unreachable!() };
+    c.released_on = d("2021-03-31");
+    given::<Convention>([signed(), allocated("Formations", 100), committed("ACHAT-1", 10)])
+        .when(Cmd::ReleaseFunds(c))
+        .then_err(dated_before("the release", "2021-03-31", "the commitment", "2021-04-01"));
+}
+
+#[test]
+fn a_payment_pays_only_what_was_served_by_its_own_date() {
+    let history = || {
+        [
+            signed(),
+            allocated("Formations", 100),
+            committed("ACHAT-1", 10),
+            served("ACHAT-1", 4), // on 2021-06-01
+            Ev::ServiceDoneRecorded(ServiceDoneRecorded {
+                envelope_id: envelope("Formations"),
+                reference: "ACHAT-1".into(),
+                amount: eur(6),
+                done_on: d("2021-08-01"),
+            }),
+        ]
+    };
+    // Paying 4 on 2021-07-01: served by then.
+    given::<Convention>(history()).when(pay("ACHAT-1", 4)).then([paid("ACHAT-1", 4)]);
+    // Paying 10 on 2021-07-01: only 4 served by then, the rest on 2021-08-01.
+    given::<Convention>(history())
+        .when(pay("ACHAT-1", 10))
+        .then_err(dated_before("the payment", "2021-07-01", "the service done it pays", "2021-08-01"));
+    // A payment dated 1990 never pays anything.
+    let Cmd::RecordPayment(mut c) = pay("ACHAT-1", 4) else { unreachable!() };
+    c.paid_on = d("1990-01-01");
+    given::<Convention>(history())
+        .when(Cmd::RecordPayment(c))
+        .then_err(dated_before("the payment", "1990-01-01", "the service done it pays", "2021-06-01"));
+}
+
+#[test]
+fn a_convention_is_not_closed_before_its_last_step() {
+    let Cmd::Close(mut c) = close() else { unreachable!() };
+    c.closed_on = d("2021-06-30");
+    given::<Convention>([
+        signed(),
+        allocated("Formations", 100),
+        committed("ACHAT-1", 10),
+        served("ACHAT-1", 10),
+        paid("ACHAT-1", 10),
+    ])
+    .when(Cmd::Close(c))
+    .then_err(dated_before("the closing", "2021-06-30", "the last step it closes", "2021-07-01"));
+}
