@@ -13,6 +13,7 @@ mod dashboard_page;
 mod errors;
 mod graphiql;
 mod inputs;
+mod limits;
 mod mutation;
 mod programmes;
 mod purchases;
@@ -35,6 +36,7 @@ use store::EventStore;
 
 pub use auth::{AuthError, MATRIX, Operation, Principal, Role, TokenStore, matrix_markdown};
 pub use errors::codes;
+pub use limits::MAX_TEXT_CHARS;
 pub use scalars::{DateScalar, MoneyScalar};
 
 /// Largest query nesting accepted: deep enough for every real query and for GraphiQL's
@@ -177,7 +179,8 @@ pub fn schema(state: AppState, introspection: bool) -> TrackerSchema {
         Schema::build(query::Query::default(), mutation::Mutation::default(), dashboard::DashboardSubscription)
             .data(state)
             .limit_depth(MAX_DEPTH)
-            .limit_complexity(MAX_COMPLEXITY);
+            .limit_complexity(MAX_COMPLEXITY)
+            .extension(limits::TextLimits);
     if introspection { builder.finish() } else { builder.disable_introspection().finish() }
 }
 

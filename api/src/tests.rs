@@ -265,6 +265,30 @@ async fn a_step_dated_before_the_fact_it_depends_on_is_refused_with_both_dates()
 }
 
 #[tokio::test]
+async fn long_texts_control_characters_and_bidi_overrides_are_refused_by_field_and_write_nothing() {
+    let api = Api::new();
+    for (field, text) in [
+        ("partner", "P".repeat(100_000)),
+        ("title", "Titre\u{0}caché".to_string()),
+        ("code", "ANCT\u{202E}1202".to_string()),
+    ] {
+        let mut input = sign_input();
+        input[field] = json!(text);
+        let answer = api.refused(SIGN, input).await;
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{field}: {answer}");
+        assert_eq!(answer["errors"][0]["extensions"]["field"], format!("$input.{field}"), "{answer}");
+    }
+    // In the query's own arguments too.
+    let inline = format!("{{ convention(code: \"{}\") {{ code }} }}", "X".repeat(MAX_TEXT_CHARS + 1));
+    let answer = api.query(&inline).await;
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{answer}");
+    assert_eq!(answer["errors"][0]["extensions"]["field"], "convention(code)");
+    let mut input = sign_input();
+    input["partner"] = json!("P".repeat(100_000));
+    insta::assert_json_snapshot!("text_too_long", api.refused(SIGN, input).await);
+}
+
+#[tokio::test]
 async fn an_unknown_departement_is_refused() {
     let api = Api::new();
     let mut input = sign_input();

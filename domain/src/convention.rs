@@ -381,7 +381,9 @@ pub enum ConventionError {
     ServiceDoneExceedsCommitted { reference: String, remaining: Money, requested: Money },
     #[error("reference {reference}: payment cannot exceed the service done: {payable} payable, {requested} requested")]
     PaymentExceedsServiceDone { reference: String, payable: Money, requested: Money },
-    #[error("{what} is dated {date}, before {earlier} on {earlier_date}: each step comes after the facts it depends on")]
+    #[error(
+        "{what} is dated {date}, before {earlier} on {earlier_date}: each step comes after the facts it depends on"
+    )]
     DatedBefore { what: &'static str, date: NaiveDate, earlier: &'static str, earlier_date: NaiveDate },
     #[error("{count} commitment(s) are still open, {outstanding} not yet paid: release or pay them first")]
     OpenCommitments { count: usize, outstanding: Money },

@@ -677,9 +677,12 @@ fn dated_before(what: &'static str, date: &str, earlier: &'static str, earlier_d
 fn an_envelope_is_not_allocated_before_the_signature() {
     let Cmd::AllocateEnvelope(mut c) = allocate("Formations", 10) else { unreachable!() };
     c.allocated_on = d("2021-03-14");
-    given::<Convention>([signed()])
-        .when(Cmd::AllocateEnvelope(c))
-        .then_err(dated_before("the allocation", "2021-03-14", "the convention's signature", "2021-03-15"));
+    given::<Convention>([signed()]).when(Cmd::AllocateEnvelope(c)).then_err(dated_before(
+        "the allocation",
+        "2021-03-14",
+        "the convention's signature",
+        "2021-03-15",
+    ));
 }
 
 #[test]
@@ -687,18 +690,24 @@ fn an_amendment_is_not_signed_before_the_convention() {
     let mut c = amendment();
     c.period_end = Some(d("2023-12-31"));
     c.signed_on = d("2021-01-01");
-    given::<Convention>([signed()])
-        .when(Cmd::SignAmendment(c))
-        .then_err(dated_before("the amendment", "2021-01-01", "the convention's signature", "2021-03-15"));
+    given::<Convention>([signed()]).when(Cmd::SignAmendment(c)).then_err(dated_before(
+        "the amendment",
+        "2021-01-01",
+        "the convention's signature",
+        "2021-03-15",
+    ));
 }
 
 #[test]
 fn money_is_not_committed_before_its_envelope_is_allocated() {
     let mut c = commit("ACHAT-1", 10);
     c.committed_on = d("2021-03-19");
-    given::<Convention>([signed(), allocated("Formations", 100)])
-        .when(Cmd::CommitFunds(c))
-        .then_err(dated_before("the commitment", "2021-03-19", "the envelope's allocation", "2021-03-20"));
+    given::<Convention>([signed(), allocated("Formations", 100)]).when(Cmd::CommitFunds(c)).then_err(dated_before(
+        "the commitment",
+        "2021-03-19",
+        "the envelope's allocation",
+        "2021-03-20",
+    ));
 }
 
 #[test]
@@ -734,15 +743,21 @@ fn a_payment_pays_only_what_was_served_by_its_own_date() {
     // Paying 4 on 2021-07-01: served by then.
     given::<Convention>(history()).when(pay("ACHAT-1", 4)).then([paid("ACHAT-1", 4)]);
     // Paying 10 on 2021-07-01: only 4 served by then, the rest on 2021-08-01.
-    given::<Convention>(history())
-        .when(pay("ACHAT-1", 10))
-        .then_err(dated_before("the payment", "2021-07-01", "the service done it pays", "2021-08-01"));
+    given::<Convention>(history()).when(pay("ACHAT-1", 10)).then_err(dated_before(
+        "the payment",
+        "2021-07-01",
+        "the service done it pays",
+        "2021-08-01",
+    ));
     // A payment dated 1990 never pays anything.
     let Cmd::RecordPayment(mut c) = pay("ACHAT-1", 4) else { unreachable!() };
     c.paid_on = d("1990-01-01");
-    given::<Convention>(history())
-        .when(Cmd::RecordPayment(c))
-        .then_err(dated_before("the payment", "1990-01-01", "the service done it pays", "2021-06-01"));
+    given::<Convention>(history()).when(Cmd::RecordPayment(c)).then_err(dated_before(
+        "the payment",
+        "1990-01-01",
+        "the service done it pays",
+        "2021-06-01",
+    ));
 }
 
 #[test]

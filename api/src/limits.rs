@@ -1,0 +1,116 @@
+//! Limits on the text a request may carry, checked once for every transport before
+//! anything runs: every string of the query's arguments and of its variables.
+
+use crate::errors::codes;
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Positioned, ServerError, ServerResult, Value, Variables};
+use std::sync::Arc;
+
+/// The longest text any input may hold, in characters: ours, far above any name, title,
+/// reference or reason the plan's partners write, far below what would bloat the log.
+pub const MAX_TEXT_CHARS: usize = 1_000;
+
+/// Why a text is refused, if it is.
+pub fn text_problem(text: &str) -> Option<String> {
+    let chars = text.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Some(format!("is {chars} characters long: at most {MAX_TEXT_CHARS}"));
+    }
+    text.chars().find_map(|c| {
+        let control = c.is_control() && !matches!(c, '\n' | '\r' | '\t');
+        // Bidirectional overrides, embeddings and isolates make a text read otherwise
+        // than it is stored (a reference shown reversed, say).
+        let bidi = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        (control || bidi).then(|| format!("holds the character U+{:04X}, which no input may hold", u32::from(c)))
+    })
+}
+
+fn check(path: &str, value: &Value) -> Result<(), (String, String)> {
+    match value {
+        Value::String(s) => text_problem(s).map_or(Ok(()), |problem| Err((path.to_string(), problem))),
+        Value::List(items) => items.iter().enumerate().try_for_each(|(i, v)| check(&format!("{path}[{i}]"), v)),
+        Value::Object(fields) => fields.iter().try_for_each(|(k, v)| check(&format!("{path}.{k}"), v)),
+        _ => Ok(()),
+    }
+}
+
+fn check_selection(set: &Positioned<SelectionSet>) -> Result<(), (String, String)> {
+    for item in &set.node.items {
+        match &item.node {
+            Selection::Field(field) => {
+                for (name, value) in &field.node.arguments {
+                    // Variables are checked with the variables.
+                    let value = value.node.clone().into_const_with(|_| Ok::<_, std::convert::Infallible>(Value::Null));
+                    let value = value.unwrap_or(Value::Null);
+                    check(&format!("{}({})", field.node.name.node, name.node), &value)?;
+                }
+                check_selection(&field.node.selection_set)?;
+            }
+            Selection::InlineFragment(fragment) => check_selection(&fragment.node.selection_set)?,
+            Selection::FragmentSpread(_) => {} // checked with the fragments
+        }
+    }
+    Ok(())
+}
+
+fn check_request(document: &ExecutableDocument, variables: &Variables) -> Result<(), (String, String)> {
+    for (name, value) in variables.iter() {
+        check(&format!("${name}"), value)?;
+    }
+    for (_, operation) in document.operations.iter() {
+        check_selection(&operation.node.selection_set)?;
+    }
+    document.fragments.values().try_for_each(|f| check_selection(&f.node.selection_set))
+}
+
+/// The extension that applies the limits as the query is parsed.
+pub struct TextLimits;
+
+impl ExtensionFactory for TextLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(TextLimitsExtension)
+    }
+}
+
+struct TextLimitsExtension;
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for TextLimitsExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        match check_request(&document, variables) {
+            Ok(()) => Ok(document),
+            Err((field, problem)) => {
+                let mut error = ServerError::new(format!("the text of {field} {problem}"), None);
+                let extensions = error.extensions.get_or_insert_with(Default::default);
+                extensions.set("code", codes::BAD_USER_INPUT);
+                extensions.set("field", field);
+                Err(error)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_are_bounded_in_length_and_refuse_controls_and_bidi_overrides() {
+        assert_eq!(text_problem("Emmaüs Connect — Paris 11ᵉ"), None);
+        assert_eq!(text_problem("ligne 1\nligne 2\tfin"), None);
+        assert_eq!(text_problem(&"é".repeat(MAX_TEXT_CHARS)), None, "characters, not bytes");
+        assert!(text_problem(&"x".repeat(MAX_TEXT_CHARS + 1)).unwrap().contains("1001 characters"));
+        assert!(text_problem("ACHAT\u{0}1").unwrap().contains("U+0000"));
+        assert!(text_problem("ACHAT\u{202E}1000").unwrap().contains("U+202E"));
+        assert!(text_problem("A\u{2066}B").unwrap().contains("U+2066"));
+        assert!(text_problem("bell\u{7}").unwrap().contains("U+0007"));
+    }
+}
