@@ -400,6 +400,14 @@ impl TokenStore {
         self.state.read().expect("tokens poisoned").1.clone()
     }
 
+    /// Whether a token is still there and not revoked (re-reading the file if it changed).
+    pub fn is_active(&self, token_id: Uuid) -> bool {
+        if let Err(e) = self.refresh() {
+            tracing::error!(error = %e, "cannot read the token file");
+        }
+        self.state.read().expect("tokens poisoned").1.iter().any(|t| t.id == token_id && t.revoked_at.is_none())
+    }
+
     /// Checks an `Authorization` header value.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;

@@ -258,9 +258,17 @@ async fn graphql_endpoint(
     }
 }
 
+/// How often an open websocket checks that its token still stands.
+pub const REVOCATION_CHECK: Duration = Duration::from_millis(500);
+
+/// The close code of a socket whose token was revoked (4403, "forbidden", as
+/// `graphql-transport-ws` names it).
+pub const CLOSE_REVOKED: u16 = 4403;
+
 /// GraphQL subscriptions over a websocket (`graphql-transport-ws` or `graphql-ws`). The
 /// token goes in the `connection_init` payload: `{"Authorization": "Bearer <token>"}`;
-/// without a valid one the connection is closed.
+/// without a valid one the connection is closed. Revoking the token closes the socket too,
+/// within [`REVOCATION_CHECK`], with code [`CLOSE_REVOKED`] and the reason.
 #[handler]
 async fn subscriptions(
     schema: Data<&TrackerSchema>,
@@ -268,25 +276,69 @@ async fn subscriptions(
     protocol: async_graphql_poem::GraphQLProtocol,
     websocket: poem::web::websocket::WebSocket,
 ) -> impl IntoResponse {
+    use futures::{SinkExt, StreamExt};
+    use poem::web::websocket::Message;
     let (schema, tokens) = (schema.clone(), tokens.clone());
-    websocket.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |stream| {
-        async_graphql_poem::GraphQLWebSocket::new(stream, schema, protocol)
-            .on_connection_init(move |payload: serde_json::Value| {
-                let tokens = tokens.clone();
-                async move {
-                    let header = payload
-                        .get("Authorization")
-                        .or_else(|| payload.get("authorization"))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string);
-                    let principal =
-                        tokens.authenticate(header.as_deref()).map_err(|e| async_graphql::Error::new(e.to_string()))?;
-                    let mut data = async_graphql::Data::default();
-                    data.insert(principal);
-                    Ok(data)
+    websocket.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
+        let (mut sink, source) = socket.split();
+        // Everything sent goes through this channel, so that the revocation watch can
+        // close the socket while the GraphQL protocol owns its side.
+        let (out, mut outgoing) = futures::channel::mpsc::unbounded::<Message>();
+        let (token_tx, mut token_rx) = tokio::sync::watch::channel(None::<uuid::Uuid>);
+        let (revoked_tx, revoked_rx) = tokio::sync::oneshot::channel::<()>();
+        let watch = {
+            let (tokens, out) = (tokens.clone(), out.clone());
+            async move {
+                let Ok(id) = token_rx.wait_for(Option::is_some).await.map(|id| id.expect("set")) else { return };
+                loop {
+                    tokio::time::sleep(REVOCATION_CHECK).await;
+                    if !tokens.is_active(id) {
+                        let _ = out.unbounded_send(Message::close_with(CLOSE_REVOKED, "the token was revoked"));
+                        let _ = revoked_tx.send(());
+                        return;
+                    }
                 }
-            })
-            .serve()
+            }
+        };
+        let graphql =
+            async_graphql_poem::GraphQLWebSocket::new_with_pair(out, source.take_until(revoked_rx), schema, protocol)
+                .on_connection_init(move |payload: serde_json::Value| {
+                    let (tokens, token_tx) = (tokens.clone(), token_tx.clone());
+                    async move {
+                        let header = payload
+                            .get("Authorization")
+                            .or_else(|| payload.get("authorization"))
+                            .and_then(|v| v.as_str())
+                            .map(str::to_string);
+                        let principal = tokens
+                            .authenticate(header.as_deref())
+                            .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                        token_tx.send_replace(Some(principal.token_id));
+                        let mut data = async_graphql::Data::default();
+                        data.insert(principal);
+                        Ok(data)
+                    }
+                })
+                .serve();
+        let forward = async move {
+            while let Some(message) = outgoing.next().await {
+                let closing = matches!(message, Message::Close(_));
+                if sink.send(message).await.is_err() || closing {
+                    break;
+                }
+            }
+            let _ = sink.close().await;
+        };
+        // The protocol and the watch end together (whichever first: the client leaving,
+        // or the revocation, whose close frame is then the last message sent); the
+        // forwarding ends once both have let go of the channel.
+        let session = async move {
+            tokio::select! {
+                _ = graphql => {}
+                _ = watch => {}
+            }
+        };
+        tokio::join!(session, forward);
     })
 }
 

@@ -384,3 +384,51 @@ async fn a_dashboard_subscription_over_a_websocket_pushes_new_figures() {
     let _ = ws.close(None).await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_token_closes_its_open_websockets_with_the_reason() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let tokens = api::TokenStore::open(dir.path()).unwrap();
+    let (record, secret) = tokens.create(api::Role::Copil, None, "comité member leaving").unwrap();
+    let mut ws = connect(&server).await;
+    send(&mut ws, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {secret}") } }))
+        .await;
+    assert_eq!(receive(&mut ws).await.unwrap()["type"], "connection_ack");
+    send(
+        &mut ws,
+        json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "subscription { dashboardUpdates { position committed } }" } }),
+    )
+    .await;
+    assert!(receive(&mut ws).await.unwrap()["payload"]["data"]["dashboardUpdates"].is_object());
+    // Another holder's socket stays open.
+    let mut other = connect(&server).await;
+    let bearer = format!("Bearer {}", server.tokens["copil"]);
+    send(&mut other, json!({ "type": "connection_init", "payload": { "Authorization": bearer } })).await;
+    assert_eq!(receive(&mut other).await.unwrap()["type"], "connection_ack");
+
+    tokens.revoke(record.id).unwrap();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the socket is closed within the revocation check");
+    let frame = closed.expect("a close frame with its reason");
+    assert_eq!(u16::from(frame.code), api::CLOSE_REVOKED);
+    assert_eq!(frame.reason.as_str(), "the token was revoked");
+
+    // The other socket still works: a ping of the protocol is answered.
+    send(&mut other, json!({ "type": "ping" })).await;
+    assert_eq!(receive(&mut other).await.unwrap()["type"], "pong");
+    let _ = other.close(None).await;
+    server.stop().await;
+}
