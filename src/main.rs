@@ -415,10 +415,17 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
             anyhow::Ok((position, hash))
         })
         .transpose()?;
+    let mut snapshots = Vec::new();
     let (path, report) = match store {
         None => {
             let path = data.join(tracker::LOG_FILE);
             let report = store::sqlite::verify(&path, anchor)?;
+            // The read models' snapshots beside the log: proved against a fold of it.
+            let dir = data.join(tracker::SNAPSHOTS_DIR);
+            if report.is_intact() && dir.is_dir() {
+                let log = store::SqliteStore::open_read_only(&path)?;
+                snapshots = tracker::rebuild::check_snapshots(&log, &dir).await?;
+            }
             (path.display().to_string(), report)
         }
         Some(url) => {
@@ -427,9 +434,23 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
             (url.to_string(), store::verify_store(log.as_ref(), false).await?)
         }
     };
+    let altered: Vec<_> = snapshots.iter().filter(|v| v.same_figures == Some(false)).collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(report.is_intact());
+        let mut out = serde_json::to_value(&report)?;
+        out["snapshots"] = serde_json::to_value(&snapshots)?;
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(report.is_intact() && altered.is_empty());
+    }
+    if !altered.is_empty() {
+        println!("{}: SNAPSHOTS ALTERED", data.join(tracker::SNAPSHOTS_DIR).display());
+        for v in &altered {
+            println!(
+                "  the {} snapshot (position {}) does not give the log's figures: it was altered or corrupted",
+                v.view,
+                v.previous_snapshot.unwrap_or(0)
+            );
+        }
+        println!("  `tracker rebuild` writes them again from the log");
     }
     match &report.first_break {
         None => {
@@ -448,7 +469,7 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
             println!("  {} events before it verified", report.events);
         }
     }
-    Ok(report.is_intact())
+    Ok(report.is_intact() && altered.is_empty())
 }
 
 fn token(data: &std::path::Path, action: TokenAction) -> anyhow::Result<()> {

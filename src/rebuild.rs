@@ -52,11 +52,12 @@ async fn fold_from<V: Projection>(log: &dyn EventStore, mut state: Checkpointed<
     }
 }
 
-async fn check<V: Projection + PartialEq>(
+/// Whether the snapshot of `V` in `dir`, if there is a usable one, brought up to the log's
+/// head, gives the figures folded from zero.
+async fn compare<V: Projection + PartialEq>(
     log: &dyn EventStore,
     dir: &Path,
     rebuilt: &Checkpointed<V>,
-    hash: Option<ChainHash>,
 ) -> anyhow::Result<ViewReport> {
     let previous = read_snapshot::<V>(dir, log).await;
     let previous_snapshot = previous.as_ref().map(|p| p.position);
@@ -64,44 +65,80 @@ async fn check<V: Projection + PartialEq>(
         Some(p) => Some(fold_from(log, p).await?.view == rebuilt.view),
         None => None,
     };
-    write_snapshot(dir, rebuilt, hash)?;
     Ok(ViewReport { view: V::NAME, position: rebuilt.position, previous_snapshot, same_figures })
+}
+
+/// Every read model folded from the start of the log, in one pass.
+struct Folds {
+    budget: Checkpointed<BudgetView>,
+    structures: Checkpointed<StructuresView>,
+    purchases: Checkpointed<PurchasesView>,
+    programmes: Checkpointed<ProgrammesView>,
+    reimbursements: Checkpointed<ReimbursementsView>,
+    dashboard: Checkpointed<DashboardView>,
+    position: u64,
+    hash: Option<ChainHash>,
+}
+
+async fn fold_all(log: &dyn EventStore) -> anyhow::Result<Folds> {
+    let mut f = Folds {
+        budget: Checkpointed::default(),
+        structures: Checkpointed::default(),
+        purchases: Checkpointed::default(),
+        programmes: Checkpointed::default(),
+        reimbursements: Checkpointed::default(),
+        dashboard: Checkpointed::default(),
+        position: 0,
+        hash: None,
+    };
+    loop {
+        let batch = log.read_all(f.position, BATCH).await?;
+        if batch.is_empty() {
+            return Ok(f);
+        }
+        for e in &batch {
+            f.budget.apply(e)?;
+            f.structures.apply(e)?;
+            f.purchases.apply(e)?;
+            f.programmes.apply(e)?;
+            f.reimbursements.apply(e)?;
+            f.dashboard.apply(e)?;
+            (f.position, f.hash) = (e.position, Some(e.hash));
+        }
+    }
+}
+
+async fn compare_all(log: &dyn EventStore, dir: &Path, f: &Folds) -> anyhow::Result<Vec<ViewReport>> {
+    Ok(vec![
+        compare(log, dir, &f.budget).await?,
+        compare(log, dir, &f.structures).await?,
+        compare(log, dir, &f.purchases).await?,
+        compare(log, dir, &f.programmes).await?,
+        compare(log, dir, &f.reimbursements).await?,
+        compare(log, dir, &f.dashboard).await?,
+    ])
+}
+
+/// Checks the snapshots in `dir` against the log, writing nothing: a snapshot whose
+/// figures were edited on disk keeps a valid position and hash, and only a fold of the
+/// log tells it apart (`tracker verify`).
+pub async fn check_snapshots(log: &dyn EventStore, dir: &Path) -> anyhow::Result<Vec<ViewReport>> {
+    let folds = fold_all(log).await?;
+    compare_all(log, dir, &folds).await
 }
 
 /// Folds the whole log into every read model in one pass, then checks and replaces the
 /// snapshots in `dir`.
 pub async fn rebuild(log: &dyn EventStore, dir: &Path) -> anyhow::Result<RebuildReport> {
     let started = Instant::now();
-    let mut budget = Checkpointed::<BudgetView>::default();
-    let mut structures = Checkpointed::<StructuresView>::default();
-    let mut purchases = Checkpointed::<PurchasesView>::default();
-    let mut programmes = Checkpointed::<ProgrammesView>::default();
-    let mut reimbursements = Checkpointed::<ReimbursementsView>::default();
-    let mut dashboard = Checkpointed::<DashboardView>::default();
-    let (mut position, mut hash) = (0, None);
-    loop {
-        let batch = log.read_all(position, BATCH).await?;
-        if batch.is_empty() {
-            break;
-        }
-        for e in &batch {
-            budget.apply(e)?;
-            structures.apply(e)?;
-            purchases.apply(e)?;
-            programmes.apply(e)?;
-            reimbursements.apply(e)?;
-            dashboard.apply(e)?;
-            (position, hash) = (e.position, Some(e.hash));
-        }
-    }
+    let f = fold_all(log).await?;
     let seconds = started.elapsed().as_secs_f64();
-    let views = vec![
-        check(log, dir, &budget, hash).await?,
-        check(log, dir, &structures, hash).await?,
-        check(log, dir, &purchases, hash).await?,
-        check(log, dir, &programmes, hash).await?,
-        check(log, dir, &reimbursements, hash).await?,
-        check(log, dir, &dashboard, hash).await?,
-    ];
-    Ok(RebuildReport { events: position, seconds, views })
+    let views = compare_all(log, dir, &f).await?;
+    write_snapshot(dir, &f.budget, f.hash)?;
+    write_snapshot(dir, &f.structures, f.hash)?;
+    write_snapshot(dir, &f.purchases, f.hash)?;
+    write_snapshot(dir, &f.programmes, f.hash)?;
+    write_snapshot(dir, &f.reimbursements, f.hash)?;
+    write_snapshot(dir, &f.dashboard, f.hash)?;
+    Ok(RebuildReport { events: f.position, seconds, views })
 }

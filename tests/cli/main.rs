@@ -248,3 +248,35 @@ fn printing_commands_end_quietly_when_their_reader_goes_away() {
         assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn verify_checks_the_snapshots_beside_the_log_and_fails_on_an_edited_one() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(tracker(&["seed", "--scenario", "sample"], dir.path()).status.success());
+    assert_eq!(tracker(&["rebuild"], dir.path()).status.code(), Some(0));
+    let ok = tracker(&["verify", "--json"], dir.path());
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    let report: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(report["snapshots"].as_array().map(Vec::len), Some(6), "{report}");
+
+    // An envelope's figures edited on disk: the snapshot's position and hash still match
+    // the log, only a fold of the log tells it apart.
+    let budget = dir.path().join("snapshots/budget.json");
+    let text = std::fs::read_to_string(&budget).unwrap();
+    std::fs::write(&budget, text.replacen("\"committed\":\"", "\"committed\":\"1", 1)).unwrap();
+    let caught = tracker(&["verify"], dir.path());
+    assert_eq!(caught.status.code(), Some(1), "{}", stdout(&caught));
+    let out = stdout(&caught);
+    assert!(
+        out.contains("INTACT") && out.contains("SNAPSHOTS ALTERED") && out.contains("the budget snapshot"),
+        "{out}"
+    );
+    let json = tracker(&["verify", "--json"], dir.path());
+    assert_eq!(json.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let budget_view = report["snapshots"].as_array().unwrap().iter().find(|v| v["view"] == "budget").unwrap().clone();
+    assert_eq!(budget_view["sameFigures"], false, "{report}");
+    // `rebuild` writes it again from the log; then verify is content again.
+    assert_eq!(tracker(&["rebuild"], dir.path()).status.code(), Some(1));
+    assert_eq!(tracker(&["verify"], dir.path()).status.code(), Some(0));
+}
