@@ -198,6 +198,9 @@ impl Application {
             anyhow::bail!("the read models could not catch up with the log ({head} events) in time");
         }
         tracing::info!(events = head, elapsed_ms = started.elapsed().as_millis() as u64, "read models caught up");
+        // A snapshot is trusted to start fast, then proved against the log in the background.
+        let proving = state.clone();
+        tokio::spawn(async move { proving.prove_snapshots().await });
         let listener = tokio::net::TcpListener::bind(&settings.addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.addr))?;

@@ -115,6 +115,41 @@ impl AppState {
         }
     }
 
+    /// Proves every snapshot the read models started from against a fold of the log from
+    /// zero (in the background: the server answers meanwhile); a view whose snapshot
+    /// differs takes the log's figures and rewrites it (see [`Runner::prove`]).
+    pub async fn prove_snapshots(&self) {
+        use projections::Projection;
+        let log = self.store.as_ref();
+        let results = [
+            (BudgetView::NAME, self.budget.prove(log).await),
+            (StructuresView::NAME, self.structures.prove(log).await),
+            (PurchasesView::NAME, self.purchases.prove(log).await),
+            (ProgrammesView::NAME, self.programmes.prove(log).await),
+            (ReimbursementsView::NAME, self.reimbursements.prove(log).await),
+            (DashboardView::NAME, self.dashboard.prove(log).await),
+        ];
+        for (view, result) in results {
+            match result {
+                Ok(proof) => tracing::info!(view, ?proof, "read model's snapshot checked against the log"),
+                Err(e) => tracing::error!(view, error = %e, "the read model's snapshot could not be checked"),
+            }
+        }
+    }
+
+    /// What became of each read model's snapshot, by view.
+    pub fn snapshot_proofs(&self) -> Vec<(&'static str, projections::runner::Proof)> {
+        use projections::Projection;
+        vec![
+            (BudgetView::NAME, self.budget.proof()),
+            (StructuresView::NAME, self.structures.proof()),
+            (PurchasesView::NAME, self.purchases.proof()),
+            (ProgrammesView::NAME, self.programmes.proof()),
+            (ReimbursementsView::NAME, self.reimbursements.proof()),
+            (DashboardView::NAME, self.dashboard.proof()),
+        ]
+    }
+
     /// Where each read model started from (0, or its snapshot's position).
     pub fn resumed_from(&self) -> Vec<(&'static str, u64)> {
         use projections::Projection;
@@ -356,12 +391,26 @@ async fn health(state: Data<&AppState>) -> poem::Response {
         .or_else(|| state.dashboard.failure())
         .map(|e| e.to_string());
     let saga = state.saga.as_ref().map(|s| serde_json::json!({ "position": s.position(), "failure": s.failure() }));
-    let body = serde_json::json!({
+    let proofs = state.snapshot_proofs();
+    let replaced: Vec<&str> =
+        proofs.iter().filter(|(_, p)| *p == projections::runner::Proof::Replaced).map(|(view, _)| *view).collect();
+    let snapshots: serde_json::Map<String, serde_json::Value> =
+        proofs.iter().map(|(view, proof)| (view.to_string(), serde_json::json!(proof))).collect();
+    let mut body = serde_json::json!({
         "status": if failure.is_none() { "ok" } else { "degraded" },
         "logPosition": log,
         "projectionPosition": projected,
         "saga": saga,
+        "snapshots": snapshots,
     });
+    if !replaced.is_empty() {
+        // Served from the log now, but someone or something altered the data directory.
+        body["warning"] = serde_json::json!(format!(
+            "the snapshot of {} did not give the log's figures (edited or corrupted on disk): \
+             the log's figures are served and the snapshot was written again",
+            replaced.join(", ")
+        ));
+    }
     let status = if failure.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Json(body).with_status(status).into_response()
 }

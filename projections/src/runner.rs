@@ -113,6 +113,21 @@ struct Inner<V> {
     hash: Option<ChainHash>,
 }
 
+/// What became of the snapshot a runner started from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Proof {
+    /// Started from the log's start: nothing to prove.
+    NoSnapshot,
+    /// Started from a snapshot; the log is being folded from zero to check it.
+    Proving,
+    /// The snapshot gave the log's figures.
+    Proved,
+    /// The snapshot did not give the log's figures (edited on disk, or corrupted): the
+    /// view now holds the log's, and the snapshot was written again.
+    Replaced,
+}
+
 /// Owns a read model and the task that feeds it; dropping the runner stops the task (and
 /// writes a last snapshot, for a persisted one).
 pub struct Runner<V: Projection> {
@@ -124,6 +139,7 @@ pub struct Runner<V: Projection> {
     snapshots: Option<PathBuf>,
     saved: Mutex<u64>,
     resumed_from: u64,
+    proof: RwLock<Proof>,
 }
 
 impl<V: Projection> Drop for Runner<V> {
@@ -158,6 +174,7 @@ impl<V: Projection> Runner<V> {
             snapshots,
             saved: Mutex::new(position),
             resumed_from: position,
+            proof: RwLock::new(if position == 0 { Proof::NoSnapshot } else { Proof::Proving }),
         });
         let task = tokio::spawn(Self::run(Arc::downgrade(&runner), store));
         *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
@@ -257,6 +274,65 @@ impl<V: Projection> Runner<V> {
             Ok(()) => *saved = inner.checkpointed.position,
             Err(e) => tracing::warn!(view = V::NAME, error = %e, "cannot write the read model's snapshot"),
         }
+    }
+
+    /// Proves the snapshot the view started from: folds the log from zero up to where the
+    /// view is and compares. A snapshot keeps a valid position and hash when its figures
+    /// are edited on disk, so only this tells it apart. On a difference the view takes
+    /// the log's figures, the snapshot is written again, and the runner says so
+    /// ([`Runner::proof`], and an error in the log).
+    pub async fn prove(&self, store: &dyn EventStore) -> Result<Proof, ProjectionError>
+    where
+        V: PartialEq,
+    {
+        if self.resumed_from == 0 {
+            return Ok(Proof::NoSnapshot);
+        }
+        let mut fold = Checkpointed::<V>::default();
+        let mut hash = None;
+        loop {
+            let target = self.position();
+            while fold.position < target {
+                let batch =
+                    store.read_all(fold.position, 10_000).await.map_err(|e| ProjectionError::Log(e.to_string()))?;
+                if batch.is_empty() {
+                    break;
+                }
+                for e in batch.iter().take_while(|e| e.position <= target) {
+                    fold.apply(e)?;
+                    hash = Some(e.hash);
+                }
+            }
+            let mut inner = self.state.write().expect("read model poisoned");
+            if inner.checkpointed.position != fold.position {
+                continue; // the view moved on meanwhile: fold on to where it is now
+            }
+            let proof = if inner.checkpointed.view == fold.view {
+                Proof::Proved
+            } else {
+                tracing::error!(
+                    view = V::NAME,
+                    position = fold.position,
+                    "the read model's snapshot does not give the log's figures (edited or corrupted): \
+                     serving the log's figures and writing the snapshot again"
+                );
+                inner.checkpointed = fold;
+                inner.hash = hash;
+                *self.saved.lock().expect("poisoned") = 0;
+                Proof::Replaced
+            };
+            drop(inner);
+            *self.proof.write().expect("poisoned") = proof;
+            if proof == Proof::Replaced {
+                self.save_if_behind();
+            }
+            return Ok(proof);
+        }
+    }
+
+    /// What became of the snapshot the view started from.
+    pub fn proof(&self) -> Proof {
+        *self.proof.read().expect("poisoned")
     }
 
     /// The position the runner started from (0, or its snapshot's).

@@ -166,7 +166,9 @@ async fn health_reports_the_log_and_projection_positions() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(
         body,
-        json!({ "status": "ok", "logPosition": 0, "projectionPosition": 0, "saga": { "position": 0, "failure": null } })
+        json!({ "status": "ok", "logPosition": 0, "projectionPosition": 0, "saga": { "position": 0, "failure": null },
+                "snapshots": { "budget": "noSnapshot", "structures": "noSnapshot", "purchases": "noSnapshot",
+                               "programmes": "noSnapshot", "reimbursements": "noSnapshot", "dashboard": "noSnapshot" } })
     );
     server.stop().await;
 }
@@ -430,5 +432,67 @@ async fn revoking_a_token_closes_its_open_websockets_with_the_reason() {
     send(&mut other, json!({ "type": "ping" })).await;
     assert_eq!(receive(&mut other).await.unwrap()["type"], "pong");
     let _ = other.close(None).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_edited_on_disk_is_proved_wrong_at_start_and_the_logs_figures_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let signed = server
+        .graphql(
+            "anct",
+            SIGN,
+            json!({ "input": {
+                "code": "ANCT-PIX-2021", "partner": "GIP Pix", "title": "Certifications Pix",
+                "signedOn": "2021-03-15", "periodStart": "2021-03-15", "periodEnd": "2022-12-31",
+                "total": "370000", "shares": [ { "funder": "ANCT", "amount": "370000" } ] } }),
+        )
+        .await;
+    let convention_id = signed["data"]["signConvention"]["convention"]["id"].as_str().unwrap().to_string();
+    let allocated = server
+        .graphql(
+            "anct",
+            ALLOCATE,
+            json!({ "input": { "conventionId": convention_id, "name": "Certifications", "kind": "CERTIFICATIONS",
+                               "amount": "370000", "allocatedOn": "2021-03-20" } }),
+        )
+        .await;
+    let envelope_id =
+        allocated["data"]["allocateEnvelope"]["convention"]["envelopes"][0]["id"].as_str().unwrap().to_string();
+    server
+        .graphql(
+            "anct",
+            COMMIT,
+            json!({ "input": { "conventionId": convention_id, "envelopeId": envelope_id, "reference": "PIX-1",
+                               "amount": "1943.00", "committedOn": "2021-04-01" } }),
+        )
+        .await;
+    let truth = server.graphql("copil", BUDGET, json!({})).await;
+    server.stop().await; // the read models write their snapshots
+
+    // An envelope's committed 1 943.00 → 1.00, the snapshot's position and hash untouched.
+    let budget = dir.path().join("snapshots/budget.json");
+    let text = std::fs::read_to_string(&budget).unwrap();
+    assert!(text.contains("\"1943.00\""), "{text}");
+    std::fs::write(&budget, text.replace("\"1943.00\"", "\"1.00\"")).unwrap();
+
+    let server = start(dir.path()).await;
+    let health = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let health: Value = reqwest::get(format!("{}/health", server.url)).await.unwrap().json().await.unwrap();
+            if health["snapshots"]["budget"] != "proving" {
+                return health;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the snapshots are proved within seconds");
+    assert_eq!(health["snapshots"]["budget"], "replaced", "{health}");
+    assert_eq!(health["snapshots"]["structures"], "proved", "{health}");
+    assert!(health["warning"].as_str().unwrap().contains("budget"), "{health}");
+    assert_eq!(server.graphql("copil", BUDGET, json!({})).await, truth, "the log's figures are served");
+    assert!(std::fs::read_to_string(&budget).unwrap().contains("\"1943.00\""), "the snapshot was written again");
     server.stop().await;
 }
