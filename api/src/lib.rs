@@ -43,8 +43,13 @@ pub use scalars::{DateScalar, MoneyScalar};
 /// introspection (its type references nest about 13 deep), shallow enough to refuse
 /// abusive ones cheaply.
 pub const MAX_DEPTH: usize = 20;
-/// Largest query complexity (fields counted) accepted.
+/// Largest query complexity accepted: fields counted, each 1 but the expensive ones,
+/// which count what they cost (see [`REPLAY_COST`]).
 pub const MAX_COMPLEXITY: usize = 5_000;
+/// What a replay of the log (`report`, `reportProvenance`) counts against
+/// [`MAX_COMPLEXITY`]: each folds the whole log, so a request holds two at most (ours), and
+/// the 1 000 aliases of `report` that once stalled the server are refused before any runs.
+pub const REPLAY_COST: usize = (MAX_COMPLEXITY - 100) / 2;
 /// Largest request body accepted on `/graphql`.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Longest a request may run before it is answered with `TIMEOUT`.
@@ -69,6 +74,8 @@ pub struct AppState {
     pub saga: Option<Arc<SagaRunner>>,
     /// How long a mutation waits for the read models to show what it wrote.
     pub read_your_writes_timeout: Duration,
+    /// Replays of the whole log (reports) run one at a time.
+    pub replays: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -86,6 +93,7 @@ impl AppState {
             store,
             saga: None,
             read_your_writes_timeout: Duration::from_secs(2),
+            replays: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -112,6 +120,7 @@ impl AppState {
             dashboards: Default::default(),
             saga: None,
             read_your_writes_timeout: Duration::from_secs(2),
+            replays: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 

@@ -64,6 +64,9 @@ fn cutoff(as_of: Option<DateScalar>, as_known_at: Option<String>) -> Result<Cuto
 
 /// Verifies the log through its chains, then replays what was verified.
 async fn replayed(state: &AppState, cutoff: Cutoff) -> Result<(ReportBuilder, Integrity)> {
+    // One replay at a time in the process: on two cores, the others' requests (health,
+    // dashboards, commands) keep a worker; a replay waiting here counts in its request's time.
+    let _turn = state.replays.acquire().await.map_err(|e| internal(&e))?;
     let store = state.store.as_ref();
     let verification = store::verify_store(store, false).await.map_err(|e| internal(&e))?;
     let until = if verification.is_intact() { verification.head_position } else { *store.head().borrow() };
@@ -87,6 +90,7 @@ impl ReportQuery {
     /// to `asOf`, recorded by `asKnownAt` (RFC 3339). The same JSON as `tracker replay`:
     /// `header` (cutoff, log position and digest, verification), `conventions` (total,
     /// funders, envelopes, amendments, annex costs, targets), `corrections`.
+    #[graphql(complexity = "crate::REPLAY_COST")]
     async fn report(
         &self,
         ctx: &Context<'_>,
@@ -100,6 +104,7 @@ impl ReportQuery {
     }
 
     /// The events behind one figure of one envelope of the report (provenance).
+    #[graphql(complexity = "crate::REPLAY_COST + child_complexity")]
     async fn report_provenance(
         &self,
         ctx: &Context<'_>,

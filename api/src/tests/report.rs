@@ -40,3 +40,24 @@ async fn a_malformed_instant_is_refused_by_name() {
     let api = Api::for_matrix().await;
     insta::assert_json_snapshot!("report_bad_instant", api.query("{ report(asKnownAt: \"yesterday\") }").await);
 }
+
+#[tokio::test]
+async fn replays_count_what_they_cost_two_per_request_at_most_and_many_aliases_are_refused_before_any_runs() {
+    let api = Api::for_matrix().await;
+    // Two replays fit in a request.
+    let two = api.query("{ a: report(asOf: \"2021-06-30\") b: report(asOf: \"2021-12-31\") }").await;
+    assert!(two.get("errors").is_none(), "{two}");
+    // Three do not, nor the 1 000 aliases that once stalled the server: refused at once.
+    for n in [3, 1_000] {
+        let query = format!("{{ {} }}", (0..n).map(|i| format!("r{i}: report")).collect::<Vec<_>>().join(" "));
+        let started = std::time::Instant::now();
+        let answer = api.query(&query).await;
+        assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{n}: {answer}");
+        assert!(answer["errors"][0]["message"].as_str().unwrap().contains("too complex"), "{answer}");
+        assert_eq!(answer["data"], Value::Null);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "refused before any replay ran");
+    }
+    let provenance = r#"reportProvenance(conventionCode: "ANCT-UNIFORMATION-2021", envelope: "Formations certifiantes", figure: COMMITTED) { position }"#;
+    let mixed = api.query(&format!("{{ a: report b: report c: {provenance} }}")).await;
+    assert_eq!(mixed["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{mixed}");
+}
