@@ -53,6 +53,8 @@ pub(crate) async fn serve_in_process(
         demo: false,
         scenario: crate::Scenario::Sample,
         graphiql: false,
+        // The benchmarks measure the server, not the limit.
+        rate_limit: 0,
     };
     let app = Application::build(&settings).await?;
     let base = format!("http://{}", app.addr());

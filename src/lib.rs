@@ -113,6 +113,8 @@ pub struct Settings {
     pub scenario: Scenario,
     /// Serve GraphiQL at `/` and allow introspection (on with `demo`).
     pub graphiql: bool,
+    /// Requests per second each token may send over HTTP, on average (0: no limit).
+    pub rate_limit: u32,
 }
 
 /// Opens the embedded log of a data directory, creating both if needed.
@@ -187,6 +189,7 @@ impl Application {
         let state = AppState::persisted(store, &settings.data_dir.join(SNAPSHOTS_DIR))
             .await
             .with_use_cases(use_cases)
+            .with_rate_limit(settings.rate_limit)
             .with_saga(sagas::SagaRunner::spawn(process, SAGA_TICK));
         for (view, from) in state.resumed_from() {
             tracing::info!(view, from, "read model started");

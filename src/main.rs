@@ -44,6 +44,10 @@ enum Command {
         /// Serve GraphiQL at / and allow introspection.
         #[arg(long, env = "TRACKER_GRAPHIQL")]
         graphiql: bool,
+        /// Requests per second each token may send, on average (a burst of twice that);
+        /// beyond, HTTP 429 with Retry-After. 0 turns the limit off.
+        #[arg(long, env = "TRACKER_RATE_LIMIT", default_value_t = api::DEFAULT_RATE_PER_SECOND)]
+        rate_limit: u32,
         /// What --demo seeds: the plan at full scale (about 15 s the first time), or a
         /// small sample (seconds).
         #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021", "sample"])]
@@ -253,7 +257,7 @@ async fn main() -> anyhow::Result<()> {
         die_quietly_on_a_closed_pipe();
     }
     match command {
-        Command::Serve { data, store, addr, demo, graphiql, scenario } => {
+        Command::Serve { data, store, addr, demo, graphiql, scenario, rate_limit } => {
             let data_dir =
                 data.unwrap_or_else(|| if demo { PathBuf::from("data/demo") } else { PathBuf::from("data") });
             let scenario = tracker::Scenario::parse(&scenario).context("unknown scenario")?;
@@ -264,7 +268,7 @@ async fn main() -> anyhow::Result<()> {
                     data_dir.display()
                 );
             }
-            serve(Settings { data_dir, store, addr, demo, scenario, graphiql }).await
+            serve(Settings { data_dir, store, addr, demo, scenario, graphiql, rate_limit }).await
         }
         Command::Token { data, action } => token(&data, action),
         Command::Seed { data, scenario } => {

@@ -13,6 +13,7 @@ pub mod codes {
     pub const FORBIDDEN: &str = "FORBIDDEN";
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     pub const TIMEOUT: &str = "TIMEOUT";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
 }
 
 /// An input the API itself refuses (a malformed id, an unknown département).

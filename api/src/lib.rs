@@ -36,7 +36,7 @@ use store::EventStore;
 
 pub use auth::{AuthError, MATRIX, Operation, Principal, Role, TokenStore, matrix_markdown};
 pub use errors::codes;
-pub use limits::MAX_TEXT_CHARS;
+pub use limits::{DEFAULT_RATE_PER_SECOND, MAX_TEXT_CHARS};
 pub use scalars::{DateScalar, MoneyScalar};
 
 /// Largest query nesting accepted: deep enough for every real query and for GraphiQL's
@@ -76,6 +76,8 @@ pub struct AppState {
     pub read_your_writes_timeout: Duration,
     /// Replays of the whole log (reports) run one at a time.
     pub replays: Arc<tokio::sync::Semaphore>,
+    /// Requests per token over HTTP.
+    pub rate: Arc<limits::RateLimiter>,
 }
 
 impl AppState {
@@ -94,6 +96,7 @@ impl AppState {
             saga: None,
             read_your_writes_timeout: Duration::from_secs(2),
             replays: Arc::new(tokio::sync::Semaphore::new(1)),
+            rate: Arc::new(limits::RateLimiter::new(limits::DEFAULT_RATE_PER_SECOND)),
         }
     }
 
@@ -121,6 +124,7 @@ impl AppState {
             saga: None,
             read_your_writes_timeout: Duration::from_secs(2),
             replays: Arc::new(tokio::sync::Semaphore::new(1)),
+            rate: Arc::new(limits::RateLimiter::new(limits::DEFAULT_RATE_PER_SECOND)),
         }
     }
 
@@ -176,6 +180,12 @@ impl AppState {
     /// the saga's commands and the API's take turns on the same streams).
     pub fn with_use_cases(mut self, use_cases: Arc<usecases::UseCases>) -> Self {
         self.use_cases = use_cases;
+        self
+    }
+
+    /// The same state, letting each token send `per_second` requests on average (0: no limit).
+    pub fn with_rate_limit(mut self, per_second: u32) -> Self {
+        self.rate = Arc::new(limits::RateLimiter::new(per_second));
         self
     }
 
@@ -286,15 +296,30 @@ fn not_json(request: &poem::Request) -> poem::Response {
     Json(body).with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE).into_response()
 }
 
+/// The answer to a token over its rate: HTTP 429, in GraphQL's shape, with when to retry.
+fn too_many(wait: Duration) -> poem::Response {
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let body = serde_json::json!({ "errors": [{
+        "message": format!("too many requests for this token: retry in {seconds} s"),
+        "extensions": { "code": codes::RATE_LIMITED, "retryAfterSeconds": seconds }
+    }] });
+    Json(body)
+        .with_status(StatusCode::TOO_MANY_REQUESTS)
+        .with_header("Retry-After", seconds.to_string())
+        .into_response()
+}
+
 #[handler]
 async fn graphql_endpoint(
     schema: Data<&TrackerSchema>,
     tokens: Data<&Arc<TokenStore>>,
+    state: Data<&AppState>,
     headers: &poem::http::HeaderMap,
     request: async_graphql_poem::GraphQLRequest,
 ) -> poem::Response {
     let header = headers.get(poem::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
     match tokens.authenticate(header) {
+        Ok(principal) if let Err(wait) = state.rate.check(principal.token_id) => too_many(wait),
         Ok(principal) => {
             async_graphql_poem::GraphQLResponse(execute(&schema, request.0, principal).await).into_response()
         }

@@ -114,3 +114,61 @@ mod tests {
         assert!(text_problem("bell\u{7}").unwrap().contains("U+0007"));
     }
 }
+
+/// Requests a token may send per second, on average, by default: ours, far above what a
+/// person or a partner's system sends, low enough that one token cannot take the server.
+pub const DEFAULT_RATE_PER_SECOND: u32 = 200;
+
+/// A token bucket per token: each holds up to two seconds' worth of requests (a burst),
+/// refilled at the rate; an empty bucket answers when the next request will be let in.
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, (f64, std::time::Instant)>>,
+}
+
+impl RateLimiter {
+    /// `per_second` = 0 turns the limit off (benchmarks measure the server, not the limit).
+    pub fn new(per_second: u32) -> Self {
+        let per_second = f64::from(per_second);
+        Self { per_second, burst: per_second * 2.0, buckets: Default::default() }
+    }
+
+    /// Lets a request of `token` in, or says after how long one will be.
+    pub fn check(&self, token: uuid::Uuid) -> Result<(), std::time::Duration> {
+        if self.per_second == 0.0 {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        let mut buckets = self.buckets.lock().expect("rate buckets poisoned");
+        let (tokens, last) = buckets.entry(token).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(std::time::Duration::from_secs_f64((1.0 - *tokens) / self.per_second))
+        }
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn a_token_gets_its_burst_then_its_rate_and_others_are_not_held_back() {
+        let limiter = RateLimiter::new(10);
+        let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        for _ in 0..20 {
+            assert!(limiter.check(a).is_ok(), "two seconds' worth at once");
+        }
+        let wait = limiter.check(a).unwrap_err();
+        assert!(wait <= std::time::Duration::from_millis(100) && wait > std::time::Duration::ZERO, "{wait:?}");
+        assert!(limiter.check(b).is_ok(), "another token has its own bucket");
+        std::thread::sleep(wait + std::time::Duration::from_millis(5));
+        assert!(limiter.check(a).is_ok(), "refilled at the rate");
+        assert!(RateLimiter::new(0).check(a).is_ok());
+    }
+}

@@ -19,7 +19,7 @@ fn tracker(args: &[&str], data: &Path) -> Command {
 
 /// Starts `serve` on a free port and returns the process and its URL.
 fn serve(data: &Path) -> (Child, String) {
-    let mut child = tracker(&["serve", "--addr", "127.0.0.1:0"], data)
+    let mut child = tracker(&["serve", "--addr", "127.0.0.1:0", "--rate-limit", "0"], data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -17,10 +17,10 @@ struct Running {
 }
 
 async fn start(data_dir: &Path) -> Running {
-    start_with(data_dir, false).await
+    start_with(data_dir, false, api::DEFAULT_RATE_PER_SECOND).await
 }
 
-async fn start_with(data_dir: &Path, graphiql: bool) -> Running {
+async fn start_with(data_dir: &Path, graphiql: bool, rate_limit: u32) -> Running {
     let token_store = api::TokenStore::open(data_dir).unwrap();
     let tokens = api::Role::ALL
         .into_iter()
@@ -37,6 +37,7 @@ async fn start_with(data_dir: &Path, graphiql: bool) -> Running {
         demo: false,
         scenario: tracker::Scenario::Sample,
         graphiql,
+        rate_limit,
     };
     let app = Application::build(&settings).await.expect("the application starts");
     let url = format!("http://{}", app.addr());
@@ -144,7 +145,7 @@ async fn a_convention_signed_over_http_survives_a_restart() {
 #[tokio::test]
 async fn graphiql_is_served_from_the_binary() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_with(dir.path(), true).await;
+    let server = start_with(dir.path(), true, api::DEFAULT_RATE_PER_SECOND).await;
     let page = reqwest::get(format!("{}/", server.url)).await.unwrap().text().await.unwrap();
     assert!(page.contains("/assets/graphiql/graphiql.min.js"));
     assert!(!page.contains("https://") && !page.contains("http://"), "no outside address in the page");
@@ -183,6 +184,7 @@ async fn an_unknown_event_log_url_is_refused_clearly() {
         demo: false,
         scenario: tracker::Scenario::Sample,
         graphiql: false,
+        rate_limit: 0,
     };
     let err = Application::build(&settings).await.err().expect("refused");
     assert!(err.to_string().contains("not an event log this tracker knows"), "{err}");
@@ -495,5 +497,39 @@ async fn a_snapshot_edited_on_disk_is_proved_wrong_at_start_and_the_logs_figures
     assert!(health["warning"].as_str().unwrap().contains("budget"), "{health}");
     assert_eq!(server.graphql("copil", BUDGET, json!({})).await, truth, "the log's figures are served");
     assert!(std::fs::read_to_string(&budget).unwrap().contains("\"1943.00\""), "the snapshot was written again");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_over_its_rate_gets_429_with_retry_after_and_other_tokens_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), false, 5).await; // 5 a second, a burst of 10
+    let copil = format!("Bearer {}", server.tokens["copil"]);
+    let query = json!({ "query": "{ conventions { code } }" }).to_string();
+    let mut limited = None;
+    for _ in 0..30 {
+        let response = server
+            .client
+            .post(format!("{}/graphql", server.url))
+            .header("content-type", "application/json")
+            .header("authorization", &copil)
+            .body(query.clone())
+            .send()
+            .await
+            .unwrap();
+        if response.status().as_u16() == 429 {
+            limited = Some(response);
+            break;
+        }
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    let limited = limited.expect("the token runs out of its burst");
+    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let answer: Value = limited.json().await.unwrap();
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "RATE_LIMITED", "{answer}");
+    // Another token is not held back by this one's requests.
+    let (status, _) = post_raw(&server, Some(&format!("Bearer {}", server.tokens["anct"])), query).await;
+    assert_eq!(status, 200);
     server.stop().await;
 }
