@@ -328,18 +328,23 @@ async fn connect(
     tokio_tungstenite::connect_async(request).await.expect("the websocket opens").0
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dashboard_subscription_over_a_websocket_pushes_new_figures() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path()).await;
+/// Signs a convention of `total` (ANCT's alone) and allocates it one envelope; returns
+/// the convention's and the envelope's ids.
+async fn sign_with_envelope(
+    server: &Running,
+    code: &str,
+    total: &str,
+    envelope: (&str, &str, &str),
+) -> (String, String) {
+    let (name, kind, amount) = envelope;
     let signed = server
         .graphql(
             "anct",
             SIGN,
             json!({ "input": {
-                "code": "ANCT-UNIFORMATION-2021", "partner": "OPCO", "title": "Formations",
+                "code": code, "partner": "Partenaire", "title": "Convention",
                 "signedOn": "2021-03-15", "periodStart": "2021-03-15", "periodEnd": "2022-12-31",
-                "total": "4400000", "shares": [ { "funder": "ANCT", "amount": "4400000" } ] } }),
+                "total": total, "shares": [ { "funder": "ANCT", "amount": total } ] } }),
         )
         .await;
     let convention_id = signed["data"]["signConvention"]["convention"]["id"].as_str().unwrap().to_string();
@@ -347,12 +352,26 @@ async fn a_dashboard_subscription_over_a_websocket_pushes_new_figures() {
         .graphql(
             "anct",
             ALLOCATE,
-            json!({ "input": { "conventionId": convention_id, "name": "Formations", "kind": "NON_CERTIFYING_TRAININGS",
-                               "amount": "1000000", "allocatedOn": "2021-03-20" } }),
+            json!({ "input": { "conventionId": convention_id, "name": name, "kind": kind,
+                               "amount": amount, "allocatedOn": "2021-03-20" } }),
         )
         .await;
     let envelope_id =
         allocated["data"]["allocateEnvelope"]["convention"]["envelopes"][0]["id"].as_str().unwrap().to_string();
+    (convention_id, envelope_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_subscription_over_a_websocket_pushes_new_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let (convention_id, envelope_id) = sign_with_envelope(
+        &server,
+        "ANCT-UNIFORMATION-2021",
+        "4400000",
+        ("Formations", "NON_CERTIFYING_TRAININGS", "1000000"),
+    )
+    .await;
 
     // Without a valid token the connection is refused.
     let mut intruder = connect(&server).await;
@@ -441,27 +460,8 @@ async fn revoking_a_token_closes_its_open_websockets_with_the_reason() {
 async fn a_snapshot_edited_on_disk_is_proved_wrong_at_start_and_the_logs_figures_are_served() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
-    let signed = server
-        .graphql(
-            "anct",
-            SIGN,
-            json!({ "input": {
-                "code": "ANCT-PIX-2021", "partner": "GIP Pix", "title": "Certifications Pix",
-                "signedOn": "2021-03-15", "periodStart": "2021-03-15", "periodEnd": "2022-12-31",
-                "total": "370000", "shares": [ { "funder": "ANCT", "amount": "370000" } ] } }),
-        )
-        .await;
-    let convention_id = signed["data"]["signConvention"]["convention"]["id"].as_str().unwrap().to_string();
-    let allocated = server
-        .graphql(
-            "anct",
-            ALLOCATE,
-            json!({ "input": { "conventionId": convention_id, "name": "Certifications", "kind": "CERTIFICATIONS",
-                               "amount": "370000", "allocatedOn": "2021-03-20" } }),
-        )
-        .await;
-    let envelope_id =
-        allocated["data"]["allocateEnvelope"]["convention"]["envelopes"][0]["id"].as_str().unwrap().to_string();
+    let (convention_id, envelope_id) =
+        sign_with_envelope(&server, "ANCT-PIX-2021", "370000", ("Certifications", "CERTIFICATIONS", "370000")).await;
     server
         .graphql(
             "anct",
