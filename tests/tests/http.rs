@@ -201,14 +201,19 @@ async fn post_raw(server: &Running, authorization: Option<&str>, body: String) -
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A whole request body signing a small convention `X-1`.
+fn small_signature() -> String {
+    json!({ "query": SIGN, "variables": { "input": {
+        "code": "X-1", "partner": "P", "title": "T", "signedOn": "2021-03-15", "periodStart": "2021-03-15",
+        "periodEnd": "2021-12-31", "total": "10", "shares": [ { "funder": "ANCT", "amount": "10" } ] } } })
+    .to_string()
+}
+
 #[tokio::test]
 async fn bad_credentials_get_401_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
-    let body = json!({ "query": SIGN, "variables": { "input": {
-        "code": "X-1", "partner": "P", "title": "T", "signedOn": "2021-03-15", "periodStart": "2021-03-15",
-        "periodEnd": "2021-12-31", "total": "10", "shares": [ { "funder": "ANCT", "amount": "10" } ] } } })
-    .to_string();
+    let body = small_signature();
     let (status, missing) = post_raw(&server, None, body.clone()).await;
     assert_eq!(status, 401);
     insta::assert_json_snapshot!("missing_token", missing);
@@ -240,10 +245,7 @@ async fn bad_credentials_get_401_and_write_nothing() {
 async fn a_body_not_declared_as_json_is_refused_with_415_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
-    let body = json!({ "query": SIGN, "variables": { "input": {
-        "code": "X-1", "partner": "P", "title": "T", "signedOn": "2021-03-15", "periodStart": "2021-03-15",
-        "periodEnd": "2021-12-31", "total": "10", "shares": [ { "funder": "ANCT", "amount": "10" } ] } } })
-    .to_string();
+    let body = small_signature();
     // What a page of another site can make a browser send without asking the server first.
     for content_type in
         [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data; boundary=x"), None]
