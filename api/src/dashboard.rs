@@ -469,6 +469,7 @@ impl DashboardQuery {
     /// once the figures include that log position (what a mutation answered), waiting up
     /// to 2 s.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "crate::DASHBOARD_COST + child_complexity")]
     async fn dashboard(
         &self,
         ctx: &Context<'_>,

@@ -50,6 +50,10 @@ pub const MAX_COMPLEXITY: usize = 5_000;
 /// [`MAX_COMPLEXITY`]: each folds the whole log, so a request holds two at most (ours), and
 /// the 1 000 aliases of `report` that once stalled the server are refused before any runs.
 pub const REPLAY_COST: usize = (MAX_COMPLEXITY - 100) / 2;
+/// What a `dashboard` counts against [`MAX_COMPLEXITY`], besides its fields: a scope
+/// not yet memoised folds the figures of its months and territories; ours, so that a
+/// request holds some fifty at most (the page asks one).
+pub const DASHBOARD_COST: usize = 100;
 /// Largest request body accepted on `/graphql`.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Longest a request may run before it is answered with `TIMEOUT`.

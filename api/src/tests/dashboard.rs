@@ -169,3 +169,16 @@ async fn a_conventions_budget_is_split_between_its_funders_to_the_cent() {
     }
     insta::assert_json_snapshot!("convention_funders", answer);
 }
+
+#[tokio::test]
+async fn dashboards_count_what_they_cost_and_a_request_of_many_periods_is_refused_before_any_runs() {
+    let api = Api::for_matrix().await;
+    let one = api.query("{ dashboard(from: \"2021-01\", to: \"2022-12\") { position } }").await;
+    assert!(one.get("errors").is_none(), "{one}");
+    let many: String = (0..60)
+        .map(|i| format!("d{i}: dashboard(from: \"2021-{:02}\", to: \"2022-12\") {{ position }} ", i % 12 + 1))
+        .collect();
+    let answer = api.query(&format!("{{ {many} }}")).await;
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{answer}");
+    assert!(answer["errors"][0]["message"].as_str().unwrap().contains("too complex"), "{answer}");
+}
