@@ -467,6 +467,8 @@ pub async fn replay(
         for e in page.iter().take_while(|e| e.position <= until) {
             builder.apply(e);
         }
+        // Between pages, other tasks run, and a request whose time is up stops here.
+        tokio::task::yield_now().await;
     }
     Ok(builder)
 }
