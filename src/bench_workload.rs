@@ -1,5 +1,5 @@
 //! `tracker bench workload`: the peers benchmark's workload on Convention Tracker's own
-//! store and command handler: append N commands to M aggregates durably (each command
+//! store and use cases (the one write path): append N commands to M aggregates durably (each command
 //! loads its aggregate, decides, appends one event), with 1 writer and with W concurrent
 //! writers; then rebuild one read model (every aggregate's balance) from the whole log.
 //! `bench/peers/run.py` runs the same workload on cqrs-es and on Python `eventsourcing`.

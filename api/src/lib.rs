@@ -1,8 +1,9 @@
 //! The GraphQL API of Convention Tracker: the schema (transport-free) and the few poem
 //! routes around it (`/graphql`, GraphiQL at `/`, `/health`, the dashboard page at `/dashboard`).
 //!
-//! Resolvers never decide anything: mutations turn their input into a domain command and
-//! hand it to the command handler; queries read the projections. Every error leaves with
+//! Resolvers never decide anything: mutations check access, turn their input into a
+//! domain command and hand it to the use cases (the one write path, `usecases`); queries
+//! read the projections. Every error leaves with
 //! an `extensions.code` and never with internals (SQL, paths, stack traces).
 
 mod aidants;

@@ -1,6 +1,5 @@
 //! What the conventions buy, besides training purchases: Pix certification campaigns and
-//! CCAS actions; and the one path every programme step takes to move money on a
-//! convention.
+//! CCAS actions; and how a programme step's use case answers through GraphQL (`written`).
 
 use crate::AppState;
 use crate::auth::{Operation, require};
