@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_attack;
 pub mod bench_dashboard;
 pub mod bench_workload;
 pub mod bench_write;

@@ -221,6 +221,26 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The adversarial run as a benchmark: read-only clients send the costliest requests
+    /// accepted (two replays each) and 1 000-alias bombs, while /health and the national
+    /// dashboard are measured at a fixed rate; baseline: the same measures without attack.
+    Attack {
+        /// Concurrent attackers (one in four sends the alias bomb).
+        #[arg(long, default_value_t = 8)]
+        attackers: usize,
+        /// Requests per second of the measured /health and dashboard loads.
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        /// Seconds each measurement runs.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Seed the full plan (150 000 events) instead of the small one.
+        #[arg(long)]
+        full: bool,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The peers benchmark's workload on our store and handler (see bench/peers/run.py).
     Workload {
         #[arg(long, default_value_t = 10_000)]
@@ -333,6 +353,17 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&figures)?);
             } else {
                 print!("{}", tracker::bench_write::report(&figures));
+            }
+            Ok(())
+        }
+        Command::Bench { what: BenchCommand::Attack { attackers, rate, seconds, full, json } } => {
+            let scale = if full { tracker::plan::Scale::FULL } else { tracker::plan::Scale::TINY };
+            let window = std::time::Duration::from_secs(seconds);
+            let figures = tracker::bench_attack::attack(scale, attackers, rate, window).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                print!("{}", tracker::bench_attack::report(&figures));
             }
             Ok(())
         }

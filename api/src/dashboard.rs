@@ -38,11 +38,14 @@ type ByDepartement = BTreeMap<Option<DepartementCode>, Indicators>;
 const MEMO_SCOPES: usize = 1_000;
 
 impl DashboardMemo {
-    fn get<T>(
+    /// The memoised figures, or computed on the blocking pool: a scope over many months
+    /// and territories folds thousands of cells, which must not hold a runtime worker that
+    /// `/health` and the commands need.
+    async fn get<T: Send + Sync + 'static>(
         map: &Mutex<HashMap<String, (u64, Arc<T>)>>,
         state: &AppState,
         scope: &Scope,
-        f: impl FnOnce(&projections::DashboardView) -> T,
+        f: fn(&projections::DashboardView, &Scope) -> T,
     ) -> (u64, Arc<T>) {
         let key = format!("{scope:?}");
         let position = state.dashboard.position();
@@ -51,7 +54,10 @@ impl DashboardMemo {
         {
             return (*at, value.clone());
         }
-        let (at, value) = state.dashboard.read_at(|v, at| (at, Arc::new(f(v))));
+        let (view, scope) = (state.dashboard.clone(), scope.clone());
+        let (at, value) = tokio::task::spawn_blocking(move || view.read_at(|v, at| (at, Arc::new(f(v, &scope)))))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let mut memo = map.lock().expect("memo poisoned");
         if memo.len() >= MEMO_SCOPES {
             memo.clear();
@@ -61,17 +67,17 @@ impl DashboardMemo {
     }
 
     /// The scope's total and the position it reflects.
-    pub fn total(&self, state: &AppState, scope: &Scope) -> (u64, Arc<Indicators>) {
-        Self::get(&self.totals, state, scope, |v| v.total(scope))
+    pub async fn total(&self, state: &AppState, scope: &Scope) -> (u64, Arc<Indicators>) {
+        Self::get(&self.totals, state, scope, |v, scope| v.total(scope)).await
     }
 
-    pub fn by_departement(&self, state: &AppState, scope: &Scope) -> Arc<ByDepartement> {
-        Self::get(&self.by_departement, state, scope, |v| v.by_departement(scope)).1
+    pub async fn by_departement(&self, state: &AppState, scope: &Scope) -> Arc<ByDepartement> {
+        Self::get(&self.by_departement, state, scope, |v, scope| v.by_departement(scope)).await.1
     }
 
-    fn by_region(&self, state: &AppState, scope: &Scope) -> BTreeMap<Option<RegionCode>, Indicators> {
+    async fn by_region(&self, state: &AppState, scope: &Scope) -> BTreeMap<Option<RegionCode>, Indicators> {
         let mut out: BTreeMap<Option<RegionCode>, Indicators> = BTreeMap::new();
-        for (d, figures) in self.by_departement(state, scope).iter() {
+        for (d, figures) in self.by_departement(state, scope).await.iter() {
             out.entry(d.as_ref().map(|d| d.region())).or_default().add(figures);
         }
         out
@@ -388,12 +394,14 @@ impl DashboardView {
     /// Figures without a territory (national commitments, late funds calls).
     async fn unassigned(&self, ctx: &Context<'_>) -> IndicatorsView {
         let state = ctx.data_unchecked::<AppState>();
-        IndicatorsView(state.dashboards.by_departement(state, &self.scope).get(&None).cloned().unwrap_or_default())
+        IndicatorsView(
+            state.dashboards.by_departement(state, &self.scope).await.get(&None).cloned().unwrap_or_default(),
+        )
     }
     /// Every région of the scope (INSEE order), with zeros where nothing happened.
     async fn regions(&self, ctx: &Context<'_>) -> Vec<RegionFigures> {
         let state = ctx.data_unchecked::<AppState>();
-        let mut by = state.dashboards.by_region(state, &self.scope);
+        let mut by = state.dashboards.by_region(state, &self.scope).await;
         domain::territory::regions()
             .iter()
             .filter_map(|r| RegionCode::parse(&r.code).ok())
@@ -430,7 +438,7 @@ impl DashboardView {
             };
             let take = first.unwrap_or(all.len()).min(all.len());
             let page: Vec<DepartementCode> = all.iter().skip(start).take(take).cloned().collect();
-            let by = state.dashboards.by_departement(state, &scope);
+            let by = state.dashboards.by_departement(state, &scope).await;
             let has_next = start + page.len() < all.len();
             let mut connection = Connection::new(start > 0, has_next);
             connection.edges.extend(page.into_iter().map(|d| {
@@ -484,7 +492,7 @@ impl DashboardQuery {
         let scope = scope(convention_id, region, departement, from, to)?;
         let state = ctx.data_unchecked::<AppState>();
         at_least(state, min_position).await?;
-        let (position, total) = state.dashboards.total(state, &scope);
+        let (position, total) = state.dashboards.total(state, &scope).await;
         Ok(DashboardView { scope, position, total: (*total).clone() })
     }
 }
@@ -524,7 +532,7 @@ impl DashboardSubscription {
                         tokio::time::sleep(PUSH_EVERY).await;
                     }
                     rx.borrow_and_update();
-                    let (position, total) = state.dashboards.total(&state, &scope);
+                    let (position, total) = state.dashboards.total(&state, &scope).await;
                     let total = (*total).clone();
                     if last.as_ref() != Some(&total) {
                         let update = DashboardUpdate {

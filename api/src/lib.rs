@@ -13,6 +13,7 @@ mod dashboard;
 mod dashboard_page;
 mod errors;
 mod graphiql;
+pub mod heavy;
 mod inputs;
 mod limits;
 mod mutation;
@@ -79,8 +80,10 @@ pub struct AppState {
     pub saga: Option<Arc<SagaRunner>>,
     /// How long a mutation waits for the read models to show what it wrote.
     pub read_your_writes_timeout: Duration,
-    /// Replays of the whole log (reports) run one at a time.
+    /// Replays of the whole log (reports) run one at a time...
     pub replays: Arc<tokio::sync::Semaphore>,
+    /// ...on their own thread, stopped with their request.
+    pub heavy: Arc<heavy::HeavyLane>,
     /// Requests per token over HTTP.
     pub rate: Arc<limits::RateLimiter>,
 }
@@ -101,6 +104,7 @@ impl AppState {
             saga: None,
             read_your_writes_timeout: Duration::from_secs(2),
             replays: Arc::new(tokio::sync::Semaphore::new(1)),
+            heavy: heavy::HeavyLane::new(),
             rate: Arc::new(limits::RateLimiter::new(limits::DEFAULT_RATE_PER_SECOND)),
         }
     }
@@ -129,6 +133,7 @@ impl AppState {
             saga: None,
             read_your_writes_timeout: Duration::from_secs(2),
             replays: Arc::new(tokio::sync::Semaphore::new(1)),
+            heavy: heavy::HeavyLane::new(),
             rate: Arc::new(limits::RateLimiter::new(limits::DEFAULT_RATE_PER_SECOND)),
         }
     }
@@ -255,7 +260,18 @@ pub async fn execute(
     request: async_graphql::Request,
     principal: Principal,
 ) -> async_graphql::Response {
-    let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, schema.execute(request.data(principal))).await {
+    execute_within(schema, request, principal, REQUEST_TIMEOUT).await
+}
+
+/// [`execute`] with another time limit. When it runs out, the request's work is dropped:
+/// its resolvers stop at their next await, and a replay on the replay lane with them.
+pub async fn execute_within(
+    schema: &TrackerSchema,
+    request: async_graphql::Request,
+    principal: Principal,
+    limit: Duration,
+) -> async_graphql::Response {
+    let mut response = match tokio::time::timeout(limit, schema.execute(request.data(principal))).await {
         Ok(response) => response,
         Err(_) => {
             let mut error = async_graphql::ServerError::new(
