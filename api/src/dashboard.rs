@@ -408,7 +408,7 @@ impl DashboardView {
             .filter(|r| self.scope.region.as_ref().is_none_or(|s| s == r))
             .filter(|r| self.scope.departement.as_ref().is_none_or(|d| d.region() == *r))
             .map(|r| RegionFigures {
-                region: Region { code: r.as_str().to_string(), name: r.name().to_string() },
+                region: r.clone().into(),
                 indicators: IndicatorsView(by.remove(&Some(r)).unwrap_or_default()),
             })
             .collect()

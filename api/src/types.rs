@@ -141,22 +141,33 @@ fn reached(state: &crate::AppState, convention: domain::ConventionId, kind: dc::
 pub struct Region {
     pub code: String,
     pub name: String,
+    /// Population municipale (INSEE populations légales, summed from the communes of
+    /// `@etalab/decoupage-administratif` 6.0.0, Licence Ouverte): to compare per inhabitant.
+    pub population: u32,
+}
+
+impl From<domain::RegionCode> for Region {
+    fn from(r: domain::RegionCode) -> Self {
+        Region { code: r.to_string(), name: r.name().to_string(), population: r.population() as u32 }
+    }
 }
 
 #[derive(SimpleObject)]
 pub struct Departement {
     pub code: String,
     pub name: String,
+    /// Population municipale (INSEE populations légales, as for the région).
+    pub population: u32,
     pub region: Region,
 }
 
 impl From<&DepartementCode> for Departement {
     fn from(d: &DepartementCode) -> Self {
-        let region = d.region();
         Departement {
             code: d.to_string(),
             name: d.name().to_string(),
-            region: Region { code: region.to_string(), name: region.name().to_string() },
+            population: d.population() as u32,
+            region: d.region().into(),
         }
     }
 }
