@@ -354,6 +354,16 @@ impl DashboardView {
     async fn position(&self) -> u64 {
         self.position
     }
+    /// When the last event these figures include was recorded (RFC 3339, UTC): "données
+    /// à jour au …" for people, where a log position means nothing. Null on an empty log.
+    async fn recorded_at(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        if self.position == 0 {
+            return Ok(None);
+        }
+        let state = ctx.data_unchecked::<AppState>();
+        let event = state.store.read_all(self.position - 1, 1).await.map_err(|e| crate::errors::internal(&e))?;
+        Ok(event.into_iter().next().map(|e| e.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+    }
     /// The scope's figures: with no territory filter, the national total, which is the
     /// sum of every département plus `unassigned`.
     async fn total(&self) -> IndicatorsView {
