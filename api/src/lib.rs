@@ -336,10 +336,19 @@ async fn graphql_endpoint(
     tokens: Data<&Arc<TokenStore>>,
     state: Data<&AppState>,
     headers: &poem::http::HeaderMap,
+    open: Data<&graphiql::GraphiqlOpen>,
     request: async_graphql_poem::GraphQLRequest,
 ) -> poem::Response {
     let header = headers.get(poem::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-    match tokens.authenticate(header) {
+    let authenticated = match tokens.authenticate(header) {
+        // With GraphiQL on, the schema alone is open to anyone: the page loads its docs
+        // before a token is pasted. Nothing else runs without a token.
+        Err(AuthError::Missing) if open.0.0 && graphiql::introspection_only(&request.0.query) => {
+            Ok(Principal::local(Role::Copil, "GraphiQL, schema only"))
+        }
+        other => other,
+    };
+    match authenticated {
         Ok(principal) if let Err(wait) = state.rate.check(principal.token_id) => too_many(wait),
         Ok(principal) => {
             async_graphql_poem::GraphQLResponse(execute(&schema, request.0, principal).await).into_response()
@@ -492,7 +501,7 @@ pub fn routes(state: AppState, tokens: Arc<TokenStore>, graphiql: bool) -> impl 
     if graphiql {
         route = route.at("/", get(graphiql::page)).nest("/assets/graphiql", graphiql::assets());
     }
-    route.data(schema).data(state).data(tokens)
+    route.data(schema).data(state).data(tokens).data(graphiql::GraphiqlOpen(graphiql))
 }
 
 #[cfg(test)]

@@ -155,6 +155,23 @@ async fn graphiql_is_served_from_the_binary() {
         assert_eq!(response.headers()["content-encoding"], "gzip", "{asset}");
         assert!(response.bytes().await.unwrap().len() > 1000, "{asset}");
     }
+    assert!(page.contains("onglet « Headers »"), "the page says where the token goes");
+    // The schema loads without a token (GraphiQL's docs), and nothing else does.
+    let post = |query: &str| {
+        reqwest::Client::new().post(format!("{}/graphql", server.url)).json(&json!({ "query": query })).send()
+    };
+    let schema = post("query IntrospectionQuery { __schema { queryType { name } } }").await.unwrap();
+    assert_eq!(schema.status(), 200);
+    let schema: Value = schema.json().await.unwrap();
+    assert_eq!(schema["data"]["__schema"]["queryType"]["name"], "Query", "{schema}");
+    for query in
+        ["{ __schema { queryType { name } } conventions { code } }", "{ conventions { code } }", "{ me { role } }"]
+    {
+        let refused = post(query).await.unwrap();
+        assert_eq!(refused.status(), 401, "{query}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{query}");
+    }
     server.stop().await;
 }
 
@@ -293,6 +310,14 @@ async fn graphiql_and_introspection_are_off_unless_enabled() {
     assert_eq!(reqwest::get(format!("{}/", server.url)).await.unwrap().status(), 404);
     let answer = server.graphql("auditor", "{ __schema { queryType { name } } }", json!({})).await;
     assert_eq!(answer["data"]["__schema"], Value::Null);
+    // Without GraphiQL, even the schema needs a token.
+    let anonymous = reqwest::Client::new()
+        .post(format!("{}/graphql", server.url))
+        .json(&json!({ "query": "{ __schema { queryType { name } } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
     server.stop().await;
 }
 
