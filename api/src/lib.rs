@@ -323,7 +323,7 @@ async fn graphql_endpoint(
     request: async_graphql_poem::GraphQLRequest,
 ) -> poem::Response {
     let header = headers.get(poem::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-    match tokens.authenticate(header) {
+    match tokens.authenticate(header).await {
         Ok(principal) if let Err(wait) = state.rate.check(principal.token_id) => too_many(wait),
         Ok(principal) => {
             async_graphql_poem::GraphQLResponse(execute(&schema, request.0, principal).await).into_response()
@@ -366,7 +366,7 @@ async fn subscriptions(
                 let Ok(id) = token_rx.wait_for(Option::is_some).await.map(|id| id.expect("set")) else { return };
                 loop {
                     tokio::time::sleep(REVOCATION_CHECK).await;
-                    if !tokens.is_active(id) {
+                    if !tokens.is_active(id).await {
                         let _ = out.unbounded_send(Message::close_with(CLOSE_REVOKED, "the token was revoked"));
                         let _ = revoked_tx.send(());
                         return;
@@ -386,6 +386,7 @@ async fn subscriptions(
                             .map(str::to_string);
                         let principal = tokens
                             .authenticate(header.as_deref())
+                            .await
                             .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                         token_tx.send_replace(Some(principal.token_id));
                         let mut data = async_graphql::Data::default();

@@ -468,10 +468,10 @@ impl EventStore for PostgresStore {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod testing {
-    //! A fresh schema per test on the server `TRACKER_TEST_POSTGRES_URL` names, so that
-    //! tests run in parallel, each with its log starting at position 1.
+pub mod testing {
+    //! For tests of every crate: a fresh schema per test on the server
+    //! `TRACKER_TEST_POSTGRES_URL` names, so that tests run in parallel, each with its log
+    //! starting at position 1.
 
     use super::*;
 

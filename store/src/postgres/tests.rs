@@ -139,3 +139,43 @@ async fn urls_are_recognised_and_errors_never_show_the_password() {
     let err = PostgresStore::connect("postgres://tracker:s3cret@h:notaport/db").await.err().unwrap();
     assert!(!err.to_string().contains("s3cret"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_at_a_time_holds_a_lease_and_only_it_saves_the_checkpoint() {
+    use crate::ReplicaState;
+    let Some((url, a)) = store("one_replica_at_a_time_holds_a_lease").await else { return };
+    let b = PostgresStore::connect(&url).await.unwrap();
+    let (ra, rb) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let ttl = Duration::from_millis(600);
+    assert!(a.acquire_lease("saga", ra, ttl).await.unwrap());
+    assert!(!b.acquire_lease("saga", rb, ttl).await.unwrap(), "held by A");
+    assert!(a.acquire_lease("saga", ra, ttl).await.unwrap(), "A renews it");
+    assert!(a.save_checkpoint("saga", ra, 7).await.unwrap());
+    assert!(!b.save_checkpoint("saga", rb, 3).await.unwrap(), "B does not hold it: nothing saved");
+    assert_eq!(b.load_checkpoint("saga").await.unwrap(), 7);
+    // A stops renewing (it died): once lapsed, B takes it, and A can no longer save.
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    assert!(b.acquire_lease("saga", rb, ttl).await.unwrap());
+    assert!(!a.save_checkpoint("saga", ra, 5).await.unwrap());
+    assert!(!a.acquire_lease("saga", ra, ttl).await.unwrap());
+    // Given up, it is free at once.
+    b.release_lease("saga", rb).await.unwrap();
+    assert!(a.acquire_lease("saga", ra, ttl).await.unwrap());
+    assert_eq!(a.load_checkpoint("saga").await.unwrap(), 7);
+    assert_eq!(a.load_checkpoint("other").await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_through_one_replica_is_revoked_for_all() {
+    use crate::{ReplicaState, SharedToken};
+    let Some((url, a)) = store("a_token_revoked_through_one_replica").await else { return };
+    let b = PostgresStore::connect(&url).await.unwrap();
+    let id = uuid::Uuid::new_v4();
+    let token = SharedToken { id, hash: "ab".repeat(32), record: "{}".into(), revoked_at: None };
+    a.create_token(token.clone()).await.unwrap();
+    assert_eq!(b.token_by_hash(&token.hash).await.unwrap(), Some(token.clone()));
+    assert!(b.revoke_token(id, chrono::Utc::now()).await.unwrap());
+    assert!(a.token(id).await.unwrap().unwrap().revoked_at.is_some());
+    assert!(!a.revoke_token(id, chrono::Utc::now()).await.unwrap(), "already revoked");
+    assert_eq!(a.tokens().await.unwrap().len(), 1);
+}
