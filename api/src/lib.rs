@@ -430,7 +430,10 @@ async fn health(state: Data<&AppState>) -> poem::Response {
         .or_else(|| state.reimbursements.failure())
         .or_else(|| state.dashboard.failure())
         .map(|e| e.to_string());
-    let saga = state.saga.as_ref().map(|s| serde_json::json!({ "position": s.position(), "failure": s.failure() }));
+    let saga = state
+        .saga
+        .as_ref()
+        .map(|s| serde_json::json!({ "position": s.position(), "failure": s.failure(), "leading": s.leading() }));
     let proofs = state.snapshot_proofs();
     let replaced: Vec<&str> =
         proofs.iter().filter(|(_, p)| *p == projections::runner::Proof::Replaced).map(|(view, _)| *view).collect();

@@ -165,7 +165,7 @@ async fn health_reports_the_log_and_projection_positions() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(
         body,
-        json!({ "status": "ok", "logPosition": 0, "projectionPosition": 0, "saga": { "position": 0, "failure": null },
+        json!({ "status": "ok", "logPosition": 0, "projectionPosition": 0, "saga": { "position": 0, "failure": null, "leading": true },
                 "snapshots": { "budget": "noSnapshot", "structures": "noSnapshot", "purchases": "noSnapshot",
                                "programmes": "noSnapshot", "reimbursements": "noSnapshot", "dashboard": "noSnapshot" } })
     );
