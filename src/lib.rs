@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bench;
 pub mod bench_dashboard;
+pub mod bench_replicas;
 pub mod bench_workload;
 pub mod bench_write;
 pub mod demo;

@@ -230,6 +230,10 @@ enum BenchCommand {
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
+        /// Also run the closed loops on this PostgreSQL database, with 1 and 3 replicas
+        /// (in a schema of their own, dropped afterwards).
+        #[arg(long, env = "TRACKER_BENCH_POSTGRES")]
+        postgres: Option<String>,
     },
     /// The peers benchmark's workload on our store and handler (see bench/peers/run.py).
     Workload {
@@ -333,9 +337,10 @@ async fn main() -> anyhow::Result<()> {
             print!("\n{}", tracker::bench_write::report(&write));
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Write { seconds, clients, json } } => {
+        Command::Bench { what: BenchCommand::Write { seconds, clients, json, postgres } } => {
             let options = tracker::bench_write::WriteOptions {
                 clients,
+                postgres,
                 ..tracker::bench_write::WriteOptions::new(std::time::Duration::from_secs(seconds))
             };
             let figures = tracker::bench_write::write(&options).await?;

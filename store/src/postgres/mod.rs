@@ -468,6 +468,29 @@ impl EventStore for PostgresStore {
     }
 }
 
+/// Creates an empty schema `name` in the database `url` names and returns a URL whose
+/// connections use it (for benchmarks and tests: a log of their own on a shared server).
+pub async fn create_schema(url: &str, name: &str) -> Result<String, StoreError> {
+    let client = raw_connection(url).await?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    client.batch_execute(&format!("CREATE SCHEMA {quoted}")).await.map_err(pg)?;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{sep}options=-csearch_path%3D{name}"))
+}
+
+/// Drops a schema [`create_schema`] made, with everything in it.
+pub async fn drop_schema(url: &str, name: &str) -> Result<(), StoreError> {
+    let client = raw_connection(url).await?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    client.batch_execute(&format!("DROP SCHEMA {quoted} CASCADE")).await.map_err(pg)
+}
+
+async fn raw_connection(url: &str) -> Result<tokio_postgres::Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(pg)?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
 pub mod testing {
     //! For tests of every crate: a fresh schema per test on the server
     //! `TRACKER_TEST_POSTGRES_URL` names, so that tests run in parallel, each with its log
@@ -478,6 +501,13 @@ pub mod testing {
     /// A URL to a new, empty schema; `None` (with SKIPPED printed) when no server is
     /// given, a failure when `TRACKER_POSTGRES_TESTS=required`.
     pub async fn fresh_url(test: &str) -> Option<String> {
+        let base = server_url(test)?;
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        Some(create_schema(&base, &schema).await.expect("the test server is reachable and takes a new schema"))
+    }
+
+    /// The test server's URL itself, with the same rules as [`fresh_url`].
+    pub fn server_url(test: &str) -> Option<String> {
         let Ok(base) = std::env::var(TEST_URL_VAR) else {
             if std::env::var(TESTS_REQUIRED_VAR).is_ok_and(|v| v == "required") {
                 panic!(
@@ -487,12 +517,7 @@ pub mod testing {
             eprintln!("SKIPPED: {test}: PostgreSQL test (set {TEST_URL_VAR}=postgres://user@host:port/db to run it)");
             return None;
         };
-        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let (client, connection) = tokio_postgres::connect(&base, NoTls).await.expect("the test server is reachable");
-        tokio::spawn(connection);
-        client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("a schema can be created");
-        let sep = if base.contains('?') { '&' } else { '?' };
-        Some(format!("{base}{sep}options=-csearch_path%3D{schema}"))
+        Some(base)
     }
 }
 
