@@ -190,19 +190,18 @@ pub fn demo_structure() -> Uuid {
 
 /// Creates one fresh token per role for the demo and returns their secrets; the previous
 /// demo tokens are revoked, so only the ones just printed work.
-pub fn tokens(store: &api::TokenStore, structure: Uuid) -> anyhow::Result<Vec<(api::Role, String)>> {
-    for old in store.list().into_iter().filter(|t| t.revoked_at.is_none() && t.label.starts_with("demo ")) {
-        store.revoke(old.id).map_err(|e| anyhow::anyhow!(e))?;
+pub async fn tokens(store: &api::TokenStore, structure: Uuid) -> anyhow::Result<Vec<(api::Role, String)>> {
+    for old in store.list().await.into_iter().filter(|t| t.revoked_at.is_none() && t.label.starts_with("demo ")) {
+        store.revoke(old.id).await.map_err(|e| anyhow::anyhow!(e))?;
     }
-    api::Role::ALL
-        .into_iter()
-        .map(|role| {
-            let structure = (role == api::Role::Structure).then_some(structure);
-            let (_, secret) =
-                store.create(role, structure, &format!("demo {}", role.name())).map_err(|e| anyhow::anyhow!(e))?;
-            Ok((role, secret))
-        })
-        .collect()
+    let mut tokens = Vec::new();
+    for role in api::Role::ALL {
+        let structure = (role == api::Role::Structure).then_some(structure);
+        let (_, secret) =
+            store.create(role, structure, &format!("demo {}", role.name())).await.map_err(|e| anyhow::anyhow!(e))?;
+        tokens.push((role, secret));
+    }
+    Ok(tokens)
 }
 
 /// A valid SIRET (Luhn) from 13 digits, for the demo's structures.
@@ -627,17 +626,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn demo_tokens_replace_the_previous_ones() {
+    #[tokio::test]
+    async fn demo_tokens_replace_the_previous_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = api::TokenStore::open(dir.path()).unwrap();
-        let first = tokens(&store, demo_structure()).unwrap();
+        let first = tokens(&store, demo_structure()).await.unwrap();
         std::thread::sleep(std::time::Duration::from_millis(10));
-        let second = tokens(&store, demo_structure()).unwrap();
+        let second = tokens(&store, demo_structure()).await.unwrap();
         assert_eq!(second.len(), 5);
         let header = |s: &str| format!("Bearer {s}");
-        assert!(store.authenticate(Some(&header(&first[0].1))).is_err(), "old demo token revoked");
-        let structure = store.authenticate(Some(&header(&second[2].1))).unwrap();
+        assert!(store.authenticate(Some(&header(&first[0].1))).await.is_err(), "old demo token revoked");
+        let structure = store.authenticate(Some(&header(&second[2].1))).await.unwrap();
         assert_eq!((structure.role, structure.structure), (api::Role::Structure, Some(demo_structure())));
     }
 

@@ -340,7 +340,7 @@ async fn graphql_endpoint(
     request: async_graphql_poem::GraphQLRequest,
 ) -> poem::Response {
     let header = headers.get(poem::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-    let authenticated = match tokens.authenticate(header) {
+    let authenticated = match tokens.authenticate(header).await {
         // With GraphiQL on, the schema alone is open to anyone: the page loads its docs
         // before a token is pasted. Nothing else runs without a token.
         Err(AuthError::Missing) if open.0.0 && graphiql::introspection_only(&request.0.query) => {
@@ -391,7 +391,7 @@ async fn subscriptions(
                 let Ok(id) = token_rx.wait_for(Option::is_some).await.map(|id| id.expect("set")) else { return };
                 loop {
                     tokio::time::sleep(REVOCATION_CHECK).await;
-                    if !tokens.is_active(id) {
+                    if !tokens.is_active(id).await {
                         let _ = out.unbounded_send(Message::close_with(CLOSE_REVOKED, "the token was revoked"));
                         let _ = revoked_tx.send(());
                         return;
@@ -411,6 +411,7 @@ async fn subscriptions(
                             .map(str::to_string);
                         let principal = tokens
                             .authenticate(header.as_deref())
+                            .await
                             .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                         token_tx.send_replace(Some(principal.token_id));
                         let mut data = async_graphql::Data::default();
@@ -454,7 +455,10 @@ async fn health(state: Data<&AppState>) -> poem::Response {
         .or_else(|| state.reimbursements.failure())
         .or_else(|| state.dashboard.failure())
         .map(|e| e.to_string());
-    let saga = state.saga.as_ref().map(|s| serde_json::json!({ "position": s.position(), "failure": s.failure() }));
+    let saga = state
+        .saga
+        .as_ref()
+        .map(|s| serde_json::json!({ "position": s.position(), "failure": s.failure(), "leading": s.leading() }));
     let proofs = state.snapshot_proofs();
     let replaced: Vec<&str> =
         proofs.iter().filter(|(_, p)| *p == projections::runner::Proof::Replaced).map(|(view, _)| *view).collect();

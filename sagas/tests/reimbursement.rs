@@ -343,7 +343,7 @@ async fn a_saga_stopped_mid_way_and_restarted_pays_and_reimburses_once() {
     assert_eq!(state(&w.claim_state(a).await), domain::claim::ClaimState::Funded);
     assert_eq!(state(&w.claim_state(b).await), domain::claim::ClaimState::Approved);
     // Restarted from its checkpoint, then the rest of the path.
-    assert!(w.checkpoint.load().unwrap() > 0);
+    assert!(w.checkpoint.load().await.unwrap() > 0);
     w.run().await;
     for id in [a, b] {
         w.claim(ClaimCommand::RecordPayment { claim_id: id, paid_on: d("2021-08-02") }).await;

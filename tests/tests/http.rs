@@ -22,14 +22,12 @@ async fn start(data_dir: &Path) -> Running {
 
 async fn start_with(data_dir: &Path, graphiql: bool, rate_limit: u32) -> Running {
     let token_store = api::TokenStore::open(data_dir).unwrap();
-    let tokens = api::Role::ALL
-        .into_iter()
-        .map(|role| {
-            let structure = (role == api::Role::Structure).then(uuid::Uuid::new_v4);
-            let (_, secret) = token_store.create(role, structure, &format!("e2e {}", role.name())).unwrap();
-            (role.name(), secret)
-        })
-        .collect();
+    let mut tokens = std::collections::HashMap::new();
+    for role in api::Role::ALL {
+        let structure = (role == api::Role::Structure).then(uuid::Uuid::new_v4);
+        let (_, secret) = token_store.create(role, structure, &format!("e2e {}", role.name())).await.unwrap();
+        tokens.insert(role.name(), secret);
+    }
     let settings = Settings {
         data_dir: data_dir.to_path_buf(),
         store: None,
@@ -184,7 +182,7 @@ async fn health_reports_the_log_and_projection_positions() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(
         body,
-        json!({ "status": "ok", "logPosition": 0, "projectionPosition": 0, "saga": { "position": 0, "failure": null },
+        json!({ "status": "ok", "logPosition": 0, "projectionPosition": 0, "saga": { "position": 0, "failure": null, "leading": true },
                 "snapshots": { "budget": "noSnapshot", "structures": "noSnapshot", "purchases": "noSnapshot",
                                "programmes": "noSnapshot", "reimbursements": "noSnapshot", "dashboard": "noSnapshot" } })
     );
@@ -196,7 +194,7 @@ async fn an_unknown_event_log_url_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
         data_dir: dir.path().to_path_buf(),
-        store: Some("postgres://localhost/tracker".into()),
+        store: Some("mysql://tracker:s3cret@localhost/tracker".into()),
         addr: "127.0.0.1:0".into(),
         demo: false,
         scenario: tracker::Scenario::Sample,
@@ -205,6 +203,7 @@ async fn an_unknown_event_log_url_is_refused_clearly() {
     };
     let err = Application::build(&settings).await.err().expect("refused");
     assert!(err.to_string().contains("not an event log this tracker knows"), "{err}");
+    assert!(!err.to_string().contains("s3cret"), "the password is never shown: {err}");
 }
 
 /// Posts a raw body with a raw Authorization header; returns the status and the JSON body.
@@ -240,10 +239,10 @@ async fn bad_credentials_get_401_and_write_nothing() {
 
     // A revoked token is refused at once, without a restart.
     let tokens = api::TokenStore::open(dir.path()).unwrap();
-    let (record, secret) = tokens.create(api::Role::Anct, None, "leaving colleague").unwrap();
+    let (record, secret) = tokens.create(api::Role::Anct, None, "leaving colleague").await.unwrap();
     let (status, _) = post_raw(&server, Some(&format!("Bearer {secret}")), body.clone()).await;
     assert_eq!(status, 200);
-    tokens.revoke(record.id).unwrap();
+    tokens.revoke(record.id).await.unwrap();
     let mut second = serde_json::from_str::<Value>(&body).unwrap();
     second["variables"]["input"]["code"] = json!("X-2");
     let (status, revoked) = post_raw(&server, Some(&format!("Bearer {secret}")), second.to_string()).await;
@@ -442,7 +441,7 @@ async fn revoking_a_token_closes_its_open_websockets_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let tokens = api::TokenStore::open(dir.path()).unwrap();
-    let (record, secret) = tokens.create(api::Role::Copil, None, "comité member leaving").unwrap();
+    let (record, secret) = tokens.create(api::Role::Copil, None, "comité member leaving").await.unwrap();
     let mut ws = connect(&server).await;
     send(&mut ws, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {secret}") } }))
         .await;
@@ -460,7 +459,7 @@ async fn revoking_a_token_closes_its_open_websockets_with_the_reason() {
     send(&mut other, json!({ "type": "connection_init", "payload": { "Authorization": bearer } })).await;
     assert_eq!(receive(&mut other).await.unwrap()["type"], "connection_ack");
 
-    tokens.revoke(record.id).unwrap();
+    tokens.revoke(record.id).await.unwrap();
     let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
             match ws.next().await {
