@@ -556,6 +556,7 @@ async fn seed_programmes(store: Arc<dyn EventStore>, progress: Progress) -> anyh
     claims(&mut steps, &purchases);
     let seeder = Seeder::new(store, progress).await?;
     seeder.steps("sample", steps.0).await?;
+    seeder.steps("register of measures", crate::register::steps()).await?;
     seeder.progress().finish();
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod bench_write;
 pub mod demo;
 pub mod plan;
 pub mod rebuild;
+pub mod register;
 pub mod seeding;
 
 use anyhow::Context;

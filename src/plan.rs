@@ -834,6 +834,7 @@ pub async fn seed_with_progress(
         seeder.steps("funds calls", calls).await
     };
     tokio::try_join!(aidants_connect, others)?;
+    seeder.steps("register of measures", crate::register::steps()).await?;
     seeder.progress().finish();
     let events = *store.head().borrow() - before;
     Ok(SeedReport { commands: seeder.sent(), events, seconds: started.elapsed().as_secs_f64() })

@@ -99,6 +99,10 @@ pub enum Operation {
     Dashboard,
     DashboardUpdates,
     Report,
+    Measures,
+    RegisterMeasure,
+    LaunchMeasure,
+    CompleteMeasure,
 }
 
 impl Operation {
@@ -154,6 +158,10 @@ impl Operation {
             Operation::Dashboard => "dashboard",
             Operation::DashboardUpdates => "dashboardUpdates",
             Operation::Report => "report",
+            Operation::Measures => "measures",
+            Operation::RegisterMeasure => "registerMeasure",
+            Operation::LaunchMeasure => "launchMeasure",
+            Operation::CompleteMeasure => "completeMeasure",
         }
     }
 }
@@ -220,6 +228,11 @@ pub const MATRIX: &[(Operation, &[Role])] = &[
     (O::DashboardUpdates, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
     // The financial report of a past date and its provenance (`report`, `reportProvenance`).
     (O::Report, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    // The register of the plan's measures: kept by ANCT, read by those who follow the plan.
+    (O::Measures, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    (O::RegisterMeasure, &[R::Anct]),
+    (O::LaunchMeasure, &[R::Anct]),
+    (O::CompleteMeasure, &[R::Anct]),
 ];
 
 pub fn allowed(role: Role, operation: Operation) -> bool {

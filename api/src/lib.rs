@@ -16,6 +16,7 @@ mod graphiql;
 pub mod heavy;
 mod inputs;
 mod limits;
+mod measures;
 mod mutation;
 mod programmes;
 mod purchases;

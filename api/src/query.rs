@@ -93,4 +93,5 @@ pub struct Query(
     crate::claims::ClaimQuery,
     crate::dashboard::DashboardQuery,
     crate::report::ReportQuery,
+    crate::measures::MeasureQuery,
 );

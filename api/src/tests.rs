@@ -8,6 +8,7 @@ use store::MemoryStore;
 mod claims;
 mod concurrency;
 mod dashboard;
+mod measures;
 mod report;
 
 struct Api {
@@ -596,6 +597,7 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
     .chain(claims::matrix_operations())
     .chain(dashboard::matrix_operations())
     .chain(report::matrix_operations())
+    .chain(measures::matrix_operations())
     .collect()
 }
 
@@ -805,6 +807,7 @@ impl Api {
         ok(api.run(ALLOCATE, allocate_input(651, "Certifications Pix", "CERTIFICATIONS", "50000")).await);
         ok(api.run(ALLOCATE, allocate_input(652, "Actions CCAS", "CCAS_ACTIONS", "40000")).await);
         ok(api.run(OPEN_PIX, pix_input(660, convention_id(), 10)).await);
+        measures::matrix_measures(&api).await;
         // Aidants Connect: a session, and aidants A-1…A-5 at each stage.
         ok(api
             .run(ALLOCATE, allocate_input(653, "Formation Aidants Connect", "AIDANTS_CONNECT_TRAINING", "9000"))

@@ -14,6 +14,7 @@ pub mod convention;
 pub mod framework;
 pub mod funds_call;
 pub mod ids;
+pub mod measure;
 pub mod money;
 pub mod pix;
 pub mod purchase;

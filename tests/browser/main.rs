@@ -647,6 +647,16 @@ async fn the_page_answers_the_comite_questions_by_territory_pace_and_delay_and_e
         page.script("return document.querySelectorAll('#late-calls-table tr[data-call]').length", json!([])).await,
         json!(late)
     );
+    // Where each measure of the plan stands: the register, as the API has it.
+    let register = server.graphql("copil", "{ measures { id status } }", json!({})).await;
+    let measures = register["measures"].as_array().unwrap();
+    assert_eq!(measures.len(), 19, "the report's measures are seeded");
+    for m in measures {
+        let row =
+            page.find(&format!("#measures-table tr[data-measure='{}']", m["id"].as_str().unwrap())).await.unwrap();
+        assert_eq!(page.attribute(&row, "data-status").await.as_deref(), m["status"].as_str());
+    }
+    assert!(measures.iter().any(|m| m["status"] == "LAUNCHED") && measures.iter().any(|m| m["status"] == "PROPOSED"));
     let labels = page.text(&page.find("#claims").await.unwrap()).await;
     assert!(
         labels.contains("Dépôt → paiement par l’OPCO")

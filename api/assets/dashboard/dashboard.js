@@ -145,6 +145,8 @@ const BOARD = `query Board($minPosition: Int, $from: String, $to: String) {
   }
   annexClaims(status: SUBMITTED) { reference conventionId claimed submittedOn assessBy overdue departement { code name } }
   fundsCalls { number conventionId total issuedOn dueOn paidOn late }
+  measures { id public axis number title lead status launchedOn doneOn conventionCode
+    convention { code total budget { committed paid consumedPercent } } }
 }
 ${FIGURES}`;
 const REPORT = `query Report($asOf: Date, $asKnownAt: String) { report(asOf: $asOf, asKnownAt: $asKnownAt) }`;
@@ -858,6 +860,27 @@ function renderLateLists() {
   ], late, null, (c) => ({ "data-call": String(c.number) }));
 }
 
+// ---------------------------------------------------------------- the register of measures
+const PUBLICS = { MEDIATORS: "Médiateurs numériques", SOCIAL_WORKERS: "Travailleurs sociaux", PUBLIC_AGENTS: "Agents publics d’accueil" };
+const MEASURE_STATES = { PROPOSED: "Proposée", LAUNCHED: "Lancée", DONE: "Réalisée" };
+
+function renderMeasures() {
+  const measures = state.board.measures || [];
+  const progress = (m) =>
+    m.convention
+      ? `${m.convention.code} : engagé ${euros(m.convention.budget.committed)} (${percent(m.convention.budget.consumedPercent)}), payé ${euros(m.convention.budget.paid)}`
+      : "aucune convention ne la suit";
+  renderTable("measures-table", `Les ${count(measures.length)} mesures du plan : où en est chacune`, [
+    column("public", "Public", (m) => PUBLICS[m.public] || m.public, null, null, false),
+    column("measure", "Mesure", (m) => `${m.number} – ${m.title}`, null, null, false),
+    column("lead", "Porteur", (m) => m.lead, null, null, false),
+    column("status", "État", (m) => MEASURE_STATES[m.status] || m.status, null, null, false),
+    column("launchedOn", "Lancée le", (m) => m.launchedOn || "", (m) => frenchDate(m.launchedOn), (m) => (m.launchedOn ? frenchDate(m.launchedOn) : ""), false),
+    column("doneOn", "Réalisée le", (m) => m.doneOn || "", (m) => frenchDate(m.doneOn), (m) => (m.doneOn ? frenchDate(m.doneOn) : ""), false),
+    column("progress", "Chiffres de sa convention", progress, null, null, false),
+  ], measures, null, (m) => ({ "data-measure": m.id, "data-status": m.status }));
+}
+
 // ---------------------------------------------------------------- the whole page
 function render() {
   const board = state.board;
@@ -878,6 +901,7 @@ function render() {
   renderTerritory();
   renderClaimStates($("claim-states"), d.total.reimbursements.byStatus);
   renderLateLists();
+  renderMeasures();
   document.body.dataset.position = String(d.position);
 }
 
