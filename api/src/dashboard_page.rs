@@ -8,18 +8,18 @@ use poem::{Response, Route, get, handler};
 /// Scripts, styles, data and websockets from this origin only: the page holds a token,
 /// so nothing else may run in it or receive what it reads.
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-                      img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
-                      frame-ancestors 'none'";
+                      img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; \
+                      form-action 'self'; frame-ancestors 'none'";
 
 /// One file of the page, with its gzip form and its validator, computed once.
 struct Asset {
-    body: &'static str,
+    body: &'static [u8],
     mime: &'static str,
     gzipped: std::sync::OnceLock<(Vec<u8>, String)>,
 }
 
 impl Asset {
-    const fn new(body: &'static str, mime: &'static str) -> Self {
+    const fn new(body: &'static [u8], mime: &'static str) -> Self {
         Self { body, mime, gzipped: std::sync::OnceLock::new() }
     }
 
@@ -30,8 +30,8 @@ impl Asset {
             use sha2::Digest;
             use std::io::Write;
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-            gz.write_all(self.body.as_bytes()).expect("gzip in memory");
-            let digest = sha2::Sha256::digest(self.body.as_bytes());
+            gz.write_all(self.body).expect("gzip in memory");
+            let digest = sha2::Sha256::digest(self.body);
             let tag: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
             (gz.finish().expect("gzip in memory"), format!("\"{tag}\""))
         })
@@ -73,7 +73,7 @@ macro_rules! page_asset {
     ($name:ident, $file:literal, $mime:literal) => {
         #[handler]
         fn $name(request: &poem::Request) -> Response {
-            static ASSET: Asset = Asset::new(include_str!(concat!("../assets/dashboard/", $file)), $mime);
+            static ASSET: Asset = Asset::new(include_bytes!(concat!("../assets/dashboard/", $file)), $mime);
             ASSET.respond(request)
         }
     };
@@ -85,6 +85,14 @@ page_asset!(page_css, "dashboard.css", "text/css; charset=utf-8");
 page_asset!(map_shapes, "departements.json", "application/json");
 page_asset!(map_licence, "LICENCE-carte.txt", "text/plain; charset=utf-8");
 page_asset!(favicon, "favicon.svg", "image/svg+xml");
+// The French State's design system (DSFR 1.15.3, Etalab 2.0, restricted to the
+// administration: see `dsfr/LICENCE-dsfr.md`): its core (typography, colours) and logo.
+page_asset!(dsfr_core, "dsfr/core.min.css", "text/css; charset=utf-8");
+page_asset!(dsfr_logo, "dsfr/logo.min.css", "text/css; charset=utf-8");
+page_asset!(dsfr_licence, "dsfr/LICENCE-dsfr.md", "text/plain; charset=utf-8");
+page_asset!(marianne_regular, "fonts/Marianne-Regular.woff2", "font/woff2");
+page_asset!(marianne_medium, "fonts/Marianne-Medium.woff2", "font/woff2");
+page_asset!(marianne_bold, "fonts/Marianne-Bold.woff2", "font/woff2");
 
 /// `/dashboard` and its assets.
 pub fn routes(route: Route) -> Route {
@@ -96,6 +104,12 @@ pub fn routes(route: Route) -> Route {
         .at("/dashboard/departements.json", get(map_shapes))
         .at("/dashboard/LICENCE-carte.txt", get(map_licence))
         .at("/dashboard/favicon.svg", get(favicon))
+        .at("/dashboard/dsfr/core.min.css", get(dsfr_core))
+        .at("/dashboard/dsfr/logo.min.css", get(dsfr_logo))
+        .at("/dashboard/dsfr/LICENCE-dsfr.md", get(dsfr_licence))
+        .at("/dashboard/fonts/Marianne-Regular.woff2", get(marianne_regular))
+        .at("/dashboard/fonts/Marianne-Medium.woff2", get(marianne_medium))
+        .at("/dashboard/fonts/Marianne-Bold.woff2", get(marianne_bold))
         .at("/favicon.ico", get(favicon))
 }
 
@@ -111,7 +125,7 @@ mod tests {
             Err(e) => e.into_response(),
         };
         let (status, headers) = (response.status(), response.headers().clone());
-        (status, headers, response.into_body().into_string().await.unwrap())
+        (status, headers, String::from_utf8_lossy(&response.into_body().into_vec().await.unwrap()).into_owned())
     }
 
     #[tokio::test]
@@ -125,6 +139,9 @@ mod tests {
             ("/dashboard/LICENCE-carte.txt", "text/plain; charset=utf-8"),
             ("/dashboard/favicon.svg", "image/svg+xml"),
             ("/favicon.ico", "image/svg+xml"),
+            ("/dashboard/dsfr/core.min.css", "text/css; charset=utf-8"),
+            ("/dashboard/dsfr/logo.min.css", "text/css; charset=utf-8"),
+            ("/dashboard/fonts/Marianne-Bold.woff2", "font/woff2"),
         ] {
             let (status, headers, body) = fetch(path).await;
             assert_eq!(status, StatusCode::OK, "{path}");
@@ -181,6 +198,25 @@ mod tests {
         let plain_answer = routes.call(get(&[("if-none-match", "\"old\"")])).await.unwrap();
         assert_eq!(plain_answer.status(), StatusCode::OK);
         assert!(plain_answer.headers().get(header::CONTENT_ENCODING).is_none());
+    }
+
+    /// The DSFR's styles load their fonts from this origin only, and the weights the page
+    /// uses are served; nothing they refer to is outside.
+    #[tokio::test]
+    async fn the_design_systems_styles_and_fonts_come_from_the_binary() {
+        let (_, _, html) = fetch("/dashboard").await;
+        assert!(html.contains(r#"href="/dashboard/dsfr/core.min.css""#));
+        let (_, _, core) = fetch("/dashboard/dsfr/core.min.css").await;
+        for weight in ["Regular", "Medium", "Bold"] {
+            assert!(core.contains(&format!("url(../fonts/Marianne-{weight}.woff2)")), "{weight}");
+            let (status, _, _) = fetch(&format!("/dashboard/fonts/Marianne-{weight}.woff2")).await;
+            assert_eq!(status, StatusCode::OK, "{weight}");
+        }
+        for css in [core, fetch("/dashboard/dsfr/logo.min.css").await.2] {
+            let outside = css.replace("http://www.w3.org/2000/svg", "");
+            assert!(!outside.contains("http://") && !outside.contains("https://"), "the DSFR's styles call outside");
+        }
+        assert!(POLICY.contains("font-src 'self'"));
     }
 
     /// Every département INSEE lists (overseas included) has a shape on the map, and the
