@@ -217,6 +217,10 @@ pub struct ReimbursementFigures {
     /// Days from the OPCO's payment to ANCT's reimbursement.
     pub mean_days_to_reimbursed: Option<f64>,
     pub p90_days_to_reimbursed: Option<u32>,
+    /// Submission → ANCT's reimbursement (end to end), mean in days.
+    pub mean_days_end_to_end: Option<f64>,
+    /// Submission → ANCT's reimbursement: 9 claims in 10 take at most this many days.
+    pub p90_days_end_to_end: Option<u32>,
     /// Claims not assessed within 30 days.
     pub overdue_claims: i64,
     /// Funds calls not paid within 60 days (no territory: national and convention scopes only).
@@ -293,6 +297,7 @@ impl IndicatorsView {
     async fn reimbursements(&self) -> ReimbursementFigures {
         let paid = Indicators::delays(&self.0.days_to_paid);
         let reimbursed = Indicators::delays(&self.0.days_to_reimbursed);
+        let end_to_end = Indicators::delays(&self.0.days_end_to_end);
         ReimbursementFigures {
             by_status: self
                 .0
@@ -311,6 +316,8 @@ impl IndicatorsView {
             p90_days_to_paid: paid.map(|(_, p)| p),
             mean_days_to_reimbursed: reimbursed.map(|(m, _)| one_decimal(m)),
             p90_days_to_reimbursed: reimbursed.map(|(_, p)| p),
+            mean_days_end_to_end: end_to_end.map(|(m, _)| one_decimal(m)),
+            p90_days_end_to_end: end_to_end.map(|(_, p)| p),
             overdue_claims: self.0.overdue_claims,
             late_funds_calls: self.0.late_funds_calls,
         }

@@ -149,7 +149,7 @@ impl Drop for Server {
 const FIGURES: &str = "budget { committed serviceDone paid } training { trainees } habilitations { habilitated }
     pix { certifications } ccas { actions }
     reimbursements { claimed eligible approved paid reimbursed reductionsByCap meanDaysToPaid p90DaysToPaid
-                     meanDaysToReimbursed p90DaysToReimbursed overdueClaims lateFundsCalls }";
+                     meanDaysToReimbursed p90DaysToReimbursed meanDaysEndToEnd p90DaysEndToEnd overdueClaims lateFundsCalls }";
 
 /// What each `data-figure` of the page must show, from the API's `Indicators`.
 fn expected(i: &Value) -> HashMap<&'static str, Value> {
@@ -172,6 +172,8 @@ fn expected(i: &Value) -> HashMap<&'static str, Value> {
         ("p90DaysToPaid", r["p90DaysToPaid"].clone()),
         ("meanDaysToReimbursed", r["meanDaysToReimbursed"].clone()),
         ("p90DaysToReimbursed", r["p90DaysToReimbursed"].clone()),
+        ("meanDaysEndToEnd", r["meanDaysEndToEnd"].clone()),
+        ("p90DaysEndToEnd", r["p90DaysEndToEnd"].clone()),
         ("overdueClaims", r["overdueClaims"].clone()),
         ("lateFundsCalls", r["lateFundsCalls"].clone()),
     ])
@@ -288,7 +290,7 @@ async fn the_dashboard_page_shows_the_api_figures_follows_the_log_and_replays_a_
     assert_eq!(position(&page).await, national["dashboard"]["position"].as_u64().unwrap());
     let total = &national["dashboard"]["total"];
     assert_eq!(assert_figures(&page, "#national", total).await, 8);
-    assert_eq!(assert_figures(&page, "#claims", total).await, 12);
+    assert_eq!(assert_figures(&page, "#claims", total).await, 14);
     let targets = national["dashboard"]["targets"].as_array().unwrap();
     assert!(!targets.is_empty());
     for t in targets {
@@ -510,6 +512,15 @@ async fn the_page_answers_the_comite_questions_by_territory_pace_and_delay_and_e
         assert_eq!(page.attribute(&li, "data-expected").await, Some(t["target"].to_string()), "{kind}");
         assert_eq!(page.attribute(&li, "data-projected").await, Some(t["reached"].to_string()), "{kind}");
         assert!(page.text(&li).await.contains("attendus aujourd’hui"), "{kind}");
+    }
+    // Money against each convention's amount: the demo's periods are over, so a steady
+    // pace expects the whole amount committed by today.
+    for c in api["conventions"].as_array().unwrap() {
+        let code = c["code"].as_str().unwrap();
+        let card = page.find(&format!("#conventions [data-convention='{code}']")).await.unwrap();
+        let expected: rust_decimal::Decimal =
+            page.attribute(&card, "data-expected-committed").await.unwrap().parse().unwrap();
+        assert_eq!(expected, c["total"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap(), "{code}");
     }
     // The monthly chart's text alternative ends on the last month of the period: the API's figure then.
     let last = page

@@ -130,7 +130,7 @@ const FIGURES = `fragment Figures on Indicators {
   ccas { actions }
   reimbursements { claimed eligible approved paid reimbursed reductionsByCap
     byStatus { status count } meanDaysToPaid p90DaysToPaid meanDaysToReimbursed p90DaysToReimbursed
-    overdueClaims lateFundsCalls }
+    meanDaysEndToEnd p90DaysEndToEnd overdueClaims lateFundsCalls }
 }`;
 const BOARD = `query Board($minPosition: Int, $from: String, $to: String) {
   me { role label }
@@ -275,6 +275,8 @@ function figuresOf(i) {
     p90DaysToPaid: [r.p90DaysToPaid, days],
     meanDaysToReimbursed: [r.meanDaysToReimbursed, days],
     p90DaysToReimbursed: [r.p90DaysToReimbursed, days],
+    meanDaysEndToEnd: [r.meanDaysEndToEnd, days],
+    p90DaysEndToEnd: [r.p90DaysEndToEnd, days],
     overdueClaims: [r.overdueClaims, count],
     lateFundsCalls: [r.lateFundsCalls, count],
   };
@@ -452,6 +454,17 @@ function renderChart(kind, target, period) {
   );
 }
 
+/// What a steady pace would have committed by today: the convention's amount times the
+/// share of its period elapsed (in days, to the cent, rounded down).
+function expectedMoney(c) {
+  if (!c.periodStart || !c.periodEnd) return null;
+  const start = new Date(`${c.periodStart}T00:00:00Z`).getTime();
+  const end = new Date(`${c.periodEnd}T00:00:00Z`).getTime();
+  const days = BigInt(Math.max(1, Math.round((end - start) / 86400000)));
+  const elapsed = BigInt(Math.min(Number(days), Math.max(0, Math.round((today().getTime() - start) / 86400000))));
+  return (cents(c.total) * elapsed) / days;
+}
+
 function renderConventions(conventions) {
   const box = $("conventions");
   box.replaceChildren();
@@ -480,15 +493,28 @@ function renderConventions(conventions) {
         ),
       );
     }
-    box.append(
-      el(
-        "article",
-        { class: "convention", "data-convention": c.code },
-        el("h4", {}, `${c.code} `, el("span", { class: "partner", text: `· ${c.partner}` })),
-        el("p", { class: "hint", text: `${c.title} — total ${euros(c.total)}, consommé ${percent(c.budget.consumedPercent)}` }),
-        chart,
-      ),
+    const article = el(
+      "article",
+      { class: "convention", "data-convention": c.code },
+      el("h4", {}, `${c.code} `, el("span", { class: "partner", text: `· ${c.partner}` })),
+      el("p", { class: "hint", text: `${c.title} — total ${euros(c.total)}, consommé ${percent(c.budget.consumedPercent)}` }),
+      chart,
     );
+    const expected = expectedMoney(c);
+    if (expected !== null) {
+      const ahead = cents(c.budget.committed) >= expected;
+      article.dataset.expectedCommitted = fromCents(expected);
+      article.append(
+        el(
+          "p",
+          { class: "pace" },
+          `Période du ${frenchDate(c.periodStart)} au ${frenchDate(c.periodEnd)} : à rythme régulier, ${euros(fromCents(expected))} engagés attendus aujourd’hui ; `,
+          el("span", { class: ahead ? "ahead" : "behind", text: ahead ? "en avance" : "en retard" }),
+          ".",
+        ),
+      );
+    }
+    box.append(article);
   }
 }
 

@@ -203,6 +203,18 @@ async fn an_annex_claim_goes_from_submission_to_reimbursement() {
         "query_funds_calls",
         ok(api.query(&format!("{{ fundsCalls {{ {CALL_FIELDS} claimIds }} }}")).await)
     );
+    // The delays, each labelled by what it measures: OPCO payment → ANCT reimbursement, and
+    // end to end, from the submission.
+    let delays = ok(api
+        .query("{ dashboard { total { reimbursements { meanDaysToReimbursed p90DaysToReimbursed meanDaysEndToEnd p90DaysEndToEnd } } } }")
+        .await);
+    let submitted: chrono::NaiveDate = submit_input(1300, 702, "T-1")["submittedOn"].as_str().unwrap().parse().unwrap();
+    let reimbursed: chrono::NaiveDate = "2021-11-02".parse().unwrap();
+    let paid: chrono::NaiveDate = "2021-07-20".parse().unwrap();
+    let r = &delays["data"]["dashboard"]["total"]["reimbursements"];
+    assert_eq!(r["p90DaysToReimbursed"], json!((reimbursed - paid).num_days()));
+    assert_eq!(r["p90DaysEndToEnd"], json!((reimbursed - submitted).num_days()));
+    assert_eq!(r["meanDaysEndToEnd"], json!((reimbursed - submitted).num_days() as f64));
     // 86.40 + 220.00 + 30.00 + 48.00, committed, service done and paid on the envelope.
     let envelope = ok(api.query(r#"{ convention(code: "ANCT-UNIFORMATION-2021") { envelopes { name figures { committed serviceDone paid } } } }"#).await);
     insta::assert_json_snapshot!("convention_after_a_reimbursement", envelope["data"]["convention"]["envelopes"][2]);

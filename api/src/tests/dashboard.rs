@@ -10,7 +10,7 @@ const INDICATORS: &str = "budget { committed released serviceDone paid }
   pix { certifications meanScore byPublic { public count } }
   ccas { actions agents managers }
   reimbursements { byStatus { status count } claimed eligible reductionsByCap approved paid reimbursed
-                   meanDaysToPaid p90DaysToPaid meanDaysToReimbursed p90DaysToReimbursed overdueClaims lateFundsCalls }";
+                   meanDaysToPaid p90DaysToPaid meanDaysToReimbursed p90DaysToReimbursed meanDaysEndToEnd p90DaysEndToEnd overdueClaims lateFundsCalls }";
 
 fn dashboard(args: &str, fields: &str) -> String {
     format!("{{ dashboard{args} {{ {fields} }} }}")
