@@ -66,7 +66,8 @@ const PLAN: &[Plan] = &[
         title: "Formation obligatoire de 20 000 aidants professionnels habilités Aidants Connect",
         shares: &[("ANCT", 2_500_000)],
         envelopes: &[("Formation Aidants Connect", EnvelopeKind::AidantsConnectTraining, 2_500_000)],
-        targets: &[(TargetKind::Habilitations, 20_000)],
+        // The plan's figure counts aidants trained; habilitations are shown beside it.
+        targets: &[(TargetKind::AidantsTrained, 20_000)],
     },
     Plan {
         code: "ANCT-UNCCAS-2021",
@@ -238,7 +239,19 @@ const STRUCTURES: &[(&str, &str, StructureKind, &str, HeadCount)] = &[
         HeadCount::Medium,
     ),
     ("8200567800006", "Numérique Corse SARL", StructureKind::PrivateCompany, "2A", HeadCount::Micro),
+    (
+        "4130678900007",
+        "Association Marseille Solidarités Numériques",
+        StructureKind::Association,
+        "13",
+        HeadCount::Small,
+    ),
+    ("2971567800008", "SCOP Karukera Numérique", StructureKind::PrivateCompany, "971", HeadCount::Micro),
 ];
+
+/// The buyers of the demo's six training purchases: private employers only (the OPCO
+/// channel funds private-sector employers; the CCAS train through the UNCCAS convention).
+const BUYERS: [usize; 6] = [0, 6, 2, 7, 5, 0];
 
 fn structure_id(i: usize) -> StructureId {
     StructureId::for_siret(&Siret::parse(&siret(STRUCTURES[i].0)).expect("valid"))
@@ -293,8 +306,9 @@ fn purchases(steps: &mut Steps) -> Vec<PurchaseId> {
             Command::Purchase(PurchaseCommand::Request(Box::new(RequestPurchase {
                 purchase_id: PurchaseId::for_request(id),
                 convention_id: ConventionId::for_code("ANCT-UNIFORMATION-2021"),
-                structure_id: structure_id(i),
-                departement: structure_departement(i),
+                structure_id: structure_id(BUYERS[i]),
+                departement: structure_departement(BUYERS[i]),
+                structure_kind: STRUCTURES[BUYERS[i]].2,
                 provider: ["Simplon", "Pop School", "WebForce3"][i % 3].into(),
                 title: if certifying {
                     "Titre professionnel Responsable d'espace de médiation numérique"
@@ -468,7 +482,7 @@ fn claims(steps: &mut Steps, purchases: &[PurchaseId]) {
     for (p, trainee, on, lines) in submissions {
         let request = AnnexClaimRequest {
             claim_id: claim_id(p, trainee),
-            structure_id: Some(structure_id(p)),
+            structure_id: Some(structure_id(BUYERS[p])),
             purchase_id: purchases[p],
             trainee: trainee.into(),
             lines,
@@ -529,6 +543,7 @@ fn claims(steps: &mut Steps, purchases: &[PurchaseId]) {
             period_end: date(to),
             claims: None,
             issued_on: date(on),
+            payment_days: None,
         })
     };
     let first = steps.push(Role::Opco, |id| issue(id, "2021-04-01", "2021-09-30", "2021-10-05"));

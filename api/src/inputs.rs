@@ -84,13 +84,16 @@ pub struct SignConventionInput {
     /// INSEE codes of the départements covered; empty for a national convention.
     #[graphql(default)]
     pub departements: Vec<String>,
-    /// Annex-cost caps from the period's start; the tracker's defaults when absent.
+    /// Annex-cost terms (caps, delays, small-structure threshold) from the period's start;
+    /// our defaults when absent (ours, not the plan's: see `AnnexCapsInput`).
     pub annex_caps: Option<AnnexCapsInput>,
     #[graphql(flatten)]
     pub command: CommandFields,
 }
 
-/// The barème of annex costs: the most reimbursed per night, meal and kilometre.
+/// A convention's annex-cost terms: the barème (the most reimbursed per night, meal and
+/// kilometre), the delays and the small-structure threshold. Every default is ours, not
+/// the plan's (the plan gives no caps and no delays).
 #[derive(InputObject)]
 pub struct AnnexCapsInput {
     pub per_night: MoneyScalar,
@@ -100,6 +103,16 @@ pub struct AnnexCapsInput {
     pub per_km: MoneyScalar,
     /// Days after the session's end within which a claim may be submitted.
     pub claim_deadline_days: u32,
+    /// Days the OPCO has to assess a claim before it is overdue (ours by default: 30).
+    #[graphql(default = 30)]
+    pub assessment_days: u32,
+    /// Days ANCT has to pay a funds call before it is late (ours by default: 30; the
+    /// convention sets its own — the procurement delays do not bind it).
+    #[graphql(default = 30)]
+    pub funds_call_payment_days: u32,
+    /// A structure with fewer employees is "small" (ours by default: 50).
+    #[graphql(default = 50)]
+    pub small_structure_employees: u32,
 }
 
 impl AnnexCapsInput {
@@ -111,6 +124,9 @@ impl AnnexCapsInput {
             per_meal: self.per_meal.0,
             per_km: self.per_km.0,
             claim_deadline_days: self.claim_deadline_days,
+            assessment_days: self.assessment_days,
+            funds_call_payment_days: self.funds_call_payment_days,
+            small_structure_employees: self.small_structure_employees,
         }
     }
 }

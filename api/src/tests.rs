@@ -551,7 +551,7 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
         (Operation::OpenPixCampaign, OPEN_PIX, pix_input(904, convention_id(), 10)),
         (Operation::RecordPixCertification, CERTIFY, certify_input(905, campaign(660), "C-9", 700)),
         (Operation::CcasActions, "{ ccasActions { title } }", json!(null)),
-        (Operation::RecordCcasAction, CCAS, ccas_input(906, convention_id(), BREST)),
+        (Operation::RecordCcasAction, CCAS, ccas_input(906, convention_id(), CCAS_BREST)),
         (Operation::AidantsConnectSessions, "{ aidantsConnectSessions { capacity } }", json!(null)),
         (Operation::Habilitations, "{ habilitations { aidant } }", json!(null)),
         (Operation::OpenAidantsConnectSession, OPEN_SESSION, session_input(907, convention_id(), 5)),
@@ -684,6 +684,8 @@ async fn introspection_is_off_unless_enabled() {
 // --- Structures -------------------------------------------------------------------------
 
 const BREST: &str = "73282932000074";
+/// A CCAS (a public employer: it holds CCAS actions, and buys no training on the OPCO channel).
+const CCAS_BREST: &str = "21290019000019";
 
 fn brest_principal() -> Principal {
     let mut principal = Principal::local(Role::Structure, "brest");
@@ -693,7 +695,7 @@ fn brest_principal() -> Principal {
 const BORDEAUX: &str = "35600000000001";
 
 fn register_input(n: u128, siret: &str) -> Value {
-    json!({ "commandId": cmd(n), "name": format!("Structure {siret}"), "siret": siret, "kind": "CCAS_CIAS",
+    json!({ "commandId": cmd(n), "name": format!("Structure {siret}"), "siret": siret, "kind": "ASSOCIATION",
             "departement": if siret.replace(' ', "") == BREST { "29" } else { "33" }, "headCount": "SMALL", "registeredOn": "2021-04-01" })
 }
 
@@ -789,6 +791,9 @@ impl Api {
                             "amount": "10", "doneOn": "2021-06-30" });
         ok(api.run(SERVE, serve).await);
         ok(api.run(REGISTER, register_input(600, BREST)).await);
+        let mut ccas = register_input(609, CCAS_BREST);
+        ccas["kind"] = json!("CCAS_CIAS");
+        ok(api.run(REGISTER, ccas).await);
         for n in [700, 701, 702] {
             ok(api.run(REQUEST, purchase_input(n, 10)).await);
         }
@@ -887,6 +892,16 @@ async fn purchase_errors_are_clear_and_write_nothing() {
     let attend =
         json!({ "commandId": cmd(706), "purchaseId": purchase(704), "present": 3, "recordedOn": "2021-06-25" });
     insta::assert_json_snapshot!("record_attendance_before_approval", api.refused(ATTEND, attend).await);
+    // A public employer (a CCAS, read from its stream) is refused by the rule's name.
+    let mut ccas = register_input(707, BORDEAUX);
+    ccas["kind"] = json!("CCAS_CIAS");
+    ok(api.run(REGISTER, ccas).await);
+    let mut public = purchase_input(708, 10);
+    public["structureId"] = json!(structure_id(BORDEAUX));
+    let refused = api.refused(REQUEST, public).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(refused["errors"][0]["extensions"]["rule"], "PrivateEmployersOnly");
+    insta::assert_json_snapshot!("request_purchase_public_employer", refused);
 }
 
 #[tokio::test]
@@ -1008,7 +1023,9 @@ async fn a_pix_campaign_commits_then_each_certification_is_service_done() {
 async fn a_ccas_action_is_committed_and_done_on_the_unccas_convention() {
     let api = Api::new();
     let unccas = sign_single(&api, 500, "ANCT-UNCCAS-2021", "500000", "Actions CCAS", "CCAS_ACTIONS").await;
-    ok(api.run(REGISTER, register_input(510, BREST)).await);
+    let mut ccas = register_input(510, BREST);
+    ccas["kind"] = json!("CCAS_CIAS");
+    ok(api.run(REGISTER, ccas).await);
     let mut association = register_input(511, BORDEAUX);
     association["kind"] = json!("ASSOCIATION");
     ok(api.run(REGISTER, association).await);

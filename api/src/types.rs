@@ -31,6 +31,8 @@ pub enum TargetKind {
     Habilitations,
     Certifications,
     CcasActions,
+    /// Aidants who completed the mandatory Aidants Connect training (the plan's 20 000).
+    AidantsTrained,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -107,10 +109,13 @@ pub struct Target {
     pub reached: u32,
     /// `reached` as a percentage of `quantity`, two decimals, as a string.
     pub reached_percent: String,
+    /// For `AIDANTS_TRAINED`: how many of the aidants trained were habilitated (revoked
+    /// ones included), a second figure beside the target; null otherwise.
+    pub habilitated: Option<u32>,
 }
 
 /// What a convention has delivered towards a target, from the programmes' read models.
-fn reached(state: &crate::AppState, convention: domain::ConventionId, kind: dc::TargetKind) -> u32 {
+fn reached_of(state: &crate::AppState, convention: domain::ConventionId, kind: dc::TargetKind) -> u32 {
     use domain::aidants::HabilitationState as H;
     use domain::purchase::PurchaseState as P;
     match kind {
@@ -121,13 +126,10 @@ fn reached(state: &crate::AppState, convention: domain::ConventionId, kind: dc::
                 .map(|p| p.present.unwrap_or(0))
                 .sum()
         }),
-        dc::TargetKind::Habilitations => state.programmes.read(|v| {
-            v.habilitations
-                .values()
-                .filter(|h| matches!(h.state, H::Habilitated | H::Revoked))
-                .filter(|h| h.session.and_then(|s| v.sessions.get(&s)).is_some_and(|s| s.convention_id == convention))
-                .count() as u32
-        }),
+        dc::TargetKind::Habilitations => habilitations(state, convention, &[H::Habilitated, H::Revoked]),
+        dc::TargetKind::AidantsTrained => {
+            habilitations(state, convention, &[H::TrainingCompleted, H::Habilitated, H::Revoked])
+        }
         dc::TargetKind::Certifications => state.programmes.read(|v| {
             v.campaigns.values().filter(|c| c.convention_id == convention).map(|c| c.certifications.len() as u32).sum()
         }),
@@ -135,6 +137,21 @@ fn reached(state: &crate::AppState, convention: domain::ConventionId, kind: dc::
             state.programmes.read(|v| v.ccas_actions.values().filter(|a| a.convention_id == convention).count() as u32)
         }
     }
+}
+
+/// Habilitations trained through the convention's sessions that are now in one of `states`.
+pub(crate) fn habilitations(
+    state: &crate::AppState,
+    convention: domain::ConventionId,
+    states: &[domain::aidants::HabilitationState],
+) -> u32 {
+    state.programmes.read(|v| {
+        v.habilitations
+            .values()
+            .filter(|h| states.contains(&h.state))
+            .filter(|h| h.session.and_then(|s| v.sessions.get(&s)).is_some_and(|s| s.convention_id == convention))
+            .count() as u32
+    })
 }
 
 #[derive(SimpleObject)]
@@ -220,7 +237,8 @@ impl AmendmentView {
     }
 }
 
-/// Annex-cost caps in force from a date.
+/// A convention's annex-cost terms in force from a date: caps, delays, small-structure
+/// threshold. Our defaults (not the plan's) unless the convention set its own.
 #[derive(SimpleObject)]
 pub struct AnnexCapsPeriod {
     pub effective_on: DateScalar,
@@ -231,6 +249,12 @@ pub struct AnnexCapsPeriod {
     pub per_km: MoneyScalar,
     /// Days after a session's end within which a claim may be submitted.
     pub claim_deadline_days: u32,
+    /// Days the OPCO has to assess a claim before it is overdue.
+    pub assessment_days: u32,
+    /// Days ANCT has to pay a funds call before it is late.
+    pub funds_call_payment_days: u32,
+    /// A structure with fewer employees is "small".
+    pub small_structure_employees: u32,
 }
 
 impl From<&domain::annex::CapsChange> for AnnexCapsPeriod {
@@ -243,6 +267,9 @@ impl From<&domain::annex::CapsChange> for AnnexCapsPeriod {
             per_meal: c.caps.per_meal.into(),
             per_km: c.caps.per_km.into(),
             claim_deadline_days: c.caps.claim_deadline_days,
+            assessment_days: c.caps.assessment_days,
+            funds_call_payment_days: c.caps.funds_call_payment_days,
+            small_structure_employees: c.caps.small_structure_employees,
         }
     }
 }
@@ -314,13 +341,15 @@ impl ConventionView {
             .targets
             .iter()
             .map(|t| {
-                let reached = reached(state, self.0.id, t.kind);
+                let reached = reached_of(state, self.0.id, t.kind);
                 let share = Decimal::from(reached) * Decimal::ONE_HUNDRED / Decimal::from(t.quantity.max(1));
                 Target {
                     kind: t.kind.into(),
                     quantity: t.quantity,
                     reached,
                     reached_percent: percent(domain::money::round_cents(share)),
+                    habilitated: (t.kind == dc::TargetKind::AidantsTrained)
+                        .then(|| reached_of(state, self.0.id, dc::TargetKind::Habilitations)),
                 }
             })
             .collect()
@@ -409,7 +438,8 @@ impl StructureView {
     async fn head_count(&self) -> HeadCount {
         self.0.head_count.into()
     }
-    /// Under 50 employees: the plan's priority for annex costs.
+    /// Under our default threshold of 50 employees (ours, not the plan's: each
+    /// convention sets its own in `annexCaps.smallStructureEmployees`).
     async fn small(&self) -> bool {
         self.0.head_count.is_small()
     }

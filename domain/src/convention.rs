@@ -32,12 +32,16 @@ pub enum EnvelopeKind {
 pub enum TargetKind {
     /// Trainees trained (the 2 000 trainings of the ANCT–Uniformation convention).
     Trainings,
-    /// Aidants Connect habilitations (20 000).
+    /// Aidants Connect habilitations. The plan's 20 000 count aidants *trained*
+    /// ([`TargetKind::AidantsTrained`]); habilitations follow and are shown beside them.
     Habilitations,
     /// Pix certifications.
     Certifications,
     /// CCAS actions (UNCCAS convention).
     CcasActions,
+    /// Aidants who completed the mandatory Aidants Connect training: the plan's "formation
+    /// obligatoire aux 20 000 aidants professionnels souhaitant être habilités".
+    AidantsTrained,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -146,6 +146,9 @@ pub struct TargetReport {
     pub kind: TargetKind,
     pub quantity: u32,
     pub reached: u64,
+    /// Beside aidants trained: how many of them were habilitated (revoked ones included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub habilitated: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -417,17 +420,22 @@ impl ReportBuilder {
                     targets: c
                         .targets
                         .iter()
-                        .map(|t| TargetReport {
-                            kind: t.kind,
-                            quantity: t.quantity,
-                            reached: match t.kind {
-                                TargetKind::Trainings => delivered.trainees,
-                                TargetKind::Habilitations => {
-                                    state(HabilitationState::Habilitated) + state(HabilitationState::Revoked)
-                                }
-                                TargetKind::Certifications => delivered.pix_certifications,
-                                TargetKind::CcasActions => delivered.ccas_actions,
-                            },
+                        .map(|t| {
+                            let habilitated = state(HabilitationState::Habilitated) + state(HabilitationState::Revoked);
+                            TargetReport {
+                                kind: t.kind,
+                                quantity: t.quantity,
+                                reached: match t.kind {
+                                    TargetKind::Trainings => delivered.trainees,
+                                    TargetKind::Habilitations => habilitated,
+                                    TargetKind::AidantsTrained => {
+                                        state(HabilitationState::TrainingCompleted) + habilitated
+                                    }
+                                    TargetKind::Certifications => delivered.pix_certifications,
+                                    TargetKind::CcasActions => delivered.ccas_actions,
+                                },
+                                habilitated: (t.kind == TargetKind::AidantsTrained).then_some(habilitated),
+                            }
                         })
                         .collect(),
                     closed_on: c.closed_on,

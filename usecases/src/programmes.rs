@@ -52,8 +52,14 @@ impl UseCases {
     }
 
     /// A step of a training purchase (request, approval, attendance, payment, cancellation)
-    /// and the money it moves on the convention, in one append.
-    pub async fn purchase(&self, command: PurchaseCommand, meta: CommandMeta) -> Outcome<PurchaseError> {
+    /// and the money it moves on the convention, in one append. A request's buyer facts
+    /// (kind, département) come from the structure's own stream.
+    pub async fn purchase(&self, mut command: PurchaseCommand, meta: CommandMeta) -> Outcome<PurchaseError> {
+        if let PurchaseCommand::Request(request) = &mut command {
+            let structure = self.structure(request.structure_id).await?;
+            request.structure_kind = structure.kind;
+            request.departement = structure.departement;
+        }
         let stream = stream_name::<Purchase>(command.purchase_id());
         self.step::<Purchase, Convention>(
             stream,
@@ -242,6 +248,21 @@ impl UseCases {
         let caps = self.caps_on(submitted.convention_id, session_end).await?;
         let command = ClaimCommand::Resubmit { claim_id, caps, lines, resubmitted_on };
         self.plain::<AnnexClaim>(stream_name::<AnnexClaim>(claim_id.0), command, meta).await
+    }
+
+    /// A funds-call step. An issue is due after the convention's own payment delay in force
+    /// on its date, read from the convention's stream.
+    pub async fn funds_call(
+        &self,
+        mut command: domain::funds_call::FundsCallCommand,
+        meta: CommandMeta,
+    ) -> Outcome<domain::funds_call::FundsCallError> {
+        use domain::funds_call::{FundsCallCommand, FundsCallLedger};
+        if let FundsCallCommand::Issue { convention_id, issued_on, payment_days, .. } = &mut command {
+            *payment_days = Some(self.caps_on(*convention_id, *issued_on).await?.funds_call_payment_days);
+        }
+        let stream = stream_name::<FundsCallLedger>(command.convention_id());
+        self.plain::<FundsCallLedger>(stream, command, meta).await
     }
 
     /// The annex-cost caps of a convention in force on a date, from the convention's stream.

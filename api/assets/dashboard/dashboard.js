@@ -48,6 +48,7 @@ const CLAIM_STATES = {
 };
 const TARGETS = {
   TRAININGS: "Personnes formées",
+  AIDANTS_TRAINED: "Aidants formés (Aidants Connect)",
   HABILITATIONS: "Habilitations Aidants Connect",
   CERTIFICATIONS: "Certifications Pix",
   CCAS_ACTIONS: "Actions CCAS",
@@ -65,7 +66,7 @@ const SHADES = ["#f0f0f0", "#dcdcfc", "#a9a9f5", "#6a6af4", "#2f2fd6", "#000091"
 const FIGURES = `fragment Figures on Indicators {
   budget { committed released serviceDone paid }
   training { trainees certifying certifyingPercent }
-  habilitations { habilitated }
+  habilitations { habilitated byStatus { status count } }
   pix { certifications }
   ccas { actions }
   reimbursements { claimed eligible approved paid reimbursed reductionsByCap
@@ -183,6 +184,10 @@ function renderTargets(targets, total) {
   list.replaceChildren();
   const reached = {
     TRAININGS: total.training.trainees,
+    // Trained: the training completed, habilitated since or not (revoked ones were).
+    AIDANTS_TRAINED: total.habilitations.byStatus
+      .filter((s) => ["TRAINING_COMPLETED", "HABILITATED", "REVOKED"].includes(s.status))
+      .reduce((sum, s) => sum + s.count, 0),
     HABILITATIONS: total.habilitations.habilitated,
     CERTIFICATIONS: total.pix.certifications,
     CCAS_ACTIONS: total.ccas.actions,

@@ -130,6 +130,7 @@ async fn scenario() -> MemoryStore {
         convention_id: convention(),
         structure_id: brest,
         departement: dep("29"),
+        structure_kind: domain::structure::StructureKind::Association,
         provider: "Simplon".into(),
         title: "Médiation".into(),
         certification: Some("RNCP34587".into()),
