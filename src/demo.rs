@@ -15,6 +15,7 @@ use domain::annex::{ExpenseKind, StayArea};
 use domain::ccas::{CcasActionId, RecordCcasAction};
 use domain::claim::{ClaimCommand, ClaimId, ExpenseLine, LineDecision};
 use domain::convention::*;
+use domain::financing::{EnvelopeFinancing, FunderPart};
 use domain::framework::{CompetencyBlock, Metier};
 use domain::funds_call::{FundsCallCommand, FundsCallId};
 use domain::ids::TRACKER_NAMESPACE;
@@ -35,7 +36,9 @@ struct Plan {
     partner: &'static str,
     title: &'static str,
     shares: &'static [(&'static str, i64)],
-    envelopes: &'static [(&'static str, EnvelopeKind, i64)],
+    /// Name, kind, amount, and each funder's fixed part (none: the convention's one
+    /// funder's; one funder named: 100 % its own, whatever the amount becomes).
+    envelopes: &'static [(&'static str, EnvelopeKind, i64, &'static [(&'static str, i64)])],
     targets: &'static [(TargetKind, u32)],
 }
 
@@ -45,10 +48,23 @@ const PLAN: &[Plan] = &[
         partner: "OPCO Uniformation",
         title: "Achat de 2 000 formations certifiantes et non certifiantes",
         shares: &[("ANCT", 2_600_000), ("Uniformation", 1_800_000)],
+        // The financing plan (ours: the plan gives only the two funders' totals): ANCT
+        // reimburses the annex costs in full; the trainings share the rest so that ANCT
+        // brings 2.6 M€ and Uniformation 1.8 M€ in all.
         envelopes: &[
-            ("Formations certifiantes", EnvelopeKind::CertifyingTrainings, 2_400_000),
-            ("Formations non certifiantes", EnvelopeKind::NonCertifyingTrainings, 1_600_000),
-            ("Frais annexes", EnvelopeKind::AnnexCosts, 400_000),
+            (
+                "Formations certifiantes",
+                EnvelopeKind::CertifyingTrainings,
+                2_400_000,
+                &[("ANCT", 1_320_000), ("Uniformation", 1_080_000)],
+            ),
+            (
+                "Formations non certifiantes",
+                EnvelopeKind::NonCertifyingTrainings,
+                1_600_000,
+                &[("ANCT", 880_000), ("Uniformation", 720_000)],
+            ),
+            ("Frais annexes", EnvelopeKind::AnnexCosts, 400_000, &[("ANCT", 100)]),
         ],
         targets: &[(TargetKind::Trainings, 2_000)],
     },
@@ -57,7 +73,7 @@ const PLAN: &[Plan] = &[
         partner: "GIP Pix",
         title: "Campagnes de certification Pix des médiateurs et des aidants numériques",
         shares: &[("ANCT", 370_000)],
-        envelopes: &[("Certifications Pix", EnvelopeKind::Certifications, 370_000)],
+        envelopes: &[("Certifications Pix", EnvelopeKind::Certifications, 370_000, &[])],
         targets: &[],
     },
     Plan {
@@ -65,7 +81,7 @@ const PLAN: &[Plan] = &[
         partner: "Aidants Connect (ANCT)",
         title: "Formation obligatoire de 20 000 aidants professionnels habilités Aidants Connect",
         shares: &[("ANCT", 2_500_000)],
-        envelopes: &[("Formation Aidants Connect", EnvelopeKind::AidantsConnectTraining, 2_500_000)],
+        envelopes: &[("Formation Aidants Connect", EnvelopeKind::AidantsConnectTraining, 2_500_000, &[])],
         // The plan's figure counts aidants trained; habilitations are shown beside it.
         targets: &[(TargetKind::AidantsTrained, 20_000)],
     },
@@ -74,7 +90,7 @@ const PLAN: &[Plan] = &[
         partner: "UNCCAS",
         title: "Formation des agents de CCAS et réseau « CCAS et inclusion numérique »",
         shares: &[("ANCT", 500_000)],
-        envelopes: &[("Actions CCAS", EnvelopeKind::CcasActions, 500_000)],
+        envelopes: &[("Actions CCAS", EnvelopeKind::CcasActions, 500_000, &[])],
         targets: &[],
     },
 ];
@@ -113,13 +129,18 @@ fn commands() -> Vec<ConventionCommand> {
             departements: vec![],
             annex_caps: None,
         }));
-        for (name, kind, amount) in plan.envelopes {
+        for (name, kind, amount, parts) in plan.envelopes {
             out.push(ConventionCommand::AllocateEnvelope(AllocateEnvelope {
                 convention_id: id,
                 name: (*name).into(),
                 kind: *kind,
                 amount: Money::euros(*amount),
                 allocated_on: date("2021-03-22"),
+                financing: match parts {
+                    [] => None,
+                    [(funder, _)] => Some(vec![FunderPart::whole(funder)]),
+                    _ => Some(parts.iter().map(|(f, a)| FunderPart::amount(f, Money::euros(*a))).collect()),
+                },
             }));
         }
     }
@@ -179,6 +200,15 @@ fn commands() -> Vec<ConventionCommand> {
             effective_on: date("2022-01-01"),
             caps: AnnexCaps { per_meal: Money::cents(2_000), ..AnnexCaps::ours() },
         }),
+        // 100 000 € of non-certifying trainings move to annex costs (all ANCT's): the
+        // trainings' plan follows so that each funder keeps its total.
+        financing: vec![EnvelopeFinancing {
+            envelope_id: EnvelopeId::for_name(uniformation, "Formations non certifiantes"),
+            parts: vec![
+                FunderPart::amount("ANCT", Money::euros(780_000)),
+                FunderPart::amount("Uniformation", Money::euros(720_000)),
+            ],
+        }],
     }));
     out
 }

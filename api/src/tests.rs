@@ -75,9 +75,16 @@ fn sign_input() -> Value {
     })
 }
 
+/// Trainings shared 55/45 between ANCT and Uniformation, anything else all ANCT's (the
+/// convention's financing plan: ANCT reimburses the annex costs in full).
 fn allocate_input(n: u128, name: &str, kind: &str, amount: &str) -> Value {
+    let financing = if kind.ends_with("CERTIFYING_TRAININGS") {
+        json!([ { "funder": "ANCT", "rate": "55" }, { "funder": "Uniformation", "rate": "45" } ])
+    } else {
+        json!([ { "funder": "ANCT", "rate": "100" } ])
+    };
     json!({ "commandId": cmd(n), "conventionId": convention_id(), "name": name, "kind": kind,
-            "amount": amount, "allocatedOn": "2021-03-20" })
+            "amount": amount, "allocatedOn": "2021-03-20", "financing": financing })
 }
 
 fn commit_input(n: u128, reference: &str, amount: &str) -> Value {
@@ -313,6 +320,65 @@ async fn allocate_envelope_and_exceed_the_total() {
     insta::assert_json_snapshot!("allocate_envelope", answer);
     let over = allocate_input(3, "Frais annexes", "ANNEX_COSTS", "400000.01");
     insta::assert_json_snapshot!("allocate_envelope_over_total", api.refused(ALLOCATE, over).await);
+}
+
+#[tokio::test]
+async fn financing_plans_say_who_pays_what_and_their_errors_write_nothing() {
+    let api = Api::new();
+    ok(api.run(SIGN, sign_input()).await);
+    let code = |answer: &Value| {
+        let e = &answer["errors"][0]["extensions"];
+        (e["code"].as_str().unwrap_or("").to_string(), e["rule"].as_str().unwrap_or("").to_string())
+    };
+    // Two funders: the plan is needed.
+    let mut none = allocate_input(2, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000");
+    none.as_object_mut().unwrap().remove("financing");
+    let refused = api.refused(ALLOCATE, none).await;
+    assert_eq!(code(&refused), ("BAD_USER_INPUT".into(), "FinancingPlan".into()));
+    insta::assert_json_snapshot!("allocate_envelope_without_plan", refused);
+    // Rates adding up to 99.
+    let mut short = allocate_input(3, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000");
+    short["financing"] = json!([ { "funder": "ANCT", "rate": "55" }, { "funder": "Uniformation", "rate": "44" } ]);
+    insta::assert_json_snapshot!("allocate_envelope_rates_short", api.refused(ALLOCATE, short).await);
+    // Both a rate and an amount for one funder: refused by field before any command.
+    let mut both = allocate_input(4, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000");
+    both["financing"] = json!([ { "funder": "ANCT", "rate": "100", "amount": "4000000" } ]);
+    let refused = api.refused(ALLOCATE, both).await;
+    assert_eq!(refused["errors"][0]["extensions"]["field"], "financing");
+    // All 4 M€ of trainings from ANCT: beyond its 2.6 M€ share.
+    let mut greedy = allocate_input(5, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000");
+    greedy["financing"] = json!([ { "funder": "ANCT", "rate": "100" } ]);
+    let refused = api.refused(ALLOCATE, greedy).await;
+    assert_eq!(code(&refused), ("BAD_USER_INPUT".into(), "FunderShareExceeded".into()));
+    // By amounts, then read back with each funder's part of the envelope.
+    let mut amounts = allocate_input(6, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000");
+    amounts["financing"] =
+        json!([ { "funder": "ANCT", "amount": "2200000" }, { "funder": "Uniformation", "amount": "1800000" } ]);
+    ok(api.run(ALLOCATE, amounts).await);
+    ok(api.run(ALLOCATE, allocate_input(7, "Frais annexes", "ANNEX_COSTS", "400000")).await);
+    ok(api.run(COMMIT, commit_input(8, "ACHAT-1", "1000.01")).await);
+    let plans = ok(api
+        .query(r#"{ convention(code: "ANCT-UNIFORMATION-2021") { envelopes { name financing { funder rate amount } funders { funder figures { allocated committed } } } funders { funder figures { allocated committed } } } }"#)
+        .await);
+    insta::assert_json_snapshot!("envelope_financing_plans", plans);
+    // An amendment moving 100 000 € from trainings to annex costs changes the trainings'
+    // plan with it (a plan by amounts follows its envelope).
+    let amend = |n: u128, financing: Value| {
+        json!({ "commandId": cmd(n), "conventionId": convention_id(), "signedOn": "2021-11-02", "reason": "Avenant n°1",
+                "envelopes": [ { "envelopeId": envelope_id("Formations certifiantes"), "amount": "3900000" },
+                               { "envelopeId": envelope_id("Frais annexes"), "amount": "500000" } ],
+                "financing": financing })
+    };
+    let refused = api.refused(AMEND, amend(9, json!([]))).await;
+    assert_eq!(code(&refused), ("BAD_USER_INPUT".into(), "FinancingPlan".into()));
+    let plan = json!([ { "envelopeId": envelope_id("Formations certifiantes"),
+                         "parts": [ { "funder": "ANCT", "amount": "2100000" }, { "funder": "Uniformation", "amount": "1800000" } ] } ]);
+    let amended = ok(api.run(AMEND, amend(10, plan)).await);
+    assert_eq!(amended["errors"], Value::Null);
+    let after = ok(api
+        .query(r#"{ convention(code: "ANCT-UNIFORMATION-2021") { amendments { financing { envelope parts { funder amount } } } funders { funder figures { allocated committed } } } }"#)
+        .await);
+    insta::assert_json_snapshot!("amended_financing_plans", after);
 }
 
 #[tokio::test]

@@ -89,6 +89,48 @@ impl EnvelopeView {
     async fn figures(&self) -> FiguresView {
         FiguresView(self.0.figures.clone())
     }
+    /// Its financing plan in force: who pays what part of the money committed from now
+    /// on (earlier commitments keep the plan they were made under).
+    async fn financing(&self) -> Vec<FunderPart> {
+        self.0.plan().iter().map(FunderPart::from).collect()
+    }
+    /// Each funder's part of every figure, by the plans its commitments were made under
+    /// (to the cent, largest remainder: the parts add up to `figures` exactly).
+    async fn funders(&self) -> Vec<FunderBudget> {
+        self.0
+            .funders()
+            .into_iter()
+            .map(|(funder, figures)| FunderBudget { funder, figures: FiguresView(figures) })
+            .collect()
+    }
+}
+
+/// One funder's part of an envelope: a rate (percent) or a fixed amount.
+#[derive(SimpleObject)]
+pub struct FunderPart {
+    pub funder: String,
+    /// Percent of every euro, as a string (`"55.00"`); null for a fixed amount.
+    pub rate: Option<String>,
+    /// A fixed amount of the envelope; null for a rate.
+    pub amount: Option<MoneyScalar>,
+}
+
+impl From<&domain::financing::FunderPart> for FunderPart {
+    fn from(p: &domain::financing::FunderPart) -> Self {
+        use domain::financing::Share;
+        let (rate, amount) = match p.share {
+            Share::Rate(r) => (Some(domain::money::round_cents(r).to_string()), None),
+            Share::Amount(a) => (None, Some(a.into())),
+        };
+        FunderPart { funder: p.funder.clone(), rate, amount }
+    }
+}
+
+/// A financing plan an amendment set for an envelope.
+#[derive(SimpleObject)]
+pub struct EnvelopeFinancing {
+    pub envelope: String,
+    pub parts: Vec<FunderPart>,
 }
 
 #[derive(SimpleObject)]
@@ -219,9 +261,20 @@ impl AmendmentView {
             shares.iter().map(|s| share(s, total)).collect()
         })
     }
-    /// New annex-cost caps, when the amendment set them.
+    /// New annex-cost terms, when the amendment set them.
     async fn annex_caps(&self) -> Option<AnnexCapsPeriod> {
         self.0.annex_caps.as_ref().map(AnnexCapsPeriod::from)
+    }
+    /// New financing plans, by envelope.
+    async fn financing(&self) -> Vec<EnvelopeFinancing> {
+        self.0
+            .financing
+            .iter()
+            .map(|(envelope, parts)| EnvelopeFinancing {
+                envelope: envelope.clone(),
+                parts: parts.iter().map(FunderPart::from).collect(),
+            })
+            .collect()
     }
     async fn envelopes(&self) -> Vec<EnvelopeChange> {
         self.0
@@ -282,7 +335,7 @@ fn share(s: &dc::FundingShare, total: Money) -> FundingShare {
     }
 }
 
-/// A funder's part of a convention's budget.
+/// A funder's part of a convention's or an envelope's budget.
 #[derive(SimpleObject)]
 pub struct FunderBudget {
     pub funder: String,
@@ -362,8 +415,9 @@ impl ConventionView {
     async fn budget(&self) -> FiguresView {
         FiguresView(self.0.figures())
     }
-    /// Each funder's part of the budget, in proportion to its share of the total (to the
-    /// cent: the parts add up to `budget` exactly).
+    /// Each funder's part of the budget: the sum of its parts of the envelopes, each by
+    /// the envelope's financing plans (never a pro-rata of the whole convention), to the
+    /// cent — the parts add up to `budget` exactly.
     async fn funders(&self) -> Vec<FunderBudget> {
         self.0
             .by_funder()

@@ -4,6 +4,7 @@
 
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::annex::{AnnexCaps, CapsChange};
+use crate::financing::{self, EnvelopeFinancing, FinancingPlan, FunderPart, PlanError};
 use crate::ids::{ConventionId, EnvelopeId};
 use crate::money::Money;
 use crate::territory::DepartementCode;
@@ -91,6 +92,9 @@ pub struct AllocateEnvelope {
     pub kind: EnvelopeKind,
     pub amount: Money,
     pub allocated_on: NaiveDate,
+    /// Which funder pays what part of it; needed when the convention has several
+    /// funders (one funder: all of it).
+    pub financing: Option<Vec<FunderPart>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -104,6 +108,8 @@ pub struct SignAmendment {
     pub envelopes: Vec<EnvelopeAmount>,
     /// New annex-cost caps, from a date no earlier than the amendment's signature.
     pub annex_caps: Option<CapsChange>,
+    /// New financing plans, for the money committed from the amendment on.
+    pub financing: Vec<EnvelopeFinancing>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -207,6 +213,10 @@ pub struct EnvelopeAllocated {
     pub kind: EnvelopeKind,
     pub amount: Money,
     pub allocated_on: NaiveDate,
+    /// Its financing plan. Envelopes recorded before plans existed have none: they read
+    /// as the convention's shares (`financing::plan_or_shares`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub financing: Vec<FunderPart>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +231,9 @@ pub struct AmendmentSigned {
     pub envelopes: Vec<EnvelopeAmount>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annex_caps: Option<CapsChange>,
+    /// New financing plans, for the money committed from the amendment on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub financing: Vec<EnvelopeFinancing>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,7 +368,9 @@ pub enum ConventionError {
     UnknownEnvelope { envelope_id: EnvelopeId },
     #[error("envelope {envelope_id} is changed twice in the same amendment")]
     DuplicateEnvelopeChange { envelope_id: EnvelopeId },
-    #[error("an amendment must change the total, the shares, the end date, an envelope or the annex-cost caps")]
+    #[error(
+        "an amendment must change the total, the shares, the end date, an envelope, the annex-cost terms or a financing plan"
+    )]
     EmptyAmendment,
     #[error("annex-cost cap {field} must be more than 0 (the claim deadline at least 1 day)")]
     InvalidCaps { field: &'static str },
@@ -391,6 +406,14 @@ pub enum ConventionError {
     DatedBefore { what: &'static str, date: NaiveDate, earlier: &'static str, earlier_date: NaiveDate },
     #[error("{count} commitment(s) are still open, {outstanding} not yet paid: release or pay them first")]
     OpenCommitments { count: usize, outstanding: Money },
+    #[error("the financing plan of envelope {envelope}: {problem}")]
+    FinancingPlan {
+        envelope: String,
+        #[serde(flatten)]
+        problem: PlanError,
+    },
+    #[error("funder {funder} would pay {planned} of the envelopes, more than its share of the convention ({share})")]
+    FunderShareExceeded { funder: String, share: Money, planned: Money },
 }
 
 impl ConventionError {
@@ -418,6 +441,10 @@ pub struct Envelope {
     pub committed: Money,
     pub service_done: Money,
     pub paid: Money,
+    /// Who pays what part of the money committed from now on.
+    pub plan: FinancingPlan,
+    /// Whether the plan was recorded (envelopes from before plans read the shares).
+    pub plan_recorded: bool,
 }
 
 impl Envelope {
@@ -481,6 +508,32 @@ impl Signed {
     fn allocated(&self) -> Money {
         self.envelopes.values().map(|e| e.allocated).sum()
     }
+}
+
+/// Each funder's planned part of the envelopes (`amount`, `plan`) stays within its share
+/// of the convention.
+fn check_funders<'a>(
+    shares: &[FundingShare],
+    envelopes: impl Iterator<Item = (Money, &'a FinancingPlan)>,
+) -> Result<(), ConventionError> {
+    let mut planned: BTreeMap<&str, Money> = BTreeMap::new();
+    for (amount, plan) in envelopes {
+        for (part, money) in plan.iter().zip(financing::split(plan, amount)) {
+            let entry = planned.entry(part.funder.as_str()).or_insert(Money::ZERO);
+            *entry = *entry + money;
+        }
+    }
+    for share in shares {
+        let planned = planned.get(share.funder.as_str()).copied().unwrap_or(Money::ZERO);
+        if planned > share.amount {
+            return Err(ConventionError::FunderShareExceeded {
+                funder: share.funder.clone(),
+                share: share.amount,
+                planned,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The decision state of one convention; `None` until it is signed.
@@ -613,6 +666,8 @@ impl Convention {
             return Err(ConventionError::DuplicateEnvelope { name: c.name.trim().to_string() });
         }
         positive("the envelope amount", c.amount)?;
+        let plan = financing::check(c.financing.as_deref(), c.amount, &s.shares)
+            .map_err(|problem| ConventionError::FinancingPlan { envelope: c.name.trim().to_string(), problem })?;
         let allocated = s.allocated();
         let allocated_after = allocated + c.amount;
         if allocated_after > s.total {
@@ -623,12 +678,17 @@ impl Convention {
                 allocated_after,
             });
         }
+        check_funders(
+            &s.shares,
+            s.envelopes.values().map(|e| (e.allocated, &e.plan)).chain(std::iter::once((c.amount, &plan))),
+        )?;
         Ok(vec![ConventionEvent::EnvelopeAllocated(EnvelopeAllocated {
             envelope_id,
             name: c.name.trim().to_string(),
             kind: c.kind,
             amount: c.amount,
             allocated_on: c.allocated_on,
+            financing: plan,
         })])
     }
 
@@ -641,6 +701,7 @@ impl Convention {
             && c.period_end.is_none()
             && c.envelopes.is_empty()
             && c.annex_caps.is_none()
+            && c.financing.is_empty()
         {
             return Err(ConventionError::EmptyAmendment);
         }
@@ -693,6 +754,8 @@ impl Convention {
                 allocated_after,
             });
         }
+        let shares = c.shares.as_deref().unwrap_or(&s.shares);
+        let financing = self.amended_plans(s, c, &new_amounts, shares)?;
         Ok(vec![ConventionEvent::AmendmentSigned(AmendmentSigned {
             number: s.amendments + 1,
             signed_on: c.signed_on,
@@ -702,7 +765,50 @@ impl Convention {
             period_end: c.period_end,
             envelopes: c.envelopes.clone(),
             annex_caps: c.annex_caps.clone(),
+            financing,
         })])
+    }
+
+    /// The plans an amendment sets, checked; with the envelopes' amounts and the funders'
+    /// shares after it, every recorded plan must still hold (a plan by amounts follows its
+    /// envelope's amount), and each funder's planned part stay within its share.
+    fn amended_plans(
+        &self,
+        s: &Signed,
+        c: &SignAmendment,
+        amounts: &BTreeMap<EnvelopeId, Money>,
+        shares: &[FundingShare],
+    ) -> Result<Vec<EnvelopeFinancing>, ConventionError> {
+        let mut plans: BTreeMap<EnvelopeId, (FinancingPlan, bool)> =
+            s.envelopes.iter().map(|(id, e)| (*id, (e.plan.clone(), e.plan_recorded))).collect();
+        let mut changed = Vec::with_capacity(c.financing.len());
+        for change in &c.financing {
+            let envelope = s
+                .envelopes
+                .get(&change.envelope_id)
+                .ok_or(ConventionError::UnknownEnvelope { envelope_id: change.envelope_id })?;
+            if changed.iter().any(|e: &EnvelopeFinancing| e.envelope_id == change.envelope_id) {
+                return Err(ConventionError::DuplicateEnvelopeChange { envelope_id: change.envelope_id });
+            }
+            let amount = amounts.get(&change.envelope_id).copied().unwrap_or(envelope.allocated);
+            let plan = financing::check(Some(&change.parts), amount, shares)
+                .map_err(|problem| ConventionError::FinancingPlan { envelope: envelope.name.clone(), problem })?;
+            plans.insert(change.envelope_id, (plan.clone(), true));
+            changed.push(EnvelopeFinancing { envelope_id: change.envelope_id, parts: plan });
+        }
+        for (id, (plan, recorded)) in &plans {
+            let envelope = &s.envelopes[id];
+            if *recorded && !changed.iter().any(|e| e.envelope_id == *id) {
+                let amount = amounts.get(id).copied().unwrap_or(envelope.allocated);
+                financing::check(Some(plan), amount, shares)
+                    .map_err(|problem| ConventionError::FinancingPlan { envelope: envelope.name.clone(), problem })?;
+            }
+        }
+        check_funders(
+            shares,
+            plans.iter().map(|(id, (plan, _))| (amounts.get(id).copied().unwrap_or(s.envelopes[id].allocated), plan)),
+        )?;
+        Ok(changed)
     }
 
     fn commit(&self, c: &CommitFunds) -> Result<Vec<ConventionEvent>, ConventionError> {
@@ -884,6 +990,8 @@ impl Aggregate for Convention {
                         kind: e.kind,
                         allocated: e.amount,
                         allocated_on: e.allocated_on,
+                        plan: financing::plan_or_shares(&e.financing, &s.shares),
+                        plan_recorded: !e.financing.is_empty(),
                         ..Envelope::default()
                     },
                 );
@@ -907,6 +1015,12 @@ impl Aggregate for Convention {
                 if let Some(change) = &e.annex_caps {
                     s.caps.retain(|c| c.effective_on < change.effective_on);
                     s.caps.push(change.clone());
+                }
+                for change in &e.financing {
+                    if let Some(env) = s.envelopes.get_mut(&change.envelope_id) {
+                        env.plan = change.parts.clone();
+                        env.plan_recorded = true;
+                    }
                 }
             }
             ConventionEvent::FundsCommitted(e) => {

@@ -81,6 +81,7 @@ impl World {
             kind: EnvelopeKind::AnnexCosts,
             amount: m(annex),
             allocated_on: d("2021-03-15"),
+            financing: None,
         }))
         .await;
         w
@@ -284,6 +285,7 @@ async fn a_claim_waits_for_funds_and_is_funded_when_an_amendment_adds_some() {
         period_end: None,
         envelopes: vec![EnvelopeAmount { envelope_id: envelope(), amount: m("1000.00") }],
         annex_caps: None,
+        financing: vec![],
     }))
     .await;
     w.run().await;

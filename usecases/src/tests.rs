@@ -84,6 +84,7 @@ async fn signed(app: &UseCases, envelopes: &[(&str, EnvelopeKind, i64)]) {
             kind: *kind,
             amount: eur(*amount),
             allocated_on: d("2021-03-15"),
+            financing: None,
         });
         app.convention(allocate, meta()).await.unwrap();
     }

@@ -91,6 +91,7 @@ async fn scenario() -> MemoryStore {
             kind,
             amount: Money::euros(1_000_000),
             allocated_on: d("2021-03-15"),
+            financing: None,
         }))
         .await;
     }

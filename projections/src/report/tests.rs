@@ -58,6 +58,10 @@ async fn late_correction(store: &MemoryStore) -> DateTime<Utc> {
             kind: EnvelopeKind::NonCertifyingTrainings,
             amount: Money::euros(1_000_000),
             allocated_on: d("2021-03-20"),
+            financing: Some(vec![
+                domain::financing::FunderPart::rate("ANCT", rust_decimal::Decimal::from(60)),
+                domain::financing::FunderPart::rate("Uniformation", rust_decimal::Decimal::from(40)),
+            ]),
         }),
     )
     .await;
