@@ -94,6 +94,25 @@ pub struct EnvelopeBudget {
     /// plan in force: [`EnvelopeBudget::funders`]).
     #[serde(default)]
     pub by_funder: BTreeMap<String, Figures>,
+    /// By budget year (exercice: the calendar year of each move's business date), each
+    /// funder's moves in that year.
+    #[serde(default)]
+    pub years: BTreeMap<i32, BTreeMap<String, YearFigures>>,
+}
+
+/// One funder's moves on an envelope in one budget year (exercice). Signed: a funder's
+/// part of a commitment may move by a cent against the flow when a later move changes
+/// the largest remainders (three funders or more); the sums stay exact.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct YearFigures {
+    /// Engagements of the year (AE engagées).
+    pub committed: Decimal,
+    /// Releases of the year (AE désengagées).
+    pub released: Decimal,
+    pub service_done: Decimal,
+    /// Payments of the year (CP).
+    pub paid: Decimal,
 }
 
 impl EnvelopeBudget {
@@ -322,6 +341,7 @@ fn apply_to(b: &mut ConventionBudget, event: ConventionEvent) {
             figures: Figures { allocated: e.amount, ..Figures::default() },
             plans: vec![financing::plan_or_shares(&e.financing, &b.shares)],
             by_funder: BTreeMap::new(),
+            years: BTreeMap::new(),
         }),
         ConventionEvent::AmendmentSigned(e) => {
             let record = AmendmentRecord {
@@ -393,25 +413,25 @@ fn apply_to(b: &mut ConventionBudget, event: ConventionEvent) {
                         paid: Money::ZERO,
                     },
                 );
-                b.attribute(&e.reference, e.amount, Step::Commit);
+                b.attribute(&e.reference, e.amount, Step::Commit, e.committed_on);
             }
         }
         ConventionEvent::FundsReleased(e) => {
             if let Some(env) = b.envelope(e.envelope_id) {
                 env.figures.committed = env.figures.committed.saturating_sub(e.amount);
-                b.attribute(&e.reference, e.amount, Step::Release);
+                b.attribute(&e.reference, e.amount, Step::Release, e.released_on);
             }
         }
         ConventionEvent::ServiceDoneRecorded(e) => {
             if let Some(env) = b.envelope(e.envelope_id) {
                 env.figures.service_done = env.figures.service_done + e.amount;
-                b.attribute(&e.reference, e.amount, Step::ServiceDone);
+                b.attribute(&e.reference, e.amount, Step::ServiceDone, e.done_on);
             }
         }
         ConventionEvent::PaymentRecorded(e) => {
             if let Some(env) = b.envelope(e.envelope_id) {
                 env.figures.paid = env.figures.paid + e.amount;
-                b.attribute(&e.reference, e.amount, Step::Pay);
+                b.attribute(&e.reference, e.amount, Step::Pay, e.paid_on);
             }
         }
         ConventionEvent::ConventionClosed(e) => b.closed_on = Some(e.closed_on),
@@ -430,8 +450,9 @@ enum Step {
 impl ConventionBudget {
     /// Moves a commitment's figure by `amount` and its funders' parts with it: the parts
     /// of the new cumulative figure, by the commitment's plan, replace those of the old
-    /// one (so each commitment's parts always add up to its figure, to the cent).
-    fn attribute(&mut self, reference: &str, amount: Money, step: Step) {
+    /// one (so each commitment's parts always add up to its figure, to the cent), and each
+    /// funder's accounts of the move's budget year by the same differences.
+    fn attribute(&mut self, reference: &str, amount: Money, step: Step, on: NaiveDate) {
         let Some(ledger) = self.commitments.get_mut(reference) else { return };
         let figure = match step {
             Step::Commit | Step::Release => &mut ledger.committed,
@@ -449,7 +470,16 @@ impl ConventionBudget {
         let Some(plan) = env.plans.get(plan) else { return };
         let old = financing::split(plan, before);
         let new = financing::split(plan, after);
+        let year = env.years.entry(chrono::Datelike::year(&on)).or_default();
         for ((part, old), new) in plan.iter().zip(old).zip(new) {
+            let moved = new.amount() - old.amount();
+            let y = year.entry(part.funder.clone()).or_default();
+            match step {
+                Step::Commit => y.committed += moved,
+                Step::Release => y.released -= moved,
+                Step::ServiceDone => y.service_done += moved,
+                Step::Pay => y.paid += moved,
+            }
             let f = env.by_funder.entry(part.funder.clone()).or_default();
             let slot = match step {
                 Step::Commit | Step::Release => &mut f.committed,

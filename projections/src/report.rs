@@ -17,6 +17,7 @@ use domain::aidants::HabilitationState;
 use domain::claim::ClaimState;
 use domain::convention::{ConventionEvent, EnvelopeKind, TargetKind};
 use domain::{Aggregate, ConventionId, EnvelopeId, Money};
+use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use store::RecordedEvent;
@@ -103,18 +104,103 @@ pub struct EnvelopeReport {
     pub service_done: Money,
     pub paid: Money,
     pub available: Money,
+    /// Its financing plan in force.
+    pub financing: domain::financing::FinancingPlan,
+    /// Each funder's part of the figures, by the plans of its commitments.
+    pub funders: Vec<FunderReport>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FunderReport {
     pub funder: String,
-    /// Its share of the convention's total.
+    /// Its share of the convention's total (of a convention's funders; zero for an
+    /// envelope's).
     pub share: Money,
     pub allocated: Money,
     pub committed: Money,
     pub service_done: Money,
     pub paid: Money,
+}
+
+/// One funder's account of one envelope (or of the whole convention: `envelope` TOTAL)
+/// in one budget year (exercice): what it committed (AE), released, had served and paid
+/// (CP) in the year, and what carries over to the next (committed, not released, not yet
+/// paid, at the year's end).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FiscalYearReport {
+    pub year: i32,
+    pub envelope: String,
+    pub funder: String,
+    pub committed: Decimal,
+    pub released: Decimal,
+    pub service_done: Decimal,
+    pub paid: Decimal,
+    pub carried_over: Decimal,
+}
+
+/// The fiscal years of a convention: per envelope and funder, then per funder (TOTAL),
+/// every year from the first move to the last, carried-over amounts included.
+fn fiscal_years(c: &crate::budget::ConventionBudget) -> Vec<FiscalYearReport> {
+    let years: Vec<i32> = c.envelopes.iter().flat_map(|e| e.years.keys().copied()).collect();
+    let (Some(first), Some(last)) = (years.iter().min().copied(), years.iter().max().copied()) else {
+        return vec![];
+    };
+    let cents = |d: Decimal| {
+        let mut d = domain::money::round_cents(d);
+        d.rescale(2);
+        d
+    };
+    let mut rows = Vec::new();
+    let mut totals: BTreeMap<(i32, String), FiscalYearReport> = BTreeMap::new();
+    for envelope in &c.envelopes {
+        let mut carry: BTreeMap<String, Decimal> = BTreeMap::new();
+        for year in first..=last {
+            let moves = envelope.years.get(&year);
+            let mut funders: Vec<String> = carry.keys().cloned().collect();
+            for f in moves.into_iter().flat_map(|m| m.keys()) {
+                if !funders.contains(f) {
+                    funders.push(f.clone());
+                }
+            }
+            for funder in funders {
+                let m = moves.and_then(|m| m.get(&funder)).cloned().unwrap_or_default();
+                let carried = carry.entry(funder.clone()).or_default();
+                *carried += m.committed - m.released - m.paid;
+                let row = FiscalYearReport {
+                    year,
+                    envelope: envelope.name.clone(),
+                    funder: funder.clone(),
+                    committed: cents(m.committed),
+                    released: cents(m.released),
+                    service_done: cents(m.service_done),
+                    paid: cents(m.paid),
+                    carried_over: cents(*carried),
+                };
+                let total = totals.entry((year, funder.clone())).or_insert_with(|| FiscalYearReport {
+                    year,
+                    envelope: "TOTAL".into(),
+                    funder: funder.clone(),
+                    committed: cents(Decimal::ZERO),
+                    released: cents(Decimal::ZERO),
+                    service_done: cents(Decimal::ZERO),
+                    paid: cents(Decimal::ZERO),
+                    carried_over: cents(Decimal::ZERO),
+                });
+                total.committed += row.committed;
+                total.released += row.released;
+                total.service_done += row.service_done;
+                total.paid += row.paid;
+                total.carried_over += row.carried_over;
+                rows.push(row);
+            }
+        }
+    }
+    rows.sort_by(|a, b| (a.year, &a.envelope).cmp(&(b.year, &b.envelope)));
+    rows.extend(totals.into_values());
+    rows.sort_by_key(|r| r.year);
+    rows
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -168,6 +254,8 @@ pub struct ConventionReport {
     pub annex_costs: AnnexCostsReport,
     pub targets: Vec<TargetReport>,
     pub closed_on: Option<NaiveDate>,
+    /// By budget year (exercice), per envelope and funder, then per funder (TOTAL).
+    pub fiscal_years: Vec<FiscalYearReport>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -369,13 +457,11 @@ impl ReportBuilder {
                     signed_on: c.signed_on,
                     period_end: c.period_end,
                     total: c.total,
-                    funders: c
-                        .shares
-                        .iter()
-                        .zip(by_funder)
-                        .map(|(share, (funder, f))| FunderReport {
+                    funders: by_funder
+                        .into_iter()
+                        .map(|(funder, f)| FunderReport {
+                            share: c.shares.iter().find(|s| s.funder == funder).map_or(Money::ZERO, |s| s.amount),
                             funder,
-                            share: share.amount,
                             allocated: f.allocated,
                             committed: f.committed,
                             service_done: f.service_done,
@@ -393,6 +479,19 @@ impl ReportBuilder {
                             service_done: e.figures.service_done,
                             paid: e.figures.paid,
                             available: e.figures.available(),
+                            financing: e.plan().to_vec(),
+                            funders: e
+                                .funders()
+                                .into_iter()
+                                .map(|(funder, f)| FunderReport {
+                                    funder,
+                                    share: Money::ZERO,
+                                    allocated: f.allocated,
+                                    committed: f.committed,
+                                    service_done: f.service_done,
+                                    paid: f.paid,
+                                })
+                                .collect(),
                         })
                         .collect(),
                     budget: (&figures).into(),
@@ -439,6 +538,7 @@ impl ReportBuilder {
                         })
                         .collect(),
                     closed_on: c.closed_on,
+                    fiscal_years: fiscal_years(c),
                 }
             })
             .collect();
@@ -543,6 +643,70 @@ pub fn to_csv(report: &FinancialReport, french: bool) -> String {
             money(c.budget.paid),
             money(c.budget.available),
         ]);
+    }
+    let decimal = |d: Decimal| if french { d.to_string().replace('.', ",") } else { d.to_string() };
+    out += "\r\n";
+    out += &line(&[
+        "convention".into(),
+        "envelope".into(),
+        "funder".into(),
+        "allocated".into(),
+        "committed".into(),
+        "service done".into(),
+        "paid".into(),
+    ]);
+    for c in &report.conventions {
+        for e in &c.envelopes {
+            for f in &e.funders {
+                out += &line(&[
+                    c.code.clone(),
+                    e.name.clone(),
+                    f.funder.clone(),
+                    money(f.allocated),
+                    money(f.committed),
+                    money(f.service_done),
+                    money(f.paid),
+                ]);
+            }
+        }
+        for f in &c.funders {
+            out += &line(&[
+                c.code.clone(),
+                "TOTAL".into(),
+                f.funder.clone(),
+                money(f.allocated),
+                money(f.committed),
+                money(f.service_done),
+                money(f.paid),
+            ]);
+        }
+    }
+    out += "\r\n";
+    out += &line(&[
+        "convention".into(),
+        "year".into(),
+        "envelope".into(),
+        "funder".into(),
+        "committed".into(),
+        "released".into(),
+        "service done".into(),
+        "paid".into(),
+        "carried over".into(),
+    ]);
+    for c in &report.conventions {
+        for y in &c.fiscal_years {
+            out += &line(&[
+                c.code.clone(),
+                y.year.to_string(),
+                y.envelope.clone(),
+                y.funder.clone(),
+                decimal(y.committed),
+                decimal(y.released),
+                decimal(y.service_done),
+                decimal(y.paid),
+                decimal(y.carried_over),
+            ]);
+        }
     }
     out
 }

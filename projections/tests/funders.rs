@@ -184,7 +184,7 @@ async fn history(funders: usize, shares: Vec<u32>, ops: Vec<(u8, u8, u32, u32)>)
                         .map(|c| DepartementCode::parse(c).unwrap()),
                 })
             }
-            2 | 3 | 4 => {
+            2..=4 => {
                 let Some(c) = s.commitments.get(&reference(y)) else { continue };
                 let (max, done) = match op % 6 {
                     2 => (c.committed.saturating_sub(c.service_done), "release"),
