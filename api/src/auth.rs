@@ -99,6 +99,14 @@ pub enum Operation {
     Dashboard,
     DashboardUpdates,
     Report,
+    Disbursements,
+    SetDisbursementSchedule,
+    SubmitStatementOfExpenses,
+    ClaimPayment,
+    PayClaim,
+    RecordCoFunderSpending,
+    OrderRecovery,
+    RecordRecoveryPaid,
 }
 
 impl Operation {
@@ -154,6 +162,14 @@ impl Operation {
             Operation::Dashboard => "dashboard",
             Operation::DashboardUpdates => "dashboardUpdates",
             Operation::Report => "report",
+            Operation::Disbursements => "disbursements",
+            Operation::SetDisbursementSchedule => "setDisbursementSchedule",
+            Operation::SubmitStatementOfExpenses => "submitStatementOfExpenses",
+            Operation::ClaimPayment => "claimPayment",
+            Operation::PayClaim => "payClaim",
+            Operation::RecordCoFunderSpending => "recordCoFunderSpending",
+            Operation::OrderRecovery => "orderRecovery",
+            Operation::RecordRecoveryPaid => "recordRecoveryPaid",
         }
     }
 }
@@ -220,6 +236,17 @@ pub const MATRIX: &[(Operation, &[Role])] = &[
     (O::DashboardUpdates, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
     // The financial report of a past date and its provenance (`report`, `reportProvenance`).
     (O::Report, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    // The money between ANCT and its partners: ANCT sets the schedule, pays and orders
+    // recoveries; the partner (the OPCO's role) states its expenses, claims instalments
+    // and records the co-funder's spending.
+    (O::Disbursements, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    (O::SetDisbursementSchedule, &[R::Anct]),
+    (O::SubmitStatementOfExpenses, &[R::Opco]),
+    (O::ClaimPayment, &[R::Opco]),
+    (O::PayClaim, &[R::Anct]),
+    (O::RecordCoFunderSpending, &[R::Opco]),
+    (O::OrderRecovery, &[R::Anct]),
+    (O::RecordRecoveryPaid, &[R::Anct]),
 ];
 
 pub fn allowed(role: Role, operation: Operation) -> bool {

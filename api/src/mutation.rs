@@ -193,4 +193,5 @@ pub struct Mutation(
     crate::programmes::ProgrammeMutation,
     crate::aidants::AidantsMutation,
     crate::claims::ClaimMutation,
+    crate::disbursements::DisbursementMutation,
 );

@@ -78,4 +78,5 @@ pub struct Query(
     crate::claims::ClaimQuery,
     crate::dashboard::DashboardQuery,
     crate::report::ReportQuery,
+    crate::disbursements::DisbursementQuery,
 );

@@ -8,6 +8,7 @@ use store::MemoryStore;
 mod claims;
 mod concurrency;
 mod dashboard;
+mod disbursements;
 mod report;
 
 struct Api {
@@ -662,6 +663,7 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
     .chain(claims::matrix_operations())
     .chain(dashboard::matrix_operations())
     .chain(report::matrix_operations())
+    .chain(disbursements::matrix_operations())
     .collect()
 }
 
@@ -900,6 +902,7 @@ impl Api {
             }
         }
         claims::matrix_fixture(&api).await;
+        disbursements::matrix_fixture(&api).await;
         api
     }
 }

@@ -112,6 +112,25 @@ pub struct SignAmendment {
     pub financing: Vec<EnvelopeFinancing>,
 }
 
+/// One instalment of a disbursement schedule as set: its part of ANCT's share (a rate
+/// or an amount) and its condition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedInstalment {
+    pub label: String,
+    pub share: crate::financing::Share,
+    pub condition: crate::disbursement::Condition,
+}
+
+/// Sets the schedule of ANCT's payments to the partner: once at signature, then only as
+/// an amendment already signed says (`amendment`: its number).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SetSchedule {
+    pub convention_id: ConventionId,
+    pub instalments: Vec<PlannedInstalment>,
+    pub set_on: NaiveDate,
+    pub amendment: Option<u32>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CommitFunds {
     pub convention_id: ConventionId,
@@ -165,6 +184,7 @@ pub enum ConventionCommand {
     RecordServiceDone(RecordServiceDone),
     RecordPayment(RecordPayment),
     Close(CloseConvention),
+    SetSchedule(SetSchedule),
 }
 
 impl ConventionCommand {
@@ -179,6 +199,7 @@ impl ConventionCommand {
             Self::RecordServiceDone(c) => c.convention_id,
             Self::RecordPayment(c) => c.convention_id,
             Self::Close(c) => c.convention_id,
+            Self::SetSchedule(c) => c.convention_id,
         }
     }
 }
@@ -274,6 +295,14 @@ pub struct ConventionClosed {
     pub closed_on: NaiveDate,
 }
 
+/// The disbursement schedule, its instalments' amounts resolved from ANCT's share.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleSet {
+    pub instalments: Vec<crate::disbursement::Instalment>,
+    pub set_on: NaiveDate,
+    pub amendment: Option<u32>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum ConventionEvent {
@@ -285,6 +314,7 @@ pub enum ConventionEvent {
     ServiceDoneRecorded(ServiceDoneRecorded),
     PaymentRecorded(PaymentRecorded),
     ConventionClosed(ConventionClosed),
+    ScheduleSet(ScheduleSet),
 }
 
 impl DomainEvent for ConventionEvent {
@@ -298,6 +328,7 @@ impl DomainEvent for ConventionEvent {
             Self::ServiceDoneRecorded(_) => "ServiceDoneRecorded",
             Self::PaymentRecorded(_) => "PaymentRecorded",
             Self::ConventionClosed(_) => "ConventionClosed",
+            Self::ScheduleSet(_) => "DisbursementScheduleSet",
         }
     }
 
@@ -311,6 +342,7 @@ impl DomainEvent for ConventionEvent {
             Self::ServiceDoneRecorded(e) => e.done_on,
             Self::PaymentRecorded(e) => e.paid_on,
             Self::ConventionClosed(e) => e.closed_on,
+            Self::ScheduleSet(e) => e.set_on,
         }
     }
 }
@@ -414,6 +446,16 @@ pub enum ConventionError {
     },
     #[error("funder {funder} would pay {planned} of the envelopes, more than its share of the convention ({share})")]
     FunderShareExceeded { funder: String, share: Money, planned: Money },
+    #[error("ANCT is not a funder of this convention: it has no share to pay in instalments")]
+    NoAnctShare,
+    #[error("a schedule needs at least one instalment")]
+    EmptySchedule,
+    #[error("the schedule {problem}")]
+    ScheduleDoesNotAddUp { problem: String },
+    #[error(
+        "the schedule is set once at signature; a change needs an amendment signed and not yet used (n°{amendment:?})"
+    )]
+    ScheduleChangeNeedsAmendment { amendment: Option<u32> },
 }
 
 impl ConventionError {
@@ -502,6 +544,9 @@ pub struct Signed {
     pub convention_id: ConventionId,
     /// Annex-cost caps by the date they take effect.
     pub caps: Vec<CapsChange>,
+    /// ANCT's payments to the partner, and the amendments that changed them.
+    pub schedule: Vec<crate::disbursement::Instalment>,
+    pub schedule_amendments: Vec<u32>,
 }
 
 impl Signed {
@@ -925,6 +970,65 @@ impl Convention {
         })])
     }
 
+    fn set_schedule(&self, c: &SetSchedule) -> Result<Vec<ConventionEvent>, ConventionError> {
+        use crate::financing::Share;
+        let s = self.open()?;
+        not_before("the schedule", c.set_on, "the convention's signature", s.signed_on)?;
+        let first = s.schedule.is_empty() && s.schedule_amendments.is_empty();
+        let amendment_ok = match c.amendment {
+            None => first,
+            Some(n) => n >= 1 && n <= s.amendments && !s.schedule_amendments.contains(&n),
+        };
+        if !amendment_ok {
+            return Err(ConventionError::ScheduleChangeNeedsAmendment { amendment: c.amendment });
+        }
+        let anct =
+            s.shares.iter().find(|f| f.funder.eq_ignore_ascii_case("ANCT")).ok_or(ConventionError::NoAnctShare)?;
+        if c.instalments.is_empty() {
+            return Err(ConventionError::EmptySchedule);
+        }
+        for i in &c.instalments {
+            require("an instalment's label", &i.label)?;
+        }
+        let rates: Vec<_> =
+            c.instalments.iter().filter_map(|i| if let Share::Rate(r) = i.share { Some(r) } else { None }).collect();
+        let does_not_add_up = |problem: String| Err(ConventionError::ScheduleDoesNotAddUp { problem });
+        let amounts: Vec<Money> = if rates.len() == c.instalments.len() {
+            let sum: rust_decimal::Decimal = rates.iter().sum();
+            if sum != rust_decimal::Decimal::ONE_HUNDRED || rates.iter().any(|r| *r <= rust_decimal::Decimal::ZERO) {
+                return does_not_add_up(format!("rates add up to {sum} %, not 100 % of ANCT's share"));
+            }
+            anct.amount.split(&rates)
+        } else if rates.is_empty() {
+            let amounts: Vec<Money> = c
+                .instalments
+                .iter()
+                .filter_map(|i| if let Share::Amount(a) = i.share { Some(a) } else { None })
+                .collect();
+            let sum: Money = amounts.iter().copied().sum();
+            if sum != anct.amount || amounts.iter().any(|a| a.is_zero()) {
+                return does_not_add_up(format!("amounts add up to {sum}, not to ANCT's share of {}", anct.amount));
+            }
+            amounts
+        } else {
+            return does_not_add_up("is all rates or all amounts, not both".into());
+        };
+        Ok(vec![ConventionEvent::ScheduleSet(ScheduleSet {
+            instalments: c
+                .instalments
+                .iter()
+                .zip(amounts)
+                .map(|(i, amount)| crate::disbursement::Instalment {
+                    label: i.label.trim().to_string(),
+                    amount,
+                    condition: i.condition,
+                })
+                .collect(),
+            set_on: c.set_on,
+            amendment: c.amendment,
+        })])
+    }
+
     fn close(&self, c: &CloseConvention) -> Result<Vec<ConventionEvent>, ConventionError> {
         let s = self.open()?;
         not_before("the closing", c.closed_on, "the last step it closes", s.last_movement)?;
@@ -955,6 +1059,7 @@ impl Aggregate for Convention {
             ConventionCommand::RecordServiceDone(c) => self.service_done(c),
             ConventionCommand::RecordPayment(c) => self.pay(c),
             ConventionCommand::Close(c) => self.close(c),
+            ConventionCommand::SetSchedule(c) => self.set_schedule(c),
         }
     }
 
@@ -975,6 +1080,8 @@ impl Aggregate for Convention {
                 amendments: 0,
                 closed: false,
                 caps: vec![CapsChange { effective_on: e.period_start, caps: e.annex_caps.clone() }],
+                schedule: Vec::new(),
+                schedule_amendments: Vec::new(),
             });
             return;
         }
@@ -1065,6 +1172,10 @@ impl Aggregate for Convention {
                 }
             }
             ConventionEvent::ConventionClosed(_) => s.closed = true,
+            ConventionEvent::ScheduleSet(e) => {
+                s.schedule = e.instalments.clone();
+                s.schedule_amendments.extend(e.amendment);
+            }
         }
     }
 }

@@ -206,6 +206,9 @@ pub struct ConventionBudget {
     /// Every commitment by reference, for its funders' parts.
     #[serde(default)]
     pub commitments: BTreeMap<String, CommitmentLedger>,
+    /// ANCT's payments to the partner, as the convention schedules them.
+    #[serde(default)]
+    pub schedule: Vec<domain::disbursement::Instalment>,
 }
 
 impl ConventionBudget {
@@ -317,6 +320,7 @@ impl Projection for BudgetView {
                     version: recorded.version,
                     position: recorded.position,
                     commitments: BTreeMap::new(),
+                    schedule: Vec::new(),
                 },
             );
             return Ok(());
@@ -435,6 +439,7 @@ fn apply_to(b: &mut ConventionBudget, event: ConventionEvent) {
             }
         }
         ConventionEvent::ConventionClosed(e) => b.closed_on = Some(e.closed_on),
+        ConventionEvent::ScheduleSet(e) => b.schedule = e.instalments,
     }
 }
 

@@ -46,15 +46,32 @@ pub enum Figure {
     Committed,
     ServiceDone,
     Paid,
+    /// A partner's balance (no envelope): paid by ANCT to the partner.
+    Received,
+    /// Spent of ANCT's money, by the partner's statements of expenses.
+    Justified,
+    /// Ordered back and paid back.
+    Recovered,
+    /// The co-funders' own spending.
+    CoFunderSpent,
 }
 
 impl Figure {
+    /// A figure of a partner's balance, not of an envelope.
+    pub fn of_partner(self) -> bool {
+        matches!(self, Figure::Received | Figure::Justified | Figure::Recovered | Figure::CoFunderSpent)
+    }
+
     pub fn parse(s: &str) -> Option<Figure> {
         match s.trim().to_lowercase().replace(['-', '_', ' '], "").as_str() {
             "allocated" => Some(Figure::Allocated),
             "committed" => Some(Figure::Committed),
             "servicedone" => Some(Figure::ServiceDone),
             "paid" => Some(Figure::Paid),
+            "received" => Some(Figure::Received),
+            "justified" => Some(Figure::Justified),
+            "recovered" => Some(Figure::Recovered),
+            "cofunderspent" => Some(Figure::CoFunderSpent),
             _ => None,
         }
     }
@@ -203,6 +220,46 @@ fn fiscal_years(c: &crate::budget::ConventionBudget) -> Vec<FiscalYearReport> {
     rows
 }
 
+/// A claim for payment of an instalment, and what became of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimForPaymentReport {
+    pub number: u32,
+    pub instalment: u32,
+    pub label: String,
+    pub amount: Money,
+    pub claimed_on: NaiveDate,
+    pub due_on: NaiveDate,
+    pub paid_on: Option<NaiveDate>,
+    /// Paid after its due date, or unpaid past it at the report's date.
+    pub late: bool,
+}
+
+/// The money between ANCT and the partner: the schedule, the claims for payment, what
+/// was received, justified, advanced and not yet justified, ordered back and recovered,
+/// and the co-funders' own spending. `received − recovered = justified (within it) +
+/// advance not yet justified`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerReport {
+    pub schedule: Vec<domain::disbursement::Instalment>,
+    /// What the schedule allows ANCT to have paid so far.
+    pub payable_so_far: Money,
+    pub claims: Vec<ClaimForPaymentReport>,
+    pub received: Money,
+    pub justified: Money,
+    pub advance_not_justified: Money,
+    pub recovery_ordered: Money,
+    pub recovered: Money,
+    pub to_recover: Money,
+    pub statements: u32,
+    pub final_report_on: Option<NaiveDate>,
+    /// Funds calls are claims for payment of their own kind (annex costs the OPCO paid,
+    /// justified by the claims they list): what ANCT paid on them.
+    pub funds_calls_paid: Money,
+    pub co_funders_spent: BTreeMap<String, Money>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FundsCallReport {
@@ -256,6 +313,8 @@ pub struct ConventionReport {
     pub closed_on: Option<NaiveDate>,
     /// By budget year (exercice), per envelope and funder, then per funder (TOTAL).
     pub fiscal_years: Vec<FiscalYearReport>,
+    /// ANCT's payments to the partner and their justification.
+    pub disbursements: PartnerReport,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -328,6 +387,9 @@ pub struct ReportBuilder {
     reimbursements: ReimbursementsView,
     dashboard: DashboardView,
     provenance: BTreeMap<(ConventionId, EnvelopeId, Figure), Vec<EventRef>>,
+    disbursements: BTreeMap<ConventionId, domain::disbursement::Disbursements>,
+    /// The latest business date kept: unpaid claims past their due date then are late.
+    latest: Option<NaiveDate>,
     /// `convention/reference` → envelope, to place releases, service done and payments.
     references: BTreeMap<String, EnvelopeId>,
     corrections: Vec<EventRef>,
@@ -345,6 +407,8 @@ impl ReportBuilder {
             reimbursements: ReimbursementsView::default(),
             dashboard: DashboardView::default(),
             provenance: BTreeMap::new(),
+            disbursements: BTreeMap::new(),
+            latest: None,
             references: BTreeMap::new(),
             corrections: Vec::new(),
             skipped: Vec::new(),
@@ -372,6 +436,10 @@ impl ReportBuilder {
         if e.category() == domain::convention::Convention::CATEGORY {
             self.convention_event(e);
         }
+        if e.category() == domain::disbursement::Disbursements::CATEGORY {
+            self.disbursement_event(e);
+        }
+        self.latest = self.latest.max(Some(e.business_date));
         let _ = self.reimbursements.apply(e);
         let _ = self.dashboard.apply(e);
         self.included += 1;
@@ -421,7 +489,67 @@ impl ReportBuilder {
             ConventionEvent::PaymentRecorded(p) => {
                 record(p.envelope_id, Figure::Paid, format!("+{}", p.amount.amount()), Some(p.reference))
             }
-            ConventionEvent::ConventionSigned(_) | ConventionEvent::ConventionClosed(_) => {}
+            ConventionEvent::ConventionSigned(_)
+            | ConventionEvent::ConventionClosed(_)
+            | ConventionEvent::ScheduleSet(_) => {}
+        }
+    }
+
+    fn disbursement_event(&mut self, e: &RecordedEvent) {
+        use domain::disbursement::DisbursementEvent as D;
+        let Ok(event) = e.payload.decode::<D>() else { return };
+        let Ok(convention) = ConventionId::parse(e.stream_id()) else { return };
+        let partner = EnvelopeId(uuid::Uuid::nil());
+        let effect = match &event {
+            D::ClaimPaid { amount, .. } => Some((Figure::Received, format!("+{}", amount.amount()))),
+            D::StatementSubmitted { spent, .. } => Some((Figure::Justified, format!("+{}", spent.amount()))),
+            D::RecoveryPaid { amount, .. } => Some((Figure::Recovered, format!("+{}", amount.amount()))),
+            D::CoFunderSpendingRecorded { amount, .. } => {
+                Some((Figure::CoFunderSpent, format!("+{}", amount.amount())))
+            }
+            _ => None,
+        };
+        if let Some((figure, effect)) = effect {
+            self.provenance.entry((convention, partner, figure)).or_default().push(event_ref(e, Some(effect), None));
+        }
+        self.disbursements.entry(convention).or_default().evolve(&event);
+    }
+
+    /// The events behind one figure of a partner's balance.
+    pub fn explain_partner(&self, convention: ConventionId, figure: Figure) -> Vec<EventRef> {
+        self.provenance.get(&(convention, EnvelopeId(uuid::Uuid::nil()), figure)).cloned().unwrap_or_default()
+    }
+
+    fn partner(&self, c: &crate::budget::ConventionBudget, funds_calls_paid: Money) -> PartnerReport {
+        let d = self.disbursements.get(&c.id).cloned().unwrap_or_default();
+        let today = self.cutoff.as_of.or(self.latest);
+        PartnerReport {
+            payable_so_far: d.allowed(&c.schedule),
+            schedule: c.schedule.clone(),
+            claims: d
+                .claims
+                .iter()
+                .map(|k| ClaimForPaymentReport {
+                    number: k.number,
+                    instalment: k.instalment,
+                    label: k.label.clone(),
+                    amount: k.amount,
+                    claimed_on: k.claimed_on,
+                    due_on: k.due_on,
+                    paid_on: k.paid_on,
+                    late: k.paid_late || (k.paid_on.is_none() && today.is_some_and(|t| t > k.due_on)),
+                })
+                .collect(),
+            received: d.received,
+            justified: d.justified,
+            advance_not_justified: d.advance_not_justified(),
+            recovery_ordered: d.recovery_ordered,
+            recovered: d.recovered,
+            to_recover: d.to_recover(),
+            statements: d.statements,
+            final_report_on: d.final_report,
+            funds_calls_paid,
+            co_funders_spent: d.co_funders.clone(),
         }
     }
 
@@ -450,6 +578,13 @@ impl ReportBuilder {
                 let sum = |f: &dyn Fn(&&crate::reimbursements::ClaimRecord) -> Option<Money>| -> Money {
                     claims.iter().filter_map(f).sum()
                 };
+                let funds_calls_paid: Money = self
+                    .reimbursements
+                    .calls()
+                    .into_iter()
+                    .filter(|call| call.issued.convention_id == c.id && call.paid_on.is_some())
+                    .map(|call| call.issued.total)
+                    .sum();
                 ConventionReport {
                     code: c.code.clone(),
                     partner: c.partner.clone(),
@@ -539,6 +674,7 @@ impl ReportBuilder {
                         .collect(),
                     closed_on: c.closed_on,
                     fiscal_years: fiscal_years(c),
+                    disbursements: self.partner(c, funds_calls_paid),
                 }
             })
             .collect();

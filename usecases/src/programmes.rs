@@ -347,3 +347,48 @@ impl UseCases {
         .await
     }
 }
+
+impl UseCases {
+    /// A step of the money between ANCT and a convention's partner (statement of
+    /// expenses, claim for payment, payment, co-funder's spending, recovery). The
+    /// schedule and the payment delay in force are the convention's terms, read from its
+    /// stream; a convention not signed is a clear error.
+    pub async fn disbursement(
+        &self,
+        mut command: domain::disbursement::DisbursementCommand,
+        meta: CommandMeta,
+    ) -> Outcome<domain::disbursement::DisbursementError> {
+        use domain::disbursement::{DisbursementCommand as D, Disbursements, Terms};
+        let convention_id = command.convention_id();
+        let (convention, _) = self.load::<Convention>(&stream_name::<Convention>(convention_id)).await?;
+        let signed = convention.0.ok_or_else(|| StepError::Missing {
+            field: "conventionId",
+            message: format!("convention {convention_id} is not signed"),
+        })?;
+        let terms_on = |on: chrono::NaiveDate| Terms {
+            schedule: signed.schedule.clone(),
+            payment_days: domain::annex::caps_on(&signed.caps, on)
+                .map_or(domain::annex::OUR_FUNDS_CALL_PAYMENT_DAYS, |c| c.funds_call_payment_days),
+        };
+        match &mut command {
+            D::ClaimPayment { claimed_on, terms, .. } => *terms = terms_on(*claimed_on),
+            D::PayClaim { paid_on, terms, .. } => *terms = terms_on(*paid_on),
+            _ => {}
+        }
+        self.plain::<Disbursements>(stream_name::<Disbursements>(convention_id), command, meta).await
+    }
+
+    /// A convention's disbursements and its schedule, as the log has them now.
+    pub async fn disbursements(
+        &self,
+        convention_id: ConventionId,
+    ) -> Result<(domain::disbursement::Disbursements, Vec<domain::disbursement::Instalment>), StoreError> {
+        let (ledger, _) = self
+            .load::<domain::disbursement::Disbursements>(&stream_name::<domain::disbursement::Disbursements>(
+                convention_id,
+            ))
+            .await?;
+        let (convention, _) = self.load::<Convention>(&stream_name::<Convention>(convention_id)).await?;
+        Ok((ledger, convention.0.map(|s| s.schedule).unwrap_or_default()))
+    }
+}

@@ -886,3 +886,61 @@ fn an_envelope_recorded_before_plans_reads_as_the_conventions_shares() {
     let plan = &s.envelopes[&envelope("Formations")].plan;
     assert_eq!(financing::split(plan, eur(4_400)), vec![eur(2_600), eur(1_800)]);
 }
+
+// ---------------------------------------------------------------------------------------
+// Disbursement schedule
+// ---------------------------------------------------------------------------------------
+
+fn schedule(rates: &[i64], amendment: Option<u32>) -> ConventionCommand {
+    use crate::disbursement::Condition;
+    let conditions = [Condition::Signature, Condition::StatementOfExpenses, Condition::FinalReport];
+    Cmd::SetSchedule(SetSchedule {
+        convention_id: id(),
+        instalments: rates
+            .iter()
+            .enumerate()
+            .map(|(i, r)| PlannedInstalment {
+                label: format!("Versement n°{}", i + 1),
+                share: crate::financing::Share::Rate(rust_decimal::Decimal::from(*r)),
+                condition: conditions[i.min(2)],
+            })
+            .collect(),
+        set_on: d("2021-03-15"),
+        amendment,
+    })
+}
+
+#[test]
+fn the_schedule_pays_ancts_share_in_instalments_to_the_cent() {
+    let events = given::<Convention>([signed()]).when(schedule(&[30, 50, 20], None)).events();
+    let Ev::ScheduleSet(e) = &events[0] else { panic!() };
+    let amounts: Vec<Money> = e.instalments.iter().map(|i| i.amount).collect();
+    assert_eq!(amounts, vec![eur(780_000), eur(1_300_000), eur(520_000)]);
+    given::<Convention>([signed()]).when(schedule(&[30, 50], None)).then_err(ConventionError::ScheduleDoesNotAddUp {
+        problem: "rates add up to 80 %, not 100 % of ANCT's share".into(),
+    });
+}
+
+#[test]
+fn the_schedule_changes_only_by_an_amendment_signed_and_not_yet_used() {
+    let first = given::<Convention>([signed()]).when(schedule(&[30, 50, 20], None)).events().remove(0);
+    given::<Convention>([signed(), first.clone()])
+        .when(schedule(&[40, 40, 20], None))
+        .then_err(ConventionError::ScheduleChangeNeedsAmendment { amendment: None });
+    given::<Convention>([signed(), first.clone()])
+        .when(schedule(&[40, 40, 20], Some(1)))
+        .then_err(ConventionError::ScheduleChangeNeedsAmendment { amendment: Some(1) });
+    let mut a = amendment();
+    a.period_end = Some(d("2023-06-30"));
+    let avenant = given::<Convention>([signed()]).when(Cmd::SignAmendment(a)).events().remove(0);
+    given::<Convention>([signed(), first, avenant]).when(schedule(&[40, 40, 20], Some(1))).events();
+}
+
+#[test]
+fn only_a_convention_ancts_funds_has_a_schedule() {
+    let mut c = sign_command();
+    c.total = eur(100);
+    c.shares = vec![share("Région", 100)];
+    let signed = Convention::default().decide(&Cmd::Sign(c)).unwrap().remove(0);
+    given::<Convention>([signed]).when(schedule(&[100], None)).then_err(ConventionError::NoAnctShare);
+}
