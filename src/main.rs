@@ -144,10 +144,11 @@ enum Command {
         /// The convention's code, e.g. ANCT-UNIFORMATION-2021.
         #[arg(long)]
         convention: String,
-        /// The envelope's name, e.g. "Frais annexes".
-        #[arg(long)]
+        /// The envelope's name, e.g. "Frais annexes" (not for a partner's figures).
+        #[arg(long, default_value = "")]
         envelope: String,
-        /// allocated, committed, service-done or paid.
+        /// An envelope's allocated, committed, service-done or paid; or the partner's
+        /// received, justified, recovered or co-funder-spent.
         #[arg(long)]
         figure: String,
         #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
@@ -409,11 +410,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Explain { data, store, as_of, as_known_at, convention, envelope, figure, format, plain_csv } => {
             let figure = projections::report::Figure::parse(&figure)
-                .context("--figure is one of allocated, committed, service-done, paid")?;
+                .context(
+                    "--figure is one of allocated, committed, service-done, paid (an envelope's), received, justified, recovered, co-funder-spent (the partner's)",
+                )?;
             let cutoff = projections::report::Cutoff { as_of, as_known_at };
             let (builder, _) = audited(&data, store.as_deref(), cutoff).await?;
             let convention_id = domain::ConventionId::for_code(&convention);
-            let events = builder.explain(convention_id, domain::EnvelopeId::for_name(convention_id, &envelope), figure);
+            let events = if figure.of_partner() {
+                builder.explain_partner(convention_id, figure)
+            } else {
+                anyhow::ensure!(!envelope.is_empty(), "--envelope names the envelope whose {figure:?} to explain");
+                builder.explain(convention_id, domain::EnvelopeId::for_name(convention_id, &envelope), figure)
+            };
             if format == "csv" {
                 print!("{}", projections::report::events_to_csv(&events, !plain_csv));
             } else {

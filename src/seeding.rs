@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use domain::aidants::{HabilitationCommand, HabilitationId, SessionCommand, SessionId, TrainingSession};
 use domain::ccas::RecordCcasAction;
 use domain::claim::{AnnexClaim, ClaimCommand, ClaimId, ExpenseLine};
-use domain::funds_call::{FundsCallCommand, FundsCallLedger};
+use domain::funds_call::FundsCallCommand;
 use domain::pix::PixCommand;
 use domain::purchase::PurchaseCommand;
 use domain::structure::{Structure, StructureCommand};
@@ -176,10 +176,7 @@ impl Seeder {
                 let stream = stream_name::<AnnexClaim>(c.claim_id().0);
                 uc.plain::<AnnexClaim>(stream, c, meta).await.map(drop).map_err(|e| refused(&e))
             }
-            Command::FundsCall(c) => {
-                let stream = stream_name::<FundsCallLedger>(c.convention_id());
-                uc.plain::<FundsCallLedger>(stream, c, meta).await.map(drop).map_err(|e| refused(&e))
-            }
+            Command::FundsCall(c) => uc.funds_call(c, meta).await.map(drop).map_err(|e| refused(&e)),
             Command::Measure { stream, command } => {
                 uc.plain::<domain::measure::Measure>(stream, command, meta).await.map(drop).map_err(|e| refused(&e))
             }

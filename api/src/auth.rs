@@ -103,6 +103,14 @@ pub enum Operation {
     RegisterMeasure,
     LaunchMeasure,
     CompleteMeasure,
+    Disbursements,
+    SetDisbursementSchedule,
+    SubmitStatementOfExpenses,
+    ClaimPayment,
+    PayClaim,
+    RecordCoFunderSpending,
+    OrderRecovery,
+    RecordRecoveryPaid,
 }
 
 impl Operation {
@@ -162,6 +170,14 @@ impl Operation {
             Operation::RegisterMeasure => "registerMeasure",
             Operation::LaunchMeasure => "launchMeasure",
             Operation::CompleteMeasure => "completeMeasure",
+            Operation::Disbursements => "disbursements",
+            Operation::SetDisbursementSchedule => "setDisbursementSchedule",
+            Operation::SubmitStatementOfExpenses => "submitStatementOfExpenses",
+            Operation::ClaimPayment => "claimPayment",
+            Operation::PayClaim => "payClaim",
+            Operation::RecordCoFunderSpending => "recordCoFunderSpending",
+            Operation::OrderRecovery => "orderRecovery",
+            Operation::RecordRecoveryPaid => "recordRecoveryPaid",
         }
     }
 }
@@ -233,6 +249,17 @@ pub const MATRIX: &[(Operation, &[Role])] = &[
     (O::RegisterMeasure, &[R::Anct]),
     (O::LaunchMeasure, &[R::Anct]),
     (O::CompleteMeasure, &[R::Anct]),
+    // The money between ANCT and its partners: ANCT sets the schedule, pays and orders
+    // recoveries; the partner (the OPCO's role) states its expenses, claims instalments
+    // and records the co-funder's spending.
+    (O::Disbursements, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    (O::SetDisbursementSchedule, &[R::Anct]),
+    (O::SubmitStatementOfExpenses, &[R::Opco]),
+    (O::ClaimPayment, &[R::Opco]),
+    (O::PayClaim, &[R::Anct]),
+    (O::RecordCoFunderSpending, &[R::Opco]),
+    (O::OrderRecovery, &[R::Anct]),
+    (O::RecordRecoveryPaid, &[R::Anct]),
 ];
 
 pub fn allowed(role: Role, operation: Operation) -> bool {

@@ -377,7 +377,7 @@ impl DashboardView {
         IndicatorsView(self.total.clone())
     }
     /// Progress against the targets of the conventions in scope (the plan's 2 000
-    /// trainings, 20 000 habilitations, …); empty for a territorial scope, since targets
+    /// trainings, 20 000 aidants trained, …); empty for a territorial scope, since targets
     /// are national.
     async fn targets(&self, ctx: &Context<'_>) -> Vec<TargetProgress> {
         if self.scope.region.is_some() || self.scope.departement.is_some() {
@@ -400,6 +400,11 @@ impl DashboardView {
                     DomainTarget::Trainings => self.total.trainees,
                     DomainTarget::Habilitations => {
                         habilitated(HabilitationState::Habilitated) + habilitated(HabilitationState::Revoked)
+                    }
+                    DomainTarget::AidantsTrained => {
+                        habilitated(HabilitationState::TrainingCompleted)
+                            + habilitated(HabilitationState::Habilitated)
+                            + habilitated(HabilitationState::Revoked)
                     }
                     DomainTarget::Certifications => self.total.pix_certifications,
                     DomainTarget::CcasActions => self.total.ccas_actions,

@@ -11,6 +11,7 @@ pub mod auth;
 mod claims;
 mod dashboard;
 mod dashboard_page;
+mod disbursements;
 mod errors;
 mod graphiql;
 pub mod heavy;

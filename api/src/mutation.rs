@@ -194,4 +194,5 @@ pub struct Mutation(
     crate::aidants::AidantsMutation,
     crate::claims::ClaimMutation,
     crate::measures::MeasureMutation,
+    crate::disbursements::DisbursementMutation,
 );

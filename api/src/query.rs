@@ -94,4 +94,5 @@ pub struct Query(
     crate::dashboard::DashboardQuery,
     crate::report::ReportQuery,
     crate::measures::MeasureQuery,
+    crate::disbursements::DisbursementQuery,
 );

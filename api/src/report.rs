@@ -17,6 +17,14 @@ pub enum ReportFigure {
     Committed,
     ServiceDone,
     Paid,
+    /// A partner's balance (the envelope is ignored): paid by ANCT to the partner.
+    Received,
+    /// Spent of ANCT's money, by the partner's statements of expenses.
+    Justified,
+    /// Ordered back and paid back by the partner.
+    Recovered,
+    /// The co-funders' own spending.
+    CoFunderSpent,
 }
 
 /// One event behind a figure.
@@ -110,7 +118,9 @@ impl ReportQuery {
         Ok(Json(builder.finish(&integrity)))
     }
 
-    /// The events behind one figure of one envelope of the report (provenance).
+    /// The events behind one figure of one envelope of the report (provenance), or of
+    /// the partner's balance (RECEIVED, JUSTIFIED, RECOVERED, CO_FUNDER_SPENT: the envelope
+    /// is then ignored).
     #[graphql(complexity = "crate::REPLAY_COST + child_complexity")]
     async fn report_provenance(
         &self,
@@ -125,7 +135,12 @@ impl ReportQuery {
         let cutoff = cutoff(as_of, as_known_at)?;
         let (builder, _) = replayed(ctx.data_unchecked::<AppState>(), cutoff).await?;
         let convention = ConventionId::for_code(&convention_code);
-        let events = builder.explain(convention, EnvelopeId::for_name(convention, &envelope), figure.into());
+        let figure: projections::report::Figure = figure.into();
+        let events = if figure.of_partner() {
+            builder.explain_partner(convention, figure)
+        } else {
+            builder.explain(convention, EnvelopeId::for_name(convention, &envelope), figure)
+        };
         Ok(events.into_iter().map(ReportEvent::from).collect())
     }
 }

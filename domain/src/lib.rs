@@ -11,6 +11,8 @@ pub mod annex;
 pub mod ccas;
 pub mod claim;
 pub mod convention;
+pub mod disbursement;
+pub mod financing;
 pub mod framework;
 pub mod funds_call;
 pub mod ids;

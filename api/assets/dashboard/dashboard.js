@@ -48,6 +48,7 @@ const CLAIM_STATES = {
 };
 const TARGETS = {
   TRAININGS: "Personnes formées",
+  AIDANTS_TRAINED: "Aidants formés (Aidants Connect)",
   HABILITATIONS: "Habilitations Aidants Connect",
   CERTIFICATIONS: "Certifications Pix",
   CCAS_ACTIONS: "Actions CCAS",
@@ -125,7 +126,7 @@ function today() {
 const FIGURES = `fragment Figures on Indicators {
   budget { committed released serviceDone paid }
   training { trainees certifying certifyingPercent }
-  habilitations { habilitated }
+  habilitations { habilitated byStatus { status count } }
   pix { certifications }
   ccas { actions }
   reimbursements { claimed eligible approved paid reimbursed reductionsByCap
@@ -307,6 +308,11 @@ function renderHeadline(conventions) {
 
 const REACHED = {
   TRAININGS: (t) => t.training.trainees,
+  // Trained: the training completed, habilitated since or not (revoked ones were).
+  AIDANTS_TRAINED: (t) =>
+    (t.habilitations.byStatus || [])
+      .filter((s) => ["TRAINING_COMPLETED", "HABILITATED", "REVOKED"].includes(s.status))
+      .reduce((sum, s) => sum + s.count, 0),
   HABILITATIONS: (t) => t.habilitations.habilitated,
   CERTIFICATIONS: (t) => t.pix.certifications,
   CCAS_ACTIONS: (t) => t.ccas.actions,
@@ -380,7 +386,8 @@ function renderTargets(targets, total, conventions) {
   }
 }
 
-/// The months from the period's start to today (or its end), at most 40 points.
+/// The months from the period's start to today (or its end), at most 37 points (a request
+/// of that many dashboards stays within the complexity limit).
 function chartMonths(period) {
   const months = [];
   const [sy, sm] = period.start.split("-").map(Number);
@@ -393,7 +400,7 @@ function chartMonths(period) {
     if (ym > last) break;
     months.push(ym);
   }
-  const step = Math.ceil(months.length / 40) || 1;
+  const step = Math.ceil(months.length / 36) || 1;
   const sampled = months.filter((_, i) => i % step === 0);
   if (months.length && sampled.at(-1) !== months.at(-1)) sampled.push(months.at(-1));
   return sampled;
@@ -407,7 +414,7 @@ async function loadSeries(conventions) {
   const end = periods.map((p) => p.end).sort().at(-1);
   const months = chartMonths({ start, end });
   if (!months.length) return null;
-  const fields = "total { training { trainees } habilitations { habilitated } pix { certifications } ccas { actions } }";
+  const fields = "total { training { trainees } habilitations { habilitated byStatus { status count } } pix { certifications } ccas { actions } }";
   const query = `{ ${months.map((m) => `m${m.replace("-", "_")}: dashboard(to: "${m}") { ${fields} }`).join(" ")} }`;
   const data = await graphql(query, {});
   return months.map((m) => ({ month: m, total: data[`m${m.replace("-", "_")}`].total }));
