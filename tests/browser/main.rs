@@ -494,6 +494,51 @@ async fn the_page_answers_the_comite_questions_by_territory_pace_and_delay_and_e
         let value: rust_decimal::Decimal = page.attribute(&dd, "data-value").await.unwrap().parse().unwrap();
         assert_eq!(value, want, "{key}");
     }
+    // Per funder, from the conventions' financing plans: the sums of the API's parts.
+    let plans = server
+        .graphql("copil", "{ conventions { id code funders { funder figures { committed paid } } } }", json!({}))
+        .await;
+    let mut by_funder: HashMap<String, (rust_decimal::Decimal, rust_decimal::Decimal)> = HashMap::new();
+    for c in plans["conventions"].as_array().unwrap() {
+        for f in c["funders"].as_array().unwrap() {
+            let e = by_funder.entry(f["funder"].as_str().unwrap().to_string()).or_default();
+            e.0 += f["figures"]["committed"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap();
+            e.1 += f["figures"]["paid"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap();
+        }
+    }
+    assert!(by_funder.len() >= 2, "the demo has several funders: {by_funder:?}");
+    for (funder, (committed, paid)) in &by_funder {
+        for (column, want) in [("committed", committed), ("paid", paid)] {
+            let cell = page
+                .find(&format!("#funders-table tr[data-funder='{funder}'] td[data-column={column}]"))
+                .await
+                .unwrap();
+            let shown: rust_decimal::Decimal =
+                page.attribute(&cell, "data-csv").await.unwrap().replace(',', ".").parse().unwrap();
+            assert_eq!(shown, *want, "{funder} {column}");
+        }
+    }
+    // What ANCT paid each partner: each convention's disbursements.
+    for c in plans["conventions"].as_array().unwrap() {
+        let d = server
+            .graphql(
+                "copil",
+                "query($id: ID!) { disbursements(conventionId: $id) { received justified } }",
+                json!({ "id": c["id"] }),
+            )
+            .await;
+        let code = c["code"].as_str().unwrap();
+        let row = page
+            .wait_for(&format!("#disbursements-table tr[data-disbursement='{code}'] td[data-column=received]"))
+            .await;
+        let shown: rust_decimal::Decimal =
+            page.attribute(&row, "data-csv").await.unwrap().replace(',', ".").parse().unwrap();
+        assert_eq!(
+            shown,
+            d["disbursements"]["received"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap(),
+            "{code}"
+        );
+    }
     // Millions fit their cards at 1440×900.
     let overflowing = page
         .script(

@@ -136,7 +136,8 @@ const FIGURES = `fragment Figures on Indicators {
 const BOARD = `query Board($minPosition: Int, $from: String, $to: String) {
   me { role label }
   conventions { id code partner title total periodStart periodEnd targets { kind quantity }
-    budget { allocated committed serviceDone paid consumedPercent } }
+    budget { allocated committed serviceDone paid consumedPercent }
+    funders { funder figures { allocated committed serviceDone paid } } }
   dashboard(minPosition: $minPosition, from: $from, to: $to) {
     position recordedAt
     targets { kind target reached percent }
@@ -893,6 +894,66 @@ function renderLateLists() {
   ], late, null, (c) => ({ "data-call": String(c.number) }));
 }
 
+// ---------------------------------------------------------------- the funders and ANCT's payments
+/// Each funder's figures, summed over the conventions (exact, in cents).
+function renderFunders(conventions) {
+  const keys = ["allocated", "committed", "serviceDone", "paid"];
+  const by = new Map();
+  for (const c of conventions) {
+    for (const f of c.funders || []) {
+      const sums = by.get(f.funder) || Object.fromEntries(keys.map((k) => [k, 0n]));
+      for (const k of keys) sums[k] += cents(f.figures[k]);
+      by.set(f.funder, sums);
+    }
+  }
+  const rows = [...by.entries()].map(([funder, sums]) => ({ funder, ...Object.fromEntries(keys.map((k) => [k, fromCents(sums[k])])) }));
+  const totalPaid = rows.reduce((s, r) => s + cents(r.paid), 0n);
+  const money = (k, label) => column(k, label, (r) => magnitude(r[k]), (r) => euros(r[k]), (r) => moneyCsv(r[k]));
+  const totals = Object.fromEntries(keys.map((k) => {
+    const t = fromCents(rows.reduce((s, r) => s + cents(r[k]), 0n));
+    return [k, { text: euros(t), csv: moneyCsv(t) }];
+  }));
+  totals.funder = { text: "Total", csv: "Total" };
+  totals.share = { text: shareOf(totalPaid, totalPaid), csv: "" };
+  renderTable("funders-table", "Alloué, engagé, service fait et payé, par financeur (toutes conventions)", [
+    column("funder", "Financeur", (r) => r.funder, null, null, false),
+    money("allocated", "Alloué"),
+    money("committed", "Engagé"),
+    money("serviceDone", "Service fait"),
+    money("paid", "Payé"),
+    column("share", "Part du payé", (r) => Number(r.paid), (r) => shareOf(cents(r.paid), totalPaid), (r) => shareOf(cents(r.paid), totalPaid).replace(NNBSP, " ")),
+  ], rows, totals, (r) => ({ "data-funder": r.funder }));
+}
+
+/// What ANCT paid each partner, from each convention's disbursements (one request).
+async function loadDisbursements(conventions) {
+  if (!conventions.length) return [];
+  const fields = "received justified advanceNotJustified payableSoFar toRecover recovered";
+  const query = `{ ${conventions.map((c, i) => `d${i}: disbursements(conventionId: "${c.id}") { ${fields} }`).join(" ")} }`;
+  const data = await graphql(query, {});
+  return conventions.map((c, i) => ({ code: c.code, partner: c.partner, ...data[`d${i}`] }));
+}
+
+function renderDisbursements(rows) {
+  const money = (k, label) => column(k, label, (r) => magnitude(r[k]), (r) => euros(r[k]), (r) => moneyCsv(r[k]));
+  const keys = ["payableSoFar", "received", "justified", "advanceNotJustified", "toRecover", "recovered"];
+  const totals = Object.fromEntries(keys.map((k) => {
+    const t = fromCents(rows.reduce((s, r) => s + cents(r[k]), 0n));
+    return [k, { text: euros(t), csv: moneyCsv(t) }];
+  }));
+  totals.code = { text: "Total", csv: "Total" };
+  renderTable("disbursements-table", "Versements de l’ANCT, justification et reversements, par convention", [
+    column("code", "Convention", (r) => r.code, null, null, false),
+    column("partner", "Partenaire", (r) => r.partner, null, null, false),
+    money("payableSoFar", "Échéancier : exigible à ce jour"),
+    money("received", "Versé par l’ANCT"),
+    money("justified", "Justifié (états récapitulatifs)"),
+    money("advanceNotJustified", "Avance non justifiée"),
+    money("toRecover", "À reverser"),
+    money("recovered", "Reversé"),
+  ], rows, totals, (r) => ({ "data-disbursement": r.code }));
+}
+
 // ---------------------------------------------------------------- the register of measures
 const PUBLICS = { MEDIATORS: "Médiateurs numériques", SOCIAL_WORKERS: "Travailleurs sociaux", PUBLIC_AGENTS: "Agents publics d’accueil" };
 const MEASURE_STATES = { PROPOSED: "Proposée", LAUNCHED: "Lancée", DONE: "Réalisée" };
@@ -924,6 +985,8 @@ function render() {
   $("who").textContent = `${board.me.label} (${board.me.role})`;
   for (const span of document.querySelectorAll(".period-name")) span.textContent = periodName();
   renderHeadline(board.conventions);
+  renderFunders(board.conventions);
+  if (state.disbursements) renderDisbursements(state.disbursements);
   fill($("national"), figuresOf(d.total));
   fill($("claims"), figuresOf(d.total));
   renderTargets(d.targets, d.total, board.conventions);
@@ -982,6 +1045,7 @@ async function load(minPosition) {
       state.series = await loadSeries(state.board.conventions).catch(() => state.series);
       state.seriesAt = Date.now();
     }
+    state.disbursements = await loadDisbursements(state.board.conventions).catch(() => state.disbursements);
     $("load-error").textContent = "";
     render();
   })();
