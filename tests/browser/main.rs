@@ -776,6 +776,33 @@ async fn the_page_answers_the_comite_questions_by_territory_pace_and_delay_and_e
         page.text(&page.find("#report-digest").await.unwrap()).await,
         format!("{}:{}", header["logPosition"], header["logDigest"].as_str().unwrap())
     );
+    // The report's funders, partners' balances and annex costs: the report's figures.
+    for c in report["report"]["conventions"].as_array().unwrap() {
+        let code = c["code"].as_str().unwrap();
+        let shown = page
+            .script(
+                "return [...document.querySelectorAll('#report-funders-table tbody tr:not(.total)')]
+                    .filter(tr => tr.firstChild.textContent === arguments[0])
+                    .map(tr => tr.querySelector('td[data-column=committed]').dataset.csv)",
+                json!([code]),
+            )
+            .await;
+        let want: Vec<String> = c["funders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["committed"].as_str().unwrap().replace('.', ","))
+            .collect();
+        assert_eq!(shown, json!(want), "{code}: funders");
+    }
+    assert_eq!(
+        page.script(
+            "return document.querySelectorAll('#report-balances-table tbody tr:not(.total)').length",
+            json!([])
+        )
+        .await,
+        json!(report["report"]["conventions"].as_array().unwrap().len())
+    );
     let first = &report["report"]["conventions"][0];
     let code = first["code"].as_str().unwrap();
     let mut events = 0;

@@ -1207,6 +1207,7 @@ async function showReport(asOf, asKnownAtLocal) {
     : el("p", { text: "Aucune correction jusqu’à cette date." });
   const exportButton = el("button", { type: "button", class: "export secondary", text: "Exporter le rapport (CSV)" });
   exportButton.addEventListener("click", () => exportTable("report-table", `rapport-${asOf}`));
+  const extra = reportDetails(report, asOf);
   box.replaceChildren(
     el(
       "p",
@@ -1219,9 +1220,64 @@ async function showReport(asOf, asKnownAtLocal) {
     report.conventions.length ? el("div", { class: "table-scroll" }, table) : el("p", { text: "Aucune convention n’était signée à cette date." }),
     report.conventions.length ? exportButton : "",
     el("div", { id: "provenance", "aria-live": "polite" }),
+    ...extra.nodes,
     corrections,
   );
+  extra.fill();
   updatePrintHeader();
+}
+
+/// The report's funders, partners' balances and annex costs, each a table with its export.
+function reportDetails(report, asOf) {
+  const money = (k, label) => column(k, label, (r) => magnitude(r[k]), (r) => euros(r[k]), (r) => moneyCsv(r[k]));
+  const sections = [
+    ["report-funders", "Par financeur (plans de financement)", report.conventions.flatMap((c) =>
+      (c.funders || []).map((f) => ({ code: c.code, ...f }))), [
+      column("code", "Convention", (r) => r.code, null, null, false),
+      column("funder", "Financeur", (r) => r.funder, null, null, false),
+      money("share", "Part prévue"),
+      money("allocated", "Alloué"),
+      money("committed", "Engagé"),
+      money("serviceDone", "Service fait"),
+      money("paid", "Payé"),
+    ]],
+    ["report-balances", "Soldes des partenaires (versements de l’ANCT)", report.conventions.map((c) => ({ code: c.code, partner: c.partner, ...(c.disbursements || {}) })), [
+      column("code", "Convention", (r) => r.code, null, null, false),
+      column("partner", "Partenaire", (r) => r.partner, null, null, false),
+      money("received", "Versé par l’ANCT"),
+      money("justified", "Justifié"),
+      money("advanceNotJustified", "Avance non justifiée"),
+      money("toRecover", "À reverser"),
+      money("recovered", "Reversé"),
+    ]],
+    ["report-claims", "Frais annexes", report.conventions.map((c) => ({ code: c.code, ...(c.annexCosts || {}) })), [
+      column("code", "Convention", (r) => r.code, null, null, false),
+      money("claimed", "Demandé"),
+      money("approved", "Approuvé"),
+      money("paid", "Payé par l’OPCO"),
+      money("reimbursed", "Remboursé par l’ANCT"),
+    ]],
+  ];
+  const nodes = [];
+  for (const [id, title, rows] of sections) {
+    const button = el("button", { type: "button", class: "export secondary", text: "Exporter (CSV)" });
+    button.addEventListener("click", () => exportTable(`${id}-table`, `${id.replace("report-", "rapport-")}-${asOf}`));
+    nodes.push(el("h3", { id: `${id}-title`, text: title }), el("div", { class: "table-scroll" }, el("table", { id: `${id}-table`, "aria-labelledby": `${id}-title` })), rows.length ? button : "");
+  }
+  return {
+    nodes,
+    fill: () => {
+      for (const [id, title, rows, columns] of sections) {
+        const keys = columns.filter((c) => c.num).map((c) => c.key);
+        const totals = Object.fromEntries(keys.map((k) => {
+          const t = fromCents(rows.reduce((s, r) => s + cents(r[k] ?? "0"), 0n));
+          return [k, { text: euros(t), csv: moneyCsv(t) }];
+        }));
+        totals.code = { text: "Total", csv: "Total" };
+        renderTable(`${id}-table`, `${title} au ${frenchDate(asOf)}`, columns, rows, rows.length ? totals : null);
+      }
+    },
+  };
 }
 
 /// The events behind one figure of the report, summed over the convention's envelopes.
