@@ -13,6 +13,7 @@ mod dashboard;
 mod dashboard_page;
 mod errors;
 mod graphiql;
+pub mod import_route;
 mod inputs;
 mod limits;
 mod mutation;
@@ -471,6 +472,8 @@ pub fn routes(state: AppState, tokens: Arc<TokenStore>, graphiql: bool) -> impl 
             )),
         )
         .at("/graphql/ws", get(subscriptions))
+        // Partners' files (issue 22): raw CSV or xlsx body, the report as JSON.
+        .at("/import/:kind", post(import_route::endpoint))
         .at("/health", get(health));
     route = dashboard_page::routes(route);
     if graphiql {

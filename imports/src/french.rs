@@ -163,9 +163,13 @@ impl French for domain::convention::ConventionError {
                 euros(payable),
                 euros(requested)
             ),
-            E::DatedBefore { date: d, earlier_date, .. } => {
-                format!("la date du {} précède celle de l'étape précédente ({})", date(d), date(earlier_date))
-            }
+            E::DatedBefore { what, date: d, earlier, earlier_date } => format!(
+                "{} ({}) ne peut pas précéder {} ({})",
+                step_fr(what),
+                date(d),
+                step_fr(earlier),
+                date(earlier_date)
+            ),
             _ => return None,
         })
     }
@@ -311,6 +315,22 @@ impl French for domain::claim::ClaimError {
             _ => return None,
         })
     }
+}
+
+/// The convention's steps named in a dating rule, in French.
+fn step_fr(step: &str) -> String {
+    match step {
+        "the commitment" => "l'engagement",
+        "the envelope's allocation" => "l'allocation de l'enveloppe",
+        "the release" => "la libération des fonds",
+        "the service done" => "le service fait",
+        "the payment" => "le paiement",
+        "the service done it pays" => "le service fait qu'il paie",
+        "the allocation" => "l'allocation",
+        "the convention's signature" => "la signature de la convention",
+        other => other,
+    }
+    .to_string()
 }
 
 /// The domain's English field names, in French.
