@@ -722,3 +722,9 @@ fn every_template_is_read_back_with_all_its_columns() {
     }
     assert!(templates_markdown().contains("| Référence aidant |"));
 }
+
+#[test]
+fn the_readme_shows_the_templates_as_the_code_has_them() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    assert!(readme.contains(&templates_markdown()), "update the README's Imports section from `templates_markdown()`");
+}
