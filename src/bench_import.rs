@@ -191,6 +191,8 @@ pub struct ImportFigures {
     /// The store's raw append rate: 64 writers, one event per append, durable.
     pub raw_appends_per_s: f64,
     pub runs: Vec<Run>,
+    /// The habilitation lines again, one file per step.
+    pub by_step: Vec<Run>,
 }
 
 async fn timed(uc: &Arc<usecases::UseCases>, kind: Kind, bytes: &[u8], format: &str) -> anyhow::Result<Run> {
@@ -235,7 +237,28 @@ pub async fn import(habilitations: usize, purchases: usize) -> anyhow::Result<Im
             }
         }
     }
-    Ok(ImportFigures { raw_appends_per_s: raw, runs })
+    // Where the time goes: the same habilitation lines again (other aidants), one file per
+    // step. A completed training charges its seat to the one Aidants Connect convention,
+    // whose stream takes its writers in turn (one durable append each).
+    let aidants = habilitations.div_ceil(5);
+    let mut by_step = Vec::new();
+    for f in files(3, 1_000, aidants, 0) {
+        if f.kind != Kind::Habilitations {
+            timed(&uc, f.kind, &f.csv(), "CSV").await?;
+            continue;
+        }
+        for (i, chunk) in f.lines.chunks(aidants.max(1)).enumerate() {
+            let step = File { kind: f.kind, name: f.name.clone(), lines: chunk.to_vec() };
+            let mut run = timed(&uc, f.kind, &step.csv(), "CSV").await?;
+            anyhow::ensure!(run.refused == 0, "{} lines refused in the bench", run.refused);
+            run.what = format!(
+                "habilitations, step {}",
+                ["demande", "éligibilité", "inscription", "formation", "habilitation"][i % 5]
+            );
+            by_step.push(run);
+        }
+    }
+    Ok(ImportFigures { raw_appends_per_s: raw, runs, by_step })
 }
 
 pub fn report(f: &ImportFigures) -> String {
@@ -246,7 +269,7 @@ pub fn report(f: &ImportFigures) -> String {
         "{:<48} {:>10.0} {:<8} {:>8.2}×",
         "raw appends (64 writers, 1 event each)", f.raw_appends_per_s, "/s", 1.0
     );
-    for r in &f.runs {
+    for r in f.runs.iter().chain(&f.by_step) {
         let what = format!(
             "{} {} lines from {} ({:.1} MB) in {:.2} s",
             r.lines,

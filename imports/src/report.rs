@@ -40,7 +40,7 @@ pub struct Report {
     pub accepted: usize,
     pub already_there: usize,
     pub refused: usize,
-    /// Each line's outcome, in file order (line numbers in `lineNumbers`).
+    /// Each line's number and outcome, in file order (not in the JSON, which lists the refused ones).
     #[serde(skip)]
     pub outcomes: Vec<(usize, LineOutcome)>,
     pub headers: Vec<String>,
