@@ -122,29 +122,27 @@ impl Report {
     /// cells under the file's headers). No cell can start a formula.
     pub fn to_csv(&self) -> Vec<u8> {
         let mut out = "\u{feff}".as_bytes().to_vec();
-        {
+        let rows = |out: &mut Vec<u8>, rows: Vec<Vec<String>>| {
             let mut w = csv::WriterBuilder::new()
                 .delimiter(b';')
                 .flexible(true)
                 .terminator(csv::Terminator::CRLF)
-                .from_writer(&mut out);
-            let mut row = |cells: Vec<String>| {
+                .from_writer(out);
+            for cells in rows {
                 w.write_record(cells.iter().map(|c| neutralise(c))).expect("writing to memory");
-            };
-            for (k, v) in self.summary() {
-                row(vec![k, v]);
-            }
-            row(vec![String::new()]);
-            let mut header = vec!["Ligne".to_string(), "Règle".into(), "Motif".into()];
-            header.extend(self.headers.iter().cloned());
-            row(header);
-            for r in &self.refused_lines {
-                let mut cells = vec![r.line.to_string(), r.rule.clone(), r.message.clone()];
-                cells.extend(r.cells.iter().cloned());
-                row(cells);
             }
             w.flush().expect("writing to memory");
-        }
+        };
+        rows(&mut out, self.summary().into_iter().map(|(k, v)| vec![k, v]).collect());
+        out.extend_from_slice(b"\r\n");
+        let mut header = vec!["Ligne".to_string(), "Règle".into(), "Motif".into()];
+        header.extend(self.headers.iter().cloned());
+        let refused = self.refused_lines.iter().map(|r| {
+            let mut cells = vec![r.line.to_string(), r.rule.clone(), r.message.clone()];
+            cells.extend(r.cells.iter().cloned());
+            cells
+        });
+        rows(&mut out, std::iter::once(header).chain(refused).collect());
         out
     }
 }

@@ -671,6 +671,8 @@ async fn a_formula_is_imported_as_text_and_never_exported_as_a_formula() {
     assert!(payload.contains("=HYPERLINK(\\\"http://evil.example\\\""), "stored as the text it is: {payload}");
     let report_csv = String::from_utf8(report.to_csv()).unwrap();
     assert!(report_csv.contains(";'=1+1;"), "{report_csv}");
+    assert!(report_csv.starts_with("\u{feff}Rapport d'import;structures employeuses\r\n"), "{report_csv}");
+    assert!(report_csv.contains("Refusées;1\r\n\r\nLigne;Règle;Motif;SIRET;Nom;"), "{report_csv}");
     assert!(!report_csv.lines().any(|l| l.split(';').any(|c| c.starts_with(['=', '+', '-', '@']))), "{report_csv}");
 
     // In a workbook, the formula's text is the value: never its computed result.
