@@ -22,7 +22,8 @@ fn who() -> Importer {
 async fn log() -> (Arc<dyn EventStore>, Arc<UseCases>) {
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     let uc = UseCases::new(store.clone());
-    let conventions: [(&str, &[(&str, EnvelopeKind, i64)]); 4] = [
+    type Envelopes = &'static [(&'static str, EnvelopeKind, i64)];
+    let conventions: [(&str, Envelopes); 4] = [
         (
             "ANCT-UNIFORMATION-2021",
             &[
