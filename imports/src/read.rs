@@ -270,6 +270,15 @@ mod tests {
     }
 
     #[test]
+    fn utf16_with_its_bom_is_read() {
+        let mut bytes = vec![0xFF, 0xFE];
+        bytes.extend("Nom;Ville\r\nÉcole;Sète\r\n".encode_utf16().flat_map(|u| u.to_le_bytes()));
+        let t = read(&bytes).unwrap();
+        assert_eq!(t.source.encoding.as_deref(), Some("UTF-16LE (avec BOM)"));
+        assert_eq!(t.rows, vec![Row { line: 2, cells: vec!["École".into(), "Sète".into()] }]);
+    }
+
+    #[test]
     fn quoted_cells_may_hold_separators_and_line_breaks_and_lines_keep_their_numbers() {
         let t = read(b"A;B\n\"x;y\";\"deux\nlignes\"\nz;w\n").unwrap();
         assert_eq!(t.rows[0].cells, vec!["x;y", "deux\nlignes"]);
