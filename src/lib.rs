@@ -5,10 +5,12 @@ pub mod audit;
 pub mod bench;
 pub mod bench_attack;
 pub mod bench_dashboard;
+pub mod bench_import;
 pub mod bench_replicas;
 pub mod bench_workload;
 pub mod bench_write;
 pub mod demo;
+pub mod import;
 pub mod plan;
 pub mod rebuild;
 pub mod register;
@@ -44,6 +46,8 @@ pub enum Scenario {
     Plan2021,
     /// A small sample of every programme (seconds to seed; what the tests use).
     Sample,
+    /// The conventions, then partners' files (generated) imported through `tracker import`'s path.
+    Files,
 }
 
 impl Scenario {
@@ -51,6 +55,7 @@ impl Scenario {
         match s {
             "plan-2021" => Some(Scenario::Plan2021),
             "sample" => Some(Scenario::Sample),
+            "files" => Some(Scenario::Files),
             _ => None,
         }
     }
@@ -65,6 +70,10 @@ impl Scenario {
                     .events)
             }
             Scenario::Sample => Ok(demo::seed_with_progress(log, seeding::Progress::stderr()).await? as u64),
+            Scenario::Files => {
+                let dir = tempfile::tempdir()?;
+                bench_import::seed_from_files(log, dir.path(), seeding::Progress::stderr()).await
+            }
         }
     }
 
@@ -91,6 +100,7 @@ impl Scenario {
         match self {
             Scenario::Plan2021 => "plan-2021",
             Scenario::Sample => "sample",
+            Scenario::Files => "files",
         }
     }
 
@@ -99,6 +109,7 @@ impl Scenario {
         match self {
             Scenario::Plan2021 => plan::structure(0),
             Scenario::Sample => demo::demo_structure(),
+            Scenario::Files => bench_import::demo_structure(),
         }
     }
 }

@@ -52,7 +52,7 @@ enum Command {
         rate_limit: u32,
         /// What --demo seeds: the plan at full scale (about 15 s the first time), or a
         /// small sample (seconds).
-        #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021", "sample"])]
+        #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021", "sample", "files"])]
         scenario: String,
     },
     /// Manages the bearer tokens of a data directory (stored hashed in DIR/tokens.json),
@@ -71,7 +71,7 @@ enum Command {
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
         data: PathBuf,
         /// The scenario to seed: the plan at full scale, or a small sample.
-        #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021", "sample"])]
+        #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021", "sample", "files"])]
         scenario: String,
     },
     /// Recomputes every hash chain of the log and reports the first altered place
@@ -155,6 +155,36 @@ enum Command {
         format: String,
         #[arg(long)]
         plain_csv: bool,
+    },
+    /// Imports a partner's file (CSV as French spreadsheets write it, or .xlsx) line by
+    /// line through the use cases, and reports each line in French: accepted, already
+    /// there, or refused with the rule. Exit status 2 when lines were refused, 1 when the
+    /// file could not be read (nothing written then).
+    Import {
+        /// structures, purchases, aidants-sessions, habilitations, pix-campaigns,
+        /// pix-certifications, ccas-actions or annex-claims.
+        #[arg(required_unless_present_any = ["template", "generate"])]
+        kind: Option<String>,
+        #[arg(required_unless_present_any = ["template", "generate"])]
+        file: Option<PathBuf>,
+        /// Write the template (the header line) of this kind of file to stdout, and stop.
+        #[arg(long, value_name = "KIND", conflicts_with_all = ["kind", "file"])]
+        template: Option<String>,
+        /// Write the demo's partner files (generated; CSV, the habilitations as xlsx) into
+        /// this directory, named in the order to import them, and stop.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["kind", "file", "template"])]
+        generate: Option<PathBuf>,
+        /// Decide every line against the log as it is and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also write the report (summary and refused lines) as CSV for a French spreadsheet.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
     },
     /// Prints the event log as JSON lines, in log order.
     Events {
@@ -265,6 +295,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         writers: usize,
     },
+    /// Imports: Aidants Connect habilitation lines and purchase lines from CSV and xlsx,
+    /// lines/s against the store's raw append rate measured in the same run.
+    Import {
+        /// Habilitation lines.
+        #[arg(long, default_value_t = 20_000)]
+        habilitations: usize,
+        /// Purchase lines.
+        #[arg(long, default_value_t = 2_000)]
+        purchases: usize,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The event log: fsync floor, durable appends (1 and 64 writers), batched appends, replay.
     Store {
         /// Events in the log replayed at the end.
@@ -319,6 +362,36 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Events { data, store, after } => print_events(&data, store.as_deref(), after).await,
+        Command::Import { template: Some(kind), .. } => tracker::import::template(&kind),
+        Command::Import { generate: Some(dir), .. } => {
+            let files = tracker::bench_import::demo_files();
+            for (kind, path) in tracker::bench_import::write_files(&files, &dir, |k| k == imports::Kind::Habilitations)?
+            {
+                println!("tracker import {} {}", kind.name(), path.display());
+            }
+            Ok(())
+        }
+        Command::Import { kind, file, dry_run, report, json, data, .. } => {
+            let (kind, file) = (kind.unwrap_or_default(), file.unwrap_or_default());
+            let args = tracker::import::ImportArgs {
+                data: &data,
+                kind: &kind,
+                file: &file,
+                dry_run,
+                report: report.as_deref(),
+                json,
+            };
+            std::process::exit(tracker::import::run(args).await?)
+        }
+        Command::Bench { what: BenchCommand::Import { habilitations, purchases, json } } => {
+            let figures = tracker::bench_import::import(habilitations, purchases).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                print!("{}", tracker::bench_import::report(&figures));
+            }
+            Ok(())
+        }
         Command::Bench { what: BenchCommand::Dashboard { rate, seconds, clients, small, json } } => {
             let scale = if small { tracker::plan::Scale::TINY } else { tracker::plan::Scale::FULL };
             let figures =
@@ -623,6 +696,7 @@ fn scenario_name(s: tracker::Scenario) -> &'static str {
     match s {
         tracker::Scenario::Plan2021 => "plan-2021",
         tracker::Scenario::Sample => "sample",
+        tracker::Scenario::Files => "files",
     }
 }
 

@@ -15,6 +15,7 @@ mod disbursements;
 mod errors;
 mod graphiql;
 pub mod heavy;
+pub mod import_route;
 mod inputs;
 mod limits;
 mod measures;
@@ -502,6 +503,8 @@ pub fn routes(state: AppState, tokens: Arc<TokenStore>, graphiql: bool) -> impl 
             )),
         )
         .at("/graphql/ws", get(subscriptions))
+        // Partners' files (issue 22): raw CSV or xlsx body, the report as JSON.
+        .at("/import/:kind", post(import_route::endpoint))
         .at("/health", get(health));
     route = dashboard_page::routes(route);
     if graphiql {

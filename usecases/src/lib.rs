@@ -11,6 +11,7 @@
 //!
 //! It must never decide from a read model, nor write a use case's streams one by one.
 
+pub mod dry_run;
 mod lanes;
 pub mod moves;
 pub mod programmes;
