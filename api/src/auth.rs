@@ -596,6 +596,26 @@ mod tests {
         assert!(!cli.revoke(record.id).await.unwrap(), "already revoked");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shared_tokens_are_stored_hashed_and_a_revocation_holds_for_every_replica() {
+        let Some(url) = store::postgres::testing::fresh_url("shared tokens").await else { return };
+        let (a, b) =
+            (store::PostgresStore::connect(&url).await.unwrap(), store::PostgresStore::connect(&url).await.unwrap());
+        let state: Arc<dyn store::ReplicaState> = Arc::new(a);
+        let (one, other) = (TokenStore::shared(state.clone()), TokenStore::shared(Arc::new(b)));
+        let (record, secret) = one.create(Role::Opco, None, "Marie (OPCO)").await.unwrap();
+        let bearer = format!("Bearer {secret}");
+        assert_eq!(other.authenticate(Some(&bearer)).await.unwrap().token_id, record.id);
+        let stored = state.tokens().await.unwrap();
+        assert!(!format!("{stored:?}").contains(&secret), "the secret is never stored");
+        assert_eq!(stored[0].hash, record.hash);
+        assert!(other.revoke(record.id).await.unwrap());
+        assert_eq!(one.authenticate(Some(&bearer)).await, Err(AuthError::Unknown));
+        assert!(!one.is_active(record.id).await);
+        assert!(one.list().await[0].revoked_at.is_some());
+        assert!(!one.revoke(record.id).await.unwrap(), "already revoked");
+    }
+
     #[tokio::test]
     async fn bad_credentials_are_told_apart() {
         let dir = tempfile::tempdir().unwrap();

@@ -51,9 +51,18 @@ const REMEMBERED_POSITIONS: usize = 100_000;
 
 /// True for the connection strings this backend takes.
 pub fn is_kurrent_url(url: &str) -> bool {
-    ["kurrentdb://", "kurrentdb+discover://", "kurrent://", "kdb://", "esdb://", "esdb+discover://"]
-        .iter()
-        .any(|scheme| url.starts_with(scheme))
+    [
+        "kurrentdb://",
+        "kurrentdb+discover://",
+        "kurrent://",
+        "kurrent+discover://",
+        "kdb://",
+        "kdb+discover://",
+        "esdb://",
+        "esdb+discover://",
+    ]
+    .iter()
+    .any(|scheme| url.starts_with(scheme))
 }
 
 /// What our events carry in KurrentDB's custom metadata.
@@ -167,8 +176,11 @@ impl KurrentStore {
     /// Connects to KurrentDB (`kurrentdb://host:2113?tls=false`, or a cluster's
     /// `kurrentdb+discover://...`) and starts following `$all` for the head position.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let settings: ClientSettings =
-            url.parse().map_err(|e: kurrentdb::ClientSettingsParseError| backend(format!("bad URL {url}: {e}")))?;
+        let settings: ClientSettings = url.parse().map_err(|e: kurrentdb::ClientSettingsParseError| {
+            // Neither the URL nor the client's message may show the password.
+            let e = crate::scrub_password(&e.to_string(), url);
+            backend(format!("bad URL {}: {e}", crate::redact_url(url)))
+        })?;
         let client = Client::new(settings).map_err(|e| backend(format!("{e:#}")))?;
         let positions: Arc<Mutex<BTreeMap<u64, Position>>> = Arc::default();
         let last = Self::last_position(&client).await?;
@@ -416,8 +428,19 @@ mod tests {
     fn recognises_its_connection_strings() {
         assert!(is_kurrent_url("kurrentdb://localhost:2113?tls=false"));
         assert!(is_kurrent_url("kurrentdb+discover://node1:2113,node2:2113?tls=true"));
+        assert!(is_kurrent_url("kurrent+discover://node1:2113,node2:2113?tls=true"));
         assert!(!is_kurrent_url("data/events.sqlite3"));
         assert!(!is_kurrent_url("postgres://localhost"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_url_is_reported_without_its_password() {
+        for url in ["kurrentdb://admin:s3cret@localhost:2113?tls=maybe", "kurrent+discover://admin:s3cret@:notaport"] {
+            let Err(err) = KurrentStore::connect(url).await else { panic!("{url} is refused") };
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+            assert!(err.to_string().contains("admin:***@"), "{err}");
+        }
+        assert_eq!(crate::scrub_password("failed: s3cret", "kurrentdb://a:s3cret@h:2113"), "failed: ***");
     }
 
     #[test]

@@ -277,6 +277,22 @@ pub trait EventStore: Send + Sync + 'static {
     }
 }
 
+/// `text` (an error from a client library, say) with the password `url` holds, if any,
+/// masked wherever it appears.
+pub fn scrub_password(text: &str, url: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(p) => text.replace(p, "***"),
+        None => text.to_string(),
+    }
+}
+
 /// A connection string fit to print: its password, if any, replaced by `***` (URLs go
 /// into errors, logs and `tracker verify`'s report; credentials must not).
 pub fn redact_url(url: &str) -> String {

@@ -388,3 +388,28 @@ async fn the_saga_replica_killed_mid_work_is_replaced_paying_nothing_twice_and_l
     }
     verify(&url);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_reads_a_postgres_log_and_never_prints_its_password() {
+    let Some((url, log)) = seeded("the_command_line_reads_a_postgres_log").await else { return };
+    // The test server trusts local connections: any password is accepted, none may show.
+    let with_password = url.replacen('@', ":s3cret@", 1);
+    let verified = tracker(&["verify", "--store", &with_password]).output().unwrap();
+    let out = String::from_utf8_lossy(&verified.stdout);
+    assert_eq!(verified.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&verified.stderr));
+    assert!(out.contains("INTACT") && out.contains(":***@"), "{out}");
+    assert!(!out.contains("s3cret"), "{out}");
+    let digest = out.lines().find_map(|l| l.trim().strip_prefix("head digest ")).unwrap().to_string();
+    let expected = tracker(&["verify", "--store", &with_password, "--expect", &digest]).output().unwrap();
+    assert_eq!(expected.status.code(), Some(0), "{}", String::from_utf8_lossy(&expected.stdout));
+
+    let events = tracker(&["events", "--store", &url]).output().unwrap();
+    assert!(events.status.success());
+    let head = *log.head().borrow();
+    assert_eq!(String::from_utf8_lossy(&events.stdout).lines().count() as u64, head);
+
+    let refused = tracker(&["verify", "--store", "postgres://tracker:s3cret@127.0.0.1:1/none"]).output().unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("tracker:***@") && !err.contains("s3cret"), "{err}");
+}
