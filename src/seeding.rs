@@ -36,11 +36,21 @@ pub(crate) enum Command {
     Ccas(RecordCcasAction),
     Session(SessionCommand),
     Habilitation(HabilitationCommand),
-    RegisterToSession { habilitation: HabilitationId, session: SessionId, on: NaiveDate },
+    RegisterToSession {
+        habilitation: HabilitationId,
+        session: SessionId,
+        on: NaiveDate,
+    },
     SubmitClaim(AnnexClaimRequest),
-    ResubmitClaim { claim: ClaimId, lines: Vec<ExpenseLine>, on: NaiveDate },
+    ResubmitClaim {
+        claim: ClaimId,
+        lines: Vec<ExpenseLine>,
+        on: NaiveDate,
+    },
     Claim(ClaimCommand),
     FundsCall(FundsCallCommand),
+    /// The money between ANCT and a partner (statements, claims for payment, payments…).
+    Disbursement(domain::disbursement::DisbursementCommand),
 }
 
 impl Command {
@@ -70,6 +80,7 @@ impl Command {
             Command::Claim(ClaimCommand::RecordPayment { .. }) => 2,
             Command::Claim(_) => 1,
             Command::FundsCall(_) => 2,
+            Command::Disbursement(_) => 1,
         }
     }
 }
@@ -164,6 +175,7 @@ impl Seeder {
                 uc.plain::<AnnexClaim>(stream, c, meta).await.map(drop).map_err(|e| refused(&e))
             }
             Command::FundsCall(c) => uc.funds_call(c, meta).await.map(drop).map_err(|e| refused(&e)),
+            Command::Disbursement(c) => uc.disbursement(c, meta).await.map(drop).map_err(|e| refused(&e)),
         }?;
         self.progress.advance(*self.store().head().borrow());
         Ok(())

@@ -255,9 +255,21 @@ impl Disbursements {
     }
 
     /// The most the schedule allows ANCT to have paid so far: the instalments whose
-    /// condition is met (a balance at most what the statements justify beyond the rest).
+    /// condition is met, a balance (on the final report) only as far as the statements
+    /// justify more than the other instalments.
     pub fn allowed(&self, schedule: &[Instalment]) -> Money {
-        (1..=schedule.len()).filter(|n| self.condition_met(schedule, *n)).map(|n| schedule[n - 1].amount).sum()
+        let met = |n: &usize| self.condition_met(schedule, *n);
+        let is_final = |n: &usize| schedule[*n - 1].condition == Condition::FinalReport;
+        let others: Money =
+            (1..=schedule.len()).filter(met).filter(|n| !is_final(n)).map(|n| schedule[n - 1].amount).sum();
+        let mut beyond = self.justified.saturating_sub(others);
+        let mut balance = Money::ZERO;
+        for n in (1..=schedule.len()).filter(met).filter(is_final) {
+            let part = schedule[n - 1].amount.min(beyond);
+            balance = balance + part;
+            beyond = beyond.saturating_sub(part);
+        }
+        others + balance
     }
 
     fn claim(
