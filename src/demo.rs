@@ -31,6 +31,12 @@ use uuid::Uuid;
 /// The actor recorded on every demo event.
 pub const ACTOR: &str = "demo:plan-2021";
 
+/// An envelope of the demo: name, kind, amount, and each funder's fixed part.
+type EnvelopePlan = (&'static str, EnvelopeKind, i64, &'static [(&'static str, i64)]);
+
+/// A convention's schedule: each instalment's label, rate of ANCT's share and condition.
+type SchedulePlan<'a> = (&'a str, &'a [(&'a str, i64, domain::disbursement::Condition)]);
+
 struct Plan {
     code: &'static str,
     partner: &'static str,
@@ -38,7 +44,7 @@ struct Plan {
     shares: &'static [(&'static str, i64)],
     /// Name, kind, amount, and each funder's fixed part (none: the convention's one
     /// funder's; one funder named: 100 % its own, whatever the amount becomes).
-    envelopes: &'static [(&'static str, EnvelopeKind, i64, &'static [(&'static str, i64)])],
+    envelopes: &'static [EnvelopePlan],
     targets: &'static [(TargetKind, u32)],
 }
 
@@ -221,7 +227,7 @@ fn schedules() -> Vec<ConventionCommand> {
     use domain::disbursement::Condition::*;
     use domain::financing::Share;
     let rate = |r: i64| Share::Rate(rust_decimal::Decimal::from(r));
-    let plan: [(&str, &[(&str, i64, domain::disbursement::Condition)]); 3] = [
+    let plan: [SchedulePlan; 3] = [
         (
             "ANCT-UNIFORMATION-2021",
             &[("Avance", 30, Signature), ("Acompte n°1", 50, StatementOfExpenses), ("Solde", 20, FinalReport)],
