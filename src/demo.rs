@@ -31,6 +31,12 @@ use uuid::Uuid;
 /// The actor recorded on every demo event.
 pub const ACTOR: &str = "demo:plan-2021";
 
+/// An envelope of the demo: name, kind, amount, and each funder's fixed part.
+type EnvelopePlan = (&'static str, EnvelopeKind, i64, &'static [(&'static str, i64)]);
+
+/// A convention's schedule: each instalment's label, rate of ANCT's share and condition.
+type SchedulePlan<'a> = (&'a str, &'a [(&'a str, i64, domain::disbursement::Condition)]);
+
 struct Plan {
     code: &'static str,
     partner: &'static str,
@@ -38,7 +44,7 @@ struct Plan {
     shares: &'static [(&'static str, i64)],
     /// Name, kind, amount, and each funder's fixed part (none: the convention's one
     /// funder's; one funder named: 100 % its own, whatever the amount becomes).
-    envelopes: &'static [(&'static str, EnvelopeKind, i64, &'static [(&'static str, i64)])],
+    envelopes: &'static [EnvelopePlan],
     targets: &'static [(TargetKind, u32)],
 }
 
@@ -210,7 +216,42 @@ fn commands() -> Vec<ConventionCommand> {
             ],
         }],
     }));
+    out.extend(schedules());
     out
+}
+
+/// ANCT's payments to its partners, a term of each convention (ours: the plan gives no
+/// schedule): an advance at signature, then interim payments on statements of expenses,
+/// the balance on the final report. Aidants Connect is run by ANCT itself: no schedule.
+fn schedules() -> Vec<ConventionCommand> {
+    use domain::disbursement::Condition::*;
+    use domain::financing::Share;
+    let rate = |r: i64| Share::Rate(rust_decimal::Decimal::from(r));
+    let plan: [SchedulePlan; 3] = [
+        (
+            "ANCT-UNIFORMATION-2021",
+            &[("Avance", 30, Signature), ("Acompte n°1", 50, StatementOfExpenses), ("Solde", 20, FinalReport)],
+        ),
+        ("ANCT-PIX-2021", &[("Avance", 40, Signature), ("Solde", 60, FinalReport)]),
+        ("ANCT-UNCCAS-2021", &[("Avance", 50, Signature), ("Solde", 50, FinalReport)]),
+    ];
+    plan.iter()
+        .map(|(code, instalments)| {
+            ConventionCommand::SetSchedule(SetSchedule {
+                convention_id: ConventionId::for_code(code),
+                instalments: instalments
+                    .iter()
+                    .map(|(label, r, condition)| PlannedInstalment {
+                        label: (*label).into(),
+                        share: rate(*r),
+                        condition: *condition,
+                    })
+                    .collect(),
+                set_on: date("2021-03-15"),
+                amendment: None,
+            })
+        })
+        .collect()
 }
 
 /// The structure the sample's `structure` token is bound to: its first structure.
@@ -586,6 +627,62 @@ fn claims(steps: &mut Steps, purchases: &[PurchaseId]) {
     steps.push(Role::Opco, |id| issue(id, "2021-10-01", "2021-12-31", "2022-01-07"));
 }
 
+/// The money between ANCT and its partners, as it flows: each advance claimed and paid
+/// (Uniformation's late), Uniformation's statement of expenses and interim payment, its
+/// own spending, Pix's advance; UNCCAS's final report below what it received, and the
+/// order of recovery of the difference (not yet paid back).
+fn disbursements(steps: &mut Steps) {
+    use domain::disbursement::DisbursementCommand as D;
+    let id = ConventionId::for_code;
+    let (uniformation, pix, unccas) = (id("ANCT-UNIFORMATION-2021"), id("ANCT-PIX-2021"), id("ANCT-UNCCAS-2021"));
+    let claim = |convention_id, instalment, euros: i64, on: &str| D::ClaimPayment {
+        convention_id,
+        instalment,
+        amount: Money::euros(euros),
+        claimed_on: date(on),
+        terms: Default::default(),
+    };
+    let pay = |convention_id, claim, on: &str| D::PayClaim {
+        convention_id,
+        claim,
+        paid_on: date(on),
+        terms: Default::default(),
+    };
+    let statement = |convention_id, euros: i64, final_report, on: &str| D::SubmitStatement {
+        convention_id,
+        spent: Money::euros(euros),
+        final_report,
+        submitted_on: date(on),
+    };
+    let flow = [
+        (Role::Opco, claim(uniformation, 1, 780_000, "2021-03-25")),
+        (Role::Anct, pay(uniformation, 1, "2021-04-20")),
+        (Role::Opco, claim(pix, 1, 148_000, "2021-03-25")),
+        (Role::Anct, pay(pix, 1, "2021-04-12")),
+        (Role::Opco, claim(unccas, 1, 250_000, "2021-03-25")),
+        (Role::Anct, pay(unccas, 1, "2021-04-15")),
+        (Role::Opco, statement(uniformation, 900_000, false, "2021-12-15")),
+        (Role::Opco, claim(uniformation, 2, 1_300_000, "2021-12-20")),
+        // Paid after its 30 days (our default delay): late.
+        (Role::Anct, pay(uniformation, 2, "2022-02-10")),
+        (
+            Role::Opco,
+            D::RecordCoFunderSpending {
+                convention_id: uniformation,
+                funder: "Uniformation".into(),
+                amount: Money::euros(620_000),
+                reference: "Bilan Uniformation 2021".into(),
+                spent_on: date("2021-12-31"),
+            },
+        ),
+        (Role::Opco, statement(unccas, 180_000, true, "2022-11-30")),
+        (Role::Anct, D::OrderRecovery { convention_id: unccas, ordered_on: date("2022-12-15") }),
+    ];
+    for (who, command) in flow {
+        steps.push(who, |_| Command::Disbursement(command));
+    }
+}
+
 /// The programmes of the demo, through the use cases (as the OPCO, ANCT and the
 /// structures would send them), one step after the other, the reimbursement saga acting
 /// after each claim and funds-call step: structures, training purchases at every stage, a
@@ -599,6 +696,7 @@ async fn seed_programmes(store: Arc<dyn EventStore>, progress: Progress) -> anyh
     ccas(&mut steps);
     aidants_connect(&mut steps);
     claims(&mut steps, &purchases);
+    disbursements(&mut steps);
     let seeder = Seeder::new(store, progress).await?;
     seeder.steps("sample", steps.0).await?;
     seeder.steps("register of measures", crate::register::steps()).await?;
@@ -667,6 +765,11 @@ mod tests {
             "AnnexClaimResubmitted",
             "AnnexClaimFlaggedOverdue",
             "FundsCallFlaggedLate",
+            "DisbursementScheduleSet",
+            "DisbursementPaid",
+            "StatementOfExpensesSubmitted",
+            "CoFunderSpendingRecorded",
+            "RecoveryOrdered",
         ] {
             assert!(events.iter().any(|e| e.event_type == kind), "the demo has a {kind}");
         }

@@ -54,6 +54,8 @@ pub(crate) enum Command {
         stream: String,
         command: domain::measure::MeasureCommand,
     },
+    /// The money between ANCT and a partner (statements, claims for payment, payments…).
+    Disbursement(domain::disbursement::DisbursementCommand),
 }
 
 impl Command {
@@ -83,6 +85,7 @@ impl Command {
             Command::Claim(ClaimCommand::RecordPayment { .. }) => 2,
             Command::Claim(_) | Command::Measure { .. } => 1,
             Command::FundsCall(_) => 2,
+            Command::Disbursement(_) => 1,
         }
     }
 }
@@ -180,6 +183,7 @@ impl Seeder {
             Command::Measure { stream, command } => {
                 uc.plain::<domain::measure::Measure>(stream, command, meta).await.map(drop).map_err(|e| refused(&e))
             }
+            Command::Disbursement(c) => uc.disbursement(c, meta).await.map(drop).map_err(|e| refused(&e)),
         }?;
         self.progress.advance(*self.store().head().borrow());
         Ok(())

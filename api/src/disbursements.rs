@@ -126,6 +126,11 @@ impl DisbursementsView {
     async fn final_report_on(&self) -> Option<DateScalar> {
         self.ledger.final_report.map(Into::into)
     }
+    /// What ANCT paid on funds calls: claims for payment of annex costs the OPCO already
+    /// paid, justified by the claims they list (outside the schedule).
+    async fn funds_calls_paid(&self) -> MoneyScalar {
+        self.ledger.funds_calls_paid().into()
+    }
     /// The co-funders' own spending on the convention (not ANCT's money).
     async fn co_funders(&self) -> Vec<CoFunderSpending> {
         self.ledger

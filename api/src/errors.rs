@@ -118,6 +118,7 @@ pub fn step_error<E: DomainCode>(err: usecases::StepError<E>) -> Error {
         StepError::Domain(e) => command_error(HandleError::Domain(e)),
         StepError::Convention(e) => command_error(HandleError::Domain(e)),
         StepError::Session(e) => command_error(HandleError::Domain(e)),
+        StepError::Disbursement(e) => command_error(HandleError::Domain(e)),
         StepError::Missing { field, message } => bad_input(field, message),
         StepError::Conflict { .. } | StepError::CommandIdReused(_) => {
             Error::new(err.to_string()).extend_with(|_, e| e.set("code", codes::CONFLICT))

@@ -9,6 +9,11 @@
 //! terms: the use case reads them from the convention's stream and passes them in
 //! ([`Terms`]), so deciding needs no I/O.
 //!
+//! Funds calls are claims for payment of their own kind: the OPCO calls annex costs it
+//! already paid, justified by the claims listed; ANCT's payment of one is recorded here
+//! in the same append as the call's, received and justified at once, outside the schedule
+//! (the annex-cost envelope is ANCT's alone by its financing plan).
+//!
 //! Balance, at any point: `received − recovered = justified (within it) + advance not yet
 //! justified`; ANCT never pays beyond what the schedule allows at that point.
 
@@ -71,6 +76,9 @@ pub enum DisbursementCommand {
     OrderRecovery { convention_id: ConventionId, ordered_on: NaiveDate },
     /// The partner paid back (part of) an order of recovery.
     RecordRecoveryPaid { convention_id: ConventionId, amount: Money, paid_on: NaiveDate },
+    /// ANCT paid a funds call: a claim for payment of annex costs the OPCO already paid,
+    /// justified by the claims it lists (written with the payment, in the same append).
+    RecordFundsCallPaid { convention_id: ConventionId, number: u32, amount: Money, paid_on: NaiveDate },
 }
 
 impl DisbursementCommand {
@@ -81,7 +89,8 @@ impl DisbursementCommand {
             | Self::PayClaim { convention_id, .. }
             | Self::RecordCoFunderSpending { convention_id, .. }
             | Self::OrderRecovery { convention_id, .. }
-            | Self::RecordRecoveryPaid { convention_id, .. } => *convention_id,
+            | Self::RecordRecoveryPaid { convention_id, .. }
+            | Self::RecordFundsCallPaid { convention_id, .. } => *convention_id,
         }
     }
 }
@@ -123,6 +132,11 @@ pub enum DisbursementEvent {
         amount: Money,
         paid_on: NaiveDate,
     },
+    FundsCallReimbursed {
+        number: u32,
+        amount: Money,
+        paid_on: NaiveDate,
+    },
 }
 
 impl DomainEvent for DisbursementEvent {
@@ -134,6 +148,7 @@ impl DomainEvent for DisbursementEvent {
             Self::CoFunderSpendingRecorded { .. } => "CoFunderSpendingRecorded",
             Self::RecoveryOrdered { .. } => "RecoveryOrdered",
             Self::RecoveryPaid { .. } => "RecoveryPaid",
+            Self::FundsCallReimbursed { .. } => "FundsCallReimbursed",
         }
     }
 
@@ -145,6 +160,7 @@ impl DomainEvent for DisbursementEvent {
             Self::CoFunderSpendingRecorded { spent_on, .. } => *spent_on,
             Self::RecoveryOrdered { ordered_on, .. } => *ordered_on,
             Self::RecoveryPaid { paid_on, .. } => *paid_on,
+            Self::FundsCallReimbursed { paid_on, .. } => *paid_on,
         }
     }
 }
@@ -186,6 +202,8 @@ pub enum DisbursementError {
     AlreadyOrdered,
     #[error("only {outstanding} is still to be paid back, {requested} recorded")]
     RecoveryExceedsOrder { outstanding: Money, requested: Money },
+    #[error("funds call n°{number} is already recorded as paid")]
+    FundsCallAlreadyRecorded { number: u32 },
 }
 
 /// A claim for payment and what became of it.
@@ -218,6 +236,10 @@ pub struct Disbursements {
     pub recovered: Money,
     /// The co-funders' own spending, by funder.
     pub co_funders: BTreeMap<String, Money>,
+    /// Funds calls ANCT paid (claims for payment of annex costs, justified by the claims
+    /// they list: received and justified at once), by number.
+    #[serde(default)]
+    pub funds_calls: BTreeMap<u32, Money>,
 }
 
 impl Disbursements {
@@ -234,6 +256,11 @@ impl Disbursements {
     /// Money advanced and not yet justified.
     pub fn advance_not_justified(&self) -> Money {
         self.kept().saturating_sub(self.justified)
+    }
+
+    /// What ANCT paid on funds calls.
+    pub fn funds_calls_paid(&self) -> Money {
+        self.funds_calls.values().copied().sum()
     }
 
     /// Ordered back and not yet paid back.
@@ -255,9 +282,21 @@ impl Disbursements {
     }
 
     /// The most the schedule allows ANCT to have paid so far: the instalments whose
-    /// condition is met (a balance at most what the statements justify beyond the rest).
+    /// condition is met, a balance (on the final report) only as far as the statements
+    /// justify more than the other instalments.
     pub fn allowed(&self, schedule: &[Instalment]) -> Money {
-        (1..=schedule.len()).filter(|n| self.condition_met(schedule, *n)).map(|n| schedule[n - 1].amount).sum()
+        let met = |n: &usize| self.condition_met(schedule, *n);
+        let is_final = |n: &usize| schedule[*n - 1].condition == Condition::FinalReport;
+        let others: Money =
+            (1..=schedule.len()).filter(met).filter(|n| !is_final(n)).map(|n| schedule[n - 1].amount).sum();
+        let mut beyond = self.justified.saturating_sub(others);
+        let mut balance = Money::ZERO;
+        for n in (1..=schedule.len()).filter(met).filter(is_final) {
+            let part = schedule[n - 1].amount.min(beyond);
+            balance = balance + part;
+            beyond = beyond.saturating_sub(part);
+        }
+        others + balance
     }
 
     fn claim(
@@ -403,6 +442,12 @@ impl Aggregate for Disbursements {
                 }
                 DisbursementEvent::RecoveryPaid { amount: *amount, paid_on: *paid_on }
             }
+            C::RecordFundsCallPaid { number, amount, paid_on, .. } => {
+                if self.funds_calls.contains_key(number) {
+                    return Err(DisbursementError::FundsCallAlreadyRecorded { number: *number });
+                }
+                DisbursementEvent::FundsCallReimbursed { number: *number, amount: *amount, paid_on: *paid_on }
+            }
         };
         Ok(vec![event])
     }
@@ -443,6 +488,9 @@ impl Aggregate for Disbursements {
                 self.recovery_ordered = self.recovery_ordered + *amount
             }
             DisbursementEvent::RecoveryPaid { amount, .. } => self.recovered = self.recovered + *amount,
+            DisbursementEvent::FundsCallReimbursed { number, amount, .. } => {
+                self.funds_calls.insert(*number, *amount);
+            }
         }
     }
 }

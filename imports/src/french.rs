@@ -48,6 +48,7 @@ pub fn step<E: French>(e: StepError<E>) -> Refusal {
         StepError::Domain(e) => refusal(&e),
         StepError::Convention(e) => refusal(&e),
         StepError::Session(e) => refusal(&e),
+        StepError::Disbursement(e) => refusal(&e),
         StepError::Missing { field, message } => missing(field, &message),
         StepError::Conflict { attempts } => Refusal::new(
             "Conflit",
@@ -172,6 +173,14 @@ impl French for domain::convention::ConventionError {
             ),
             _ => return None,
         })
+    }
+}
+
+/// No import line writes the money between ANCT and a partner: its rules keep their
+/// English sentence, with the rule's name and figures.
+impl French for domain::disbursement::DisbursementError {
+    fn french(&self) -> Option<String> {
+        None
     }
 }
 

@@ -185,6 +185,16 @@ fn the_demo_replayed_at_several_dates_is_stable_and_byte_identical() {
     let events: serde_json::Value = serde_json::from_slice(&explain.stdout).unwrap();
     assert!(events.as_array().unwrap().iter().all(|e| e["eventType"] == "PaymentRecorded"), "{events}");
     assert!(!events.as_array().unwrap().is_empty(), "the reimbursed claims were paid in November");
+
+    // A partner's figure: what ANCT paid Uniformation (no envelope), its two instalments.
+    let received = tracker(&["explain", "--convention", "ANCT-UNIFORMATION-2021", "--figure", "received"], dir.path());
+    let events: serde_json::Value = serde_json::from_slice(&received.stdout).unwrap();
+    let effects: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["effect"].as_str().unwrap()).collect();
+    assert_eq!(effects, ["+780000.00", "+1300000.00"], "{events}");
+    assert!(events.as_array().unwrap().iter().all(|e| e["eventType"] == "DisbursementPaid"));
+    // The report's fiscal years and funders are in the CSV too.
+    assert!(plain.contains("ANCT-UNIFORMATION-2021,Frais annexes,ANCT,"), "{plain}");
+    assert!(plain.contains("ANCT-UNIFORMATION-2021,2021,TOTAL,Uniformation,"), "{plain}");
 }
 
 #[test]

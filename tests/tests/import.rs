@@ -88,8 +88,9 @@ async fn partners_import_their_files_under_their_roles_and_get_a_report() {
         imports::Kind::Structures,
         &[&[
             ("SIRET", &siret),
-            ("Nom", "CCAS d'Ajaccio"),
-            ("Type", "CCAS"),
+            // The OPCO channel funds private employers: an association buys.
+            ("Nom", "Association numérique d'Ajaccio"),
+            ("Type", "association"),
             ("Département", "2A"),
             ("Effectif", "12"),
             ("Date d'enregistrement", "01/04/2021"),

@@ -43,6 +43,9 @@ pub enum StepError<E> {
     /// The training session refused the seat.
     #[error(transparent)]
     Session(domain::aidants::SessionError),
+    /// The partner's disbursement ledger refused the entry.
+    #[error(transparent)]
+    Disbursement(domain::disbursement::DisbursementError),
     /// A fact the decision needs is not in the log (e.g. the envelope to charge).
     #[error("{message}")]
     Missing { field: &'static str, message: String },
@@ -80,6 +83,12 @@ impl Companion for Convention {
 impl Companion for domain::claim::roll::ClaimRoll {
     fn refused<E>(error: domain::claim::roll::RollError) -> StepError<E> {
         match error {}
+    }
+}
+
+impl Companion for domain::disbursement::Disbursements {
+    fn refused<E>(error: domain::disbursement::DisbursementError) -> StepError<E> {
+        StepError::Disbursement(error)
     }
 }
 

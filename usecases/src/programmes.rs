@@ -261,8 +261,37 @@ impl UseCases {
         if let FundsCallCommand::Issue { convention_id, issued_on, payment_days, .. } = &mut command {
             *payment_days = Some(self.caps_on(*convention_id, *issued_on).await?.funds_call_payment_days);
         }
-        let stream = stream_name::<FundsCallLedger>(command.convention_id());
-        self.plain::<FundsCallLedger>(stream, command, meta).await
+        let convention_id = command.convention_id();
+        let stream = stream_name::<FundsCallLedger>(convention_id);
+        // ANCT's payment of a call is also an entry of the partner's disbursement ledger,
+        // written in the same append.
+        self.step::<FundsCallLedger, domain::disbursement::Disbursements>(
+            stream,
+            command,
+            meta,
+            move |_, command| {
+                matches!(command, FundsCallCommand::RecordPayment { .. })
+                    .then(|| stream_name::<domain::disbursement::Disbursements>(convention_id))
+            },
+            as_is,
+            move |_, _, events| {
+                Ok(events
+                    .iter()
+                    .filter_map(|e| match e {
+                        domain::funds_call::FundsCallEvent::FundsCallPaid { number, amount, paid_on, .. } => {
+                            Some(domain::disbursement::DisbursementCommand::RecordFundsCallPaid {
+                                convention_id,
+                                number: *number,
+                                amount: *amount,
+                                paid_on: *paid_on,
+                            })
+                        }
+                        _ => None,
+                    })
+                    .collect())
+            },
+        )
+        .await
     }
 
     /// The annex-cost caps of a convention in force on a date, from the convention's stream.

@@ -186,6 +186,14 @@ async fn an_annex_claim_goes_from_submission_to_reimbursement() {
     );
     let paid = json!({ "commandId": cmd(1304), "conventionId": convention_id(), "fundsCallId": call(1303), "paidOn": "2021-11-02" });
     insta::assert_json_snapshot!("record_funds_call_payment", ok(api.run(&pay_call(), paid).await));
+    // The payment is also an entry of the partner's ledger, written with it: a claim for
+    // payment of its own kind, received and justified at once.
+    let ledger = ok(api
+        .query(&format!("{{ disbursements(conventionId: \"{}\") {{ fundsCallsPaid received }} }}", convention_id()))
+        .await);
+    let fields = &ledger["data"]["disbursements"];
+    assert_eq!(fields["received"], "0.00", "outside the schedule");
+    assert_ne!(fields["fundsCallsPaid"], "0.00", "{ledger}");
     insta::assert_json_snapshot!(
         "query_annex_claims",
         ok(api.query(&format!("{{ annexClaims {{ {CLAIM_FIELDS} }} }}")).await)

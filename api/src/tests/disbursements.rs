@@ -7,7 +7,7 @@ use super::*;
 
 const FIELDS: &str = "schedule { number label amount condition } payableSoFar claims { number instalment label
   amount claimedOn dueOn paidOn paidLate } received justified advanceNotJustified recoveryOrdered recovered toRecover
-  statements finalReportOn coFunders { funder amount }";
+  statements finalReportOn fundsCallsPaid coFunders { funder amount }";
 
 fn mutation(name: &str, input: &str) -> String {
     format!(

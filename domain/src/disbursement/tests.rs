@@ -210,3 +210,17 @@ fn the_co_funders_own_spending_is_recorded_as_its_own() {
     assert_eq!(state.co_funders["Uniformation"], eur(450_000));
     assert_eq!(state.received, Money::ZERO, "the co-funder's own money is not ANCT's");
 }
+
+#[test]
+fn a_paid_funds_call_is_recorded_once_as_received_and_justified() {
+    let record =
+        Cmd::RecordFundsCallPaid { convention_id: id(), number: 1, amount: eur(513), paid_on: d("2021-11-18") };
+    let paid = Ev::FundsCallReimbursed { number: 1, amount: eur(513), paid_on: d("2021-11-18") };
+    given::<Disbursements>([]).when(record.clone()).then([paid.clone()]);
+    given::<Disbursements>([paid.clone()])
+        .when(record)
+        .then_err(DisbursementError::FundsCallAlreadyRecorded { number: 1 });
+    let mut state = Disbursements::default();
+    state.evolve(&paid);
+    assert_eq!((state.funds_calls_paid(), state.received), (eur(513), Money::ZERO), "outside the schedule");
+}
