@@ -151,6 +151,10 @@ enum Command {
         /// received, justified, recovered or co-funder-spent.
         #[arg(long)]
         figure: String,
+        /// Only the events of this budget year (exercice: their business date's year),
+        /// behind that year's figure in the report's fiscal years.
+        #[arg(long)]
+        year: Option<i32>,
         #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
         format: String,
         #[arg(long)]
@@ -481,7 +485,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Explain { data, store, as_of, as_known_at, convention, envelope, figure, format, plain_csv } => {
+        Command::Explain { data, store, as_of, as_known_at, convention, envelope, figure, year, format, plain_csv } => {
             let figure = projections::report::Figure::parse(&figure)
                 .context(
                     "--figure is one of allocated, committed, service-done, paid (an envelope's), received, justified, recovered, co-funder-spent (the partner's)",
@@ -494,6 +498,10 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 anyhow::ensure!(!envelope.is_empty(), "--envelope names the envelope whose {figure:?} to explain");
                 builder.explain(convention_id, domain::EnvelopeId::for_name(convention_id, &envelope), figure)
+            };
+            let events = match year {
+                Some(year) => projections::report::in_fiscal_year(events, year),
+                None => events,
             };
             if format == "csv" {
                 print!("{}", projections::report::events_to_csv(&events, !plain_csv));

@@ -883,3 +883,10 @@ pub fn events_to_csv(events: &[EventRef], french: bool) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The events of one budget year (exercice): those whose business date falls in it, as the
+/// report's fiscal years place each move.
+pub fn in_fiscal_year(events: Vec<EventRef>, year: i32) -> Vec<EventRef> {
+    use chrono::Datelike;
+    events.into_iter().filter(|e| e.business_date.year() == year).collect()
+}

@@ -192,6 +192,45 @@ fn the_demo_replayed_at_several_dates_is_stable_and_byte_identical() {
     let effects: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["effect"].as_str().unwrap()).collect();
     assert_eq!(effects, ["+780000.00", "+1300000.00"], "{events}");
     assert!(events.as_array().unwrap().iter().all(|e| e["eventType"] == "DisbursementPaid"));
+    // A fiscal year's figure is explained by that year's events: their effects add up to
+    // the year's committed net of releases, summed over the funders, in the report.
+    let whole: serde_json::Value = serde_json::from_slice(&report(dir.path(), &[]).stdout).unwrap();
+    let uniformation =
+        whole["conventions"].as_array().unwrap().iter().find(|c| c["code"] == "ANCT-UNIFORMATION-2021").unwrap();
+    let dec = |v: &serde_json::Value| v.as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap();
+    for year in [2021, 2022] {
+        let want: rust_decimal::Decimal = uniformation["fiscalYears"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["year"] == year && f["envelope"] == "Formations certifiantes")
+            .map(|f| dec(&f["committed"]) - dec(&f["released"]))
+            .sum();
+        let explained = tracker(
+            &[
+                "explain",
+                "--convention",
+                "ANCT-UNIFORMATION-2021",
+                "--envelope",
+                "Formations certifiantes",
+                "--figure",
+                "committed",
+                "--year",
+                &year.to_string(),
+            ],
+            dir.path(),
+        );
+        let events: serde_json::Value = serde_json::from_slice(&explained.stdout).unwrap();
+        let events = events.as_array().unwrap();
+        assert!(events.iter().all(|e| e["businessDate"].as_str().unwrap().starts_with(&year.to_string())));
+        let sum: rust_decimal::Decimal = events
+            .iter()
+            .filter_map(|e| e["effect"].as_str())
+            .filter(|e| !e.starts_with('='))
+            .map(|e| e.trim_start_matches('+').parse::<rust_decimal::Decimal>().unwrap())
+            .sum();
+        assert_eq!(sum, want, "{year}: the year's events explain its committed net of releases");
+    }
     // The report's fiscal years and funders are in the CSV too.
     assert!(plain.contains("ANCT-UNIFORMATION-2021,Frais annexes,ANCT,"), "{plain}");
     assert!(plain.contains("ANCT-UNIFORMATION-2021,2021,TOTAL,Uniformation,"), "{plain}");
