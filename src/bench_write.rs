@@ -4,7 +4,9 @@
 //! what concurrent writers to one convention stream run into), then the national
 //! dashboard read while writes arrive. Baselines from the same run: the fsync floor and
 //! the store's own append rate (no HTTP, no GraphQL, no decision), and `/health` (HTTP
-//! without GraphQL or the log).
+//! without GraphQL or the log). With `--postgres URL`, the same closed-loop runs on a
+//! PostgreSQL log served by 1 and by 3 replicas ([`crate::bench_replicas`]), as ratios to
+//! this run's embedded-log figures.
 
 use crate::LOG_FILE;
 use crate::bench_dashboard::{Load, NATIONAL_DASHBOARD, Target, closed_loop, open_loop, percentile};
@@ -28,6 +30,9 @@ pub struct WriteOptions {
     pub write_rate: u64,
     /// How long the fsync floor, the store's appends and `/health` run.
     pub baseline_window: Duration,
+    /// A PostgreSQL database to run the closed loops on too (in a schema of their own,
+    /// dropped afterwards), with 1 and 3 replicas.
+    pub postgres: Option<String>,
 }
 
 impl WriteOptions {
@@ -38,6 +43,7 @@ impl WriteOptions {
             read_rate: 1_000,
             write_rate: 500,
             baseline_window: window.min(Duration::from_secs(2)),
+            postgres: None,
         }
     }
 }
@@ -101,11 +107,15 @@ pub struct WriteFigures {
     /// events the log holds afterwards: equal unless an answer lied.
     pub commands_ok: u64,
     pub funds_committed_events: u64,
+    /// The closed loops again on PostgreSQL, by number of replicas (with `--postgres`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub postgres: Vec<crate::bench_replicas::ReplicaRuns>,
 }
 
-/// Sends `commitFunds` to one of its envelopes.
-struct Writer {
-    url: String,
+/// Sends `commitFunds` to one of its envelopes, through one of its servers.
+pub(crate) struct Writer {
+    /// The GraphQL endpoints of the servers (replicas of one log): client `c` uses `c % n`.
+    urls: Vec<String>,
     token: String,
     /// (convention id, envelope id), as GraphQL ids.
     envelopes: Vec<(String, String)>,
@@ -126,9 +136,9 @@ impl Writer {
     }
 
     /// `Ok` or the error's code.
-    async fn send(&self, client: &reqwest::Client, body: String) -> Result<(), String> {
+    async fn send(&self, client: &reqwest::Client, to: usize, body: String) -> Result<(), String> {
         let response = client
-            .post(&self.url)
+            .post(&self.urls[to % self.urls.len()])
             .bearer_auth(&self.token)
             .header("content-type", "application/json")
             .body(body)
@@ -185,7 +195,7 @@ async fn closed_writes(
                     let body =
                         writer.body((c + answers.len()) % envelopes, &format!("BENCH-{run}-{c}-{}", answers.len()));
                     let sent = Instant::now();
-                    let outcome = writer.send(&client, body).await;
+                    let outcome = writer.send(&client, c, body).await;
                     answers.push((sent.elapsed().as_secs_f64() * 1000.0, outcome));
                 }
                 answers
@@ -205,7 +215,7 @@ async fn closed_writes(
 async fn open_writes(client: &reqwest::Client, writer: &Arc<Writer>, rate: u64, window: Duration) -> Writes {
     let answers = crate::bench_dashboard::open_loop_timed(rate, window, Err("PANIC".into()), |i| {
         let (client, writer) = (client.clone(), writer.clone());
-        async move { writer.send(&client, writer.body(i, &format!("BENCH-OPEN-{i}"))).await }
+        async move { writer.send(&client, i, writer.body(i, &format!("BENCH-OPEN-{i}"))).await }
     })
     .await;
     tally(answers)
@@ -283,6 +293,14 @@ async fn store_baselines(window: Duration) -> anyhow::Result<(f64, f64)> {
 }
 
 pub async fn write(options: &WriteOptions) -> anyhow::Result<WriteFigures> {
+    let mut figures = write_embedded(options).await?;
+    if let Some(url) = &options.postgres {
+        figures.postgres = crate::bench_replicas::postgres(options, url).await?;
+    }
+    Ok(figures)
+}
+
+async fn write_embedded(options: &WriteOptions) -> anyhow::Result<WriteFigures> {
     let (fsync_per_s, store_appends_per_s) = store_baselines(options.baseline_window).await?;
 
     let dir = tempfile::tempdir()?;
@@ -303,25 +321,13 @@ pub async fn write(options: &WriteOptions) -> anyhow::Result<WriteFigures> {
 async fn measure(options: &WriteOptions, base: &str, token: &str) -> anyhow::Result<WriteFigures> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let url = format!("{base}/graphql");
-    let one = sign(&client, &url, token, "BENCH-ONE", 1).await?;
-    let mut spread = Vec::new();
-    for c in 0..CONVENTIONS {
-        spread.extend(sign(&client, &url, token, &format!("BENCH-SPREAD-{c}"), ENVELOPES_PER_CONVENTION).await?);
-    }
-    let writer = |envelopes| Arc::new(Writer { url: url.clone(), token: token.to_string(), envelopes });
-    let (one, spread) = (writer(one), writer(spread));
+    let (one, spread) = writers(&client, std::slice::from_ref(&url), token).await?;
 
     let health = Target::Health(format!("{base}/health"));
     closed_loop(&client, &health, BASELINE_WRITERS, Duration::from_millis(300)).await; // warm-up
     let health_per_s = closed_loop(&client, &health, BASELINE_WRITERS, options.baseline_window).await;
 
-    let mut runs = Vec::new();
-    for &clients in &options.clients {
-        for writer in [&one, &spread] {
-            let n = runs.len();
-            runs.push(closed_writes(&client, writer, n, clients, writer.envelopes.len(), options.window).await);
-        }
-    }
+    let runs = closed_runs(options, &client, &one, &spread).await;
 
     let dashboard = Target::GraphQL {
         url: url.clone(),
@@ -349,7 +355,41 @@ async fn measure(options: &WriteOptions, base: &str, token: &str) -> anyhow::Res
         writes_under_reads,
         commands_ok,
         funds_committed_events: 0,
+        postgres: Vec::new(),
     })
+}
+
+/// The conventions the runs write to, signed through the first server: writers on one
+/// envelope and on the spread ones.
+pub(crate) async fn writers(
+    client: &reqwest::Client,
+    urls: &[String],
+    token: &str,
+) -> anyhow::Result<(Arc<Writer>, Arc<Writer>)> {
+    let one = sign(client, &urls[0], token, "BENCH-ONE", 1).await?;
+    let mut spread = Vec::new();
+    for c in 0..CONVENTIONS {
+        spread.extend(sign(client, &urls[0], token, &format!("BENCH-SPREAD-{c}"), ENVELOPES_PER_CONVENTION).await?);
+    }
+    let writer = |envelopes| Arc::new(Writer { urls: urls.to_vec(), token: token.to_string(), envelopes });
+    Ok((writer(one), writer(spread)))
+}
+
+/// The closed-loop runs: each client count, on one envelope then spread.
+pub(crate) async fn closed_runs(
+    options: &WriteOptions,
+    client: &reqwest::Client,
+    one: &Arc<Writer>,
+    spread: &Arc<Writer>,
+) -> Vec<WriteRun> {
+    let mut runs = Vec::new();
+    for &clients in &options.clients {
+        for writer in [one, spread] {
+            let n = runs.len();
+            runs.push(closed_writes(client, writer, n, clients, writer.envelopes.len(), options.window).await);
+        }
+    }
+    runs
 }
 
 fn errors(w: &Writes) -> String {
@@ -437,6 +477,9 @@ pub fn report(f: &WriteFigures) -> String {
         "\nlog check: {} commands answered without error, {} FundsCommitted events in the log\n",
         f.commands_ok, f.funds_committed_events
     );
+    if !f.postgres.is_empty() {
+        out += &crate::bench_replicas::report(f);
+    }
     out
 }
 
@@ -452,6 +495,7 @@ mod tests {
             read_rate: 50,
             write_rate: 20,
             baseline_window: Duration::from_millis(100),
+            postgres: None,
         };
         let f = write(&options).await.unwrap();
 

@@ -15,6 +15,7 @@ use domain::annex::{ExpenseKind, StayArea};
 use domain::ccas::{CcasActionId, RecordCcasAction};
 use domain::claim::{ClaimCommand, ClaimId, ExpenseLine, LineDecision};
 use domain::convention::*;
+use domain::financing::{EnvelopeFinancing, FunderPart};
 use domain::framework::{CompetencyBlock, Metier};
 use domain::funds_call::{FundsCallCommand, FundsCallId};
 use domain::ids::TRACKER_NAMESPACE;
@@ -35,7 +36,9 @@ struct Plan {
     partner: &'static str,
     title: &'static str,
     shares: &'static [(&'static str, i64)],
-    envelopes: &'static [(&'static str, EnvelopeKind, i64)],
+    /// Name, kind, amount, and each funder's fixed part (none: the convention's one
+    /// funder's; one funder named: 100 % its own, whatever the amount becomes).
+    envelopes: &'static [(&'static str, EnvelopeKind, i64, &'static [(&'static str, i64)])],
     targets: &'static [(TargetKind, u32)],
 }
 
@@ -45,10 +48,23 @@ const PLAN: &[Plan] = &[
         partner: "OPCO Uniformation",
         title: "Achat de 2 000 formations certifiantes et non certifiantes",
         shares: &[("ANCT", 2_600_000), ("Uniformation", 1_800_000)],
+        // The financing plan (ours: the plan gives only the two funders' totals): ANCT
+        // reimburses the annex costs in full; the trainings share the rest so that ANCT
+        // brings 2.6 M€ and Uniformation 1.8 M€ in all.
         envelopes: &[
-            ("Formations certifiantes", EnvelopeKind::CertifyingTrainings, 2_400_000),
-            ("Formations non certifiantes", EnvelopeKind::NonCertifyingTrainings, 1_600_000),
-            ("Frais annexes", EnvelopeKind::AnnexCosts, 400_000),
+            (
+                "Formations certifiantes",
+                EnvelopeKind::CertifyingTrainings,
+                2_400_000,
+                &[("ANCT", 1_320_000), ("Uniformation", 1_080_000)],
+            ),
+            (
+                "Formations non certifiantes",
+                EnvelopeKind::NonCertifyingTrainings,
+                1_600_000,
+                &[("ANCT", 880_000), ("Uniformation", 720_000)],
+            ),
+            ("Frais annexes", EnvelopeKind::AnnexCosts, 400_000, &[("ANCT", 100)]),
         ],
         targets: &[(TargetKind::Trainings, 2_000)],
     },
@@ -57,7 +73,7 @@ const PLAN: &[Plan] = &[
         partner: "GIP Pix",
         title: "Campagnes de certification Pix des médiateurs et des aidants numériques",
         shares: &[("ANCT", 370_000)],
-        envelopes: &[("Certifications Pix", EnvelopeKind::Certifications, 370_000)],
+        envelopes: &[("Certifications Pix", EnvelopeKind::Certifications, 370_000, &[])],
         targets: &[],
     },
     Plan {
@@ -65,15 +81,16 @@ const PLAN: &[Plan] = &[
         partner: "Aidants Connect (ANCT)",
         title: "Formation obligatoire de 20 000 aidants professionnels habilités Aidants Connect",
         shares: &[("ANCT", 2_500_000)],
-        envelopes: &[("Formation Aidants Connect", EnvelopeKind::AidantsConnectTraining, 2_500_000)],
-        targets: &[(TargetKind::Habilitations, 20_000)],
+        envelopes: &[("Formation Aidants Connect", EnvelopeKind::AidantsConnectTraining, 2_500_000, &[])],
+        // The plan's figure counts aidants trained; habilitations are shown beside it.
+        targets: &[(TargetKind::AidantsTrained, 20_000)],
     },
     Plan {
         code: "ANCT-UNCCAS-2021",
         partner: "UNCCAS",
         title: "Formation des agents de CCAS et réseau « CCAS et inclusion numérique »",
         shares: &[("ANCT", 500_000)],
-        envelopes: &[("Actions CCAS", EnvelopeKind::CcasActions, 500_000)],
+        envelopes: &[("Actions CCAS", EnvelopeKind::CcasActions, 500_000, &[])],
         targets: &[],
     },
 ];
@@ -112,13 +129,18 @@ fn commands() -> Vec<ConventionCommand> {
             departements: vec![],
             annex_caps: None,
         }));
-        for (name, kind, amount) in plan.envelopes {
+        for (name, kind, amount, parts) in plan.envelopes {
             out.push(ConventionCommand::AllocateEnvelope(AllocateEnvelope {
                 convention_id: id,
                 name: (*name).into(),
                 kind: *kind,
                 amount: Money::euros(*amount),
                 allocated_on: date("2021-03-22"),
+                financing: match parts {
+                    [] => None,
+                    [(funder, _)] => Some(vec![FunderPart::whole(funder)]),
+                    _ => Some(parts.iter().map(|(f, a)| FunderPart::amount(f, Money::euros(*a))).collect()),
+                },
             }));
         }
     }
@@ -178,6 +200,15 @@ fn commands() -> Vec<ConventionCommand> {
             effective_on: date("2022-01-01"),
             caps: AnnexCaps { per_meal: Money::cents(2_000), ..AnnexCaps::ours() },
         }),
+        // 100 000 € of non-certifying trainings move to annex costs (all ANCT's): the
+        // trainings' plan follows so that each funder keeps its total.
+        financing: vec![EnvelopeFinancing {
+            envelope_id: EnvelopeId::for_name(uniformation, "Formations non certifiantes"),
+            parts: vec![
+                FunderPart::amount("ANCT", Money::euros(780_000)),
+                FunderPart::amount("Uniformation", Money::euros(720_000)),
+            ],
+        }],
     }));
     out
 }
@@ -190,19 +221,18 @@ pub fn demo_structure() -> Uuid {
 
 /// Creates one fresh token per role for the demo and returns their secrets; the previous
 /// demo tokens are revoked, so only the ones just printed work.
-pub fn tokens(store: &api::TokenStore, structure: Uuid) -> anyhow::Result<Vec<(api::Role, String)>> {
-    for old in store.list().into_iter().filter(|t| t.revoked_at.is_none() && t.label.starts_with("demo ")) {
-        store.revoke(old.id).map_err(|e| anyhow::anyhow!(e))?;
+pub async fn tokens(store: &api::TokenStore, structure: Uuid) -> anyhow::Result<Vec<(api::Role, String)>> {
+    for old in store.list().await.into_iter().filter(|t| t.revoked_at.is_none() && t.label.starts_with("demo ")) {
+        store.revoke(old.id).await.map_err(|e| anyhow::anyhow!(e))?;
     }
-    api::Role::ALL
-        .into_iter()
-        .map(|role| {
-            let structure = (role == api::Role::Structure).then_some(structure);
-            let (_, secret) =
-                store.create(role, structure, &format!("demo {}", role.name())).map_err(|e| anyhow::anyhow!(e))?;
-            Ok((role, secret))
-        })
-        .collect()
+    let mut tokens = Vec::new();
+    for role in api::Role::ALL {
+        let structure = (role == api::Role::Structure).then_some(structure);
+        let (_, secret) =
+            store.create(role, structure, &format!("demo {}", role.name())).await.map_err(|e| anyhow::anyhow!(e))?;
+        tokens.push((role, secret));
+    }
+    Ok(tokens)
 }
 
 /// A valid SIRET (Luhn) from 13 digits, for the demo's structures.
@@ -238,7 +268,19 @@ const STRUCTURES: &[(&str, &str, StructureKind, &str, HeadCount)] = &[
         HeadCount::Medium,
     ),
     ("8200567800006", "Numérique Corse SARL", StructureKind::PrivateCompany, "2A", HeadCount::Micro),
+    (
+        "4130678900007",
+        "Association Marseille Solidarités Numériques",
+        StructureKind::Association,
+        "13",
+        HeadCount::Small,
+    ),
+    ("2971567800008", "SCOP Karukera Numérique", StructureKind::PrivateCompany, "971", HeadCount::Micro),
 ];
+
+/// The buyers of the demo's six training purchases: private employers only (the OPCO
+/// channel funds private-sector employers; the CCAS train through the UNCCAS convention).
+const BUYERS: [usize; 6] = [0, 6, 2, 7, 5, 0];
 
 fn structure_id(i: usize) -> StructureId {
     StructureId::for_siret(&Siret::parse(&siret(STRUCTURES[i].0)).expect("valid"))
@@ -293,8 +335,9 @@ fn purchases(steps: &mut Steps) -> Vec<PurchaseId> {
             Command::Purchase(PurchaseCommand::Request(Box::new(RequestPurchase {
                 purchase_id: PurchaseId::for_request(id),
                 convention_id: ConventionId::for_code("ANCT-UNIFORMATION-2021"),
-                structure_id: structure_id(i),
-                departement: structure_departement(i),
+                structure_id: structure_id(BUYERS[i]),
+                departement: structure_departement(BUYERS[i]),
+                structure_kind: STRUCTURES[BUYERS[i]].2,
                 provider: ["Simplon", "Pop School", "WebForce3"][i % 3].into(),
                 title: if certifying {
                     "Titre professionnel Responsable d'espace de médiation numérique"
@@ -468,7 +511,7 @@ fn claims(steps: &mut Steps, purchases: &[PurchaseId]) {
     for (p, trainee, on, lines) in submissions {
         let request = AnnexClaimRequest {
             claim_id: claim_id(p, trainee),
-            structure_id: Some(structure_id(p)),
+            structure_id: Some(structure_id(BUYERS[p])),
             purchase_id: purchases[p],
             trainee: trainee.into(),
             lines,
@@ -529,6 +572,7 @@ fn claims(steps: &mut Steps, purchases: &[PurchaseId]) {
             period_end: date(to),
             claims: None,
             issued_on: date(on),
+            payment_days: None,
         })
     };
     let first = steps.push(Role::Opco, |id| issue(id, "2021-04-01", "2021-09-30", "2021-10-05"));
@@ -557,6 +601,7 @@ async fn seed_programmes(store: Arc<dyn EventStore>, progress: Progress) -> anyh
     claims(&mut steps, &purchases);
     let seeder = Seeder::new(store, progress).await?;
     seeder.steps("sample", steps.0).await?;
+    seeder.steps("register of measures", crate::register::steps()).await?;
     seeder.progress().finish();
     Ok(())
 }
@@ -627,17 +672,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn demo_tokens_replace_the_previous_ones() {
+    #[tokio::test]
+    async fn demo_tokens_replace_the_previous_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = api::TokenStore::open(dir.path()).unwrap();
-        let first = tokens(&store, demo_structure()).unwrap();
+        let first = tokens(&store, demo_structure()).await.unwrap();
         std::thread::sleep(std::time::Duration::from_millis(10));
-        let second = tokens(&store, demo_structure()).unwrap();
+        let second = tokens(&store, demo_structure()).await.unwrap();
         assert_eq!(second.len(), 5);
         let header = |s: &str| format!("Bearer {s}");
-        assert!(store.authenticate(Some(&header(&first[0].1))).is_err(), "old demo token revoked");
-        let structure = store.authenticate(Some(&header(&second[2].1))).unwrap();
+        assert!(store.authenticate(Some(&header(&first[0].1))).await.is_err(), "old demo token revoked");
+        let structure = store.authenticate(Some(&header(&second[2].1))).await.unwrap();
         assert_eq!((structure.role, structure.structure), (api::Role::Structure, Some(demo_structure())));
     }
 

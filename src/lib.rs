@@ -3,14 +3,17 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_attack;
 pub mod bench_dashboard;
 pub mod bench_import;
+pub mod bench_replicas;
 pub mod bench_workload;
 pub mod bench_write;
 pub mod demo;
 pub mod import;
 pub mod plan;
 pub mod rebuild;
+pub mod register;
 pub mod seeding;
 
 use anyhow::Context;
@@ -115,7 +118,8 @@ impl Scenario {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub data_dir: PathBuf,
-    /// Another event log than the embedded one: `kurrentdb://host:2113?tls=false`.
+    /// Another event log than the embedded one: `postgres://user@host/db` (shared by
+    /// replicas) or `kurrentdb://host:2113?tls=false`.
     pub store: Option<String>,
     pub addr: String,
     /// Seed the demo scenario before serving, and create one token per role.
@@ -135,8 +139,15 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<SqliteStore>> {
     Ok(Arc::new(store))
 }
 
-/// Connects to the event log a URL names (only KurrentDB for now).
+/// Connects to the event log a URL names: PostgreSQL (`postgres://…`) or KurrentDB.
+/// Errors never repeat a password the URL holds.
 pub async fn connect_store(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+    if store::postgres::is_postgres_url(url) {
+        let store = store::PostgresStore::connect(url)
+            .await
+            .with_context(|| format!("cannot open the event log at {}", store::redact_url(url)))?;
+        return Ok(Arc::new(store));
+    }
     #[cfg(feature = "kurrentdb")]
     if store::kurrent::is_kurrent_url(url) {
         let store = store::kurrent::KurrentStore::connect(url).await?;
@@ -147,7 +158,11 @@ pub async fn connect_store(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
             "this build has no KurrentDB backend: build it with `cargo build --release --features kurrentdb`"
         );
     }
-    anyhow::bail!("`{url}` is not an event log this tracker knows (expected kurrentdb://host:2113?tls=false)")
+    anyhow::bail!(
+        "`{}` is not an event log this tracker knows (expected postgres://user@host:5432/db or \
+         kurrentdb://host:2113?tls=false)",
+        store::redact_url(url)
+    )
 }
 
 /// A bound, ready-to-run server.
@@ -178,30 +193,47 @@ impl Application {
                  lacks): `serve` refuses it; `verify`, `replay`, `explain` and `rebuild` still read it"
             );
         }
-        let tokens = Arc::new(
-            api::TokenStore::open(&settings.data_dir)
+        // Replicas of a shared log share its tokens and run the saga one at a time; the
+        // embedded log keeps both in its data directory.
+        let shared = log.replica_state();
+        let tokens = Arc::new(match &shared {
+            Some(state) => api::TokenStore::shared(state.clone()),
+            None => api::TokenStore::open(&settings.data_dir)
                 .with_context(|| format!("cannot read the tokens of {}", settings.data_dir.display()))?,
-        );
+        });
         let mut demo_tokens = Vec::new();
         if settings.demo {
             settings.scenario.seed_once(log.clone(), &settings.data_dir).await?;
-            demo_tokens = demo::tokens(&tokens, settings.scenario.structure())?;
+            demo_tokens = demo::tokens(&tokens, settings.scenario.structure()).await?;
         }
         let store = log.clone();
         let head = *store.head().borrow();
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
-        let checkpoint = Arc::new(sagas::FileCheckpoint(settings.data_dir.join(SAGA_CHECKPOINT)));
         let use_cases = usecases::UseCases::new(store.clone());
-        let process = sagas::Process::start(store.clone(), checkpoint, Arc::new(sagas::SystemClock))
-            .await
-            .context("cannot start the reimbursement saga")?
-            .with_use_cases(use_cases.clone());
+        let saga = match &shared {
+            Some(state) => sagas::SagaRunner::spawn_leased(
+                store.clone(),
+                state.clone(),
+                Arc::new(sagas::SystemClock),
+                use_cases.clone(),
+                SAGA_TICK,
+                store::postgres::LEASE_TTL,
+            ),
+            None => {
+                let checkpoint = Arc::new(sagas::FileCheckpoint(settings.data_dir.join(SAGA_CHECKPOINT)));
+                let process = sagas::Process::start(store.clone(), checkpoint, Arc::new(sagas::SystemClock))
+                    .await
+                    .context("cannot start the reimbursement saga")?
+                    .with_use_cases(use_cases.clone());
+                sagas::SagaRunner::spawn(process, SAGA_TICK)
+            }
+        };
         let state = AppState::persisted(store, &settings.data_dir.join(SNAPSHOTS_DIR))
             .await
             .with_use_cases(use_cases)
             .with_rate_limit(settings.rate_limit)
-            .with_saga(sagas::SagaRunner::spawn(process, SAGA_TICK));
+            .with_saga(saga);
         for (view, from) in state.resumed_from() {
             tracing::info!(view, from, "read model started");
         }

@@ -31,7 +31,9 @@ enum Command {
         #[arg(long, env = "TRACKER_DATA")]
         data: Option<PathBuf>,
         /// The event log, when not the embedded SQLite one in the data directory:
-        /// `kurrentdb://host:2113?tls=false` (needs a build with `--features kurrentdb`).
+        /// `postgres://user@host:5432/db` (shared by several replicas: tokens, saga
+        /// checkpoint and lease there too) or `kurrentdb://host:2113?tls=false` (needs a
+        /// build with `--features kurrentdb`).
         #[arg(long, env = "TRACKER_STORE")]
         store: Option<String>,
         /// Address to listen on; port 0 picks a free port.
@@ -53,10 +55,14 @@ enum Command {
         #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021", "sample", "files"])]
         scenario: String,
     },
-    /// Manages the bearer tokens of a data directory (stored hashed in DIR/tokens.json).
+    /// Manages the bearer tokens of a data directory (stored hashed in DIR/tokens.json),
+    /// or of the replicas sharing a PostgreSQL log (with --store).
     Token {
         #[arg(long, env = "TRACKER_DATA", default_value = "data", global = true)]
         data: PathBuf,
+        /// The shared log whose replicas' tokens to manage (`postgres://...`).
+        #[arg(long, env = "TRACKER_STORE", global = true)]
+        store: Option<String>,
         #[command(subcommand)]
         action: TokenAction,
     },
@@ -73,8 +79,9 @@ enum Command {
     Verify {
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
         data: PathBuf,
-        /// Verify another event log than the embedded one (`kurrentdb://...`): the
-        /// per-stream chains of every event.
+        /// Verify another event log than the embedded one: `postgres://...` (every
+        /// chain, the head and the command records, as for the embedded log) or
+        /// `kurrentdb://...` (the per-stream chains of every event).
         #[arg(long, env = "TRACKER_STORE")]
         store: Option<String>,
         /// A digest published earlier, as POSITION:HASH (what a previous verify printed):
@@ -137,10 +144,11 @@ enum Command {
         /// The convention's code, e.g. ANCT-UNIFORMATION-2021.
         #[arg(long)]
         convention: String,
-        /// The envelope's name, e.g. "Frais annexes".
-        #[arg(long)]
+        /// The envelope's name, e.g. "Frais annexes" (not for a partner's figures).
+        #[arg(long, default_value = "")]
         envelope: String,
-        /// allocated, committed, service-done or paid.
+        /// An envelope's allocated, committed, service-done or paid; or the partner's
+        /// received, justified, recovered or co-funder-spent.
         #[arg(long)]
         figure: String,
         #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
@@ -182,6 +190,9 @@ enum Command {
     Events {
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
         data: PathBuf,
+        /// Another event log than the embedded one (`postgres://...`, `kurrentdb://...`).
+        #[arg(long, env = "TRACKER_STORE")]
+        store: Option<String>,
         /// Print only events after this global position.
         #[arg(long, default_value_t = 0)]
         after: u64,
@@ -250,6 +261,30 @@ enum BenchCommand {
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
+        /// Also run the closed loops on this PostgreSQL database, with 1 and 3 replicas
+        /// (in a schema of their own, dropped afterwards).
+        #[arg(long, env = "TRACKER_BENCH_POSTGRES")]
+        postgres: Option<String>,
+    },
+    /// The adversarial run as a benchmark: read-only clients send the costliest requests
+    /// accepted (two replays each) and 1 000-alias bombs, while /health and the national
+    /// dashboard are measured at a fixed rate; baseline: the same measures without attack.
+    Attack {
+        /// Concurrent attackers (one in four sends the alias bomb).
+        #[arg(long, default_value_t = 8)]
+        attackers: usize,
+        /// Requests per second of the measured /health and dashboard loads.
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        /// Seconds each measurement runs.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Seed the full plan (150 000 events) instead of the small one.
+        #[arg(long)]
+        full: bool,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// The peers benchmark's workload on our store and handler (see bench/peers/run.py).
     Workload {
@@ -313,7 +348,7 @@ async fn main() -> anyhow::Result<()> {
             }
             serve(Settings { data_dir, store, addr, demo, scenario, graphiql, rate_limit }).await
         }
-        Command::Token { data, action } => token(&data, action),
+        Command::Token { data, store, action } => token(&data, store.as_deref(), action).await,
         Command::Seed { data, scenario } => {
             let store = open_store(&data)?;
             let kind = tracker::Scenario::parse(&scenario).context("unknown scenario")?;
@@ -326,7 +361,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Events { data, after } => print_events(&data, after).await,
+        Command::Events { data, store, after } => print_events(&data, store.as_deref(), after).await,
         Command::Import { template: Some(kind), .. } => tracker::import::template(&kind),
         Command::Import { generate: Some(dir), .. } => {
             let files = tracker::bench_import::demo_files();
@@ -396,9 +431,10 @@ async fn main() -> anyhow::Result<()> {
             print!("\n{}", tracker::bench_write::report(&write));
             Ok(())
         }
-        Command::Bench { what: BenchCommand::Write { seconds, clients, json } } => {
+        Command::Bench { what: BenchCommand::Write { seconds, clients, json, postgres } } => {
             let options = tracker::bench_write::WriteOptions {
                 clients,
+                postgres,
                 ..tracker::bench_write::WriteOptions::new(std::time::Duration::from_secs(seconds))
             };
             let figures = tracker::bench_write::write(&options).await?;
@@ -406,6 +442,17 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&figures)?);
             } else {
                 print!("{}", tracker::bench_write::report(&figures));
+            }
+            Ok(())
+        }
+        Command::Bench { what: BenchCommand::Attack { attackers, rate, seconds, full, json } } => {
+            let scale = if full { tracker::plan::Scale::FULL } else { tracker::plan::Scale::TINY };
+            let window = std::time::Duration::from_secs(seconds);
+            let figures = tracker::bench_attack::attack(scale, attackers, rate, window).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            } else {
+                print!("{}", tracker::bench_attack::report(&figures));
             }
             Ok(())
         }
@@ -436,11 +483,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Explain { data, store, as_of, as_known_at, convention, envelope, figure, format, plain_csv } => {
             let figure = projections::report::Figure::parse(&figure)
-                .context("--figure is one of allocated, committed, service-done, paid")?;
+                .context(
+                    "--figure is one of allocated, committed, service-done, paid (an envelope's), received, justified, recovered, co-funder-spent (the partner's)",
+                )?;
             let cutoff = projections::report::Cutoff { as_of, as_known_at };
             let (builder, _) = audited(&data, store.as_deref(), cutoff).await?;
             let convention_id = domain::ConventionId::for_code(&convention);
-            let events = builder.explain(convention_id, domain::EnvelopeId::for_name(convention_id, &envelope), figure);
+            let events = if figure.of_partner() {
+                builder.explain_partner(convention_id, figure)
+            } else {
+                anyhow::ensure!(!envelope.is_empty(), "--envelope names the envelope whose {figure:?} to explain");
+                builder.explain(convention_id, domain::EnvelopeId::for_name(convention_id, &envelope), figure)
+            };
             if format == "csv" {
                 print!("{}", projections::report::events_to_csv(&events, !plain_csv));
             } else {
@@ -493,6 +547,7 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
         })
         .transpose()?;
     let mut snapshots = Vec::new();
+    let mut whole_log_chain = true;
     let (path, report) = match store {
         None => {
             let path = data.join(tracker::LOG_FILE);
@@ -505,10 +560,20 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
             }
             (path.display().to_string(), report)
         }
+        Some(url) if store::postgres::is_postgres_url(url) => {
+            let log = store::PostgresStore::connect(url)
+                .await
+                .with_context(|| format!("cannot open the event log at {}", store::redact_url(url)))?;
+            (store::redact_url(url), log.verify(anchor).await?)
+        }
         Some(url) => {
-            anyhow::ensure!(anchor.is_none(), "--expect needs the whole-log chain, which only the embedded log keeps");
+            anyhow::ensure!(
+                anchor.is_none(),
+                "--expect needs a whole-log chain, which the embedded and PostgreSQL logs keep and KurrentDB does not"
+            );
+            whole_log_chain = false;
             let log = tracker::connect_store(url).await?;
-            (url.to_string(), store::verify_store(log.as_ref(), false).await?)
+            (store::redact_url(url), store::verify_store(log.as_ref(), false).await?)
         }
     };
     let altered: Vec<_> = snapshots.iter().filter(|v| v.same_figures == Some(false)).collect();
@@ -534,10 +599,12 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
             println!("{path}: INTACT");
             println!("  {} events in {} streams, every hash chain verified", report.events, report.streams);
             println!("  head digest {}:{}", report.head_position, report.head_hash);
-            println!(
-                "  keep it: `tracker verify --expect {}:{}` proves later that nothing before it changed",
-                report.head_position, report.head_hash
-            );
+            if whole_log_chain {
+                println!(
+                    "  keep it: `tracker verify --expect {}:{}` proves later that nothing before it changed",
+                    report.head_position, report.head_hash
+                );
+            }
         }
         Some(b) => {
             println!("{path}: ALTERED");
@@ -549,23 +616,32 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
     Ok(report.is_intact() && altered.is_empty())
 }
 
-fn token(data: &std::path::Path, action: TokenAction) -> anyhow::Result<()> {
-    let tokens = api::TokenStore::open(data)?;
+async fn token(data: &std::path::Path, store: Option<&str>, action: TokenAction) -> anyhow::Result<()> {
+    let tokens = match store {
+        None => api::TokenStore::open(data)?,
+        Some(url) => {
+            let log = tracker::connect_store(url).await?;
+            let state = log.replica_state().with_context(|| {
+                format!("{} keeps no tokens: they stay in the data directory", store::redact_url(url))
+            })?;
+            api::TokenStore::shared(state)
+        }
+    };
     match action {
         TokenAction::Create { role, structure, label } => {
             let role = api::Role::parse(&role)
                 .with_context(|| format!("unknown role `{role}`: use anct, opco, structure, copil or auditor"))?;
-            let (record, secret) = tokens.create(role, structure, &label).map_err(|e| anyhow::anyhow!(e))?;
+            let (record, secret) = tokens.create(role, structure, &label).await.map_err(|e| anyhow::anyhow!(e))?;
             println!("token {} ({}, {})", record.id, role.name(), record.label);
             println!("{secret}");
             eprintln!("This secret is shown once: only its hash is kept. Send it as `Authorization: Bearer <secret>`.");
         }
         TokenAction::Revoke { id } => {
-            anyhow::ensure!(tokens.revoke(id).map_err(|e| anyhow::anyhow!(e))?, "no active token {id}");
+            anyhow::ensure!(tokens.revoke(id).await.map_err(|e| anyhow::anyhow!(e))?, "no active token {id}");
             println!("token {id} revoked");
         }
         TokenAction::List => {
-            for t in tokens.list() {
+            for t in tokens.list().await {
                 let state = t.revoked_at.map_or("active".to_string(), |at| format!("revoked {at}"));
                 let structure = t.structure.map(|s| format!(" structure {s}")).unwrap_or_default();
                 println!("{}  {:<9} {}{structure}  ({state})", t.id, t.role.name(), t.label);
@@ -578,7 +654,11 @@ fn token(data: &std::path::Path, action: TokenAction) -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(&settings).await?;
     let url = format!("http://{}", app.addr());
-    let log = settings.store.clone().unwrap_or_else(|| settings.data_dir.join(tracker::LOG_FILE).display().to_string());
+    let log = settings
+        .store
+        .as_deref()
+        .map(store::redact_url)
+        .unwrap_or_else(|| settings.data_dir.join(tracker::LOG_FILE).display().to_string());
     println!("Convention Tracker is serving {log} on {url}");
     if settings.graphiql || settings.demo {
         println!("  GraphiQL:  {url}/");
@@ -667,9 +747,12 @@ fn die_quietly_on_a_closed_pipe() {
     }
 }
 
-async fn print_events(data: &std::path::Path, after: u64) -> anyhow::Result<()> {
+async fn print_events(data: &std::path::Path, store: Option<&str>, after: u64) -> anyhow::Result<()> {
     use std::io::Write;
-    let store = store::SqliteStore::open_read_only(data.join(tracker::LOG_FILE))?;
+    let store: std::sync::Arc<dyn EventStore> = match store {
+        None => std::sync::Arc::new(store::SqliteStore::open_read_only(data.join(tracker::LOG_FILE))?),
+        Some(url) => tracker::connect_store(url).await?,
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut position = after;
     loop {

@@ -294,6 +294,14 @@ impl Generator {
         self.rng.below(self.scale.structures as u64) as usize
     }
 
+    /// A private employer (association, company), uniformly among the plan's: the OPCO
+    /// channel funds private-sector employers only; public ones train elsewhere (CNFPT,
+    /// the UNCCAS convention).
+    fn some_private_structure(&mut self) -> usize {
+        let private: Vec<usize> = (0..self.homes.len()).filter(|i| !self.homes[*i].kind.is_public()).collect();
+        private[self.rng.below(private.len() as u64) as usize]
+    }
+
     /// Employer structures, where people live.
     fn structures(&mut self) -> Vec<Flow> {
         let mut flows = Vec::with_capacity(self.scale.structures);
@@ -339,7 +347,7 @@ impl Generator {
         let mut flows = Vec::new();
         let mut attended = Vec::new();
         for p in 0..self.scale.purchases {
-            let s = self.some_structure();
+            let s = self.some_private_structure();
             let certifying = self.rng.below(2) == 0;
             let trainees = self.rng.range(8, 15);
             let start = self.rng.range(20, 480);
@@ -357,6 +365,7 @@ impl Generator {
                 convention_id: convention,
                 structure_id: self.homes[s].id,
                 departement: self.homes[s].departement.clone(),
+                structure_kind: self.homes[s].kind,
                 provider: provider.into(),
                 title: if certifying {
                     "Titre professionnel Responsable d'espace de médiation numérique"
@@ -757,6 +766,7 @@ impl Generator {
                     period_end: to,
                     claims: None,
                     issued_on,
+                    payment_days: None,
                 })
             });
             let paid = (q + 1 < count).then(|| {
@@ -834,6 +844,7 @@ pub async fn seed_with_progress(
         seeder.steps("funds calls", calls).await
     };
     tokio::try_join!(aidants_connect, others)?;
+    seeder.steps("register of measures", crate::register::steps()).await?;
     seeder.progress().finish();
     let events = *store.head().borrow() - before;
     Ok(SeedReport { commands: seeder.sent(), events, seconds: started.elapsed().as_secs_f64() })

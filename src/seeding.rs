@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use domain::aidants::{HabilitationCommand, HabilitationId, SessionCommand, SessionId, TrainingSession};
 use domain::ccas::RecordCcasAction;
 use domain::claim::{AnnexClaim, ClaimCommand, ClaimId, ExpenseLine};
-use domain::funds_call::{FundsCallCommand, FundsCallLedger};
+use domain::funds_call::FundsCallCommand;
 use domain::pix::PixCommand;
 use domain::purchase::PurchaseCommand;
 use domain::structure::{Structure, StructureCommand};
@@ -36,11 +36,24 @@ pub(crate) enum Command {
     Ccas(RecordCcasAction),
     Session(SessionCommand),
     Habilitation(HabilitationCommand),
-    RegisterToSession { habilitation: HabilitationId, session: SessionId, on: NaiveDate },
+    RegisterToSession {
+        habilitation: HabilitationId,
+        session: SessionId,
+        on: NaiveDate,
+    },
     SubmitClaim(AnnexClaimRequest),
-    ResubmitClaim { claim: ClaimId, lines: Vec<ExpenseLine>, on: NaiveDate },
+    ResubmitClaim {
+        claim: ClaimId,
+        lines: Vec<ExpenseLine>,
+        on: NaiveDate,
+    },
     Claim(ClaimCommand),
     FundsCall(FundsCallCommand),
+    /// A step of the register of the plan's measures.
+    Measure {
+        stream: String,
+        command: domain::measure::MeasureCommand,
+    },
 }
 
 impl Command {
@@ -68,7 +81,7 @@ impl Command {
             // The saga commits an approved claim's amount and records it funded.
             Command::Claim(ClaimCommand::Approve { .. }) => 3,
             Command::Claim(ClaimCommand::RecordPayment { .. }) => 2,
-            Command::Claim(_) => 1,
+            Command::Claim(_) | Command::Measure { .. } => 1,
             Command::FundsCall(_) => 2,
         }
     }
@@ -163,9 +176,9 @@ impl Seeder {
                 let stream = stream_name::<AnnexClaim>(c.claim_id().0);
                 uc.plain::<AnnexClaim>(stream, c, meta).await.map(drop).map_err(|e| refused(&e))
             }
-            Command::FundsCall(c) => {
-                let stream = stream_name::<FundsCallLedger>(c.convention_id());
-                uc.plain::<FundsCallLedger>(stream, c, meta).await.map(drop).map_err(|e| refused(&e))
+            Command::FundsCall(c) => uc.funds_call(c, meta).await.map(drop).map_err(|e| refused(&e)),
+            Command::Measure { stream, command } => {
+                uc.plain::<domain::measure::Measure>(stream, command, meta).await.map(drop).map_err(|e| refused(&e))
             }
         }?;
         self.progress.advance(*self.store().head().borrow());

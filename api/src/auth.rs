@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 use uuid::Uuid;
 
@@ -99,6 +99,18 @@ pub enum Operation {
     Dashboard,
     DashboardUpdates,
     Report,
+    Measures,
+    RegisterMeasure,
+    LaunchMeasure,
+    CompleteMeasure,
+    Disbursements,
+    SetDisbursementSchedule,
+    SubmitStatementOfExpenses,
+    ClaimPayment,
+    PayClaim,
+    RecordCoFunderSpending,
+    OrderRecovery,
+    RecordRecoveryPaid,
 }
 
 impl Operation {
@@ -154,6 +166,18 @@ impl Operation {
             Operation::Dashboard => "dashboard",
             Operation::DashboardUpdates => "dashboardUpdates",
             Operation::Report => "report",
+            Operation::Measures => "measures",
+            Operation::RegisterMeasure => "registerMeasure",
+            Operation::LaunchMeasure => "launchMeasure",
+            Operation::CompleteMeasure => "completeMeasure",
+            Operation::Disbursements => "disbursements",
+            Operation::SetDisbursementSchedule => "setDisbursementSchedule",
+            Operation::SubmitStatementOfExpenses => "submitStatementOfExpenses",
+            Operation::ClaimPayment => "claimPayment",
+            Operation::PayClaim => "payClaim",
+            Operation::RecordCoFunderSpending => "recordCoFunderSpending",
+            Operation::OrderRecovery => "orderRecovery",
+            Operation::RecordRecoveryPaid => "recordRecoveryPaid",
         }
     }
 }
@@ -220,6 +244,22 @@ pub const MATRIX: &[(Operation, &[Role])] = &[
     (O::DashboardUpdates, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
     // The financial report of a past date and its provenance (`report`, `reportProvenance`).
     (O::Report, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    // The register of the plan's measures: kept by ANCT, read by those who follow the plan.
+    (O::Measures, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    (O::RegisterMeasure, &[R::Anct]),
+    (O::LaunchMeasure, &[R::Anct]),
+    (O::CompleteMeasure, &[R::Anct]),
+    // The money between ANCT and its partners: ANCT sets the schedule, pays and orders
+    // recoveries; the partner (the OPCO's role) states its expenses, claims instalments
+    // and records the co-funder's spending.
+    (O::Disbursements, &[R::Anct, R::Opco, R::Copil, R::Auditor]),
+    (O::SetDisbursementSchedule, &[R::Anct]),
+    (O::SubmitStatementOfExpenses, &[R::Opco]),
+    (O::ClaimPayment, &[R::Opco]),
+    (O::PayClaim, &[R::Anct]),
+    (O::RecordCoFunderSpending, &[R::Opco]),
+    (O::OrderRecovery, &[R::Anct]),
+    (O::RecordRecoveryPaid, &[R::Anct]),
 ];
 
 pub fn allowed(role: Role, operation: Operation) -> bool {
@@ -318,49 +358,76 @@ fn well_formed(secret: &str) -> bool {
     secret.strip_prefix("ct_").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// The tokens of a data directory (`tokens.json`), re-read when the file changes so that
-/// `tracker token create/revoke` takes effect on a running server.
+/// The bearer tokens: in a data directory (`tokens.json`, re-read when the file changes,
+/// so that `tracker token create/revoke` takes effect on a running server), or, for
+/// replicas sharing a log, in that log's shared database ([`TokenStore::shared`]), looked
+/// up at every request so that a token revoked through one replica is refused by all at
+/// once.
 pub struct TokenStore {
-    path: PathBuf,
-    state: RwLock<(Option<SystemTime>, Vec<TokenRecord>)>,
+    backend: Backend,
+}
+
+enum Backend {
+    File { path: PathBuf, state: RwLock<(Option<SystemTime>, Vec<TokenRecord>)> },
+    Shared(Arc<dyn store::ReplicaState>),
 }
 
 impl TokenStore {
     pub const FILE: &'static str = "tokens.json";
 
     pub fn open(data_dir: &Path) -> std::io::Result<Self> {
-        let store = Self { path: data_dir.join(Self::FILE), state: RwLock::new((None, Vec::new())) };
+        let store =
+            Self { backend: Backend::File { path: data_dir.join(Self::FILE), state: RwLock::new((None, Vec::new())) } };
         store.refresh()?;
         Ok(store)
     }
 
+    /// The tokens the replicas of a shared log share (only hashes are stored there too).
+    pub fn shared(state: Arc<dyn store::ReplicaState>) -> Self {
+        Self { backend: Backend::Shared(state) }
+    }
+
     fn refresh(&self) -> std::io::Result<()> {
-        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
-        if self.state.read().expect("tokens poisoned").0 == modified && modified.is_some() {
+        let Backend::File { path, state } = &self.backend else { return Ok(()) };
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        if state.read().expect("tokens poisoned").0 == modified && modified.is_some() {
             return Ok(());
         }
-        let tokens = match std::fs::read(&self.path) {
+        let tokens = match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        *self.state.write().expect("tokens poisoned") = (modified, tokens);
+        *state.write().expect("tokens poisoned") = (modified, tokens);
         Ok(())
     }
 
     fn save(&self, tokens: &[TokenRecord]) -> std::io::Result<()> {
-        if let Some(dir) = self.path.parent() {
+        let Backend::File { path, state } = &self.backend else { return Ok(()) };
+        if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = self.path.with_extension("json.tmp");
+        let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(tokens).map_err(std::io::Error::other)?)?;
-        std::fs::rename(&tmp, &self.path)?;
-        self.state.write().expect("tokens poisoned").0 = None; // re-read on next use
+        std::fs::rename(&tmp, path)?;
+        state.write().expect("tokens poisoned").0 = None; // re-read on next use
         self.refresh()
     }
 
+    fn where_kept(&self) -> String {
+        match &self.backend {
+            Backend::File { path, .. } => path.display().to_string(),
+            Backend::Shared(_) => "the shared database".into(),
+        }
+    }
+
     /// Creates a token and returns its record and its secret, which is shown only once.
-    pub fn create(&self, role: Role, structure: Option<Uuid>, label: &str) -> Result<(TokenRecord, String), String> {
+    pub async fn create(
+        &self,
+        role: Role,
+        structure: Option<Uuid>,
+        label: &str,
+    ) -> Result<(TokenRecord, String), String> {
         match (role, structure) {
             (Role::Structure, None) => return Err("a structure token needs --structure <structure id>".into()),
             (r, Some(_)) if r != Role::Structure => return Err("only structure tokens are bound to a structure".into()),
@@ -369,7 +436,6 @@ impl TokenStore {
         if label.trim().is_empty() {
             return Err("a token needs a label (who holds it)".into());
         }
-        self.refresh().map_err(|e| e.to_string())?;
         let secret = format!("ct_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
         let record = TokenRecord {
             id: Uuid::new_v4(),
@@ -380,48 +446,129 @@ impl TokenStore {
             created_at: Utc::now(),
             revoked_at: None,
         };
-        let mut tokens = self.list();
-        tokens.push(record.clone());
-        self.save(&tokens).map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        let cannot = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", self.where_kept());
+        match &self.backend {
+            Backend::File { .. } => {
+                self.refresh().map_err(|e| e.to_string())?;
+                let mut tokens = self.list().await;
+                tokens.push(record.clone());
+                self.save(&tokens).map_err(|e| cannot(&e))?;
+            }
+            Backend::Shared(state) => state.create_token(shared_token(&record)).await.map_err(|e| cannot(&e))?,
+        }
         Ok((record, secret))
     }
 
     /// Revokes a token by id; false when there is no such active token.
-    pub fn revoke(&self, id: Uuid) -> Result<bool, String> {
-        self.refresh().map_err(|e| e.to_string())?;
-        let mut tokens = self.list();
-        let Some(t) = tokens.iter_mut().find(|t| t.id == id && t.revoked_at.is_none()) else { return Ok(false) };
-        t.revoked_at = Some(Utc::now());
-        self.save(&tokens).map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
-        Ok(true)
-    }
-
-    pub fn list(&self) -> Vec<TokenRecord> {
-        self.state.read().expect("tokens poisoned").1.clone()
-    }
-
-    /// Whether a token is still there and not revoked (re-reading the file if it changed).
-    pub fn is_active(&self, token_id: Uuid) -> bool {
-        if let Err(e) = self.refresh() {
-            tracing::error!(error = %e, "cannot read the token file");
+    pub async fn revoke(&self, id: Uuid) -> Result<bool, String> {
+        let cannot = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", self.where_kept());
+        match &self.backend {
+            Backend::File { .. } => {
+                self.refresh().map_err(|e| e.to_string())?;
+                let mut tokens = self.list().await;
+                let Some(t) = tokens.iter_mut().find(|t| t.id == id && t.revoked_at.is_none()) else {
+                    return Ok(false);
+                };
+                t.revoked_at = Some(Utc::now());
+                self.save(&tokens).map_err(|e| cannot(&e))?;
+                Ok(true)
+            }
+            Backend::Shared(state) => state.revoke_token(id, Utc::now()).await.map_err(|e| cannot(&e)),
         }
-        self.state.read().expect("tokens poisoned").1.iter().any(|t| t.id == token_id && t.revoked_at.is_none())
+    }
+
+    pub async fn list(&self) -> Vec<TokenRecord> {
+        match &self.backend {
+            Backend::File { state, .. } => state.read().expect("tokens poisoned").1.clone(),
+            Backend::Shared(state) => match state.tokens().await {
+                Ok(tokens) => tokens.iter().filter_map(token_record).collect(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the shared tokens");
+                    Vec::new()
+                }
+            },
+        }
+    }
+
+    /// Whether a token is still there and not revoked (re-reading the file if it
+    /// changed; asking the shared database each time). A token that cannot be checked
+    /// counts as revoked.
+    pub async fn is_active(&self, token_id: Uuid) -> bool {
+        match &self.backend {
+            Backend::File { state, .. } => {
+                if let Err(e) = self.refresh() {
+                    tracing::error!(error = %e, "cannot read the token file");
+                }
+                state.read().expect("tokens poisoned").1.iter().any(|t| t.id == token_id && t.revoked_at.is_none())
+            }
+            Backend::Shared(state) => match state.token(token_id).await {
+                Ok(found) => found.is_some_and(|t| t.revoked_at.is_none()),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the shared tokens");
+                    false
+                }
+            },
+        }
     }
 
     /// Checks an `Authorization` header value.
-    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
         let secret = header.strip_prefix("Bearer ").map(str::trim).ok_or(AuthError::Malformed)?;
         if !well_formed(secret) {
             return Err(AuthError::Malformed);
         }
-        if let Err(e) = self.refresh() {
-            tracing::error!(error = %e, "cannot read the token file");
-        }
         let hash = hash_secret(secret);
-        let state = self.state.read().expect("tokens poisoned");
-        let t = state.1.iter().find(|t| t.hash == hash && t.revoked_at.is_none()).ok_or(AuthError::Unknown)?;
+        let found = match &self.backend {
+            Backend::File { state, .. } => {
+                if let Err(e) = self.refresh() {
+                    tracing::error!(error = %e, "cannot read the token file");
+                }
+                state
+                    .read()
+                    .expect("tokens poisoned")
+                    .1
+                    .iter()
+                    .find(|t| t.hash == hash && t.revoked_at.is_none())
+                    .cloned()
+            }
+            Backend::Shared(state) => match state.token_by_hash(&hash).await {
+                Ok(found) => found.as_ref().and_then(token_record).filter(|t| t.revoked_at.is_none()),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the shared tokens");
+                    None
+                }
+            },
+        };
+        let t = found.ok_or(AuthError::Unknown)?;
         Ok(Principal { role: t.role, structure: t.structure, label: t.label.clone(), token_id: t.id })
+    }
+}
+
+/// A token as the shared database keeps it: the record as JSON, hash and revocation in
+/// columns of their own (what lookups and revocations touch).
+fn shared_token(record: &TokenRecord) -> store::SharedToken {
+    store::SharedToken {
+        id: record.id,
+        hash: record.hash.clone(),
+        record: serde_json::to_string(record).expect("a token record serialises"),
+        revoked_at: record.revoked_at,
+    }
+}
+
+fn token_record(t: &store::SharedToken) -> Option<TokenRecord> {
+    match serde_json::from_str::<TokenRecord>(&t.record) {
+        Ok(record) if record.id == t.id && record.hash == t.hash => {
+            Some(TokenRecord { revoked_at: t.revoked_at, ..record })
+        }
+        Ok(_) => {
+            tracing::error!(token = %t.id, "a shared token's record does not match its row: ignored");
+            None
+        }
+        Err(e) => {
+            tracing::error!(token = %t.id, error = %e, "a shared token's record is unreadable: ignored");
+            None
+        }
     }
 }
 
@@ -429,45 +576,45 @@ impl TokenStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tokens_are_stored_hashed_and_revocable() {
+    #[tokio::test]
+    async fn tokens_are_stored_hashed_and_revocable() {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::open(dir.path()).unwrap();
-        let (record, secret) = store.create(Role::Opco, None, "Marie (OPCO)").unwrap();
+        let (record, secret) = store.create(Role::Opco, None, "Marie (OPCO)").await.unwrap();
         let file = std::fs::read_to_string(dir.path().join(TokenStore::FILE)).unwrap();
         assert!(!file.contains(&secret), "the secret is never stored");
         assert!(file.contains(&record.hash));
-        let principal = store.authenticate(Some(&format!("Bearer {secret}"))).unwrap();
+        let principal = store.authenticate(Some(&format!("Bearer {secret}"))).await.unwrap();
         assert_eq!((principal.role, principal.token_id), (Role::Opco, record.id));
         assert!(principal.actor().starts_with("opco:Marie (OPCO) (token "));
 
         // Another process (the CLI) revokes it: the running store sees it.
         let cli = TokenStore::open(dir.path()).unwrap();
-        assert!(cli.revoke(record.id).unwrap());
+        assert!(cli.revoke(record.id).await.unwrap());
         std::thread::sleep(std::time::Duration::from_millis(10));
-        assert_eq!(store.authenticate(Some(&format!("Bearer {secret}"))), Err(AuthError::Unknown));
-        assert!(!cli.revoke(record.id).unwrap(), "already revoked");
+        assert_eq!(store.authenticate(Some(&format!("Bearer {secret}"))).await, Err(AuthError::Unknown));
+        assert!(!cli.revoke(record.id).await.unwrap(), "already revoked");
     }
 
-    #[test]
-    fn bad_credentials_are_told_apart() {
+    #[tokio::test]
+    async fn bad_credentials_are_told_apart() {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::open(dir.path()).unwrap();
-        assert_eq!(store.authenticate(None), Err(AuthError::Missing));
-        assert_eq!(store.authenticate(Some("Basic abc")), Err(AuthError::Malformed));
-        assert_eq!(store.authenticate(Some("Bearer ct_123")), Err(AuthError::Malformed));
+        assert_eq!(store.authenticate(None).await, Err(AuthError::Missing));
+        assert_eq!(store.authenticate(Some("Basic abc")).await, Err(AuthError::Malformed));
+        assert_eq!(store.authenticate(Some("Bearer ct_123")).await, Err(AuthError::Malformed));
         let unknown = format!("Bearer ct_{}", "a".repeat(64));
-        assert_eq!(store.authenticate(Some(&unknown)), Err(AuthError::Unknown));
+        assert_eq!(store.authenticate(Some(&unknown)).await, Err(AuthError::Unknown));
     }
 
-    #[test]
-    fn structure_tokens_are_bound_to_one_structure() {
+    #[tokio::test]
+    async fn structure_tokens_are_bound_to_one_structure() {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::open(dir.path()).unwrap();
-        assert!(store.create(Role::Structure, None, "CCAS de Brest").is_err());
-        assert!(store.create(Role::Anct, Some(Uuid::new_v4()), "x").is_err());
+        assert!(store.create(Role::Structure, None, "CCAS de Brest").await.is_err());
+        assert!(store.create(Role::Anct, Some(Uuid::new_v4()), "x").await.is_err());
         let id = Uuid::new_v4();
-        let (_, secret) = store.create(Role::Structure, Some(id), "CCAS de Brest").unwrap();
-        assert_eq!(store.authenticate(Some(&format!("Bearer {secret}"))).unwrap().structure, Some(id));
+        let (_, secret) = store.create(Role::Structure, Some(id), "CCAS de Brest").await.unwrap();
+        assert_eq!(store.authenticate(Some(&format!("Bearer {secret}"))).await.unwrap().structure, Some(id));
     }
 }

@@ -13,7 +13,7 @@ use crate::types::Departement;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use domain::CommandId;
 use domain::claim::{AnnexClaim, ClaimCommand, ClaimError, ClaimId, ExpenseLine, LineDecision};
-use domain::funds_call::{FundsCallCommand, FundsCallError, FundsCallId, FundsCallLedger};
+use domain::funds_call::{FundsCallCommand, FundsCallError, FundsCallId};
 use domain::purchase::PurchaseId;
 use domain::structure::StructureId;
 use projections::reimbursements::{CallRecord, ClaimRecord};
@@ -270,11 +270,12 @@ impl ClaimView {
     async fn submitted_on(&self) -> DateScalar {
         self.0.submitted.submitted_on.into()
     }
-    /// The OPCO should assess it by then (30 days).
+    /// The OPCO should assess it by then (the convention's assessment delay; ours by
+    /// default: 30 days).
     async fn assess_by(&self) -> DateScalar {
         self.0.assess_by.into()
     }
-    /// Not assessed within 30 days.
+    /// Not assessed within the convention's assessment delay.
     async fn overdue(&self) -> bool {
         self.0.overdue
     }
@@ -334,14 +335,15 @@ impl FundsCallView {
     async fn issued_on(&self) -> DateScalar {
         self.0.issued.issued_on.into()
     }
-    /// ANCT should pay by then (60 days).
+    /// ANCT should pay by then: the convention's payment delay (ours by default: 30 days;
+    /// a partnership convention sets its own, the procurement delays do not bind it).
     async fn due_on(&self) -> DateScalar {
         self.0.issued.due_on.into()
     }
     async fn paid_on(&self) -> Option<DateScalar> {
         self.0.paid_on.map(Into::into)
     }
-    /// Not paid within 60 days.
+    /// Not paid within the convention's payment delay.
     async fn late(&self) -> bool {
         self.0.late
     }
@@ -582,9 +584,9 @@ impl ClaimMutation {
             period_end: input.period_end.0,
             claims,
             issued_on: input.issued_on.0,
+            payment_days: None,
         };
-        let stream = stream_name::<FundsCallLedger>(convention);
-        let result = state.use_cases.plain::<FundsCallLedger>(stream, command, meta.clone()).await;
+        let result = state.use_cases.funds_call(command, meta.clone()).await;
         let (command_id, outcome) = written(state, meta.command_id, result).await?;
         settle(state, &outcome).await;
         Ok(answer(state, command_id, &outcome, None, Some(call_id)))
@@ -603,8 +605,7 @@ impl ClaimMutation {
         let call_id = FundsCallId::parse(&input.funds_call_id).map_err(|e| bad_input("fundsCallId", e))?;
         let command = FundsCallCommand::RecordPayment { convention_id: convention, call_id, paid_on: input.paid_on.0 };
         let meta = input.command.meta(&principal.actor())?;
-        let stream = stream_name::<FundsCallLedger>(convention);
-        let result = state.use_cases.plain::<FundsCallLedger>(stream, command, meta.clone()).await;
+        let result = state.use_cases.funds_call(command, meta.clone()).await;
         let (command_id, outcome) = written(state, meta.command_id, result).await?;
         settle(state, &outcome).await;
         Ok(answer(state, command_id, &outcome, None, Some(call_id)))

@@ -38,11 +38,14 @@ type ByDepartement = BTreeMap<Option<DepartementCode>, Indicators>;
 const MEMO_SCOPES: usize = 1_000;
 
 impl DashboardMemo {
-    fn get<T>(
+    /// The memoised figures, or computed on the blocking pool: a scope over many months
+    /// and territories folds thousands of cells, which must not hold a runtime worker that
+    /// `/health` and the commands need.
+    async fn get<T: Send + Sync + 'static>(
         map: &Mutex<HashMap<String, (u64, Arc<T>)>>,
         state: &AppState,
         scope: &Scope,
-        f: impl FnOnce(&projections::DashboardView) -> T,
+        f: fn(&projections::DashboardView, &Scope) -> T,
     ) -> (u64, Arc<T>) {
         let key = format!("{scope:?}");
         let position = state.dashboard.position();
@@ -51,7 +54,10 @@ impl DashboardMemo {
         {
             return (*at, value.clone());
         }
-        let (at, value) = state.dashboard.read_at(|v, at| (at, Arc::new(f(v))));
+        let (view, scope) = (state.dashboard.clone(), scope.clone());
+        let (at, value) = tokio::task::spawn_blocking(move || view.read_at(|v, at| (at, Arc::new(f(v, &scope)))))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let mut memo = map.lock().expect("memo poisoned");
         if memo.len() >= MEMO_SCOPES {
             memo.clear();
@@ -61,17 +67,17 @@ impl DashboardMemo {
     }
 
     /// The scope's total and the position it reflects.
-    pub fn total(&self, state: &AppState, scope: &Scope) -> (u64, Arc<Indicators>) {
-        Self::get(&self.totals, state, scope, |v| v.total(scope))
+    pub async fn total(&self, state: &AppState, scope: &Scope) -> (u64, Arc<Indicators>) {
+        Self::get(&self.totals, state, scope, |v, scope| v.total(scope)).await
     }
 
-    pub fn by_departement(&self, state: &AppState, scope: &Scope) -> Arc<ByDepartement> {
-        Self::get(&self.by_departement, state, scope, |v| v.by_departement(scope)).1
+    pub async fn by_departement(&self, state: &AppState, scope: &Scope) -> Arc<ByDepartement> {
+        Self::get(&self.by_departement, state, scope, |v, scope| v.by_departement(scope)).await.1
     }
 
-    fn by_region(&self, state: &AppState, scope: &Scope) -> BTreeMap<Option<RegionCode>, Indicators> {
+    async fn by_region(&self, state: &AppState, scope: &Scope) -> BTreeMap<Option<RegionCode>, Indicators> {
         let mut out: BTreeMap<Option<RegionCode>, Indicators> = BTreeMap::new();
-        for (d, figures) in self.by_departement(state, scope).iter() {
+        for (d, figures) in self.by_departement(state, scope).await.iter() {
             out.entry(d.as_ref().map(|d| d.region())).or_default().add(figures);
         }
         out
@@ -211,6 +217,10 @@ pub struct ReimbursementFigures {
     /// Days from the OPCO's payment to ANCT's reimbursement.
     pub mean_days_to_reimbursed: Option<f64>,
     pub p90_days_to_reimbursed: Option<u32>,
+    /// Submission → ANCT's reimbursement (end to end), mean in days.
+    pub mean_days_end_to_end: Option<f64>,
+    /// Submission → ANCT's reimbursement: 9 claims in 10 take at most this many days.
+    pub p90_days_end_to_end: Option<u32>,
     /// Claims not assessed within 30 days.
     pub overdue_claims: i64,
     /// Funds calls not paid within 60 days (no territory: national and convention scopes only).
@@ -287,6 +297,7 @@ impl IndicatorsView {
     async fn reimbursements(&self) -> ReimbursementFigures {
         let paid = Indicators::delays(&self.0.days_to_paid);
         let reimbursed = Indicators::delays(&self.0.days_to_reimbursed);
+        let end_to_end = Indicators::delays(&self.0.days_end_to_end);
         ReimbursementFigures {
             by_status: self
                 .0
@@ -305,6 +316,8 @@ impl IndicatorsView {
             p90_days_to_paid: paid.map(|(_, p)| p),
             mean_days_to_reimbursed: reimbursed.map(|(m, _)| one_decimal(m)),
             p90_days_to_reimbursed: reimbursed.map(|(_, p)| p),
+            mean_days_end_to_end: end_to_end.map(|(m, _)| one_decimal(m)),
+            p90_days_end_to_end: end_to_end.map(|(_, p)| p),
             overdue_claims: self.0.overdue_claims,
             late_funds_calls: self.0.late_funds_calls,
         }
@@ -348,13 +361,23 @@ impl DashboardView {
     async fn position(&self) -> u64 {
         self.position
     }
+    /// When the last event these figures include was recorded (RFC 3339, UTC): "données
+    /// à jour au …" for people, where a log position means nothing. Null on an empty log.
+    async fn recorded_at(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        if self.position == 0 {
+            return Ok(None);
+        }
+        let state = ctx.data_unchecked::<AppState>();
+        let event = state.store.read_all(self.position - 1, 1).await.map_err(|e| crate::errors::internal(&e))?;
+        Ok(event.into_iter().next().map(|e| e.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+    }
     /// The scope's figures: with no territory filter, the national total, which is the
     /// sum of every département plus `unassigned`.
     async fn total(&self) -> IndicatorsView {
         IndicatorsView(self.total.clone())
     }
     /// Progress against the targets of the conventions in scope (the plan's 2 000
-    /// trainings, 20 000 habilitations, …); empty for a territorial scope, since targets
+    /// trainings, 20 000 aidants trained, …); empty for a territorial scope, since targets
     /// are national.
     async fn targets(&self, ctx: &Context<'_>) -> Vec<TargetProgress> {
         if self.scope.region.is_some() || self.scope.departement.is_some() {
@@ -378,6 +401,11 @@ impl DashboardView {
                     DomainTarget::Habilitations => {
                         habilitated(HabilitationState::Habilitated) + habilitated(HabilitationState::Revoked)
                     }
+                    DomainTarget::AidantsTrained => {
+                        habilitated(HabilitationState::TrainingCompleted)
+                            + habilitated(HabilitationState::Habilitated)
+                            + habilitated(HabilitationState::Revoked)
+                    }
                     DomainTarget::Certifications => self.total.pix_certifications,
                     DomainTarget::CcasActions => self.total.ccas_actions,
                 };
@@ -388,19 +416,21 @@ impl DashboardView {
     /// Figures without a territory (national commitments, late funds calls).
     async fn unassigned(&self, ctx: &Context<'_>) -> IndicatorsView {
         let state = ctx.data_unchecked::<AppState>();
-        IndicatorsView(state.dashboards.by_departement(state, &self.scope).get(&None).cloned().unwrap_or_default())
+        IndicatorsView(
+            state.dashboards.by_departement(state, &self.scope).await.get(&None).cloned().unwrap_or_default(),
+        )
     }
     /// Every région of the scope (INSEE order), with zeros where nothing happened.
     async fn regions(&self, ctx: &Context<'_>) -> Vec<RegionFigures> {
         let state = ctx.data_unchecked::<AppState>();
-        let mut by = state.dashboards.by_region(state, &self.scope);
+        let mut by = state.dashboards.by_region(state, &self.scope).await;
         domain::territory::regions()
             .iter()
             .filter_map(|r| RegionCode::parse(&r.code).ok())
             .filter(|r| self.scope.region.as_ref().is_none_or(|s| s == r))
             .filter(|r| self.scope.departement.as_ref().is_none_or(|d| d.region() == *r))
             .map(|r| RegionFigures {
-                region: Region { code: r.as_str().to_string(), name: r.name().to_string() },
+                region: r.clone().into(),
                 indicators: IndicatorsView(by.remove(&Some(r)).unwrap_or_default()),
             })
             .collect()
@@ -430,7 +460,7 @@ impl DashboardView {
             };
             let take = first.unwrap_or(all.len()).min(all.len());
             let page: Vec<DepartementCode> = all.iter().skip(start).take(take).cloned().collect();
-            let by = state.dashboards.by_departement(state, &scope);
+            let by = state.dashboards.by_departement(state, &scope).await;
             let has_next = start + page.len() < all.len();
             let mut connection = Connection::new(start > 0, has_next);
             connection.edges.extend(page.into_iter().map(|d| {
@@ -484,7 +514,7 @@ impl DashboardQuery {
         let scope = scope(convention_id, region, departement, from, to)?;
         let state = ctx.data_unchecked::<AppState>();
         at_least(state, min_position).await?;
-        let (position, total) = state.dashboards.total(state, &scope);
+        let (position, total) = state.dashboards.total(state, &scope).await;
         Ok(DashboardView { scope, position, total: (*total).clone() })
     }
 }
@@ -524,7 +554,7 @@ impl DashboardSubscription {
                         tokio::time::sleep(PUSH_EVERY).await;
                     }
                     rx.borrow_and_update();
-                    let (position, total) = state.dashboards.total(&state, &scope);
+                    let (position, total) = state.dashboards.total(&state, &scope).await;
                     let total = (*total).clone();
                     if last.as_ref() != Some(&total) {
                         let update = DashboardUpdate {

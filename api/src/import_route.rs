@@ -94,7 +94,7 @@ pub async fn endpoint(
     body: poem::Body,
 ) -> Response {
     let header = headers.get(poem::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-    let principal = match tokens.authenticate(header) {
+    let principal = match tokens.authenticate(header).await {
         Ok(p) => p,
         Err(e) => {
             return error(StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED, e.to_string(), serde_json::json!({}))

@@ -84,13 +84,16 @@ pub struct SignConventionInput {
     /// INSEE codes of the départements covered; empty for a national convention.
     #[graphql(default)]
     pub departements: Vec<String>,
-    /// Annex-cost caps from the period's start; the tracker's defaults when absent.
+    /// Annex-cost terms (caps, delays, small-structure threshold) from the period's start;
+    /// our defaults when absent (ours, not the plan's: see `AnnexCapsInput`).
     pub annex_caps: Option<AnnexCapsInput>,
     #[graphql(flatten)]
     pub command: CommandFields,
 }
 
-/// The barème of annex costs: the most reimbursed per night, meal and kilometre.
+/// A convention's annex-cost terms: the barème (the most reimbursed per night, meal and
+/// kilometre), the delays and the small-structure threshold. Every default is ours, not
+/// the plan's (the plan gives no caps and no delays).
 #[derive(InputObject)]
 pub struct AnnexCapsInput {
     pub per_night: MoneyScalar,
@@ -100,6 +103,16 @@ pub struct AnnexCapsInput {
     pub per_km: MoneyScalar,
     /// Days after the session's end within which a claim may be submitted.
     pub claim_deadline_days: u32,
+    /// Days the OPCO has to assess a claim before it is overdue (ours by default: 30).
+    #[graphql(default = 30)]
+    pub assessment_days: u32,
+    /// Days ANCT has to pay a funds call before it is late (ours by default: 30; the
+    /// convention sets its own — the procurement delays do not bind it).
+    #[graphql(default = 30)]
+    pub funds_call_payment_days: u32,
+    /// A structure with fewer employees is "small" (ours by default: 50).
+    #[graphql(default = 50)]
+    pub small_structure_employees: u32,
 }
 
 impl AnnexCapsInput {
@@ -111,6 +124,9 @@ impl AnnexCapsInput {
             per_meal: self.per_meal.0,
             per_km: self.per_km.0,
             claim_deadline_days: self.claim_deadline_days,
+            assessment_days: self.assessment_days,
+            funds_call_payment_days: self.funds_call_payment_days,
+            small_structure_employees: self.small_structure_employees,
         }
     }
 }
@@ -140,6 +156,35 @@ impl SignConventionInput {
     }
 }
 
+/// One funder's part of an envelope: a `rate` (percent, as a string with at most two
+/// decimals: `"55"`, `"12.5"`) or a fixed `amount` — exactly one of them.
+#[derive(InputObject)]
+pub struct FunderPartInput {
+    /// One of the convention's funders.
+    pub funder: String,
+    pub rate: Option<String>,
+    pub amount: Option<MoneyScalar>,
+}
+
+fn parts(input: &[FunderPartInput], field: &str) -> Result<Vec<domain::financing::FunderPart>> {
+    use domain::financing::{FunderPart, Share};
+    input
+        .iter()
+        .map(|p| {
+            let share = match (&p.rate, p.amount) {
+                (Some(rate), None) => Share::Rate(
+                    domain::Money::parse(rate)
+                        .map_err(|e| bad_input(field, format!("rate of {}: {e}", p.funder)))?
+                        .amount(),
+                ),
+                (None, Some(amount)) => Share::Amount(amount.0),
+                _ => return Err(bad_input(field, format!("{}: give exactly one of rate and amount", p.funder))),
+            };
+            Ok(FunderPart { funder: p.funder.clone(), share })
+        })
+        .collect()
+}
+
 #[derive(InputObject)]
 pub struct AllocateEnvelopeInput {
     pub convention_id: ID,
@@ -148,8 +193,20 @@ pub struct AllocateEnvelopeInput {
     pub kind: EnvelopeKind,
     pub amount: MoneyScalar,
     pub allocated_on: DateScalar,
+    /// Its financing plan: which funder pays what part (rates adding up to 100, or
+    /// amounts adding up to the envelope's). Needed when the convention has several
+    /// funders; with one, all of it is that funder's.
+    pub financing: Option<Vec<FunderPartInput>>,
     #[graphql(flatten)]
     pub command: CommandFields,
+}
+
+/// A new financing plan for one envelope, set by an amendment: the money committed
+/// from then on is split by it (earlier commitments keep theirs).
+#[derive(InputObject)]
+pub struct EnvelopeFinancingInput {
+    pub envelope_id: ID,
+    pub parts: Vec<FunderPartInput>,
 }
 
 impl AllocateEnvelopeInput {
@@ -160,6 +217,7 @@ impl AllocateEnvelopeInput {
             kind: self.kind.into(),
             amount: self.amount.0,
             allocated_on: self.allocated_on.0,
+            financing: self.financing.as_deref().map(|p| parts(p, "financing")).transpose()?,
         }))
     }
 }
@@ -185,8 +243,12 @@ pub struct SignAmendmentInput {
     /// New envelope amounts; none may go below what is committed on it.
     #[graphql(default)]
     pub envelopes: Vec<EnvelopeAmountInput>,
-    /// New annex-cost caps, from a date no earlier than the signature.
+    /// New annex-cost terms, from a date no earlier than the signature.
     pub annex_caps: Option<CapsChangeInput>,
+    /// New financing plans of envelopes (an envelope planned by amounts whose amount
+    /// changes needs one).
+    #[graphql(default)]
+    pub financing: Vec<EnvelopeFinancingInput>,
     #[graphql(flatten)]
     pub command: CommandFields,
 }
@@ -209,6 +271,16 @@ impl SignAmendmentInput {
                 .annex_caps
                 .as_ref()
                 .map(|c| domain::annex::CapsChange { effective_on: c.effective_on.0, caps: c.caps.caps() }),
+            financing: self
+                .financing
+                .iter()
+                .map(|f| {
+                    Ok(domain::financing::EnvelopeFinancing {
+                        envelope_id: envelope_id(&f.envelope_id)?,
+                        parts: parts(&f.parts, "financing.parts")?,
+                    })
+                })
+                .collect::<Result<_>>()?,
         }))
     }
 }

@@ -11,11 +11,14 @@ pub mod auth;
 mod claims;
 mod dashboard;
 mod dashboard_page;
+mod disbursements;
 mod errors;
 mod graphiql;
+pub mod heavy;
 pub mod import_route;
 mod inputs;
 mod limits;
+mod measures;
 mod mutation;
 mod programmes;
 mod purchases;
@@ -80,8 +83,10 @@ pub struct AppState {
     pub saga: Option<Arc<SagaRunner>>,
     /// How long a mutation waits for the read models to show what it wrote.
     pub read_your_writes_timeout: Duration,
-    /// Replays of the whole log (reports) run one at a time.
+    /// Replays of the whole log (reports) run one at a time...
     pub replays: Arc<tokio::sync::Semaphore>,
+    /// ...on their own thread, stopped with their request.
+    pub heavy: Arc<heavy::HeavyLane>,
     /// Requests per token over HTTP.
     pub rate: Arc<limits::RateLimiter>,
 }
@@ -102,6 +107,7 @@ impl AppState {
             saga: None,
             read_your_writes_timeout: Duration::from_secs(2),
             replays: Arc::new(tokio::sync::Semaphore::new(1)),
+            heavy: heavy::HeavyLane::new(),
             rate: Arc::new(limits::RateLimiter::new(limits::DEFAULT_RATE_PER_SECOND)),
         }
     }
@@ -130,6 +136,7 @@ impl AppState {
             saga: None,
             read_your_writes_timeout: Duration::from_secs(2),
             replays: Arc::new(tokio::sync::Semaphore::new(1)),
+            heavy: heavy::HeavyLane::new(),
             rate: Arc::new(limits::RateLimiter::new(limits::DEFAULT_RATE_PER_SECOND)),
         }
     }
@@ -256,7 +263,18 @@ pub async fn execute(
     request: async_graphql::Request,
     principal: Principal,
 ) -> async_graphql::Response {
-    let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, schema.execute(request.data(principal))).await {
+    execute_within(schema, request, principal, REQUEST_TIMEOUT).await
+}
+
+/// [`execute`] with another time limit. When it runs out, the request's work is dropped:
+/// its resolvers stop at their next await, and a replay on the replay lane with them.
+pub async fn execute_within(
+    schema: &TrackerSchema,
+    request: async_graphql::Request,
+    principal: Principal,
+    limit: Duration,
+) -> async_graphql::Response {
+    let mut response = match tokio::time::timeout(limit, schema.execute(request.data(principal))).await {
         Ok(response) => response,
         Err(_) => {
             let mut error = async_graphql::ServerError::new(
@@ -321,10 +339,19 @@ async fn graphql_endpoint(
     tokens: Data<&Arc<TokenStore>>,
     state: Data<&AppState>,
     headers: &poem::http::HeaderMap,
+    open: Data<&graphiql::GraphiqlOpen>,
     request: async_graphql_poem::GraphQLRequest,
 ) -> poem::Response {
     let header = headers.get(poem::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-    match tokens.authenticate(header) {
+    let authenticated = match tokens.authenticate(header).await {
+        // With GraphiQL on, the schema alone is open to anyone: the page loads its docs
+        // before a token is pasted. Nothing else runs without a token.
+        Err(AuthError::Missing) if open.0.0 && graphiql::introspection_only(&request.0.query) => {
+            Ok(Principal::local(Role::Copil, "GraphiQL, schema only"))
+        }
+        other => other,
+    };
+    match authenticated {
         Ok(principal) if let Err(wait) = state.rate.check(principal.token_id) => too_many(wait),
         Ok(principal) => {
             async_graphql_poem::GraphQLResponse(execute(&schema, request.0, principal).await).into_response()
@@ -367,7 +394,7 @@ async fn subscriptions(
                 let Ok(id) = token_rx.wait_for(Option::is_some).await.map(|id| id.expect("set")) else { return };
                 loop {
                     tokio::time::sleep(REVOCATION_CHECK).await;
-                    if !tokens.is_active(id) {
+                    if !tokens.is_active(id).await {
                         let _ = out.unbounded_send(Message::close_with(CLOSE_REVOKED, "the token was revoked"));
                         let _ = revoked_tx.send(());
                         return;
@@ -387,6 +414,7 @@ async fn subscriptions(
                             .map(str::to_string);
                         let principal = tokens
                             .authenticate(header.as_deref())
+                            .await
                             .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                         token_tx.send_replace(Some(principal.token_id));
                         let mut data = async_graphql::Data::default();
@@ -430,7 +458,10 @@ async fn health(state: Data<&AppState>) -> poem::Response {
         .or_else(|| state.reimbursements.failure())
         .or_else(|| state.dashboard.failure())
         .map(|e| e.to_string());
-    let saga = state.saga.as_ref().map(|s| serde_json::json!({ "position": s.position(), "failure": s.failure() }));
+    let saga = state
+        .saga
+        .as_ref()
+        .map(|s| serde_json::json!({ "position": s.position(), "failure": s.failure(), "leading": s.leading() }));
     let proofs = state.snapshot_proofs();
     let replaced: Vec<&str> =
         proofs.iter().filter(|(_, p)| *p == projections::runner::Proof::Replaced).map(|(view, _)| *view).collect();
@@ -479,7 +510,7 @@ pub fn routes(state: AppState, tokens: Arc<TokenStore>, graphiql: bool) -> impl 
     if graphiql {
         route = route.at("/", get(graphiql::page)).nest("/assets/graphiql", graphiql::assets());
     }
-    route.data(schema).data(state).data(tokens)
+    route.data(schema).data(state).data(tokens).data(graphiql::GraphiqlOpen(graphiql))
 }
 
 #[cfg(test)]

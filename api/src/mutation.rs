@@ -193,4 +193,6 @@ pub struct Mutation(
     crate::programmes::ProgrammeMutation,
     crate::aidants::AidantsMutation,
     crate::claims::ClaimMutation,
+    crate::measures::MeasureMutation,
+    crate::disbursements::DisbursementMutation,
 );

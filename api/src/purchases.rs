@@ -261,6 +261,7 @@ impl PurchaseMutation {
             convention_id: convention_id(&input.convention_id)?,
             structure_id,
             departement: structure.departement.clone(),
+            structure_kind: structure.kind,
             provider: input.provider.clone(),
             title: input.title.clone(),
             certification: input.certification.clone(),

@@ -11,8 +11,23 @@ use domain::ConventionId;
 #[derive(Default)]
 pub struct CoreQuery;
 
+/// Who is calling: the page says who is logged in.
+#[derive(async_graphql::SimpleObject)]
+pub struct Me {
+    /// `anct`, `opco`, `structure`, `copil` or `auditor`.
+    pub role: String,
+    /// The label the token was created with (`tracker token create --label`).
+    pub label: String,
+}
+
 #[Object]
 impl CoreQuery {
+    /// The caller's role and token label; every role may ask.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
+        let principal = ctx.data::<crate::auth::Principal>()?;
+        Ok(Me { role: principal.role.name().to_string(), label: principal.label.clone() })
+    }
+
     /// Every convention with its budget, in code order.
     async fn conventions(&self, ctx: &Context<'_>) -> Result<Vec<ConventionView>> {
         require(ctx, Operation::Conventions)?;
@@ -78,4 +93,6 @@ pub struct Query(
     crate::claims::ClaimQuery,
     crate::dashboard::DashboardQuery,
     crate::report::ReportQuery,
+    crate::measures::MeasureQuery,
+    crate::disbursements::DisbursementQuery,
 );

@@ -17,6 +17,14 @@ pub enum ReportFigure {
     Committed,
     ServiceDone,
     Paid,
+    /// A partner's balance (the envelope is ignored): paid by ANCT to the partner.
+    Received,
+    /// Spent of ANCT's money, by the partner's statements of expenses.
+    Justified,
+    /// Ordered back and paid back by the partner.
+    Recovered,
+    /// The co-funders' own spending.
+    CoFunderSpent,
 }
 
 /// One event behind a figure.
@@ -62,23 +70,30 @@ fn cutoff(as_of: Option<DateScalar>, as_known_at: Option<String>) -> Result<Cuto
     Ok(Cutoff { as_of: as_of.map(|d| d.0), as_known_at })
 }
 
-/// Verifies the log through its chains, then replays what was verified.
+/// Verifies the log through its chains, then replays what was verified, on the replay
+/// lane (see [`crate::heavy`]): if the request's time runs out, the replay stops too.
 async fn replayed(state: &AppState, cutoff: Cutoff) -> Result<(ReportBuilder, Integrity)> {
-    // One replay at a time in the process: on two cores, the others' requests (health,
-    // dashboards, commands) keep a worker; a replay waiting here counts in its request's time.
-    let _turn = state.replays.acquire().await.map_err(|e| internal(&e))?;
-    let store = state.store.as_ref();
-    let verification = store::verify_store(store, false).await.map_err(|e| internal(&e))?;
-    let until = if verification.is_intact() { verification.head_position } else { *store.head().borrow() };
-    let integrity = Integrity {
-        position: verification.head_position,
-        digest: verification.head_hash.to_hex(),
-        first_break: verification
-            .first_break
-            .as_ref()
-            .map(|b| format!("position {}, stream {}, version {}: {}", b.position, b.stream, b.version, b.reason)),
+    // One replay at a time in the process; a replay waiting here counts in its request's
+    // time. The turn goes with the work, so the next replay starts only once this one has
+    // really stopped.
+    let turn = state.replays.clone().acquire_owned().await.map_err(|e| internal(&e))?;
+    let store = state.store.clone();
+    let work = async move {
+        let _turn = turn;
+        let store = store.as_ref();
+        let verification = store::verify_store(store, false).await?;
+        let until = if verification.is_intact() { verification.head_position } else { *store.head().borrow() };
+        let integrity = Integrity {
+            position: verification.head_position,
+            digest: verification.head_hash.to_hex(),
+            first_break: verification
+                .first_break
+                .as_ref()
+                .map(|b| format!("position {}, stream {}, version {}: {}", b.position, b.stream, b.version, b.reason)),
+        };
+        Ok::<_, store::StoreError>((replay(store, cutoff, until).await?, integrity))
     };
-    Ok((replay(store, cutoff, until).await.map_err(|e| internal(&e))?, integrity))
+    state.heavy.run(work).await.map_err(|e| internal(&e))?.map_err(|e| internal(&e))
 }
 
 #[derive(Default)]
@@ -103,7 +118,9 @@ impl ReportQuery {
         Ok(Json(builder.finish(&integrity)))
     }
 
-    /// The events behind one figure of one envelope of the report (provenance).
+    /// The events behind one figure of one envelope of the report (provenance), or of
+    /// the partner's balance (RECEIVED, JUSTIFIED, RECOVERED, CO_FUNDER_SPENT: the envelope
+    /// is then ignored).
     #[graphql(complexity = "crate::REPLAY_COST + child_complexity")]
     async fn report_provenance(
         &self,
@@ -118,7 +135,12 @@ impl ReportQuery {
         let cutoff = cutoff(as_of, as_known_at)?;
         let (builder, _) = replayed(ctx.data_unchecked::<AppState>(), cutoff).await?;
         let convention = ConventionId::for_code(&convention_code);
-        let events = builder.explain(convention, EnvelopeId::for_name(convention, &envelope), figure.into());
+        let figure: projections::report::Figure = figure.into();
+        let events = if figure.of_partner() {
+            builder.explain_partner(convention, figure)
+        } else {
+            builder.explain(convention, EnvelopeId::for_name(convention, &envelope), figure)
+        };
         Ok(events.into_iter().map(ReportEvent::from).collect())
     }
 }

@@ -8,6 +8,8 @@ use store::MemoryStore;
 mod claims;
 mod concurrency;
 mod dashboard;
+mod disbursements;
+mod measures;
 mod report;
 
 struct Api {
@@ -75,9 +77,16 @@ fn sign_input() -> Value {
     })
 }
 
+/// Trainings shared 55/45 between ANCT and Uniformation, anything else all ANCT's (the
+/// convention's financing plan: ANCT reimburses the annex costs in full).
 fn allocate_input(n: u128, name: &str, kind: &str, amount: &str) -> Value {
+    let financing = if kind.ends_with("CERTIFYING_TRAININGS") {
+        json!([ { "funder": "ANCT", "rate": "55" }, { "funder": "Uniformation", "rate": "45" } ])
+    } else {
+        json!([ { "funder": "ANCT", "rate": "100" } ])
+    };
     json!({ "commandId": cmd(n), "conventionId": convention_id(), "name": name, "kind": kind,
-            "amount": amount, "allocatedOn": "2021-03-20" })
+            "amount": amount, "allocatedOn": "2021-03-20", "financing": financing })
 }
 
 fn commit_input(n: u128, reference: &str, amount: &str) -> Value {
@@ -316,6 +325,65 @@ async fn allocate_envelope_and_exceed_the_total() {
 }
 
 #[tokio::test]
+async fn financing_plans_say_who_pays_what_and_their_errors_write_nothing() {
+    let api = Api::new();
+    ok(api.run(SIGN, sign_input()).await);
+    let code = |answer: &Value| {
+        let e = &answer["errors"][0]["extensions"];
+        (e["code"].as_str().unwrap_or("").to_string(), e["rule"].as_str().unwrap_or("").to_string())
+    };
+    // Two funders: the plan is needed.
+    let mut none = allocate_input(2, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000");
+    none.as_object_mut().unwrap().remove("financing");
+    let refused = api.refused(ALLOCATE, none).await;
+    assert_eq!(code(&refused), ("BAD_USER_INPUT".into(), "FinancingPlan".into()));
+    insta::assert_json_snapshot!("allocate_envelope_without_plan", refused);
+    // Rates adding up to 99.
+    let mut short = allocate_input(3, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000");
+    short["financing"] = json!([ { "funder": "ANCT", "rate": "55" }, { "funder": "Uniformation", "rate": "44" } ]);
+    insta::assert_json_snapshot!("allocate_envelope_rates_short", api.refused(ALLOCATE, short).await);
+    // Both a rate and an amount for one funder: refused by field before any command.
+    let mut both = allocate_input(4, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000");
+    both["financing"] = json!([ { "funder": "ANCT", "rate": "100", "amount": "4000000" } ]);
+    let refused = api.refused(ALLOCATE, both).await;
+    assert_eq!(refused["errors"][0]["extensions"]["field"], "financing");
+    // All 4 M€ of trainings from ANCT: beyond its 2.6 M€ share.
+    let mut greedy = allocate_input(5, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000");
+    greedy["financing"] = json!([ { "funder": "ANCT", "rate": "100" } ]);
+    let refused = api.refused(ALLOCATE, greedy).await;
+    assert_eq!(code(&refused), ("BAD_USER_INPUT".into(), "FunderShareExceeded".into()));
+    // By amounts, then read back with each funder's part of the envelope.
+    let mut amounts = allocate_input(6, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000");
+    amounts["financing"] =
+        json!([ { "funder": "ANCT", "amount": "2200000" }, { "funder": "Uniformation", "amount": "1800000" } ]);
+    ok(api.run(ALLOCATE, amounts).await);
+    ok(api.run(ALLOCATE, allocate_input(7, "Frais annexes", "ANNEX_COSTS", "400000")).await);
+    ok(api.run(COMMIT, commit_input(8, "ACHAT-1", "1000.01")).await);
+    let plans = ok(api
+        .query(r#"{ convention(code: "ANCT-UNIFORMATION-2021") { envelopes { name financing { funder rate amount } funders { funder figures { allocated committed } } } funders { funder figures { allocated committed } } } }"#)
+        .await);
+    insta::assert_json_snapshot!("envelope_financing_plans", plans);
+    // An amendment moving 100 000 € from trainings to annex costs changes the trainings'
+    // plan with it (a plan by amounts follows its envelope).
+    let amend = |n: u128, financing: Value| {
+        json!({ "commandId": cmd(n), "conventionId": convention_id(), "signedOn": "2021-11-02", "reason": "Avenant n°1",
+                "envelopes": [ { "envelopeId": envelope_id("Formations certifiantes"), "amount": "3900000" },
+                               { "envelopeId": envelope_id("Frais annexes"), "amount": "500000" } ],
+                "financing": financing })
+    };
+    let refused = api.refused(AMEND, amend(9, json!([]))).await;
+    assert_eq!(code(&refused), ("BAD_USER_INPUT".into(), "FinancingPlan".into()));
+    let plan = json!([ { "envelopeId": envelope_id("Formations certifiantes"),
+                         "parts": [ { "funder": "ANCT", "amount": "2100000" }, { "funder": "Uniformation", "amount": "1800000" } ] } ]);
+    let amended = ok(api.run(AMEND, amend(10, plan)).await);
+    assert_eq!(amended["errors"], Value::Null);
+    let after = ok(api
+        .query(r#"{ convention(code: "ANCT-UNIFORMATION-2021") { amendments { financing { envelope parts { funder amount } } } funders { funder figures { allocated committed } } } }"#)
+        .await);
+    insta::assert_json_snapshot!("amended_financing_plans", after);
+}
+
+#[tokio::test]
 async fn a_malformed_convention_id_is_refused() {
     let api = Api::new();
     ok(api.run(SIGN, sign_input()).await);
@@ -551,7 +619,7 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
         (Operation::OpenPixCampaign, OPEN_PIX, pix_input(904, convention_id(), 10)),
         (Operation::RecordPixCertification, CERTIFY, certify_input(905, campaign(660), "C-9", 700)),
         (Operation::CcasActions, "{ ccasActions { title } }", json!(null)),
-        (Operation::RecordCcasAction, CCAS, ccas_input(906, convention_id(), BREST)),
+        (Operation::RecordCcasAction, CCAS, ccas_input(906, convention_id(), CCAS_BREST)),
         (Operation::AidantsConnectSessions, "{ aidantsConnectSessions { capacity } }", json!(null)),
         (Operation::Habilitations, "{ habilitations { aidant } }", json!(null)),
         (Operation::OpenAidantsConnectSession, OPEN_SESSION, session_input(907, convention_id(), 5)),
@@ -596,6 +664,8 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
     .chain(claims::matrix_operations())
     .chain(dashboard::matrix_operations())
     .chain(report::matrix_operations())
+    .chain(measures::matrix_operations())
+    .chain(disbursements::matrix_operations())
     .collect()
 }
 
@@ -684,6 +754,8 @@ async fn introspection_is_off_unless_enabled() {
 // --- Structures -------------------------------------------------------------------------
 
 const BREST: &str = "73282932000074";
+/// A CCAS (a public employer: it holds CCAS actions, and buys no training on the OPCO channel).
+const CCAS_BREST: &str = "21290019000019";
 
 fn brest_principal() -> Principal {
     let mut principal = Principal::local(Role::Structure, "brest");
@@ -693,7 +765,7 @@ fn brest_principal() -> Principal {
 const BORDEAUX: &str = "35600000000001";
 
 fn register_input(n: u128, siret: &str) -> Value {
-    json!({ "commandId": cmd(n), "name": format!("Structure {siret}"), "siret": siret, "kind": "CCAS_CIAS",
+    json!({ "commandId": cmd(n), "name": format!("Structure {siret}"), "siret": siret, "kind": "ASSOCIATION",
             "departement": if siret.replace(' ', "") == BREST { "29" } else { "33" }, "headCount": "SMALL", "registeredOn": "2021-04-01" })
 }
 
@@ -789,6 +861,9 @@ impl Api {
                             "amount": "10", "doneOn": "2021-06-30" });
         ok(api.run(SERVE, serve).await);
         ok(api.run(REGISTER, register_input(600, BREST)).await);
+        let mut ccas = register_input(609, CCAS_BREST);
+        ccas["kind"] = json!("CCAS_CIAS");
+        ok(api.run(REGISTER, ccas).await);
         for n in [700, 701, 702] {
             ok(api.run(REQUEST, purchase_input(n, 10)).await);
         }
@@ -805,6 +880,7 @@ impl Api {
         ok(api.run(ALLOCATE, allocate_input(651, "Certifications Pix", "CERTIFICATIONS", "50000")).await);
         ok(api.run(ALLOCATE, allocate_input(652, "Actions CCAS", "CCAS_ACTIONS", "40000")).await);
         ok(api.run(OPEN_PIX, pix_input(660, convention_id(), 10)).await);
+        measures::matrix_measures(&api).await;
         // Aidants Connect: a session, and aidants A-1…A-5 at each stage.
         ok(api
             .run(ALLOCATE, allocate_input(653, "Formation Aidants Connect", "AIDANTS_CONNECT_TRAINING", "9000"))
@@ -829,6 +905,7 @@ impl Api {
             }
         }
         claims::matrix_fixture(&api).await;
+        disbursements::matrix_fixture(&api).await;
         api
     }
 }
@@ -887,6 +964,16 @@ async fn purchase_errors_are_clear_and_write_nothing() {
     let attend =
         json!({ "commandId": cmd(706), "purchaseId": purchase(704), "present": 3, "recordedOn": "2021-06-25" });
     insta::assert_json_snapshot!("record_attendance_before_approval", api.refused(ATTEND, attend).await);
+    // A public employer (a CCAS, read from its stream) is refused by the rule's name.
+    let mut ccas = register_input(707, BORDEAUX);
+    ccas["kind"] = json!("CCAS_CIAS");
+    ok(api.run(REGISTER, ccas).await);
+    let mut public = purchase_input(708, 10);
+    public["structureId"] = json!(structure_id(BORDEAUX));
+    let refused = api.refused(REQUEST, public).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(refused["errors"][0]["extensions"]["rule"], "PrivateEmployersOnly");
+    insta::assert_json_snapshot!("request_purchase_public_employer", refused);
 }
 
 #[tokio::test]
@@ -1008,7 +1095,9 @@ async fn a_pix_campaign_commits_then_each_certification_is_service_done() {
 async fn a_ccas_action_is_committed_and_done_on_the_unccas_convention() {
     let api = Api::new();
     let unccas = sign_single(&api, 500, "ANCT-UNCCAS-2021", "500000", "Actions CCAS", "CCAS_ACTIONS").await;
-    ok(api.run(REGISTER, register_input(510, BREST)).await);
+    let mut ccas = register_input(510, BREST);
+    ccas["kind"] = json!("CCAS_CIAS");
+    ok(api.run(REGISTER, ccas).await);
     let mut association = register_input(511, BORDEAUX);
     association["kind"] = json!("ASSOCIATION");
     ok(api.run(REGISTER, association).await);

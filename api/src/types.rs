@@ -31,6 +31,8 @@ pub enum TargetKind {
     Habilitations,
     Certifications,
     CcasActions,
+    /// Aidants who completed the mandatory Aidants Connect training (the plan's 20 000).
+    AidantsTrained,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -87,6 +89,48 @@ impl EnvelopeView {
     async fn figures(&self) -> FiguresView {
         FiguresView(self.0.figures.clone())
     }
+    /// Its financing plan in force: who pays what part of the money committed from now
+    /// on (earlier commitments keep the plan they were made under).
+    async fn financing(&self) -> Vec<FunderPart> {
+        self.0.plan().iter().map(FunderPart::from).collect()
+    }
+    /// Each funder's part of every figure, by the plans its commitments were made under
+    /// (to the cent, largest remainder: the parts add up to `figures` exactly).
+    async fn funders(&self) -> Vec<FunderBudget> {
+        self.0
+            .funders()
+            .into_iter()
+            .map(|(funder, figures)| FunderBudget { funder, figures: FiguresView(figures) })
+            .collect()
+    }
+}
+
+/// One funder's part of an envelope: a rate (percent) or a fixed amount.
+#[derive(SimpleObject)]
+pub struct FunderPart {
+    pub funder: String,
+    /// Percent of every euro, as a string (`"55.00"`); null for a fixed amount.
+    pub rate: Option<String>,
+    /// A fixed amount of the envelope; null for a rate.
+    pub amount: Option<MoneyScalar>,
+}
+
+impl From<&domain::financing::FunderPart> for FunderPart {
+    fn from(p: &domain::financing::FunderPart) -> Self {
+        use domain::financing::Share;
+        let (rate, amount) = match p.share {
+            Share::Rate(r) => (Some(domain::money::round_cents(r).to_string()), None),
+            Share::Amount(a) => (None, Some(a.into())),
+        };
+        FunderPart { funder: p.funder.clone(), rate, amount }
+    }
+}
+
+/// A financing plan an amendment set for an envelope.
+#[derive(SimpleObject)]
+pub struct EnvelopeFinancing {
+    pub envelope: String,
+    pub parts: Vec<FunderPart>,
 }
 
 #[derive(SimpleObject)]
@@ -107,10 +151,13 @@ pub struct Target {
     pub reached: u32,
     /// `reached` as a percentage of `quantity`, two decimals, as a string.
     pub reached_percent: String,
+    /// For `AIDANTS_TRAINED`: how many of the aidants trained were habilitated (revoked
+    /// ones included), a second figure beside the target; null otherwise.
+    pub habilitated: Option<u32>,
 }
 
 /// What a convention has delivered towards a target, from the programmes' read models.
-fn reached(state: &crate::AppState, convention: domain::ConventionId, kind: dc::TargetKind) -> u32 {
+fn reached_of(state: &crate::AppState, convention: domain::ConventionId, kind: dc::TargetKind) -> u32 {
     use domain::aidants::HabilitationState as H;
     use domain::purchase::PurchaseState as P;
     match kind {
@@ -121,13 +168,10 @@ fn reached(state: &crate::AppState, convention: domain::ConventionId, kind: dc::
                 .map(|p| p.present.unwrap_or(0))
                 .sum()
         }),
-        dc::TargetKind::Habilitations => state.programmes.read(|v| {
-            v.habilitations
-                .values()
-                .filter(|h| matches!(h.state, H::Habilitated | H::Revoked))
-                .filter(|h| h.session.and_then(|s| v.sessions.get(&s)).is_some_and(|s| s.convention_id == convention))
-                .count() as u32
-        }),
+        dc::TargetKind::Habilitations => habilitations(state, convention, &[H::Habilitated, H::Revoked]),
+        dc::TargetKind::AidantsTrained => {
+            habilitations(state, convention, &[H::TrainingCompleted, H::Habilitated, H::Revoked])
+        }
         dc::TargetKind::Certifications => state.programmes.read(|v| {
             v.campaigns.values().filter(|c| c.convention_id == convention).map(|c| c.certifications.len() as u32).sum()
         }),
@@ -137,26 +181,52 @@ fn reached(state: &crate::AppState, convention: domain::ConventionId, kind: dc::
     }
 }
 
+/// Habilitations trained through the convention's sessions that are now in one of `states`.
+pub(crate) fn habilitations(
+    state: &crate::AppState,
+    convention: domain::ConventionId,
+    states: &[domain::aidants::HabilitationState],
+) -> u32 {
+    state.programmes.read(|v| {
+        v.habilitations
+            .values()
+            .filter(|h| states.contains(&h.state))
+            .filter(|h| h.session.and_then(|s| v.sessions.get(&s)).is_some_and(|s| s.convention_id == convention))
+            .count() as u32
+    })
+}
+
 #[derive(SimpleObject)]
 pub struct Region {
     pub code: String,
     pub name: String,
+    /// Population municipale (INSEE populations légales, summed from the communes of
+    /// `@etalab/decoupage-administratif` 6.0.0, Licence Ouverte): to compare per inhabitant.
+    pub population: u32,
+}
+
+impl From<domain::RegionCode> for Region {
+    fn from(r: domain::RegionCode) -> Self {
+        Region { code: r.to_string(), name: r.name().to_string(), population: r.population() as u32 }
+    }
 }
 
 #[derive(SimpleObject)]
 pub struct Departement {
     pub code: String,
     pub name: String,
+    /// Population municipale (INSEE populations légales, as for the région).
+    pub population: u32,
     pub region: Region,
 }
 
 impl From<&DepartementCode> for Departement {
     fn from(d: &DepartementCode) -> Self {
-        let region = d.region();
         Departement {
             code: d.to_string(),
             name: d.name().to_string(),
-            region: Region { code: region.to_string(), name: region.name().to_string() },
+            population: d.population() as u32,
+            region: d.region().into(),
         }
     }
 }
@@ -202,9 +272,20 @@ impl AmendmentView {
             shares.iter().map(|s| share(s, total)).collect()
         })
     }
-    /// New annex-cost caps, when the amendment set them.
+    /// New annex-cost terms, when the amendment set them.
     async fn annex_caps(&self) -> Option<AnnexCapsPeriod> {
         self.0.annex_caps.as_ref().map(AnnexCapsPeriod::from)
+    }
+    /// New financing plans, by envelope.
+    async fn financing(&self) -> Vec<EnvelopeFinancing> {
+        self.0
+            .financing
+            .iter()
+            .map(|(envelope, parts)| EnvelopeFinancing {
+                envelope: envelope.clone(),
+                parts: parts.iter().map(FunderPart::from).collect(),
+            })
+            .collect()
     }
     async fn envelopes(&self) -> Vec<EnvelopeChange> {
         self.0
@@ -220,7 +301,8 @@ impl AmendmentView {
     }
 }
 
-/// Annex-cost caps in force from a date.
+/// A convention's annex-cost terms in force from a date: caps, delays, small-structure
+/// threshold. Our defaults (not the plan's) unless the convention set its own.
 #[derive(SimpleObject)]
 pub struct AnnexCapsPeriod {
     pub effective_on: DateScalar,
@@ -231,6 +313,12 @@ pub struct AnnexCapsPeriod {
     pub per_km: MoneyScalar,
     /// Days after a session's end within which a claim may be submitted.
     pub claim_deadline_days: u32,
+    /// Days the OPCO has to assess a claim before it is overdue.
+    pub assessment_days: u32,
+    /// Days ANCT has to pay a funds call before it is late.
+    pub funds_call_payment_days: u32,
+    /// A structure with fewer employees is "small".
+    pub small_structure_employees: u32,
 }
 
 impl From<&domain::annex::CapsChange> for AnnexCapsPeriod {
@@ -243,6 +331,9 @@ impl From<&domain::annex::CapsChange> for AnnexCapsPeriod {
             per_meal: c.caps.per_meal.into(),
             per_km: c.caps.per_km.into(),
             claim_deadline_days: c.caps.claim_deadline_days,
+            assessment_days: c.caps.assessment_days,
+            funds_call_payment_days: c.caps.funds_call_payment_days,
+            small_structure_employees: c.caps.small_structure_employees,
         }
     }
 }
@@ -255,7 +346,7 @@ fn share(s: &dc::FundingShare, total: Money) -> FundingShare {
     }
 }
 
-/// A funder's part of a convention's budget.
+/// A funder's part of a convention's or an envelope's budget.
 #[derive(SimpleObject)]
 pub struct FunderBudget {
     pub funder: String,
@@ -314,13 +405,15 @@ impl ConventionView {
             .targets
             .iter()
             .map(|t| {
-                let reached = reached(state, self.0.id, t.kind);
+                let reached = reached_of(state, self.0.id, t.kind);
                 let share = Decimal::from(reached) * Decimal::ONE_HUNDRED / Decimal::from(t.quantity.max(1));
                 Target {
                     kind: t.kind.into(),
                     quantity: t.quantity,
                     reached,
                     reached_percent: percent(domain::money::round_cents(share)),
+                    habilitated: (t.kind == dc::TargetKind::AidantsTrained)
+                        .then(|| reached_of(state, self.0.id, dc::TargetKind::Habilitations)),
                 }
             })
             .collect()
@@ -333,8 +426,9 @@ impl ConventionView {
     async fn budget(&self) -> FiguresView {
         FiguresView(self.0.figures())
     }
-    /// Each funder's part of the budget, in proportion to its share of the total (to the
-    /// cent: the parts add up to `budget` exactly).
+    /// Each funder's part of the budget: the sum of its parts of the envelopes, each by
+    /// the envelope's financing plans (never a pro-rata of the whole convention), to the
+    /// cent — the parts add up to `budget` exactly.
     async fn funders(&self) -> Vec<FunderBudget> {
         self.0
             .by_funder()
@@ -409,7 +503,8 @@ impl StructureView {
     async fn head_count(&self) -> HeadCount {
         self.0.head_count.into()
     }
-    /// Under 50 employees: the plan's priority for annex costs.
+    /// Under our default threshold of 50 employees (ours, not the plan's: each
+    /// convention sets its own in `annexCaps.smallStructureEmployees`).
     async fn small(&self) -> bool {
         self.0.head_count.is_small()
     }

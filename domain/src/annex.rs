@@ -1,11 +1,18 @@
 //! Annex costs (transport, accommodation, meals) that OPCO funding does not cover: the
-//! caps (barème) a convention sets, and how one expense line is capped.
+//! terms a convention sets for them — caps (barème), claim and assessment delays, the
+//! payment delay of a funds call, the "small structure" threshold — and how one expense
+//! line is capped.
 //!
-//! The plan says annex costs are reimbursed "within caps" but gives no figures. The
-//! defaults below are **ours, not the plan's**: they follow the French civil service's
-//! travel rates of 2020 (arrêté du 26 février 2019: 70 € a night, 90 € in large cities,
-//! 110 € in Paris; 17.50 € a meal) and a flat 0.32 € per car kilometre. A convention may
-//! set its own caps at signing and change them only by amendment, from a date.
+//! The plan names annex costs left to the employer as a barrier ("un frein") for the
+//! smallest private structures; it states no remedy, no caps, no delays. Their
+//! reimbursement through the OPCO and every figure below are **ours, not the plan's**:
+//! the caps follow the French civil service's travel rates of 2020 (arrêté du 26 février
+//! 2019: 70 € a night, 90 € in large cities, 110 € in Paris; 17.50 € a meal) and a flat
+//! 0.32 € per car kilometre; claims within 90 days, assessed within 30; a funds call paid
+//! within 30 days (a partnership convention sets its own payment delays: the procurement
+//! delays — 30 days for the State, 60 for public companies — do not bind it; we chose 30);
+//! "small" means under 50 employees. A convention sets its own terms at signing and
+//! changes them only by amendment, from a date.
 
 use crate::money::Money;
 use chrono::NaiveDate;
@@ -35,7 +42,25 @@ pub enum ExpenseKind {
     Meal,
 }
 
-/// The caps (barème) of a convention's annex costs, and the claim deadline.
+/// Our default delays and threshold (see the module documentation): terms of each
+/// convention, these only when it sets none.
+pub const OUR_ASSESSMENT_DAYS: u32 = 30;
+pub const OUR_FUNDS_CALL_PAYMENT_DAYS: u32 = 30;
+pub const OUR_SMALL_STRUCTURE_EMPLOYEES: u32 = 50;
+
+fn our_assessment_days() -> u32 {
+    OUR_ASSESSMENT_DAYS
+}
+fn our_payment_days() -> u32 {
+    OUR_FUNDS_CALL_PAYMENT_DAYS
+}
+fn our_small_threshold() -> u32 {
+    OUR_SMALL_STRUCTURE_EMPLOYEES
+}
+
+/// A convention's annex-cost terms: the caps (barème), the claim and assessment delays,
+/// the payment delay of a funds call, and the "small structure" threshold. Terms recorded
+/// before the delays and the threshold were terms read as our defaults.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnnexCaps {
@@ -46,6 +71,16 @@ pub struct AnnexCaps {
     pub per_km: Money,
     /// Days after the session's end within which a claim may be submitted.
     pub claim_deadline_days: u32,
+    /// Days the OPCO has to assess a claim before it is flagged overdue.
+    #[serde(default = "our_assessment_days")]
+    pub assessment_days: u32,
+    /// Days ANCT has to pay a funds call before it is flagged late.
+    #[serde(default = "our_payment_days")]
+    pub funds_call_payment_days: u32,
+    /// A structure with fewer employees than this is "small" (its head-count band lies
+    /// wholly below it).
+    #[serde(default = "our_small_threshold")]
+    pub small_structure_employees: u32,
 }
 
 impl AnnexCaps {
@@ -58,7 +93,15 @@ impl AnnexCaps {
             per_meal: Money::cents(1_750),
             per_km: Money::cents(32),
             claim_deadline_days: 90,
+            assessment_days: OUR_ASSESSMENT_DAYS,
+            funds_call_payment_days: OUR_FUNDS_CALL_PAYMENT_DAYS,
+            small_structure_employees: OUR_SMALL_STRUCTURE_EMPLOYEES,
         }
+    }
+
+    /// Whether a structure of this head-count band is small under these terms.
+    pub fn is_small(&self, head_count: crate::structure::HeadCount) -> bool {
+        head_count.max_employees().is_some_and(|max| max < self.small_structure_employees)
     }
 
     /// The most a line may be reimbursed; `None` when the kind has no cap.
@@ -78,7 +121,8 @@ impl AnnexCaps {
         }
     }
 
-    /// Every cap must be more than 0 € and the deadline at least a day.
+    /// Every cap must be more than 0 €, every delay at least a day, the threshold at least
+    /// one employee.
     pub fn invalid_field(&self) -> Option<&'static str> {
         [
             ("perNight", self.per_night),
@@ -91,6 +135,9 @@ impl AnnexCaps {
         .find(|(_, m)| m.is_zero())
         .map(|(f, _)| f)
         .or((self.claim_deadline_days == 0).then_some("claimDeadlineDays"))
+        .or((self.assessment_days == 0).then_some("assessmentDays"))
+        .or((self.funds_call_payment_days == 0).then_some("fundsCallPaymentDays"))
+        .or((self.small_structure_employees == 0).then_some("smallStructureEmployees"))
     }
 }
 
@@ -136,6 +183,23 @@ mod tests {
         assert_eq!(caps.cap(ExpenseKind::Car, 150, None), Some(Money::cents(4_800)));
         assert_eq!(caps.cap(ExpenseKind::Meal, 3, None), Some(Money::cents(5_250)));
         assert_eq!(caps.cap(ExpenseKind::PublicTransport, 1, None), None);
+    }
+
+    #[test]
+    fn terms_recorded_before_the_delays_were_terms_read_as_our_defaults() {
+        let old = r#"{"perNight":"70.00","perNightLargeCity":"90.00","perNightParis":"110.00","perMeal":"17.50","perKm":"0.32","claimDeadlineDays":90}"#;
+        let caps: AnnexCaps = serde_json::from_str(old).unwrap();
+        assert_eq!(caps, AnnexCaps::ours());
+        assert_eq!(caps.funds_call_payment_days, 30, "our default payment delay");
+    }
+
+    #[test]
+    fn small_is_a_term_of_the_convention() {
+        use crate::structure::HeadCount;
+        let ours = AnnexCaps::ours();
+        assert!(ours.is_small(HeadCount::Small) && !ours.is_small(HeadCount::Medium));
+        let stricter = AnnexCaps { small_structure_employees: 10, ..AnnexCaps::ours() };
+        assert!(stricter.is_small(HeadCount::Micro) && !stricter.is_small(HeadCount::Small));
     }
 
     #[test]

@@ -22,9 +22,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 use uuid::Uuid;
 
-/// Days the OPCO has to assess a claim before it is flagged overdue (our rule).
-pub const ASSESSMENT_DAYS: u64 = 30;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ClaimId(pub Uuid);
@@ -492,7 +489,7 @@ impl AnnexClaim {
             claimed,
             eligible,
             submitted_on: c.submitted_on,
-            assess_by: deadline(c.submitted_on, ASSESSMENT_DAYS),
+            assess_by: deadline(c.submitted_on, u64::from(c.caps.assessment_days)),
         }))])
     }
 
@@ -556,7 +553,7 @@ impl Aggregate for AnnexClaim {
                     claimed,
                     eligible,
                     resubmitted_on: *resubmitted_on,
-                    assess_by: deadline(*resubmitted_on, ASSESSMENT_DAYS),
+                    assess_by: deadline(*resubmitted_on, u64::from(caps.assessment_days)),
                 }])
             }
             ClaimCommand::Approve { reductions, approved_on, .. } => self.approve(reductions, *approved_on),

@@ -4,6 +4,7 @@
 
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::annex::{AnnexCaps, CapsChange};
+use crate::financing::{self, EnvelopeFinancing, FinancingPlan, FunderPart, PlanError};
 use crate::ids::{ConventionId, EnvelopeId};
 use crate::money::Money;
 use crate::territory::DepartementCode;
@@ -32,12 +33,16 @@ pub enum EnvelopeKind {
 pub enum TargetKind {
     /// Trainees trained (the 2 000 trainings of the ANCT–Uniformation convention).
     Trainings,
-    /// Aidants Connect habilitations (20 000).
+    /// Aidants Connect habilitations. The plan's 20 000 count aidants *trained*
+    /// ([`TargetKind::AidantsTrained`]); habilitations follow and are shown beside them.
     Habilitations,
     /// Pix certifications.
     Certifications,
     /// CCAS actions (UNCCAS convention).
     CcasActions,
+    /// Aidants who completed the mandatory Aidants Connect training: the plan's "formation
+    /// obligatoire aux 20 000 aidants professionnels souhaitant être habilités".
+    AidantsTrained,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +92,9 @@ pub struct AllocateEnvelope {
     pub kind: EnvelopeKind,
     pub amount: Money,
     pub allocated_on: NaiveDate,
+    /// Which funder pays what part of it; needed when the convention has several
+    /// funders (one funder: all of it).
+    pub financing: Option<Vec<FunderPart>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -100,6 +108,27 @@ pub struct SignAmendment {
     pub envelopes: Vec<EnvelopeAmount>,
     /// New annex-cost caps, from a date no earlier than the amendment's signature.
     pub annex_caps: Option<CapsChange>,
+    /// New financing plans, for the money committed from the amendment on.
+    pub financing: Vec<EnvelopeFinancing>,
+}
+
+/// One instalment of a disbursement schedule as set: its part of ANCT's share (a rate
+/// or an amount) and its condition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedInstalment {
+    pub label: String,
+    pub share: crate::financing::Share,
+    pub condition: crate::disbursement::Condition,
+}
+
+/// Sets the schedule of ANCT's payments to the partner: once at signature, then only as
+/// an amendment already signed says (`amendment`: its number).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SetSchedule {
+    pub convention_id: ConventionId,
+    pub instalments: Vec<PlannedInstalment>,
+    pub set_on: NaiveDate,
+    pub amendment: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -155,6 +184,7 @@ pub enum ConventionCommand {
     RecordServiceDone(RecordServiceDone),
     RecordPayment(RecordPayment),
     Close(CloseConvention),
+    SetSchedule(SetSchedule),
 }
 
 impl ConventionCommand {
@@ -169,6 +199,7 @@ impl ConventionCommand {
             Self::RecordServiceDone(c) => c.convention_id,
             Self::RecordPayment(c) => c.convention_id,
             Self::Close(c) => c.convention_id,
+            Self::SetSchedule(c) => c.convention_id,
         }
     }
 }
@@ -203,6 +234,10 @@ pub struct EnvelopeAllocated {
     pub kind: EnvelopeKind,
     pub amount: Money,
     pub allocated_on: NaiveDate,
+    /// Its financing plan. Envelopes recorded before plans existed have none: they read
+    /// as the convention's shares (`financing::plan_or_shares`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub financing: Vec<FunderPart>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,6 +252,9 @@ pub struct AmendmentSigned {
     pub envelopes: Vec<EnvelopeAmount>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annex_caps: Option<CapsChange>,
+    /// New financing plans, for the money committed from the amendment on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub financing: Vec<EnvelopeFinancing>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,6 +295,14 @@ pub struct ConventionClosed {
     pub closed_on: NaiveDate,
 }
 
+/// The disbursement schedule, its instalments' amounts resolved from ANCT's share.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleSet {
+    pub instalments: Vec<crate::disbursement::Instalment>,
+    pub set_on: NaiveDate,
+    pub amendment: Option<u32>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum ConventionEvent {
@@ -268,6 +314,7 @@ pub enum ConventionEvent {
     ServiceDoneRecorded(ServiceDoneRecorded),
     PaymentRecorded(PaymentRecorded),
     ConventionClosed(ConventionClosed),
+    ScheduleSet(ScheduleSet),
 }
 
 impl DomainEvent for ConventionEvent {
@@ -281,6 +328,7 @@ impl DomainEvent for ConventionEvent {
             Self::ServiceDoneRecorded(_) => "ServiceDoneRecorded",
             Self::PaymentRecorded(_) => "PaymentRecorded",
             Self::ConventionClosed(_) => "ConventionClosed",
+            Self::ScheduleSet(_) => "DisbursementScheduleSet",
         }
     }
 
@@ -294,6 +342,7 @@ impl DomainEvent for ConventionEvent {
             Self::ServiceDoneRecorded(e) => e.done_on,
             Self::PaymentRecorded(e) => e.paid_on,
             Self::ConventionClosed(e) => e.closed_on,
+            Self::ScheduleSet(e) => e.set_on,
         }
     }
 }
@@ -351,7 +400,9 @@ pub enum ConventionError {
     UnknownEnvelope { envelope_id: EnvelopeId },
     #[error("envelope {envelope_id} is changed twice in the same amendment")]
     DuplicateEnvelopeChange { envelope_id: EnvelopeId },
-    #[error("an amendment must change the total, the shares, the end date, an envelope or the annex-cost caps")]
+    #[error(
+        "an amendment must change the total, the shares, the end date, an envelope, the annex-cost terms or a financing plan"
+    )]
     EmptyAmendment,
     #[error("annex-cost cap {field} must be more than 0 (the claim deadline at least 1 day)")]
     InvalidCaps { field: &'static str },
@@ -387,6 +438,24 @@ pub enum ConventionError {
     DatedBefore { what: &'static str, date: NaiveDate, earlier: &'static str, earlier_date: NaiveDate },
     #[error("{count} commitment(s) are still open, {outstanding} not yet paid: release or pay them first")]
     OpenCommitments { count: usize, outstanding: Money },
+    #[error("the financing plan of envelope {envelope}: {problem}")]
+    FinancingPlan {
+        envelope: String,
+        #[serde(flatten)]
+        problem: PlanError,
+    },
+    #[error("funder {funder} would pay {planned} of the envelopes, more than its share of the convention ({share})")]
+    FunderShareExceeded { funder: String, share: Money, planned: Money },
+    #[error("ANCT is not a funder of this convention: it has no share to pay in instalments")]
+    NoAnctShare,
+    #[error("a schedule needs at least one instalment")]
+    EmptySchedule,
+    #[error("the schedule {problem}")]
+    ScheduleDoesNotAddUp { problem: String },
+    #[error(
+        "the schedule is set once at signature; a change needs an amendment signed and not yet used (n°{amendment:?})"
+    )]
+    ScheduleChangeNeedsAmendment { amendment: Option<u32> },
 }
 
 impl ConventionError {
@@ -414,6 +483,10 @@ pub struct Envelope {
     pub committed: Money,
     pub service_done: Money,
     pub paid: Money,
+    /// Who pays what part of the money committed from now on.
+    pub plan: FinancingPlan,
+    /// Whether the plan was recorded (envelopes from before plans read the shares).
+    pub plan_recorded: bool,
 }
 
 impl Envelope {
@@ -471,12 +544,41 @@ pub struct Signed {
     pub convention_id: ConventionId,
     /// Annex-cost caps by the date they take effect.
     pub caps: Vec<CapsChange>,
+    /// ANCT's payments to the partner, and the amendments that changed them.
+    pub schedule: Vec<crate::disbursement::Instalment>,
+    pub schedule_amendments: Vec<u32>,
 }
 
 impl Signed {
     fn allocated(&self) -> Money {
         self.envelopes.values().map(|e| e.allocated).sum()
     }
+}
+
+/// Each funder's planned part of the envelopes (`amount`, `plan`) stays within its share
+/// of the convention.
+fn check_funders<'a>(
+    shares: &[FundingShare],
+    envelopes: impl Iterator<Item = (Money, &'a FinancingPlan)>,
+) -> Result<(), ConventionError> {
+    let mut planned: BTreeMap<&str, Money> = BTreeMap::new();
+    for (amount, plan) in envelopes {
+        for (part, money) in plan.iter().zip(financing::split(plan, amount)) {
+            let entry = planned.entry(part.funder.as_str()).or_insert(Money::ZERO);
+            *entry = *entry + money;
+        }
+    }
+    for share in shares {
+        let planned = planned.get(share.funder.as_str()).copied().unwrap_or(Money::ZERO);
+        if planned > share.amount {
+            return Err(ConventionError::FunderShareExceeded {
+                funder: share.funder.clone(),
+                share: share.amount,
+                planned,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The decision state of one convention; `None` until it is signed.
@@ -609,6 +711,8 @@ impl Convention {
             return Err(ConventionError::DuplicateEnvelope { name: c.name.trim().to_string() });
         }
         positive("the envelope amount", c.amount)?;
+        let plan = financing::check(c.financing.as_deref(), c.amount, &s.shares)
+            .map_err(|problem| ConventionError::FinancingPlan { envelope: c.name.trim().to_string(), problem })?;
         let allocated = s.allocated();
         let allocated_after = allocated + c.amount;
         if allocated_after > s.total {
@@ -619,12 +723,17 @@ impl Convention {
                 allocated_after,
             });
         }
+        check_funders(
+            &s.shares,
+            s.envelopes.values().map(|e| (e.allocated, &e.plan)).chain(std::iter::once((c.amount, &plan))),
+        )?;
         Ok(vec![ConventionEvent::EnvelopeAllocated(EnvelopeAllocated {
             envelope_id,
             name: c.name.trim().to_string(),
             kind: c.kind,
             amount: c.amount,
             allocated_on: c.allocated_on,
+            financing: plan,
         })])
     }
 
@@ -637,6 +746,7 @@ impl Convention {
             && c.period_end.is_none()
             && c.envelopes.is_empty()
             && c.annex_caps.is_none()
+            && c.financing.is_empty()
         {
             return Err(ConventionError::EmptyAmendment);
         }
@@ -689,6 +799,8 @@ impl Convention {
                 allocated_after,
             });
         }
+        let shares = c.shares.as_deref().unwrap_or(&s.shares);
+        let financing = self.amended_plans(s, c, &new_amounts, shares)?;
         Ok(vec![ConventionEvent::AmendmentSigned(AmendmentSigned {
             number: s.amendments + 1,
             signed_on: c.signed_on,
@@ -698,7 +810,50 @@ impl Convention {
             period_end: c.period_end,
             envelopes: c.envelopes.clone(),
             annex_caps: c.annex_caps.clone(),
+            financing,
         })])
+    }
+
+    /// The plans an amendment sets, checked; with the envelopes' amounts and the funders'
+    /// shares after it, every recorded plan must still hold (a plan by amounts follows its
+    /// envelope's amount), and each funder's planned part stay within its share.
+    fn amended_plans(
+        &self,
+        s: &Signed,
+        c: &SignAmendment,
+        amounts: &BTreeMap<EnvelopeId, Money>,
+        shares: &[FundingShare],
+    ) -> Result<Vec<EnvelopeFinancing>, ConventionError> {
+        let mut plans: BTreeMap<EnvelopeId, (FinancingPlan, bool)> =
+            s.envelopes.iter().map(|(id, e)| (*id, (e.plan.clone(), e.plan_recorded))).collect();
+        let mut changed = Vec::with_capacity(c.financing.len());
+        for change in &c.financing {
+            let envelope = s
+                .envelopes
+                .get(&change.envelope_id)
+                .ok_or(ConventionError::UnknownEnvelope { envelope_id: change.envelope_id })?;
+            if changed.iter().any(|e: &EnvelopeFinancing| e.envelope_id == change.envelope_id) {
+                return Err(ConventionError::DuplicateEnvelopeChange { envelope_id: change.envelope_id });
+            }
+            let amount = amounts.get(&change.envelope_id).copied().unwrap_or(envelope.allocated);
+            let plan = financing::check(Some(&change.parts), amount, shares)
+                .map_err(|problem| ConventionError::FinancingPlan { envelope: envelope.name.clone(), problem })?;
+            plans.insert(change.envelope_id, (plan.clone(), true));
+            changed.push(EnvelopeFinancing { envelope_id: change.envelope_id, parts: plan });
+        }
+        for (id, (plan, recorded)) in &plans {
+            let envelope = &s.envelopes[id];
+            if *recorded && !changed.iter().any(|e| e.envelope_id == *id) {
+                let amount = amounts.get(id).copied().unwrap_or(envelope.allocated);
+                financing::check(Some(plan), amount, shares)
+                    .map_err(|problem| ConventionError::FinancingPlan { envelope: envelope.name.clone(), problem })?;
+            }
+        }
+        check_funders(
+            shares,
+            plans.iter().map(|(id, (plan, _))| (amounts.get(id).copied().unwrap_or(s.envelopes[id].allocated), plan)),
+        )?;
+        Ok(changed)
     }
 
     fn commit(&self, c: &CommitFunds) -> Result<Vec<ConventionEvent>, ConventionError> {
@@ -815,6 +970,65 @@ impl Convention {
         })])
     }
 
+    fn set_schedule(&self, c: &SetSchedule) -> Result<Vec<ConventionEvent>, ConventionError> {
+        use crate::financing::Share;
+        let s = self.open()?;
+        not_before("the schedule", c.set_on, "the convention's signature", s.signed_on)?;
+        let first = s.schedule.is_empty() && s.schedule_amendments.is_empty();
+        let amendment_ok = match c.amendment {
+            None => first,
+            Some(n) => n >= 1 && n <= s.amendments && !s.schedule_amendments.contains(&n),
+        };
+        if !amendment_ok {
+            return Err(ConventionError::ScheduleChangeNeedsAmendment { amendment: c.amendment });
+        }
+        let anct =
+            s.shares.iter().find(|f| f.funder.eq_ignore_ascii_case("ANCT")).ok_or(ConventionError::NoAnctShare)?;
+        if c.instalments.is_empty() {
+            return Err(ConventionError::EmptySchedule);
+        }
+        for i in &c.instalments {
+            require("an instalment's label", &i.label)?;
+        }
+        let rates: Vec<_> =
+            c.instalments.iter().filter_map(|i| if let Share::Rate(r) = i.share { Some(r) } else { None }).collect();
+        let does_not_add_up = |problem: String| Err(ConventionError::ScheduleDoesNotAddUp { problem });
+        let amounts: Vec<Money> = if rates.len() == c.instalments.len() {
+            let sum: rust_decimal::Decimal = rates.iter().sum();
+            if sum != rust_decimal::Decimal::ONE_HUNDRED || rates.iter().any(|r| *r <= rust_decimal::Decimal::ZERO) {
+                return does_not_add_up(format!("rates add up to {sum} %, not 100 % of ANCT's share"));
+            }
+            anct.amount.split(&rates)
+        } else if rates.is_empty() {
+            let amounts: Vec<Money> = c
+                .instalments
+                .iter()
+                .filter_map(|i| if let Share::Amount(a) = i.share { Some(a) } else { None })
+                .collect();
+            let sum: Money = amounts.iter().copied().sum();
+            if sum != anct.amount || amounts.iter().any(|a| a.is_zero()) {
+                return does_not_add_up(format!("amounts add up to {sum}, not to ANCT's share of {}", anct.amount));
+            }
+            amounts
+        } else {
+            return does_not_add_up("is all rates or all amounts, not both".into());
+        };
+        Ok(vec![ConventionEvent::ScheduleSet(ScheduleSet {
+            instalments: c
+                .instalments
+                .iter()
+                .zip(amounts)
+                .map(|(i, amount)| crate::disbursement::Instalment {
+                    label: i.label.trim().to_string(),
+                    amount,
+                    condition: i.condition,
+                })
+                .collect(),
+            set_on: c.set_on,
+            amendment: c.amendment,
+        })])
+    }
+
     fn close(&self, c: &CloseConvention) -> Result<Vec<ConventionEvent>, ConventionError> {
         let s = self.open()?;
         not_before("the closing", c.closed_on, "the last step it closes", s.last_movement)?;
@@ -845,6 +1059,7 @@ impl Aggregate for Convention {
             ConventionCommand::RecordServiceDone(c) => self.service_done(c),
             ConventionCommand::RecordPayment(c) => self.pay(c),
             ConventionCommand::Close(c) => self.close(c),
+            ConventionCommand::SetSchedule(c) => self.set_schedule(c),
         }
     }
 
@@ -865,6 +1080,8 @@ impl Aggregate for Convention {
                 amendments: 0,
                 closed: false,
                 caps: vec![CapsChange { effective_on: e.period_start, caps: e.annex_caps.clone() }],
+                schedule: Vec::new(),
+                schedule_amendments: Vec::new(),
             });
             return;
         }
@@ -880,6 +1097,8 @@ impl Aggregate for Convention {
                         kind: e.kind,
                         allocated: e.amount,
                         allocated_on: e.allocated_on,
+                        plan: financing::plan_or_shares(&e.financing, &s.shares),
+                        plan_recorded: !e.financing.is_empty(),
                         ..Envelope::default()
                     },
                 );
@@ -903,6 +1122,12 @@ impl Aggregate for Convention {
                 if let Some(change) = &e.annex_caps {
                     s.caps.retain(|c| c.effective_on < change.effective_on);
                     s.caps.push(change.clone());
+                }
+                for change in &e.financing {
+                    if let Some(env) = s.envelopes.get_mut(&change.envelope_id) {
+                        env.plan = change.parts.clone();
+                        env.plan_recorded = true;
+                    }
                 }
             }
             ConventionEvent::FundsCommitted(e) => {
@@ -947,6 +1172,10 @@ impl Aggregate for Convention {
                 }
             }
             ConventionEvent::ConventionClosed(_) => s.closed = true,
+            ConventionEvent::ScheduleSet(e) => {
+                s.schedule = e.instalments.clone();
+                s.schedule_amendments.extend(e.amendment);
+            }
         }
     }
 }

@@ -16,8 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use uuid::Uuid;
 
-/// French public bodies must pay within 60 days (délai global de paiement).
-pub const PAYMENT_DAYS: u64 = 60;
+/// The payment delay of a funds call when the command carries none (tests of the ledger
+/// alone): our default. The use case always passes the convention's own term — a
+/// partnership convention sets its payment delays; the procurement delays (30 days for
+/// the State, 60 for public companies) do not bind it.
+pub const OUR_PAYMENT_DAYS: u32 = crate::annex::OUR_FUNDS_CALL_PAYMENT_DAYS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -69,6 +72,9 @@ pub enum FundsCallCommand {
         period_end: NaiveDate,
         claims: Option<Vec<ClaimId>>,
         issued_on: NaiveDate,
+        /// The convention's payment delay in force at issue, filled by the use case from
+        /// the convention's stream; our default when absent.
+        payment_days: Option<u32>,
     },
     RecordPayment {
         convention_id: ConventionId,
@@ -187,15 +193,14 @@ pub struct FundsCallLedger {
 }
 
 impl FundsCallLedger {
-    #[allow(clippy::too_many_arguments)]
     fn issue(
         &self,
         convention_id: ConventionId,
         call_id: FundsCallId,
-        start: NaiveDate,
-        end: NaiveDate,
+        (start, end): (NaiveDate, NaiveDate),
         named: Option<&[ClaimId]>,
         issued_on: NaiveDate,
+        payment_days: u32,
     ) -> Result<Vec<FundsCallEvent>, FundsCallError> {
         if self.calls.contains_key(&call_id) {
             return Err(FundsCallError::AlreadyIssued);
@@ -245,7 +250,7 @@ impl FundsCallLedger {
             claims,
             total,
             issued_on,
-            due_on: issued_on.checked_add_days(Days::new(PAYMENT_DAYS)).unwrap_or(issued_on),
+            due_on: issued_on.checked_add_days(Days::new(u64::from(payment_days))).unwrap_or(issued_on),
         }))])
     }
 }
@@ -264,9 +269,22 @@ impl Aggregate for FundsCallLedger {
                 }
                 Ok(vec![FundsCallEvent::ClaimQueuedForFundsCall { claim: claim.clone() }])
             }
-            FundsCallCommand::Issue { convention_id, call_id, period_start, period_end, claims, issued_on } => {
-                self.issue(*convention_id, *call_id, *period_start, *period_end, claims.as_deref(), *issued_on)
-            }
+            FundsCallCommand::Issue {
+                convention_id,
+                call_id,
+                period_start,
+                period_end,
+                claims,
+                issued_on,
+                payment_days,
+            } => self.issue(
+                *convention_id,
+                *call_id,
+                (*period_start, *period_end),
+                claims.as_deref(),
+                *issued_on,
+                payment_days.unwrap_or(OUR_PAYMENT_DAYS),
+            ),
             FundsCallCommand::RecordPayment { call_id, paid_on, .. } => {
                 let call = self.calls.get(call_id).ok_or(FundsCallError::UnknownCall)?;
                 let number = call.issued.number;

@@ -133,22 +133,39 @@ impl Money {
         Money(round_cents(self.0 * Decimal::from(quantity)))
     }
 
-    /// Splits `self` between shares in proportion to their weights, to the cent, so that
-    /// the parts add up to `self` exactly: each part is rounded, and the last takes what
-    /// rounding left (a funder's share of what a convention committed, for instance).
-    pub fn split(self, weights: &[Money]) -> Vec<Money> {
-        let whole: Decimal = weights.iter().map(|w| w.0).sum();
-        if weights.is_empty() {
-            return vec![];
-        }
+    /// Splits `self` between parts in proportion to their weights, to the cent, so that
+    /// the parts add up to `self` exactly — the one place where a funder's part is
+    /// rounded. Largest remainder (Hamilton): each part gets the whole cents of its exact
+    /// share, then the cents left over go one each to the parts with the largest
+    /// fractions, the earlier part first on a tie. Zero weights get nothing; all zero:
+    /// every part is zero.
+    pub fn split(self, weights: &[Decimal]) -> Vec<Money> {
+        let whole: Decimal = weights.iter().copied().filter(|w| w.is_sign_positive()).sum();
         if whole.is_zero() {
             return weights.iter().map(|_| Money::ZERO).collect();
         }
-        let mut parts: Vec<Money> = weights.iter().map(|w| Money(round_cents(self.0 * w.0 / whole))).collect();
-        let given: Decimal = parts[..parts.len() - 1].iter().map(|p| p.0).sum();
-        let last = parts.len() - 1;
-        parts[last] = Money(round_cents((self.0 - given).max(Decimal::ZERO)));
-        parts
+        if weights.len() == 1 {
+            return vec![self];
+        }
+        let cents = self.0 * Decimal::ONE_HUNDRED;
+        let exact: Vec<Decimal> =
+            weights.iter().map(|w| if w.is_sign_positive() { cents * *w / whole } else { Decimal::ZERO }).collect();
+        let mut given: Vec<Decimal> = exact.iter().map(|e| e.floor()).collect();
+        let left = cents - given.iter().copied().sum::<Decimal>();
+        let mut order: Vec<usize> = (0..weights.len()).filter(|i| weights[*i].is_sign_positive()).collect();
+        // Largest fraction first; a stable sort keeps the plan's order on ties.
+        order.sort_by(|a, b| (exact[*b] - given[*b]).cmp(&(exact[*a] - given[*a])));
+        // Fewer cents are left than parts: the fractions add up to less than the count.
+        let left = rust_decimal::prelude::ToPrimitive::to_usize(&left.round()).unwrap_or(0);
+        for i in order.into_iter().take(left) {
+            given[i] += Decimal::ONE;
+        }
+        given.into_iter().map(|c| Money(round_cents(c / Decimal::ONE_HUNDRED))).collect()
+    }
+
+    /// [`Money::split`] by amounts as weights (a funder's share of a total, say).
+    pub fn split_by(self, weights: &[Money]) -> Vec<Money> {
+        self.split(&weights.iter().map(|w| w.0).collect::<Vec<_>>())
     }
 
     /// `part / self` as a percentage with two decimals; 0 when `self` is zero.
@@ -268,16 +285,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_split_adds_up_to_the_cent() {
+    fn a_split_adds_up_to_the_cent_by_largest_remainder() {
         let shares = [Money::euros(2_600_000), Money::euros(1_800_000)];
-        let parts = Money::parse("1000.01").unwrap().split(&shares);
+        let parts = Money::parse("1000.01").unwrap().split_by(&shares);
+        // 59 091.5 and 40 909.5 cents: a tie, the cent left goes to the earlier part.
         assert_eq!(parts, vec![Money::parse("590.92").unwrap(), Money::parse("409.09").unwrap()]);
         assert_eq!(parts.iter().copied().sum::<Money>(), Money::parse("1000.01").unwrap());
-        let thirds = Money::parse("100").unwrap().split(&[Money::euros(1), Money::euros(1), Money::euros(1)]);
+        // Thirds: the cent left over goes to the earliest part on a tie.
+        let thirds = Money::parse("100").unwrap().split(&[dec!(1), dec!(1), dec!(1)]);
         assert_eq!(
             thirds,
-            vec![Money::parse("33.33").unwrap(), Money::parse("33.33").unwrap(), Money::parse("33.34").unwrap()]
+            vec![Money::parse("33.34").unwrap(), Money::parse("33.33").unwrap(), Money::parse("33.33").unwrap()]
         );
+        // A tiny amount among many parts never gives more than it has (the old "last
+        // takes the rest" could round the first parts above the whole).
+        let tiny = Money::cents(1).split(&[dec!(1), dec!(1), dec!(0.0001)]);
+        assert_eq!(tiny.iter().copied().sum::<Money>(), Money::cents(1));
+        assert_eq!(Money::cents(5).split(&[dec!(0), dec!(0)]), vec![Money::ZERO, Money::ZERO]);
     }
     use rust_decimal_macros::dec;
 

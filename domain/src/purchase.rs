@@ -12,7 +12,7 @@ use crate::convention::EnvelopeKind;
 use crate::framework::{CompetencyBlock, Metier};
 use crate::ids::{CommandId, ConventionId, TRACKER_NAMESPACE};
 use crate::money::Money;
-use crate::structure::StructureId;
+use crate::structure::{StructureId, StructureKind};
 use crate::territory::DepartementCode;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -70,6 +70,9 @@ pub struct RequestPurchase {
     pub structure_id: StructureId,
     /// The buyer structure's département, looked up by the caller (a fact, not a rule).
     pub departement: DepartementCode,
+    /// The buyer structure's kind, read from its stream by the use case (a fact the
+    /// private-employers rule needs).
+    pub structure_kind: StructureKind,
     pub provider: String,
     pub title: String,
     /// RNCP or RS code of a certifying training (`RNCP34587`, `RS5477`); none otherwise.
@@ -187,6 +190,11 @@ pub enum PurchaseError {
     SessionEndsBeforeStart { start: NaiveDate, end: NaiveDate },
     #[error("the purchase is {state:?}: it cannot be {action} now")]
     WrongState { state: PurchaseState, action: &'static str },
+    #[error(
+        "the ANCT–Uniformation convention funds trainings of private-sector employers only (the plan: \"Dans le secteur privé, les formations peuvent être financées par l'intermédiaire des OPCO\"); the buyer is {}, a public employer: its agents train through the CNFPT or, for a CCAS, the UNCCAS convention",
+        .structure_kind.label()
+    )]
+    PrivateEmployersOnly { structure_kind: StructureKind },
     #[error("{present} trainees present but only {registered} registered")]
     MorePresentThanRegistered { present: u32, registered: u32 },
 }
@@ -216,6 +224,9 @@ impl Purchase {
     fn request(&self, c: &RequestPurchase) -> Result<Vec<PurchaseEvent>, PurchaseError> {
         if self.requested.is_some() {
             return Err(PurchaseError::AlreadyRequested);
+        }
+        if c.structure_kind.is_public() {
+            return Err(PurchaseError::PrivateEmployersOnly { structure_kind: c.structure_kind });
         }
         if c.blocks.is_empty() {
             return Err(PurchaseError::NoBlock);

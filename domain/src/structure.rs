@@ -117,7 +117,30 @@ pub enum StructureKind {
     Other,
 }
 
-/// Head-count bands. Small structures (under 50) are the plan's priority for annex costs.
+impl StructureKind {
+    /// Public-sector employers: their agents train through the CNFPT (territorial civil
+    /// servants) or, for CCAS, the UNCCAS convention — not through an OPCO. `Other` is
+    /// taken as private (an employer the other kinds do not name: a foundation, a mutual).
+    pub fn is_public(self) -> bool {
+        matches!(self, StructureKind::CcasCias | StructureKind::CommuneOrEpci | StructureKind::Departement)
+    }
+
+    /// How messages name the kind.
+    pub fn label(self) -> &'static str {
+        match self {
+            StructureKind::Association => "an association",
+            StructureKind::CcasCias => "a CCAS or CIAS",
+            StructureKind::CommuneOrEpci => "a commune or EPCI",
+            StructureKind::Departement => "a département",
+            StructureKind::PrivateCompany => "a private company",
+            StructureKind::Other => "another employer",
+        }
+    }
+}
+
+/// Head-count bands. Which bands count as "small" is a term of each convention (our
+/// default: under 50 employees; see `annex::AnnexCaps::is_small`) — the plan names the
+/// smallest private structures' barrier, not a threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HeadCount {
@@ -132,8 +155,19 @@ pub enum HeadCount {
 }
 
 impl HeadCount {
+    /// Under our default threshold (50 employees); a convention may set another.
     pub fn is_small(self) -> bool {
-        matches!(self, HeadCount::Micro | HeadCount::Small)
+        crate::annex::AnnexCaps::ours().is_small(self)
+    }
+
+    /// The most employees the band holds; `None` for the open-ended one.
+    pub fn max_employees(self) -> Option<u32> {
+        match self {
+            HeadCount::Micro => Some(9),
+            HeadCount::Small => Some(49),
+            HeadCount::Medium => Some(249),
+            HeadCount::Large => None,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 const DEPARTEMENTS_CSV: &str = include_str!("../data/departements.csv");
 const REGIONS_CSV: &str = include_str!("../data/regions.csv");
+const POPULATIONS_CSV: &str = include_str!("../data/populations.csv");
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TerritoryError {
@@ -26,6 +27,8 @@ pub struct Departement {
     pub code: String,
     pub region: String,
     pub name: String,
+    /// Population municipale (INSEE, see `data/populations.csv`): figures per inhabitant.
+    pub population: u64,
 }
 
 /// One région of the official list.
@@ -33,6 +36,8 @@ pub struct Departement {
 pub struct Region {
     pub code: String,
     pub name: String,
+    /// The sum of its départements' populations.
+    pub population: u64,
 }
 
 struct Reference {
@@ -47,13 +52,28 @@ fn rows(csv: &str) -> impl Iterator<Item = Vec<&str>> {
 
 fn reference() -> &'static Reference {
     static REFERENCE: OnceLock<Reference> = OnceLock::new();
-    REFERENCE.get_or_init(|| Reference {
+    REFERENCE.get_or_init(|| {
+        // Columns: DEP,POPULATION
+        let populations: HashMap<&str, u64> =
+            rows(POPULATIONS_CSV).map(|c| (c[0], c[1].parse().expect("a shipped population is a number"))).collect();
         // Columns: DEP,REG,CHEFLIEU,TNCC,NCC,NCCENR,LIBELLE
-        departements: rows(DEPARTEMENTS_CSV)
-            .map(|c| Departement { code: c[0].into(), region: c[1].into(), name: c[6].into() })
-            .collect(),
+        let departements: Vec<Departement> = rows(DEPARTEMENTS_CSV)
+            .map(|c| Departement {
+                code: c[0].into(),
+                region: c[1].into(),
+                name: c[6].into(),
+                population: populations[c[0]],
+            })
+            .collect();
         // Columns: REG,CHEFLIEU,TNCC,NCC,NCCENR,LIBELLE
-        regions: rows(REGIONS_CSV).map(|c| Region { code: c[0].into(), name: c[5].into() }).collect(),
+        let regions = rows(REGIONS_CSV)
+            .map(|c| Region {
+                code: c[0].into(),
+                name: c[5].into(),
+                population: departements.iter().filter(|d| d.region == c[0]).map(|d| d.population).sum(),
+            })
+            .collect();
+        Reference { departements, regions }
     })
 }
 
@@ -121,6 +141,11 @@ impl DepartementCode {
     pub fn region(&self) -> RegionCode {
         RegionCode(self.entry().region.as_str())
     }
+
+    /// Its population municipale (INSEE), to compare territories per inhabitant.
+    pub fn population(&self) -> u64 {
+        self.entry().population
+    }
 }
 
 /// A région known to INSEE. Borrows its code from the shipped list, as [`DepartementCode`].
@@ -141,6 +166,11 @@ impl RegionCode {
 
     pub fn name(&self) -> &'static str {
         &find_region(self.0).expect("a parsed code is in the list").name
+    }
+
+    /// Its population municipale: the sum of its départements'.
+    pub fn population(&self) -> u64 {
+        find_region(self.0).expect("a parsed code is in the list").population
     }
 
     pub fn departements(&self) -> Vec<DepartementCode> {
@@ -220,6 +250,19 @@ mod tests {
         assert!(DepartementCode::parse("1").is_err(), "INSEE writes 01, not 1");
         assert!(DepartementCode::parse("975").is_err());
         assert!(RegionCode::parse("99").is_err());
+    }
+
+    #[test]
+    fn every_territory_has_its_population_and_a_region_is_the_sum_of_its_departements() {
+        assert!(departements().iter().all(|d| d.population > 0), "every département has a population");
+        assert_eq!(DepartementCode::parse("75").unwrap().population(), 2_103_778);
+        assert_eq!(DepartementCode::parse("976").unwrap().population(), 256_518);
+        let bretagne = RegionCode::parse("53").unwrap();
+        let sum: u64 = bretagne.departements().iter().map(|d| d.population()).sum();
+        assert_eq!(bretagne.population(), sum);
+        let france: u64 = regions().iter().map(|r| r.population).sum();
+        assert_eq!(france, departements().iter().map(|d| d.population).sum::<u64>());
+        assert!((60_000_000..75_000_000).contains(&france), "{france}");
     }
 
     #[test]

@@ -126,6 +126,12 @@ fn state<T: serde::Serialize>(s: &T) -> String {
         "REVOKED" => "révoquée",
         "REFUSED" => "refusée",
         "SUBMITTED" => "déposée",
+        "ASSOCIATION" => "association",
+        "CCAS_CIAS" => "CCAS ou CIAS",
+        "COMMUNE_OR_EPCI" => "commune ou EPCI",
+        "DEPARTEMENT" => "département",
+        "PRIVATE_COMPANY" => "entreprise privée",
+        "OTHER" => "autre",
         other => return other.to_lowercase(),
     }
     .to_string()
@@ -209,6 +215,12 @@ impl French for domain::purchase::PurchaseError {
             E::MorePresentThanRegistered { present, registered } => {
                 format!("{present} stagiaires présents pour {registered} inscrits")
             }
+            E::PrivateEmployersOnly { structure_kind } => format!(
+                "le canal de l'OPCO finance les employeurs privés : cette structure est de type {}",
+                state(structure_kind)
+            ),
+            #[allow(unreachable_patterns)]
+            _ => return None,
         })
     }
 }

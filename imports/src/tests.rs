@@ -60,6 +60,7 @@ async fn log() -> (Arc<dyn EventStore>, Arc<UseCases>) {
                 kind: *kind,
                 amount: Money::euros(*amount),
                 allocated_on: d("2021-03-01"),
+                financing: None,
             });
             uc.convention(allocate, meta()).await.unwrap();
         }
@@ -245,7 +246,7 @@ fn purchase(reference: &str, extra: &[(&'static str, &'static str)]) -> Vec<(&'s
         ("Étape", "demande"),
         ("Date", "15/03/2021"),
         ("Convention", "ANCT-UNIFORMATION-2021"),
-        ("SIRET", SIRET_CCAS),
+        ("SIRET", SIRET_ASSO),
         ("Organisme de formation", "Les Bons Clics"),
         ("Intitulé", "Démarches en ligne"),
         ("Blocs", "1, 2, 6"),
@@ -556,7 +557,7 @@ async fn annex_cost_claims_and_a_structure_claims_only_for_its_own_trainings() {
     let other = Importer {
         actor: "structure:asso".into(),
         structure: Some(domain::structure::StructureId::for_siret(
-            &domain::structure::Siret::parse(SIRET_ASSO).unwrap(),
+            &domain::structure::Siret::parse(SIRET_CCAS).unwrap(),
         )),
     };
     let before = head(&store);
@@ -569,7 +570,7 @@ async fn annex_cost_claims_and_a_structure_claims_only_for_its_own_trainings() {
     let buyer = Importer {
         actor: "structure:ccas".into(),
         structure: Some(domain::structure::StructureId::for_siret(
-            &domain::structure::Siret::parse(SIRET_CCAS).unwrap(),
+            &domain::structure::Siret::parse(SIRET_ASSO).unwrap(),
         )),
     };
     let report =

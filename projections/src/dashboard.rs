@@ -73,6 +73,9 @@ pub struct Indicators {
     pub days_to_paid: BTreeMap<u32, u64>,
     /// Days from the OPCO's payment to ANCT's reimbursement → number of claims.
     pub days_to_reimbursed: BTreeMap<u32, u64>,
+    /// Days from the claim's (first) submission to ANCT's reimbursement → number of claims.
+    #[serde(default)]
+    pub days_end_to_end: BTreeMap<u32, u64>,
 }
 
 fn add_maps<K: Ord + Clone, V: Copy + std::ops::Add<Output = V> + Default>(a: &mut BTreeMap<K, V>, b: &BTreeMap<K, V>) {
@@ -113,6 +116,7 @@ impl Indicators {
         self.late_funds_calls += o.late_funds_calls;
         add_maps(&mut self.days_to_paid, &o.days_to_paid);
         add_maps(&mut self.days_to_reimbursed, &o.days_to_reimbursed);
+        add_maps(&mut self.days_end_to_end, &o.days_end_to_end);
     }
 
     /// Committed net of releases.
@@ -458,6 +462,8 @@ impl DashboardView {
                     let days = (reimbursed_on - paid_on).num_days().max(0) as u32;
                     *figures.days_to_reimbursed.entry(days).or_default() += 1;
                 }
+                let end_to_end = (reimbursed_on - c.submitted_on).num_days().max(0) as u32;
+                *figures.days_end_to_end.entry(end_to_end).or_default() += 1;
                 self.move_claim(id, ClaimState::Reimbursed, reimbursed_on, false);
             }
         }

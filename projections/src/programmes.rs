@@ -63,6 +63,28 @@ pub struct ProgrammesView {
     pub ccas_actions: BTreeMap<CcasActionId, CcasActionRecorded>,
     pub sessions: BTreeMap<SessionId, SessionRecord>,
     pub habilitations: BTreeMap<HabilitationId, HabilitationRecord>,
+    /// The register of the plan's measures, by stream (`measure-med-1.2`).
+    #[serde(default)]
+    pub measures: BTreeMap<String, MeasureRecord>,
+}
+
+/// One measure of the register, as the page shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeasureRecord {
+    pub measure: domain::measure::RegisterMeasure,
+    pub launched_on: Option<NaiveDate>,
+    pub done_on: Option<NaiveDate>,
+}
+
+impl MeasureRecord {
+    pub fn status(&self) -> domain::measure::MeasureStatus {
+        use domain::measure::MeasureStatus as S;
+        match (self.launched_on, self.done_on) {
+            (_, Some(_)) => S::Done,
+            (Some(_), None) => S::Launched,
+            _ => S::Proposed,
+        }
+    }
 }
 
 impl ProgrammesView {
@@ -182,6 +204,29 @@ impl Projection for ProgrammesView {
             "habilitation" => {
                 let event: HabilitationEvent = recorded.payload.decode().map_err(|e| unreadable(e.to_string()))?;
                 self.apply_habilitation(recorded, event).map_err(unreadable)?;
+            }
+            "measure" => {
+                use domain::measure::MeasureEvent as E;
+                let stream = recorded.stream.clone();
+                match recorded.payload.decode::<E>().map_err(|e| unreadable(e.to_string()))? {
+                    E::MeasureRegistered(measure) => {
+                        self.measures.insert(stream, MeasureRecord { measure, launched_on: None, done_on: None });
+                    }
+                    E::MeasureLaunched { launched_on } => {
+                        let m = self
+                            .measures
+                            .get_mut(&stream)
+                            .ok_or_else(|| unreadable("measure never registered".into()))?;
+                        m.launched_on = Some(launched_on);
+                    }
+                    E::MeasureDone { done_on } => {
+                        let m = self
+                            .measures
+                            .get_mut(&stream)
+                            .ok_or_else(|| unreadable("measure never registered".into()))?;
+                        m.done_on = Some(done_on);
+                    }
+                }
             }
             _ => {}
         }

@@ -17,6 +17,7 @@ use domain::aidants::HabilitationState;
 use domain::claim::ClaimState;
 use domain::convention::{ConventionEvent, EnvelopeKind, TargetKind};
 use domain::{Aggregate, ConventionId, EnvelopeId, Money};
+use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use store::RecordedEvent;
@@ -45,15 +46,32 @@ pub enum Figure {
     Committed,
     ServiceDone,
     Paid,
+    /// A partner's balance (no envelope): paid by ANCT to the partner.
+    Received,
+    /// Spent of ANCT's money, by the partner's statements of expenses.
+    Justified,
+    /// Ordered back and paid back.
+    Recovered,
+    /// The co-funders' own spending.
+    CoFunderSpent,
 }
 
 impl Figure {
+    /// A figure of a partner's balance, not of an envelope.
+    pub fn of_partner(self) -> bool {
+        matches!(self, Figure::Received | Figure::Justified | Figure::Recovered | Figure::CoFunderSpent)
+    }
+
     pub fn parse(s: &str) -> Option<Figure> {
         match s.trim().to_lowercase().replace(['-', '_', ' '], "").as_str() {
             "allocated" => Some(Figure::Allocated),
             "committed" => Some(Figure::Committed),
             "servicedone" => Some(Figure::ServiceDone),
             "paid" => Some(Figure::Paid),
+            "received" => Some(Figure::Received),
+            "justified" => Some(Figure::Justified),
+            "recovered" => Some(Figure::Recovered),
+            "cofunderspent" => Some(Figure::CoFunderSpent),
             _ => None,
         }
     }
@@ -103,18 +121,143 @@ pub struct EnvelopeReport {
     pub service_done: Money,
     pub paid: Money,
     pub available: Money,
+    /// Its financing plan in force.
+    pub financing: domain::financing::FinancingPlan,
+    /// Each funder's part of the figures, by the plans of its commitments.
+    pub funders: Vec<FunderReport>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FunderReport {
     pub funder: String,
-    /// Its share of the convention's total.
+    /// Its share of the convention's total (of a convention's funders; zero for an
+    /// envelope's).
     pub share: Money,
     pub allocated: Money,
     pub committed: Money,
     pub service_done: Money,
     pub paid: Money,
+}
+
+/// One funder's account of one envelope (or of the whole convention: `envelope` TOTAL)
+/// in one budget year (exercice): what it committed (AE), released, had served and paid
+/// (CP) in the year, and what carries over to the next (committed, not released, not yet
+/// paid, at the year's end).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FiscalYearReport {
+    pub year: i32,
+    pub envelope: String,
+    pub funder: String,
+    pub committed: Decimal,
+    pub released: Decimal,
+    pub service_done: Decimal,
+    pub paid: Decimal,
+    pub carried_over: Decimal,
+}
+
+/// The fiscal years of a convention: per envelope and funder, then per funder (TOTAL),
+/// every year from the first move to the last, carried-over amounts included.
+fn fiscal_years(c: &crate::budget::ConventionBudget) -> Vec<FiscalYearReport> {
+    let years: Vec<i32> = c.envelopes.iter().flat_map(|e| e.years.keys().copied()).collect();
+    let (Some(first), Some(last)) = (years.iter().min().copied(), years.iter().max().copied()) else {
+        return vec![];
+    };
+    let cents = |d: Decimal| {
+        let mut d = domain::money::round_cents(d);
+        d.rescale(2);
+        d
+    };
+    let mut rows = Vec::new();
+    let mut totals: BTreeMap<(i32, String), FiscalYearReport> = BTreeMap::new();
+    for envelope in &c.envelopes {
+        let mut carry: BTreeMap<String, Decimal> = BTreeMap::new();
+        for year in first..=last {
+            let moves = envelope.years.get(&year);
+            let mut funders: Vec<String> = carry.keys().cloned().collect();
+            for f in moves.into_iter().flat_map(|m| m.keys()) {
+                if !funders.contains(f) {
+                    funders.push(f.clone());
+                }
+            }
+            for funder in funders {
+                let m = moves.and_then(|m| m.get(&funder)).cloned().unwrap_or_default();
+                let carried = carry.entry(funder.clone()).or_default();
+                *carried += m.committed - m.released - m.paid;
+                let row = FiscalYearReport {
+                    year,
+                    envelope: envelope.name.clone(),
+                    funder: funder.clone(),
+                    committed: cents(m.committed),
+                    released: cents(m.released),
+                    service_done: cents(m.service_done),
+                    paid: cents(m.paid),
+                    carried_over: cents(*carried),
+                };
+                let total = totals.entry((year, funder.clone())).or_insert_with(|| FiscalYearReport {
+                    year,
+                    envelope: "TOTAL".into(),
+                    funder: funder.clone(),
+                    committed: cents(Decimal::ZERO),
+                    released: cents(Decimal::ZERO),
+                    service_done: cents(Decimal::ZERO),
+                    paid: cents(Decimal::ZERO),
+                    carried_over: cents(Decimal::ZERO),
+                });
+                total.committed += row.committed;
+                total.released += row.released;
+                total.service_done += row.service_done;
+                total.paid += row.paid;
+                total.carried_over += row.carried_over;
+                rows.push(row);
+            }
+        }
+    }
+    rows.sort_by(|a, b| (a.year, &a.envelope).cmp(&(b.year, &b.envelope)));
+    rows.extend(totals.into_values());
+    rows.sort_by_key(|r| r.year);
+    rows
+}
+
+/// A claim for payment of an instalment, and what became of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimForPaymentReport {
+    pub number: u32,
+    pub instalment: u32,
+    pub label: String,
+    pub amount: Money,
+    pub claimed_on: NaiveDate,
+    pub due_on: NaiveDate,
+    pub paid_on: Option<NaiveDate>,
+    /// Paid after its due date, or unpaid past it at the report's date.
+    pub late: bool,
+}
+
+/// The money between ANCT and the partner: the schedule, the claims for payment, what
+/// was received, justified, advanced and not yet justified, ordered back and recovered,
+/// and the co-funders' own spending. `received − recovered = justified (within it) +
+/// advance not yet justified`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerReport {
+    pub schedule: Vec<domain::disbursement::Instalment>,
+    /// What the schedule allows ANCT to have paid so far.
+    pub payable_so_far: Money,
+    pub claims: Vec<ClaimForPaymentReport>,
+    pub received: Money,
+    pub justified: Money,
+    pub advance_not_justified: Money,
+    pub recovery_ordered: Money,
+    pub recovered: Money,
+    pub to_recover: Money,
+    pub statements: u32,
+    pub final_report_on: Option<NaiveDate>,
+    /// Funds calls are claims for payment of their own kind (annex costs the OPCO paid,
+    /// justified by the claims they list): what ANCT paid on them.
+    pub funds_calls_paid: Money,
+    pub co_funders_spent: BTreeMap<String, Money>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -146,6 +289,9 @@ pub struct TargetReport {
     pub kind: TargetKind,
     pub quantity: u32,
     pub reached: u64,
+    /// Beside aidants trained: how many of them were habilitated (revoked ones included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub habilitated: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -165,6 +311,10 @@ pub struct ConventionReport {
     pub annex_costs: AnnexCostsReport,
     pub targets: Vec<TargetReport>,
     pub closed_on: Option<NaiveDate>,
+    /// By budget year (exercice), per envelope and funder, then per funder (TOTAL).
+    pub fiscal_years: Vec<FiscalYearReport>,
+    /// ANCT's payments to the partner and their justification.
+    pub disbursements: PartnerReport,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -237,6 +387,9 @@ pub struct ReportBuilder {
     reimbursements: ReimbursementsView,
     dashboard: DashboardView,
     provenance: BTreeMap<(ConventionId, EnvelopeId, Figure), Vec<EventRef>>,
+    disbursements: BTreeMap<ConventionId, domain::disbursement::Disbursements>,
+    /// The latest business date kept: unpaid claims past their due date then are late.
+    latest: Option<NaiveDate>,
     /// `convention/reference` → envelope, to place releases, service done and payments.
     references: BTreeMap<String, EnvelopeId>,
     corrections: Vec<EventRef>,
@@ -254,6 +407,8 @@ impl ReportBuilder {
             reimbursements: ReimbursementsView::default(),
             dashboard: DashboardView::default(),
             provenance: BTreeMap::new(),
+            disbursements: BTreeMap::new(),
+            latest: None,
             references: BTreeMap::new(),
             corrections: Vec::new(),
             skipped: Vec::new(),
@@ -281,6 +436,10 @@ impl ReportBuilder {
         if e.category() == domain::convention::Convention::CATEGORY {
             self.convention_event(e);
         }
+        if e.category() == domain::disbursement::Disbursements::CATEGORY {
+            self.disbursement_event(e);
+        }
+        self.latest = self.latest.max(Some(e.business_date));
         let _ = self.reimbursements.apply(e);
         let _ = self.dashboard.apply(e);
         self.included += 1;
@@ -330,7 +489,67 @@ impl ReportBuilder {
             ConventionEvent::PaymentRecorded(p) => {
                 record(p.envelope_id, Figure::Paid, format!("+{}", p.amount.amount()), Some(p.reference))
             }
-            ConventionEvent::ConventionSigned(_) | ConventionEvent::ConventionClosed(_) => {}
+            ConventionEvent::ConventionSigned(_)
+            | ConventionEvent::ConventionClosed(_)
+            | ConventionEvent::ScheduleSet(_) => {}
+        }
+    }
+
+    fn disbursement_event(&mut self, e: &RecordedEvent) {
+        use domain::disbursement::DisbursementEvent as D;
+        let Ok(event) = e.payload.decode::<D>() else { return };
+        let Ok(convention) = ConventionId::parse(e.stream_id()) else { return };
+        let partner = EnvelopeId(uuid::Uuid::nil());
+        let effect = match &event {
+            D::ClaimPaid { amount, .. } => Some((Figure::Received, format!("+{}", amount.amount()))),
+            D::StatementSubmitted { spent, .. } => Some((Figure::Justified, format!("+{}", spent.amount()))),
+            D::RecoveryPaid { amount, .. } => Some((Figure::Recovered, format!("+{}", amount.amount()))),
+            D::CoFunderSpendingRecorded { amount, .. } => {
+                Some((Figure::CoFunderSpent, format!("+{}", amount.amount())))
+            }
+            _ => None,
+        };
+        if let Some((figure, effect)) = effect {
+            self.provenance.entry((convention, partner, figure)).or_default().push(event_ref(e, Some(effect), None));
+        }
+        self.disbursements.entry(convention).or_default().evolve(&event);
+    }
+
+    /// The events behind one figure of a partner's balance.
+    pub fn explain_partner(&self, convention: ConventionId, figure: Figure) -> Vec<EventRef> {
+        self.provenance.get(&(convention, EnvelopeId(uuid::Uuid::nil()), figure)).cloned().unwrap_or_default()
+    }
+
+    fn partner(&self, c: &crate::budget::ConventionBudget, funds_calls_paid: Money) -> PartnerReport {
+        let d = self.disbursements.get(&c.id).cloned().unwrap_or_default();
+        let today = self.cutoff.as_of.or(self.latest);
+        PartnerReport {
+            payable_so_far: d.allowed(&c.schedule),
+            schedule: c.schedule.clone(),
+            claims: d
+                .claims
+                .iter()
+                .map(|k| ClaimForPaymentReport {
+                    number: k.number,
+                    instalment: k.instalment,
+                    label: k.label.clone(),
+                    amount: k.amount,
+                    claimed_on: k.claimed_on,
+                    due_on: k.due_on,
+                    paid_on: k.paid_on,
+                    late: k.paid_late || (k.paid_on.is_none() && today.is_some_and(|t| t > k.due_on)),
+                })
+                .collect(),
+            received: d.received,
+            justified: d.justified,
+            advance_not_justified: d.advance_not_justified(),
+            recovery_ordered: d.recovery_ordered,
+            recovered: d.recovered,
+            to_recover: d.to_recover(),
+            statements: d.statements,
+            final_report_on: d.final_report,
+            funds_calls_paid,
+            co_funders_spent: d.co_funders.clone(),
         }
     }
 
@@ -359,6 +578,13 @@ impl ReportBuilder {
                 let sum = |f: &dyn Fn(&&crate::reimbursements::ClaimRecord) -> Option<Money>| -> Money {
                     claims.iter().filter_map(f).sum()
                 };
+                let funds_calls_paid: Money = self
+                    .reimbursements
+                    .calls()
+                    .into_iter()
+                    .filter(|call| call.issued.convention_id == c.id && call.paid_on.is_some())
+                    .map(|call| call.issued.total)
+                    .sum();
                 ConventionReport {
                     code: c.code.clone(),
                     partner: c.partner.clone(),
@@ -366,13 +592,11 @@ impl ReportBuilder {
                     signed_on: c.signed_on,
                     period_end: c.period_end,
                     total: c.total,
-                    funders: c
-                        .shares
-                        .iter()
-                        .zip(by_funder)
-                        .map(|(share, (funder, f))| FunderReport {
+                    funders: by_funder
+                        .into_iter()
+                        .map(|(funder, f)| FunderReport {
+                            share: c.shares.iter().find(|s| s.funder == funder).map_or(Money::ZERO, |s| s.amount),
                             funder,
-                            share: share.amount,
                             allocated: f.allocated,
                             committed: f.committed,
                             service_done: f.service_done,
@@ -390,6 +614,19 @@ impl ReportBuilder {
                             service_done: e.figures.service_done,
                             paid: e.figures.paid,
                             available: e.figures.available(),
+                            financing: e.plan().to_vec(),
+                            funders: e
+                                .funders()
+                                .into_iter()
+                                .map(|(funder, f)| FunderReport {
+                                    funder,
+                                    share: Money::ZERO,
+                                    allocated: f.allocated,
+                                    committed: f.committed,
+                                    service_done: f.service_done,
+                                    paid: f.paid,
+                                })
+                                .collect(),
                         })
                         .collect(),
                     budget: (&figures).into(),
@@ -417,20 +654,27 @@ impl ReportBuilder {
                     targets: c
                         .targets
                         .iter()
-                        .map(|t| TargetReport {
-                            kind: t.kind,
-                            quantity: t.quantity,
-                            reached: match t.kind {
-                                TargetKind::Trainings => delivered.trainees,
-                                TargetKind::Habilitations => {
-                                    state(HabilitationState::Habilitated) + state(HabilitationState::Revoked)
-                                }
-                                TargetKind::Certifications => delivered.pix_certifications,
-                                TargetKind::CcasActions => delivered.ccas_actions,
-                            },
+                        .map(|t| {
+                            let habilitated = state(HabilitationState::Habilitated) + state(HabilitationState::Revoked);
+                            TargetReport {
+                                kind: t.kind,
+                                quantity: t.quantity,
+                                reached: match t.kind {
+                                    TargetKind::Trainings => delivered.trainees,
+                                    TargetKind::Habilitations => habilitated,
+                                    TargetKind::AidantsTrained => {
+                                        state(HabilitationState::TrainingCompleted) + habilitated
+                                    }
+                                    TargetKind::Certifications => delivered.pix_certifications,
+                                    TargetKind::CcasActions => delivered.ccas_actions,
+                                },
+                                habilitated: (t.kind == TargetKind::AidantsTrained).then_some(habilitated),
+                            }
                         })
                         .collect(),
                     closed_on: c.closed_on,
+                    fiscal_years: fiscal_years(c),
+                    disbursements: self.partner(c, funds_calls_paid),
                 }
             })
             .collect();
@@ -535,6 +779,70 @@ pub fn to_csv(report: &FinancialReport, french: bool) -> String {
             money(c.budget.paid),
             money(c.budget.available),
         ]);
+    }
+    let decimal = |d: Decimal| if french { d.to_string().replace('.', ",") } else { d.to_string() };
+    out += "\r\n";
+    out += &line(&[
+        "convention".into(),
+        "envelope".into(),
+        "funder".into(),
+        "allocated".into(),
+        "committed".into(),
+        "service done".into(),
+        "paid".into(),
+    ]);
+    for c in &report.conventions {
+        for e in &c.envelopes {
+            for f in &e.funders {
+                out += &line(&[
+                    c.code.clone(),
+                    e.name.clone(),
+                    f.funder.clone(),
+                    money(f.allocated),
+                    money(f.committed),
+                    money(f.service_done),
+                    money(f.paid),
+                ]);
+            }
+        }
+        for f in &c.funders {
+            out += &line(&[
+                c.code.clone(),
+                "TOTAL".into(),
+                f.funder.clone(),
+                money(f.allocated),
+                money(f.committed),
+                money(f.service_done),
+                money(f.paid),
+            ]);
+        }
+    }
+    out += "\r\n";
+    out += &line(&[
+        "convention".into(),
+        "year".into(),
+        "envelope".into(),
+        "funder".into(),
+        "committed".into(),
+        "released".into(),
+        "service done".into(),
+        "paid".into(),
+        "carried over".into(),
+    ]);
+    for c in &report.conventions {
+        for y in &c.fiscal_years {
+            out += &line(&[
+                c.code.clone(),
+                y.year.to_string(),
+                y.envelope.clone(),
+                y.funder.clone(),
+                decimal(y.committed),
+                decimal(y.released),
+                decimal(y.service_done),
+                decimal(y.paid),
+                decimal(y.carried_over),
+            ]);
+        }
     }
     out
 }

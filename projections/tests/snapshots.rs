@@ -45,6 +45,7 @@ async fn sign(store: &MemoryStore, code: &str) -> ConventionId {
             kind: EnvelopeKind::NonCertifyingTrainings,
             amount: Money::euros(1_000_000),
             allocated_on: d("2021-03-15"),
+            financing: None,
         }),
     )
     .await;

@@ -9,7 +9,7 @@ mod clock;
 mod process;
 pub mod reimbursement;
 
-pub use checkpoint::{Checkpoint, FileCheckpoint, MemoryCheckpoint};
+pub use checkpoint::{Checkpoint, FileCheckpoint, MemoryCheckpoint, SharedCheckpoint};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use process::{Process, SagaError, SagaRunner};
 pub use reimbursement::{ACTOR, Funding, Reimbursement, SagaCommand, Step, Work};

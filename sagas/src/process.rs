@@ -133,7 +133,7 @@ impl Process {
         checkpoint: Arc<dyn Checkpoint>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SagaError> {
-        let mut saved = checkpoint.load()?;
+        let mut saved = checkpoint.load().await?;
         let head = *store.head().borrow();
         if saved > head {
             tracing::warn!(
@@ -197,7 +197,7 @@ impl Process {
                 self.position = e.position;
                 seen += 1;
             }
-            self.checkpoint.save(self.position)?;
+            self.checkpoint.save(self.position).await?;
         }
     }
 
@@ -210,23 +210,38 @@ impl Process {
             }
             self.position = e.position;
         }
-        self.checkpoint.save(self.position)?;
+        self.checkpoint.save(self.position).await?;
         Ok(())
     }
 }
 
+/// The name of the reimbursement saga's lease and checkpoint in a shared database.
+pub const REIMBURSEMENT: &str = "saga-reimbursement";
+
+/// How often a replica that does not run the saga tries for its lease and reads the
+/// holder's checkpoint (so that its own requests can wait for the saga).
+const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+
 /// Runs a [`Process`] in the background: whenever the log grows, and every `tick` for
-/// the deadlines. Dropping the runner stops it.
+/// the deadlines. Dropping the runner stops it (and gives its lease up, if it holds one).
 pub struct SagaRunner {
     position: watch::Sender<u64>,
     failure: Mutex<Option<String>>,
     task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Whether this replica runs the saga now (always, without a lease).
+    leading: std::sync::atomic::AtomicBool,
+    /// The lease this runner holds or tries for: the shared state and this replica's id.
+    lease: Option<(Arc<dyn store::ReplicaState>, uuid::Uuid)>,
 }
 
 impl Drop for SagaRunner {
     fn drop(&mut self) {
         if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
             task.abort();
+        }
+        // Given up at once rather than left to lapse, where a runtime is there to do it.
+        if let (Some((state, holder)), Ok(runtime)) = (self.lease.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move { state.release_lease(REIMBURSEMENT, holder).await });
         }
     }
 }
@@ -237,6 +252,8 @@ impl SagaRunner {
             position: watch::Sender::new(process.position()),
             failure: Mutex::new(None),
             task: Mutex::new(None),
+            leading: true.into(),
+            lease: None,
         });
         let task = tokio::spawn(Self::run(Arc::downgrade(&runner), process, tick));
         *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
@@ -251,8 +268,13 @@ impl SagaRunner {
         clock: Arc<dyn Clock>,
         tick: Duration,
     ) -> Arc<Self> {
-        let runner =
-            Arc::new(Self { position: watch::Sender::new(0), failure: Mutex::new(None), task: Mutex::new(None) });
+        let runner = Arc::new(Self {
+            position: watch::Sender::new(0),
+            failure: Mutex::new(None),
+            task: Mutex::new(None),
+            leading: true.into(),
+            lease: None,
+        });
         let weak = Arc::downgrade(&runner);
         let task = tokio::spawn(async move {
             let process = loop {
@@ -271,6 +293,41 @@ impl SagaRunner {
         });
         *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
         runner
+    }
+
+    /// Runs the saga on one replica at a time among those sharing `state` (a log several
+    /// processes write): this replica runs it while it holds the saga's lease, renewed
+    /// every third of `ttl`, from the checkpoint the last holder saved; otherwise it tries
+    /// for the lease every [`FOLLOW_EVERY`] and shows the holder's checkpoint as its
+    /// position. A holder that dies stops renewing: after `ttl` another replica takes
+    /// over from the last checkpoint and sends again what came after it, which pays
+    /// nothing twice (each command's id comes from its cause; the log answers a known id
+    /// with its first answer).
+    pub fn spawn_leased(
+        store: Arc<dyn EventStore>,
+        state: Arc<dyn store::ReplicaState>,
+        clock: Arc<dyn Clock>,
+        use_cases: Arc<UseCases>,
+        tick: Duration,
+        ttl: Duration,
+    ) -> Arc<Self> {
+        let holder = uuid::Uuid::new_v4();
+        let runner = Arc::new(Self {
+            position: watch::Sender::new(0),
+            failure: Mutex::new(None),
+            task: Mutex::new(None),
+            leading: false.into(),
+            lease: Some((state.clone(), holder)),
+        });
+        let leased = Leased { store, state, clock, use_cases, tick, ttl, holder };
+        let task = tokio::spawn(leased.run(Arc::downgrade(&runner)));
+        *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
+        runner
+    }
+
+    /// Whether this replica runs the saga now.
+    pub fn leading(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     async fn run(runner: Weak<Self>, mut process: Process, tick: Duration) {
@@ -304,7 +361,8 @@ impl SagaRunner {
         }
     }
 
-    /// The last position the saga acted upon.
+    /// The last position the saga acted upon (on a replica that does not run it, the
+    /// checkpoint the one that does saved last).
     pub fn position(&self) -> u64 {
         *self.position.borrow()
     }
@@ -318,5 +376,97 @@ impl SagaRunner {
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
         let mut rx = self.position.subscribe();
         tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await.is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// What a leased runner needs to run the saga whenever it gets the lease.
+struct Leased {
+    store: Arc<dyn EventStore>,
+    state: Arc<dyn store::ReplicaState>,
+    clock: Arc<dyn Clock>,
+    use_cases: Arc<UseCases>,
+    tick: Duration,
+    ttl: Duration,
+    holder: uuid::Uuid,
+}
+
+impl Leased {
+    async fn run(self, runner: Weak<SagaRunner>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        loop {
+            if !self.follow_until_leader(&runner).await {
+                return;
+            }
+            let checkpoint = Arc::new(crate::checkpoint::SharedCheckpoint {
+                state: self.state.clone(),
+                name: REIMBURSEMENT.into(),
+                holder: self.holder,
+            });
+            let process = match Process::start(self.store.clone(), checkpoint, self.clock.clone()).await {
+                Ok(process) => process.with_use_cases(self.use_cases.clone()),
+                Err(e) => {
+                    tracing::error!(error = %e, "the reimbursement saga cannot start; retrying");
+                    let Some(this) = runner.upgrade() else { return };
+                    *this.failure.lock().expect("poisoned") = Some(e.to_string());
+                    drop(this);
+                    tokio::time::sleep(FOLLOW_EVERY).await;
+                    continue;
+                }
+            };
+            let Some(this) = runner.upgrade() else { return };
+            this.leading.store(true, SeqCst);
+            this.position.send_replace(process.position());
+            drop(this);
+            tracing::info!(from = process.position(), "this replica runs the reimbursement saga");
+            tokio::select! {
+                _ = SagaRunner::run(runner.clone(), process, self.tick) => return,
+                _ = self.keep_lease() => {
+                    tracing::warn!("this replica lost the reimbursement saga's lease: another one runs it now");
+                }
+            }
+            let Some(this) = runner.upgrade() else { return };
+            this.leading.store(false, SeqCst);
+        }
+    }
+
+    /// Tries for the lease until it is ours (true), showing the holder's checkpoint
+    /// meanwhile; false once the runner is gone.
+    async fn follow_until_leader(&self, runner: &Weak<SagaRunner>) -> bool {
+        loop {
+            match self.state.acquire_lease(REIMBURSEMENT, self.holder, self.ttl).await {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot ask for the reimbursement saga's lease"),
+            }
+            let Some(this) = runner.upgrade() else { return false };
+            match self.state.load_checkpoint(REIMBURSEMENT).await {
+                Ok(position) => {
+                    this.position.send_if_modified(|p| std::mem::replace(p, position) != position);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the reimbursement saga's checkpoint"),
+            }
+            drop(this);
+            tokio::time::sleep(FOLLOW_EVERY).await;
+        }
+    }
+
+    /// Renews the lease every third of its length; returns once it is lost, or may have
+    /// lapsed (renewals failing for longer than it lasts, less a margin).
+    async fn keep_lease(&self) {
+        let every = self.ttl / 3;
+        let mut renewed = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(every).await;
+            match self.state.acquire_lease(REIMBURSEMENT, self.holder, self.ttl).await {
+                Ok(true) => renewed = tokio::time::Instant::now(),
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot renew the reimbursement saga's lease");
+                    if renewed.elapsed() + every >= self.ttl {
+                        return;
+                    }
+                }
+            }
+        }
     }
 }

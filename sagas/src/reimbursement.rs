@@ -8,8 +8,9 @@
 //! - funds call issued → each claim it covers is marked called;
 //! - funds call paid by ANCT → each claim's service done and payment are recorded on the
 //!   envelope, then the claim is reimbursed;
-//! - deadlines ([`Reimbursement::tick`]): a submission not assessed in 30 days is flagged
-//!   overdue; a funds call not paid in 60 days is flagged late.
+//! - deadlines ([`Reimbursement::tick`]): a submission not assessed by its `assess_by` is
+//!   flagged overdue; a funds call not paid by its `due_on` is flagged late (both dates
+//!   come from the convention's own terms; our defaults: 30 days each).
 //!
 //! Nothing here does I/O: [`crate::Process`] delivers the work.
 

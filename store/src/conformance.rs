@@ -1,5 +1,6 @@
 //! One conformance suite, written once, run against every backend: in-memory and SQLite
-//! always, KurrentDB when `KURRENTDB_URL` names a server (it says so when it skips).
+//! always, PostgreSQL when `TRACKER_TEST_POSTGRES_URL` names a server (a fresh schema per
+//! test; CI starts one), KurrentDB when `KURRENTDB_URL` does (each says so when it skips).
 //!
 //! Each test works in its own namespace of streams and reads the log from where it stood
 //! when the test began, so the suite also runs on a shared server that holds other data.
@@ -600,6 +601,11 @@ conformance_suite!(sqlite, {
     let path = dir.path().join("events.sqlite3");
     let store = crate::SqliteStore::open(&path).unwrap();
     Some((Ctx::new(Arc::new(store), true).with_file(path), Some(dir)))
+});
+conformance_suite!(postgres, {
+    let url = crate::postgres::testing::fresh_url("PostgreSQL conformance test").await?;
+    let store = crate::PostgresStore::connect(&url).await.expect("the test server is reachable");
+    Some((Ctx::new(Arc::new(store), true), None))
 });
 #[cfg(feature = "kurrentdb")]
 conformance_suite!(kurrentdb, {

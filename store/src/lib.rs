@@ -4,8 +4,9 @@
 //! streams in one atomic write (a use case that changes several aggregates writes all of
 //! their events or none: [`EventStore::append_all`]), reads a stream, reads the whole log
 //! from a global position and follows it live. It never edits or deletes an event.
-//! Backends: in-memory (tests), SQLite (the embedded default) and KurrentDB (feature
-//! `kurrentdb`, which cannot yet write several streams atomically). [`handler`] runs
+//! Backends: in-memory (tests), SQLite (the embedded default), PostgreSQL (a log shared
+//! by several replicas) and KurrentDB (feature `kurrentdb`, which cannot yet write several
+//! streams atomically). [`handler`] runs
 //! commands against it: load → decide → append, with retries and idempotency.
 
 pub mod chain;
@@ -14,6 +15,8 @@ pub mod handler;
 pub mod kurrent;
 pub mod memory;
 pub mod payload;
+pub mod postgres;
+pub mod replicas;
 pub mod sqlite;
 pub mod verify;
 
@@ -30,6 +33,8 @@ pub use chain::ChainHash;
 pub use handler::{CommandOutcome, HandleError, handle};
 pub use memory::MemoryStore;
 pub use payload::Payload;
+pub use postgres::PostgresStore;
+pub use replicas::{ReplicaState, SharedToken};
 pub use sqlite::SqliteStore;
 pub use verify::{Break, Verification, Verifier, verify_store};
 
@@ -264,6 +269,40 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The position of the last event, updated on every append: followers wait on it.
     fn head(&self) -> watch::Receiver<u64>;
+
+    /// What the replicas sharing this log share beside it (tokens, checkpoints, leases),
+    /// on a backend several processes write (PostgreSQL); `None` on a log of one process.
+    fn replica_state(&self) -> Option<Arc<dyn ReplicaState>> {
+        None
+    }
+}
+
+/// A connection string fit to print: its password, if any, replaced by `***` (URLs go
+/// into errors, logs and `tracker verify`'s report; credentials must not).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else { return url.to_string() };
+    let user = match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{user}:***"),
+        None => userinfo.to_string(),
+    };
+    // A password can also come as a query parameter.
+    let tail = tail
+        .split_inclusive(['?', '&'])
+        .map(|part| {
+            let (body, sep) = match part.strip_suffix(['?', '&']) {
+                Some(body) => (body, &part[body.len()..]),
+                None => (part, ""),
+            };
+            match body.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***{sep}"),
+                _ => part.to_string(),
+            }
+        })
+        .collect::<String>();
+    format!("{scheme}://{user}@{host}{tail}")
 }
 
 /// Checks every backend makes before writing: an append carries events, and their ids

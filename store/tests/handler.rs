@@ -43,6 +43,7 @@ async fn setup() -> (Arc<SqliteStore>, String, tempfile::TempDir) {
         kind: EnvelopeKind::CcasActions,
         amount: Money::euros(1_000),
         allocated_on: d("2021-03-20"),
+        financing: None,
     });
     handle::<Convention>(store.as_ref(), &stream, &allocate, &meta()).await.unwrap();
     (store, stream, dir)

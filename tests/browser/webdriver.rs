@@ -40,7 +40,24 @@ impl Driver {
     }
 
     /// A new headless Chromium window of the given size, with a fresh profile.
-    pub async fn session(&self, chromium: &str, profile: &std::path::Path, (w, h): (u32, u32)) -> Session {
+    pub async fn session(&self, chromium: &str, profile: &std::path::Path, size: (u32, u32)) -> Session {
+        self.open(chromium, profile, size, None).await
+    }
+
+    /// A phone's screen (Chromium's device emulation: a window cannot be narrower than
+    /// 500 px), `width` CSS pixels wide.
+    pub async fn phone(&self, chromium: &str, profile: &std::path::Path, (w, h): (u32, u32)) -> Session {
+        let metrics = json!({ "deviceMetrics": { "width": w, "height": h, "pixelRatio": 2.0, "mobile": true } });
+        self.open(chromium, profile, (w.max(500), h), Some(metrics)).await
+    }
+
+    async fn open(
+        &self,
+        chromium: &str,
+        profile: &std::path::Path,
+        (w, h): (u32, u32),
+        mobile: Option<Value>,
+    ) -> Session {
         let http = reqwest::Client::new();
         // The flags that keep Chromium from calling outside (a closed network refuses it).
         let args = [
@@ -63,7 +80,10 @@ impl Driver {
             &format!("{}/session", self.url),
             json!({ "capabilities": { "alwaysMatch": {
                 "browserName": "chrome",
-                "goog:chromeOptions": { "binary": chromium, "args": args },
+                "goog:chromeOptions": match mobile {
+                    Some(m) => json!({ "binary": chromium, "args": args, "mobileEmulation": m }),
+                    None => json!({ "binary": chromium, "args": args }),
+                },
             } } }),
         )
         .await

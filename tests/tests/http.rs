@@ -22,14 +22,12 @@ async fn start(data_dir: &Path) -> Running {
 
 async fn start_with(data_dir: &Path, graphiql: bool, rate_limit: u32) -> Running {
     let token_store = api::TokenStore::open(data_dir).unwrap();
-    let tokens = api::Role::ALL
-        .into_iter()
-        .map(|role| {
-            let structure = (role == api::Role::Structure).then(uuid::Uuid::new_v4);
-            let (_, secret) = token_store.create(role, structure, &format!("e2e {}", role.name())).unwrap();
-            (role.name(), secret)
-        })
-        .collect();
+    let mut tokens = std::collections::HashMap::new();
+    for role in api::Role::ALL {
+        let structure = (role == api::Role::Structure).then(uuid::Uuid::new_v4);
+        let (_, secret) = token_store.create(role, structure, &format!("e2e {}", role.name())).await.unwrap();
+        tokens.insert(role.name(), secret);
+    }
     let settings = Settings {
         data_dir: data_dir.to_path_buf(),
         store: None,
@@ -155,6 +153,23 @@ async fn graphiql_is_served_from_the_binary() {
         assert_eq!(response.headers()["content-encoding"], "gzip", "{asset}");
         assert!(response.bytes().await.unwrap().len() > 1000, "{asset}");
     }
+    assert!(page.contains("onglet « Headers »"), "the page says where the token goes");
+    // The schema loads without a token (GraphiQL's docs), and nothing else does.
+    let post = |query: &str| {
+        reqwest::Client::new().post(format!("{}/graphql", server.url)).json(&json!({ "query": query })).send()
+    };
+    let schema = post("query IntrospectionQuery { __schema { queryType { name } } }").await.unwrap();
+    assert_eq!(schema.status(), 200);
+    let schema: Value = schema.json().await.unwrap();
+    assert_eq!(schema["data"]["__schema"]["queryType"]["name"], "Query", "{schema}");
+    for query in
+        ["{ __schema { queryType { name } } conventions { code } }", "{ conventions { code } }", "{ me { role } }"]
+    {
+        let refused = post(query).await.unwrap();
+        assert_eq!(refused.status(), 401, "{query}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{query}");
+    }
     server.stop().await;
 }
 
@@ -167,7 +182,7 @@ async fn health_reports_the_log_and_projection_positions() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(
         body,
-        json!({ "status": "ok", "logPosition": 0, "projectionPosition": 0, "saga": { "position": 0, "failure": null },
+        json!({ "status": "ok", "logPosition": 0, "projectionPosition": 0, "saga": { "position": 0, "failure": null, "leading": true },
                 "snapshots": { "budget": "noSnapshot", "structures": "noSnapshot", "purchases": "noSnapshot",
                                "programmes": "noSnapshot", "reimbursements": "noSnapshot", "dashboard": "noSnapshot" } })
     );
@@ -179,7 +194,7 @@ async fn an_unknown_event_log_url_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
         data_dir: dir.path().to_path_buf(),
-        store: Some("postgres://localhost/tracker".into()),
+        store: Some("mysql://tracker:s3cret@localhost/tracker".into()),
         addr: "127.0.0.1:0".into(),
         demo: false,
         scenario: tracker::Scenario::Sample,
@@ -188,6 +203,7 @@ async fn an_unknown_event_log_url_is_refused_clearly() {
     };
     let err = Application::build(&settings).await.err().expect("refused");
     assert!(err.to_string().contains("not an event log this tracker knows"), "{err}");
+    assert!(!err.to_string().contains("s3cret"), "the password is never shown: {err}");
 }
 
 /// Posts a raw body with a raw Authorization header; returns the status and the JSON body.
@@ -223,10 +239,10 @@ async fn bad_credentials_get_401_and_write_nothing() {
 
     // A revoked token is refused at once, without a restart.
     let tokens = api::TokenStore::open(dir.path()).unwrap();
-    let (record, secret) = tokens.create(api::Role::Anct, None, "leaving colleague").unwrap();
+    let (record, secret) = tokens.create(api::Role::Anct, None, "leaving colleague").await.unwrap();
     let (status, _) = post_raw(&server, Some(&format!("Bearer {secret}")), body.clone()).await;
     assert_eq!(status, 200);
-    tokens.revoke(record.id).unwrap();
+    tokens.revoke(record.id).await.unwrap();
     let mut second = serde_json::from_str::<Value>(&body).unwrap();
     second["variables"]["input"]["code"] = json!("X-2");
     let (status, revoked) = post_raw(&server, Some(&format!("Bearer {secret}")), second.to_string()).await;
@@ -293,6 +309,14 @@ async fn graphiql_and_introspection_are_off_unless_enabled() {
     assert_eq!(reqwest::get(format!("{}/", server.url)).await.unwrap().status(), 404);
     let answer = server.graphql("auditor", "{ __schema { queryType { name } } }", json!({})).await;
     assert_eq!(answer["data"]["__schema"], Value::Null);
+    // Without GraphiQL, even the schema needs a token.
+    let anonymous = reqwest::Client::new()
+        .post(format!("{}/graphql", server.url))
+        .json(&json!({ "query": "{ __schema { queryType { name } } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
     server.stop().await;
 }
 
@@ -417,7 +441,7 @@ async fn revoking_a_token_closes_its_open_websockets_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let tokens = api::TokenStore::open(dir.path()).unwrap();
-    let (record, secret) = tokens.create(api::Role::Copil, None, "comité member leaving").unwrap();
+    let (record, secret) = tokens.create(api::Role::Copil, None, "comité member leaving").await.unwrap();
     let mut ws = connect(&server).await;
     send(&mut ws, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {secret}") } }))
         .await;
@@ -435,7 +459,7 @@ async fn revoking_a_token_closes_its_open_websockets_with_the_reason() {
     send(&mut other, json!({ "type": "connection_init", "payload": { "Authorization": bearer } })).await;
     assert_eq!(receive(&mut other).await.unwrap()["type"], "connection_ack");
 
-    tokens.revoke(record.id).unwrap();
+    tokens.revoke(record.id).await.unwrap();
     let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
             match ws.next().await {

@@ -41,8 +41,9 @@ async fn start(data_dir: &Path) -> Running {
     Running { url, stop, task, client: reqwest::Client::new(), log }
 }
 
-fn token(dir: &Path, role: api::Role, structure: Option<uuid::Uuid>) -> String {
-    api::TokenStore::open(dir).unwrap().create(role, structure, &format!("import {}", role.name())).unwrap().1
+async fn token(dir: &Path, role: api::Role, structure: Option<uuid::Uuid>) -> String {
+    let tokens = api::TokenStore::open(dir).unwrap();
+    tokens.create(role, structure, &format!("import {}", role.name())).await.unwrap().1
 }
 
 impl Running {
@@ -79,17 +80,17 @@ async fn partners_import_their_files_under_their_roles_and_get_a_report() {
     let server = start(dir.path()).await;
     let siret = tracker::bench_import::siret(7, 1);
     let buyer = domain::structure::StructureId::for_siret(&domain::structure::Siret::parse(&siret).unwrap());
-    let (opco, anct) = (token(dir.path(), api::Role::Opco, None), token(dir.path(), api::Role::Anct, None));
-    let own = token(dir.path(), api::Role::Structure, Some(buyer.0));
-    let other = token(dir.path(), api::Role::Structure, Some(uuid::Uuid::new_v4()));
-    let copil = token(dir.path(), api::Role::Copil, None);
+    let (opco, anct) = (token(dir.path(), api::Role::Opco, None).await, token(dir.path(), api::Role::Anct, None).await);
+    let own = token(dir.path(), api::Role::Structure, Some(buyer.0)).await;
+    let other = token(dir.path(), api::Role::Structure, Some(uuid::Uuid::new_v4())).await;
+    let copil = token(dir.path(), api::Role::Copil, None).await;
 
     let structures = file(
         imports::Kind::Structures,
         &[&[
             ("SIRET", &siret),
-            ("Nom", "CCAS d'Ajaccio"),
-            ("Type", "CCAS"),
+            ("Nom", "Les Clics d'Ajaccio"),
+            ("Type", "association"),
             ("Département", "2A"),
             ("Effectif", "12"),
             ("Date d'enregistrement", "01/04/2021"),

@@ -181,6 +181,7 @@ mod tests {
             kind: EnvelopeKind::AidantsConnectTraining,
             amount: Money::parse("100").unwrap(),
             allocated_on: d("2021-01-01"),
+            financing: vec![],
         }));
         let charge = Charge {
             convention_id: ConventionId::for_code("C"),

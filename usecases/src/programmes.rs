@@ -52,8 +52,14 @@ impl UseCases {
     }
 
     /// A step of a training purchase (request, approval, attendance, payment, cancellation)
-    /// and the money it moves on the convention, in one append.
-    pub async fn purchase(&self, command: PurchaseCommand, meta: CommandMeta) -> Outcome<PurchaseError> {
+    /// and the money it moves on the convention, in one append. A request's buyer facts
+    /// (kind, département) come from the structure's own stream.
+    pub async fn purchase(&self, mut command: PurchaseCommand, meta: CommandMeta) -> Outcome<PurchaseError> {
+        if let PurchaseCommand::Request(request) = &mut command {
+            let structure = self.structure(request.structure_id).await?;
+            request.structure_kind = structure.kind;
+            request.departement = structure.departement;
+        }
         let stream = stream_name::<Purchase>(command.purchase_id());
         self.step::<Purchase, Convention>(
             stream,
@@ -244,6 +250,21 @@ impl UseCases {
         self.plain::<AnnexClaim>(stream_name::<AnnexClaim>(claim_id.0), command, meta).await
     }
 
+    /// A funds-call step. An issue is due after the convention's own payment delay in force
+    /// on its date, read from the convention's stream.
+    pub async fn funds_call(
+        &self,
+        mut command: domain::funds_call::FundsCallCommand,
+        meta: CommandMeta,
+    ) -> Outcome<domain::funds_call::FundsCallError> {
+        use domain::funds_call::{FundsCallCommand, FundsCallLedger};
+        if let FundsCallCommand::Issue { convention_id, issued_on, payment_days, .. } = &mut command {
+            *payment_days = Some(self.caps_on(*convention_id, *issued_on).await?.funds_call_payment_days);
+        }
+        let stream = stream_name::<FundsCallLedger>(command.convention_id());
+        self.plain::<FundsCallLedger>(stream, command, meta).await
+    }
+
     /// The annex-cost caps of a convention in force on a date, from the convention's stream.
     pub async fn caps_on<E>(
         &self,
@@ -324,5 +345,50 @@ impl UseCases {
             },
         )
         .await
+    }
+}
+
+impl UseCases {
+    /// A step of the money between ANCT and a convention's partner (statement of
+    /// expenses, claim for payment, payment, co-funder's spending, recovery). The
+    /// schedule and the payment delay in force are the convention's terms, read from its
+    /// stream; a convention not signed is a clear error.
+    pub async fn disbursement(
+        &self,
+        mut command: domain::disbursement::DisbursementCommand,
+        meta: CommandMeta,
+    ) -> Outcome<domain::disbursement::DisbursementError> {
+        use domain::disbursement::{DisbursementCommand as D, Disbursements, Terms};
+        let convention_id = command.convention_id();
+        let (convention, _) = self.load::<Convention>(&stream_name::<Convention>(convention_id)).await?;
+        let signed = convention.0.ok_or_else(|| StepError::Missing {
+            field: "conventionId",
+            message: format!("convention {convention_id} is not signed"),
+        })?;
+        let terms_on = |on: chrono::NaiveDate| Terms {
+            schedule: signed.schedule.clone(),
+            payment_days: domain::annex::caps_on(&signed.caps, on)
+                .map_or(domain::annex::OUR_FUNDS_CALL_PAYMENT_DAYS, |c| c.funds_call_payment_days),
+        };
+        match &mut command {
+            D::ClaimPayment { claimed_on, terms, .. } => *terms = terms_on(*claimed_on),
+            D::PayClaim { paid_on, terms, .. } => *terms = terms_on(*paid_on),
+            _ => {}
+        }
+        self.plain::<Disbursements>(stream_name::<Disbursements>(convention_id), command, meta).await
+    }
+
+    /// A convention's disbursements and its schedule, as the log has them now.
+    pub async fn disbursements(
+        &self,
+        convention_id: ConventionId,
+    ) -> Result<(domain::disbursement::Disbursements, Vec<domain::disbursement::Instalment>), StoreError> {
+        let (ledger, _) = self
+            .load::<domain::disbursement::Disbursements>(&stream_name::<domain::disbursement::Disbursements>(
+                convention_id,
+            ))
+            .await?;
+        let (convention, _) = self.load::<Convention>(&stream_name::<Convention>(convention_id)).await?;
+        Ok((ledger, convention.0.map(|s| s.schedule).unwrap_or_default()))
     }
 }

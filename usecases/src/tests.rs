@@ -8,7 +8,7 @@ use domain::convention::{
 };
 use domain::framework::{CompetencyBlock, Metier};
 use domain::purchase::{PurchaseCommand, PurchaseId, RequestPurchase};
-use domain::structure::StructureId;
+use domain::structure::{HeadCount, RegisterStructure, Siret, Structure, StructureCommand, StructureId, StructureKind};
 use domain::{ConventionId, DepartementCode, EnvelopeId, Money};
 use std::collections::BTreeMap;
 use store::SqliteStore;
@@ -42,6 +42,24 @@ fn log() -> (tempfile::TempDir, SqliteStore) {
 }
 
 /// A signed convention with one envelope per (name, kind, amount).
+const BUYER_SIRET: &str = "73282932000074";
+
+/// Registers a structure (a purchase's buyer facts come from its stream).
+async fn register(app: &UseCases, siret: &str, kind: StructureKind) -> StructureId {
+    let siret = Siret::parse(siret).unwrap();
+    let id = StructureId::for_siret(&siret);
+    let command = StructureCommand::Register(RegisterStructure {
+        name: "Association de médiation".into(),
+        siret,
+        kind,
+        departement: DepartementCode::parse("29").unwrap(),
+        head_count: HeadCount::Small,
+        registered_on: d("2021-03-15"),
+    });
+    app.plain::<Structure>(stream_name::<Structure>(id), command, meta()).await.unwrap();
+    id
+}
+
 async fn signed(app: &UseCases, envelopes: &[(&str, EnvelopeKind, i64)]) {
     let total: i64 = envelopes.iter().map(|e| e.2).sum();
     let sign = Cmd::Sign(SignConvention {
@@ -58,6 +76,7 @@ async fn signed(app: &UseCases, envelopes: &[(&str, EnvelopeKind, i64)]) {
         annex_caps: None,
     });
     app.convention(sign, meta()).await.unwrap();
+    register(app, BUYER_SIRET, StructureKind::Association).await;
     for (name, kind, amount) in envelopes {
         let allocate = Cmd::AllocateEnvelope(AllocateEnvelope {
             convention_id: convention(),
@@ -65,6 +84,7 @@ async fn signed(app: &UseCases, envelopes: &[(&str, EnvelopeKind, i64)]) {
             kind: *kind,
             amount: eur(*amount),
             allocated_on: d("2021-03-15"),
+            financing: None,
         });
         app.convention(allocate, meta()).await.unwrap();
     }
@@ -170,6 +190,8 @@ fn request(structure: StructureId, total_trainees: u32) -> (PurchaseId, Purchase
         convention_id: convention(),
         structure_id: structure,
         departement: DepartementCode::parse("29").unwrap(),
+        // Read from the structure's stream by the use case.
+        structure_kind: StructureKind::Other,
         provider: "Organisme".into(),
         title: "Médiation numérique".into(),
         certification: None,
@@ -194,7 +216,7 @@ async fn an_approval_the_convention_refuses_leaves_the_purchase_as_it_was() {
     let (_dir, store) = log();
     let app = UseCases::new(Arc::new(store));
     signed(&app, &[("formations", EnvelopeKind::NonCertifyingTrainings, 500)]).await;
-    let (id, req) = request(StructureId(uuid::Uuid::nil()), 10);
+    let (id, req) = request(buyer(), 10);
     app.purchase(req, meta()).await.unwrap();
     let err = app.purchase(PurchaseCommand::Approve { purchase_id: id, approved_on: d("2021-04-02") }, meta()).await;
     assert!(matches!(err, Err(StepError::Convention(ConventionError::EnvelopeExceeded { .. }))), "{err:?}");
@@ -209,7 +231,7 @@ async fn concurrent_retries_of_a_step_write_it_once() {
     let store = Arc::new(store);
     let app = UseCases::new(store.clone());
     signed(&app, &[("formations", EnvelopeKind::NonCertifyingTrainings, 5_000)]).await;
-    let (id, req) = request(StructureId(uuid::Uuid::nil()), 10);
+    let (id, req) = request(buyer(), 10);
     app.purchase(req, meta()).await.unwrap();
     let head = *store.head().borrow();
     let same = meta();
@@ -292,7 +314,7 @@ async fn concurrent_claims_for_one_training_never_outnumber_its_trainees_present
     let (_dir, store) = log();
     let app = UseCases::new(Arc::new(store));
     signed(&app, &[("formations", EnvelopeKind::NonCertifyingTrainings, 5_000)]).await;
-    let buyer = StructureId(uuid::Uuid::nil());
+    let buyer = buyer();
     let (id, req) = request(buyer, 10);
     app.purchase(req, meta()).await.unwrap();
     app.purchase(PurchaseCommand::Approve { purchase_id: id, approved_on: d("2021-04-02") }, meta()).await.unwrap();
@@ -345,7 +367,7 @@ struct Case {
 }
 
 fn buyer() -> StructureId {
-    StructureId(uuid::Uuid::nil())
+    StructureId::for_siret(&Siret::parse(BUYER_SIRET).unwrap())
 }
 
 fn fixed_purchase() -> (PurchaseId, PurchaseCommand) {
@@ -519,4 +541,65 @@ async fn every_use_case_that_writes_several_streams_writes_all_or_nothing_wherev
             assert_eq!(*store.head().borrow(), head + case.events, "{}", case.name);
         }
     }
+}
+
+#[tokio::test]
+async fn a_public_employer_cannot_buy_on_the_opco_channel_and_nothing_is_written() {
+    // Given a CCAS registered (its kind is in its stream, whatever the request says),
+    let (_dir, store) = log();
+    let store = Arc::new(store);
+    let app = UseCases::new(store.clone());
+    signed(&app, &[("formations", EnvelopeKind::NonCertifyingTrainings, 5_000)]).await;
+    let ccas = register(&app, "21290019000019", StructureKind::CcasCias).await;
+    let head = *store.head().borrow();
+    // when the OPCO requests a training for it, claiming it is an association,
+    let (_, mut command) = request(ccas, 10);
+    if let PurchaseCommand::Request(r) = &mut command {
+        r.structure_kind = StructureKind::Association;
+    }
+    let err = app.purchase(command, meta()).await;
+    // then the rule refuses it by name, and the log is unchanged.
+    assert!(
+        matches!(
+            err,
+            Err(StepError::Domain(domain::purchase::PurchaseError::PrivateEmployersOnly {
+                structure_kind: StructureKind::CcasCias
+            }))
+        ),
+        "{err:?}"
+    );
+    assert_eq!(*store.head().borrow(), head);
+}
+
+#[tokio::test]
+async fn a_funds_call_is_due_after_the_conventions_own_payment_delay() {
+    use domain::funds_call::{FundsCallCommand, FundsCallLedger, PaidClaim};
+    // Given a convention signed with our default terms (30 days) and a paid claim queued,
+    let (_dir, store) = log();
+    let app = UseCases::new(Arc::new(store));
+    signed(&app, &[("frais", EnvelopeKind::AnnexCosts, 5_000)]).await;
+    let claim = PaidClaim {
+        claim_id: domain::claim::ClaimId(uuid::Uuid::from_u128(7)),
+        structure_id: buyer(),
+        departement: DepartementCode::parse("29").unwrap(),
+        amount: eur(120),
+        paid_on: d("2021-06-10"),
+    };
+    let queue = FundsCallCommand::QueueClaim { convention_id: convention(), claim };
+    app.funds_call(queue, meta()).await.unwrap();
+    // when the OPCO issues a call without naming a delay,
+    let call_id = domain::funds_call::FundsCallId(uuid::Uuid::from_u128(8));
+    let issue = FundsCallCommand::Issue {
+        convention_id: convention(),
+        call_id,
+        period_start: d("2021-06-01"),
+        period_end: d("2021-06-30"),
+        claims: None,
+        issued_on: d("2021-07-05"),
+        payment_days: Some(999),
+    };
+    app.funds_call(issue, meta()).await.unwrap();
+    // then it is due after the convention's term, read from its stream (30 days).
+    let (ledger, _) = app.load::<FundsCallLedger>(&stream_name::<FundsCallLedger>(convention())).await.unwrap();
+    assert_eq!(ledger.calls[&call_id].issued.due_on, d("2021-08-04"));
 }

@@ -203,6 +203,18 @@ async fn an_annex_claim_goes_from_submission_to_reimbursement() {
         "query_funds_calls",
         ok(api.query(&format!("{{ fundsCalls {{ {CALL_FIELDS} claimIds }} }}")).await)
     );
+    // The delays, each labelled by what it measures: OPCO payment → ANCT reimbursement, and
+    // end to end, from the submission.
+    let delays = ok(api
+        .query("{ dashboard { total { reimbursements { meanDaysToReimbursed p90DaysToReimbursed meanDaysEndToEnd p90DaysEndToEnd } } } }")
+        .await);
+    let submitted: chrono::NaiveDate = submit_input(1300, 702, "T-1")["submittedOn"].as_str().unwrap().parse().unwrap();
+    let reimbursed: chrono::NaiveDate = "2021-11-02".parse().unwrap();
+    let paid: chrono::NaiveDate = "2021-07-20".parse().unwrap();
+    let r = &delays["data"]["dashboard"]["total"]["reimbursements"];
+    assert_eq!(r["p90DaysToReimbursed"], json!((reimbursed - paid).num_days()));
+    assert_eq!(r["p90DaysEndToEnd"], json!((reimbursed - submitted).num_days()));
+    assert_eq!(r["meanDaysEndToEnd"], json!((reimbursed - submitted).num_days() as f64));
     // 86.40 + 220.00 + 30.00 + 48.00, committed, service done and paid on the envelope.
     let envelope = ok(api.query(r#"{ convention(code: "ANCT-UNIFORMATION-2021") { envelopes { name figures { committed serviceDone paid } } } }"#).await);
     insta::assert_json_snapshot!("convention_after_a_reimbursement", envelope["data"]["convention"]["envelopes"][2]);
@@ -342,7 +354,8 @@ async fn an_unassessed_claim_becomes_overdue_and_an_unpaid_funds_call_late() {
     ok(api.opco(&approve(), approve_input(1342, &claim(702, "T-2"))).await);
     ok(api.opco(&pay(), pay_input(1343, &claim(702, "T-2"), "2021-07-20")).await);
     ok(api.opco(&issue(), issue_input(1344, "2021-07-01", "2021-07-31", "2021-08-01")).await);
-    // 30 days after submission, 60 after the call: the next event wakes the saga up.
+    // 30 days after submission, 30 after the call (our default terms): the next event
+    // wakes the saga up.
     api.clock.set("2021-10-01".parse().unwrap());
     ok(api.run(REGISTER, register_input(1345, BORDEAUX)).await);
     let flags = ok(api
@@ -372,7 +385,7 @@ async fn a_structure_sees_only_its_own_claims() {
 async fn caps_belong_to_the_convention_and_change_by_amendment() {
     let api = Api::with_budget().await;
     let caps = json!({ "perNight": "70.00", "perNightLargeCity": "90.00", "perNightParis": "110.00", "perMeal": "20.00",
-                       "perKm": "0.32", "claimDeadlineDays": 90 });
+                       "perKm": "0.32", "claimDeadlineDays": 90, "fundsCallPaymentDays": 45 });
     let amend = |n: u128, effective: &str| {
         json!({ "commandId": cmd(n), "conventionId": convention_id(), "signedOn": "2021-11-15", "reason": "Avenant n°1 : barème 2022",
                 "annexCaps": { "effectiveOn": effective, "caps": caps.clone() } })
@@ -383,7 +396,7 @@ async fn caps_belong_to_the_convention_and_change_by_amendment() {
     );
     ok(api.run(AMEND, amend(1361, "2022-01-01")).await);
     let schedule = ok(api
-        .query(r#"{ convention(code: "ANCT-UNIFORMATION-2021") { annexCaps { effectiveOn perNight perNightLargeCity perNightParis perMeal perKm claimDeadlineDays } amendments { number annexCaps { effectiveOn perMeal } } } }"#)
+        .query(r#"{ convention(code: "ANCT-UNIFORMATION-2021") { annexCaps { effectiveOn perNight perNightLargeCity perNightParis perMeal perKm claimDeadlineDays assessmentDays fundsCallPaymentDays smallStructureEmployees } amendments { number annexCaps { effectiveOn perMeal fundsCallPaymentDays } } } }"#)
         .await);
     insta::assert_json_snapshot!("convention_annex_caps", schedule);
 }

@@ -10,7 +10,7 @@ const INDICATORS: &str = "budget { committed released serviceDone paid }
   pix { certifications meanScore byPublic { public count } }
   ccas { actions agents managers }
   reimbursements { byStatus { status count } claimed eligible reductionsByCap approved paid reimbursed
-                   meanDaysToPaid p90DaysToPaid meanDaysToReimbursed p90DaysToReimbursed overdueClaims lateFundsCalls }";
+                   meanDaysToPaid p90DaysToPaid meanDaysToReimbursed p90DaysToReimbursed meanDaysEndToEnd p90DaysEndToEnd overdueClaims lateFundsCalls }";
 
 fn dashboard(args: &str, fields: &str) -> String {
     format!("{{ dashboard{args} {{ {fields} }} }}")
@@ -181,4 +181,27 @@ async fn dashboards_count_what_they_cost_and_a_request_of_many_periods_is_refuse
     let answer = api.query(&format!("{{ {many} }}")).await;
     assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{answer}");
     assert!(answer["errors"][0]["message"].as_str().unwrap().contains("too complex"), "{answer}");
+}
+
+#[tokio::test]
+async fn the_dashboard_says_when_its_last_event_was_recorded_and_the_caller_who_they_are() {
+    let api = Api::new();
+    let empty = ok(api.query("{ dashboard { position recordedAt } }").await);
+    assert_eq!(empty["data"]["dashboard"]["recordedAt"], Value::Null, "an empty log has no instant");
+    let api = Api::for_matrix().await;
+    let before = chrono::Utc::now();
+    ok(api.run(COMMIT, commit_input(900, "HORODATAGE", "1")).await);
+    let answer = ok(api
+        .query(&format!(
+            "{{ dashboard(minPosition: {}) {{ position recordedAt }} me {{ role label }} }}",
+            api.written()
+        ))
+        .await);
+    let recorded = answer["data"]["dashboard"]["recordedAt"].as_str().unwrap();
+    let recorded = chrono::DateTime::parse_from_rfc3339(recorded).unwrap();
+    assert!(recorded >= before - chrono::Duration::seconds(1), "{recorded} is the last event's instant");
+    assert_eq!(answer["data"]["me"], json!({ "role": "copil", "label": "test" }));
+    insta::assert_json_snapshot!("dashboard_recorded_at_and_me", answer, {
+        ".data.dashboard.recordedAt" => "[recorded]",
+    });
 }

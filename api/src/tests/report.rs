@@ -61,3 +61,73 @@ async fn replays_count_what_they_cost_two_per_request_at_most_and_many_aliases_a
     let mixed = api.query(&format!("{{ a: report b: report c: {provenance} }}")).await;
     assert_eq!(mixed["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{mixed}");
 }
+
+/// A log whose pages, when read by a replay, take a while to come (a slow disk), and
+/// which counts those reads.
+struct SlowReplays {
+    inner: MemoryStore,
+    reads: Arc<std::sync::atomic::AtomicU32>,
+}
+
+#[async_trait::async_trait]
+impl EventStore for SlowReplays {
+    async fn append(&self, request: store::AppendRequest) -> Result<store::AppendOutcome, store::StoreError> {
+        self.inner.append(request).await
+    }
+    async fn append_all(
+        &self,
+        requests: Vec<store::AppendRequest>,
+    ) -> Result<Vec<store::AppendOutcome>, store::StoreError> {
+        self.inner.append_all(requests).await
+    }
+    async fn read_stream(&self, stream: &str) -> Result<Vec<store::RecordedEvent>, store::StoreError> {
+        self.inner.read_stream(stream).await
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<store::RecordedEvent>, store::StoreError> {
+        // Only the replays' reads: the read models follow the log on other threads.
+        if std::thread::current().name() == Some("tracker-replays") {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        self.inner.read_all(after, limit).await
+    }
+    async fn find_command(&self, id: domain::CommandId) -> Result<Option<store::CommandRecord>, store::StoreError> {
+        self.inner.find_command(id).await
+    }
+    fn head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.head()
+    }
+}
+
+#[tokio::test]
+async fn a_report_whose_time_is_up_stops_replaying_and_frees_the_next_replay() {
+    use std::sync::atomic::Ordering;
+    let reads = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let api = Api::on(Arc::new(SlowReplays { inner: MemoryStore::new(), reads: reads.clone() }));
+    ok(api.run(SIGN, sign_input()).await);
+    let report = || async_graphql::Request::new("{ report }");
+    let copil = || Principal::local(Role::Copil, "test");
+
+    // Given what a whole replay reads (verification, then the fold)...
+    let whole = execute_within(&api.schema, report(), copil(), std::time::Duration::from_secs(30)).await;
+    assert!(whole.errors.is_empty(), "{:?}", whole.errors);
+    let pages = reads.swap(0, Ordering::SeqCst);
+    assert!(pages >= 3, "a replay reads pages: {pages}");
+
+    // ...when a request's time runs out in the middle of one...
+    let cut = execute_within(&api.schema, report(), copil(), std::time::Duration::from_millis(450)).await;
+    let cut = serde_json::to_value(&cut).unwrap();
+    assert_eq!(cut["errors"][0]["extensions"]["code"], "TIMEOUT", "{cut}");
+
+    // ...then the replay stops there: its turn is given back, and it reads no further page.
+    let freed = async {
+        while api.state.replays.available_permits() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), freed).await.expect("the replay's turn is given back");
+    let stopped_at = reads.load(Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    assert_eq!(reads.load(Ordering::SeqCst), stopped_at, "no page read after the request gave up");
+    assert!(stopped_at < pages, "stopped before the end: {stopped_at} of {pages} pages");
+}

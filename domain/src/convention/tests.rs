@@ -54,6 +54,13 @@ fn signed_in(departements: &[&str]) -> ConventionEvent {
     Convention::default().decide(&Cmd::Sign(c)).unwrap().remove(0)
 }
 
+/// The two funders' parts of an envelope in proportion to their shares (as fixed
+/// amounts): what most rules' tests need, with every funder within its share.
+fn pro_rata(amount: i64) -> Vec<FunderPart> {
+    let parts = eur(amount).split_by(&[eur(2_600_000), eur(1_800_000)]);
+    vec![FunderPart::amount("ANCT", parts[0]), FunderPart::amount("Uniformation", parts[1])]
+}
+
 fn allocated(name: &str, amount: i64) -> ConventionEvent {
     Ev::EnvelopeAllocated(EnvelopeAllocated {
         envelope_id: envelope(name),
@@ -61,6 +68,7 @@ fn allocated(name: &str, amount: i64) -> ConventionEvent {
         kind: EnvelopeKind::CertifyingTrainings,
         amount: eur(amount),
         allocated_on: d("2021-03-20"),
+        financing: pro_rata(amount),
     })
 }
 
@@ -71,6 +79,7 @@ fn allocate(name: &str, amount: i64) -> ConventionCommand {
         kind: EnvelopeKind::CertifyingTrainings,
         amount: eur(amount),
         allocated_on: d("2021-03-20"),
+        financing: Some(pro_rata(amount)),
     })
 }
 
@@ -123,6 +132,7 @@ fn amendment() -> SignAmendment {
         period_end: None,
         envelopes: vec![],
         annex_caps: None,
+        financing: vec![],
     }
 }
 
@@ -330,6 +340,8 @@ fn an_amendment_can_never_bring_an_envelope_below_what_is_committed() {
 fn an_amendment_can_lower_an_envelope_down_to_what_is_committed() {
     let mut a = amendment();
     a.envelopes = vec![EnvelopeAmount { envelope_id: envelope("Formations"), amount: eur(300_000) }];
+    // Its plan is by fixed amounts: the new amount comes with its new plan.
+    a.financing = vec![EnvelopeFinancing { envelope_id: envelope("Formations"), parts: pro_rata(300_000) }];
     let events = given::<Convention>([signed(), allocated("Formations", 1_000_000), committed("ACHAT-1", 300_000)])
         .when(Cmd::SignAmendment(a))
         .events();
@@ -773,4 +785,162 @@ fn a_convention_is_not_closed_before_its_last_step() {
     ])
     .when(Cmd::Close(c))
     .then_err(dated_before("the closing", "2021-06-30", "the last step it closes", "2021-07-01"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Financing plans
+// ---------------------------------------------------------------------------------------
+
+fn allocate_with(name: &str, amount: i64, financing: Option<Vec<FunderPart>>) -> ConventionCommand {
+    let Cmd::AllocateEnvelope(mut c) = allocate(name, amount) else { unreachable!() };
+    c.financing = financing;
+    Cmd::AllocateEnvelope(c)
+}
+
+#[test]
+fn an_envelope_of_a_convention_with_several_funders_says_who_pays_what() {
+    given::<Convention>([signed()])
+        .when(allocate_with("Formations", 1_000, None))
+        .then_err(ConventionError::FinancingPlan { envelope: "Formations".into(), problem: PlanError::Needed });
+}
+
+#[test]
+fn an_envelope_of_a_single_funder_is_all_its_own() {
+    let mut c = sign_command();
+    c.total = eur(370_000);
+    c.shares = vec![share("ANCT", 370_000)];
+    let signed = Convention::default().decide(&Cmd::Sign(c)).unwrap().remove(0);
+    let events = given::<Convention>([signed]).when(allocate_with("Pix", 370_000, None)).events();
+    let Ev::EnvelopeAllocated(e) = &events[0] else { panic!() };
+    assert_eq!(e.financing, vec![FunderPart::whole("ANCT")]);
+}
+
+#[test]
+fn annex_costs_can_be_all_ancts_while_trainings_are_shared() {
+    // The ANCT–Uniformation convention: annex costs 100 % ANCT; trainings share the rest.
+    let trainings =
+        vec![FunderPart::amount("ANCT", eur(2_200_000)), FunderPart::amount("Uniformation", eur(1_800_000))];
+    let events =
+        given::<Convention>([signed()]).when(allocate_with("Formations", 4_000_000, Some(trainings.clone()))).events();
+    let Ev::EnvelopeAllocated(e) = &events[0] else { panic!() };
+    assert_eq!(e.financing, trainings);
+    given::<Convention>([signed(), events[0].clone()])
+        .when(allocate_with("Frais annexes", 400_000, Some(vec![FunderPart::whole("ANCT")])))
+        .events();
+}
+
+#[test]
+fn no_funder_pays_more_of_the_envelopes_than_its_share() {
+    // All 4 M€ of trainings from ANCT would be 4 M€ of its 2.6 M€ share.
+    given::<Convention>([signed()])
+        .when(allocate_with("Formations", 4_000_000, Some(vec![FunderPart::whole("ANCT")])))
+        .then_err(ConventionError::FunderShareExceeded {
+            funder: "ANCT".into(),
+            share: eur(2_600_000),
+            planned: eur(4_000_000),
+        });
+}
+
+#[test]
+fn an_amendment_changes_a_plan_for_the_money_committed_after_it() {
+    let mut a = amendment();
+    let rates = vec![
+        FunderPart::rate("ANCT", rust_decimal::Decimal::from(55)),
+        FunderPart::rate("Uniformation", rust_decimal::Decimal::from(45)),
+    ];
+    a.financing = vec![EnvelopeFinancing { envelope_id: envelope("Formations"), parts: rates.clone() }];
+    let events =
+        given::<Convention>([signed(), allocated("Formations", 1_000_000)]).when(Cmd::SignAmendment(a)).events();
+    let Ev::AmendmentSigned(e) = &events[0] else { panic!() };
+    assert_eq!(e.financing[0].parts, rates);
+    let mut state = Convention::default();
+    for e in [signed(), allocated("Formations", 1_000_000), events[0].clone()] {
+        state.evolve(&e);
+    }
+    assert_eq!(state.0.unwrap().envelopes[&envelope("Formations")].plan, rates);
+}
+
+#[test]
+fn an_envelope_planned_by_amounts_changes_its_amount_with_its_plan() {
+    let mut a = amendment();
+    a.envelopes = vec![EnvelopeAmount { envelope_id: envelope("Formations"), amount: eur(900_000) }];
+    given::<Convention>([signed(), allocated("Formations", 1_000_000)]).when(Cmd::SignAmendment(a)).then_err(
+        ConventionError::FinancingPlan {
+            envelope: "Formations".into(),
+            problem: PlanError::AmountsDoNotAddUp { amount: eur(900_000), sum: eur(1_000_000) },
+        },
+    );
+}
+
+#[test]
+fn an_envelope_recorded_before_plans_reads_as_the_conventions_shares() {
+    let legacy: ConventionEvent = serde_json::from_value(serde_json::json!({
+        "type": "EnvelopeAllocated", "envelope_id": envelope("Formations"), "name": "Formations",
+        "kind": "CERTIFYING_TRAININGS", "amount": "4400.00", "allocated_on": "2021-03-20"
+    }))
+    .unwrap();
+    let mut state = Convention::default();
+    state.evolve(&signed());
+    state.evolve(&legacy);
+    let s = state.0.unwrap();
+    let plan = &s.envelopes[&envelope("Formations")].plan;
+    assert_eq!(financing::split(plan, eur(4_400)), vec![eur(2_600), eur(1_800)]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Disbursement schedule
+// ---------------------------------------------------------------------------------------
+
+fn schedule(rates: &[i64], amendment: Option<u32>) -> ConventionCommand {
+    use crate::disbursement::Condition;
+    let conditions = [Condition::Signature, Condition::StatementOfExpenses, Condition::FinalReport];
+    Cmd::SetSchedule(SetSchedule {
+        convention_id: id(),
+        instalments: rates
+            .iter()
+            .enumerate()
+            .map(|(i, r)| PlannedInstalment {
+                label: format!("Versement n°{}", i + 1),
+                share: crate::financing::Share::Rate(rust_decimal::Decimal::from(*r)),
+                condition: conditions[i.min(2)],
+            })
+            .collect(),
+        set_on: d("2021-03-15"),
+        amendment,
+    })
+}
+
+#[test]
+fn the_schedule_pays_ancts_share_in_instalments_to_the_cent() {
+    let events = given::<Convention>([signed()]).when(schedule(&[30, 50, 20], None)).events();
+    let Ev::ScheduleSet(e) = &events[0] else { panic!() };
+    let amounts: Vec<Money> = e.instalments.iter().map(|i| i.amount).collect();
+    assert_eq!(amounts, vec![eur(780_000), eur(1_300_000), eur(520_000)]);
+    given::<Convention>([signed()]).when(schedule(&[30, 50], None)).then_err(ConventionError::ScheduleDoesNotAddUp {
+        problem: "rates add up to 80 %, not 100 % of ANCT's share".into(),
+    });
+}
+
+#[test]
+fn the_schedule_changes_only_by_an_amendment_signed_and_not_yet_used() {
+    let first = given::<Convention>([signed()]).when(schedule(&[30, 50, 20], None)).events().remove(0);
+    given::<Convention>([signed(), first.clone()])
+        .when(schedule(&[40, 40, 20], None))
+        .then_err(ConventionError::ScheduleChangeNeedsAmendment { amendment: None });
+    given::<Convention>([signed(), first.clone()])
+        .when(schedule(&[40, 40, 20], Some(1)))
+        .then_err(ConventionError::ScheduleChangeNeedsAmendment { amendment: Some(1) });
+    let mut a = amendment();
+    a.period_end = Some(d("2023-06-30"));
+    let avenant = given::<Convention>([signed()]).when(Cmd::SignAmendment(a)).events().remove(0);
+    given::<Convention>([signed(), first, avenant]).when(schedule(&[40, 40, 20], Some(1))).events();
+}
+
+#[test]
+fn only_a_convention_ancts_funds_has_a_schedule() {
+    let mut c = sign_command();
+    c.total = eur(100);
+    c.shares = vec![share("Région", 100)];
+    let signed = Convention::default().decide(&Cmd::Sign(c)).unwrap().remove(0);
+    given::<Convention>([signed]).when(schedule(&[100], None)).then_err(ConventionError::NoAnctShare);
 }

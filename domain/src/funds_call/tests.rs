@@ -39,6 +39,7 @@ fn issue(n: u128, claims: Option<Vec<ClaimId>>) -> Cmd {
         period_end: d("2021-09-30"),
         claims,
         issued_on: d("2021-10-05"),
+        payment_days: None,
     }
 }
 
@@ -58,7 +59,28 @@ fn issued() -> FundsCallEvent {
 fn a_call_covers_the_claims_paid_in_its_period() {
     let FundsCallEvent::FundsCallIssued(e) = issued() else { panic!("not an issue") };
     assert_eq!(e.claims, vec![claim(1, 35_140, "2021-08-02"), claim(2, 10_000, "2021-09-15")]);
-    assert_eq!((e.number, e.total, e.due_on), (1, Money::cents(45_140), d("2021-12-04")));
+    assert_eq!((e.number, e.total, e.due_on), (1, Money::cents(45_140), d("2021-11-04")));
+}
+
+#[test]
+fn a_call_is_due_after_the_conventions_own_payment_delay() {
+    // Our default is 30 days (above); a convention that set 45 days is due 45 days after.
+    let Cmd::Issue { convention_id, call_id, period_start, period_end, claims, issued_on, .. } = issue(1, None) else {
+        unreachable!()
+    };
+    let events = given::<FundsCallLedger>(history())
+        .when(Cmd::Issue {
+            convention_id,
+            call_id,
+            period_start,
+            period_end,
+            claims,
+            issued_on,
+            payment_days: Some(45),
+        })
+        .events();
+    let FundsCallEvent::FundsCallIssued(e) = &events[0] else { panic!("not an issue") };
+    assert_eq!(e.due_on, d("2021-11-19"));
 }
 
 #[test]
@@ -109,6 +131,7 @@ fn a_call_covers_a_past_period() {
             period_end: d("2021-09-30"),
             claims: claims.clone(),
             issued_on: d("2021-09-29"),
+            payment_days: None,
         })
         .then_err(FundsCallError::IssuedBeforePeriodEnd { issued_on: d("2021-09-29"), end: d("2021-09-30") });
     given::<FundsCallLedger>(history())
@@ -119,6 +142,7 @@ fn a_call_covers_a_past_period() {
             period_end: d("2021-06-30"),
             claims,
             issued_on: d("2021-10-05"),
+            payment_days: None,
         })
         .then_err(FundsCallError::PeriodEndsBeforeStart { start: d("2021-07-01"), end: d("2021-06-30") });
 }
@@ -156,8 +180,8 @@ fn anct_pays_a_call_once_and_not_before_it_is_issued() {
 fn an_unpaid_call_is_flagged_late_once() {
     let mut h = history();
     h.push(issued());
-    let flag = Cmd::FlagLate { convention_id: convention(), call_id: call_id(1), due_on: d("2021-12-04") };
-    let flagged = FundsCallEvent::FundsCallFlaggedLate { call_id: call_id(1), number: 1, due_on: d("2021-12-04") };
+    let flag = Cmd::FlagLate { convention_id: convention(), call_id: call_id(1), due_on: d("2021-11-04") };
+    let flagged = FundsCallEvent::FundsCallFlaggedLate { call_id: call_id(1), number: 1, due_on: d("2021-11-04") };
     given::<FundsCallLedger>(h.clone()).when(flag.clone()).then([flagged.clone()]);
     h.push(flagged);
     given::<FundsCallLedger>(h).when(flag).then_err(FundsCallError::AlreadyFlaggedLate { number: 1 });

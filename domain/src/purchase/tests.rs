@@ -19,6 +19,7 @@ fn request() -> RequestPurchase {
         convention_id: ConventionId::for_code("ANCT-UNIFORMATION-2021"),
         structure_id: StructureId::for_siret(&Siret::parse("73282932000074").unwrap()),
         departement: DepartementCode::parse("29").unwrap(),
+        structure_kind: StructureKind::Association,
         provider: "Simplon".into(),
         title: "Titre professionnel Responsable d'espace de médiation numérique".into(),
         certification: Some("rncp34587".into()),
@@ -65,6 +66,22 @@ fn a_training_without_certification_goes_to_the_non_certifying_envelope() {
     let events = given::<Purchase>([]).when(Cmd::Request(Box::new(c))).events();
     let PurchaseEvent::PurchaseRequested(e) = &events[0] else { panic!() };
     assert_eq!(e.envelope_kind, EnvelopeKind::NonCertifyingTrainings);
+}
+
+#[test]
+fn the_opco_channel_funds_private_employers_only() {
+    for public in [StructureKind::CcasCias, StructureKind::CommuneOrEpci, StructureKind::Departement] {
+        let mut c = request();
+        c.structure_kind = public;
+        given::<Purchase>([])
+            .when(Cmd::Request(Box::new(c)))
+            .then_err(PurchaseError::PrivateEmployersOnly { structure_kind: public });
+    }
+    for private in [StructureKind::Association, StructureKind::PrivateCompany, StructureKind::Other] {
+        let mut c = request();
+        c.structure_kind = private;
+        given::<Purchase>([]).when(Cmd::Request(Box::new(c))).events();
+    }
 }
 
 #[test]

@@ -31,13 +31,20 @@ async fn run(store: &MemoryStore, commands: Vec<ConventionCommand>) {
 
 fn scenario() -> Vec<ConventionCommand> {
     use ConventionCommand as C;
-    let allocate = |name: &str, kind, euros| {
+    use domain::financing::FunderPart;
+    use rust_decimal::Decimal;
+    // Trainings shared 55/45, annex costs all ANCT's (the convention's plan, not a
+    // pro-rata of the whole).
+    let shared =
+        || Some(vec![FunderPart::rate("ANCT", Decimal::from(55)), FunderPart::rate("Uniformation", Decimal::from(45))]);
+    let allocate = |name: &str, kind, euros, financing| {
         C::AllocateEnvelope(AllocateEnvelope {
             convention_id: id(),
             name: name.into(),
             kind,
             amount: Money::euros(euros),
             allocated_on: d("2021-03-20"),
+            financing,
         })
     };
     vec![
@@ -57,9 +64,9 @@ fn scenario() -> Vec<ConventionCommand> {
             departements: vec![],
             annex_caps: None,
         }),
-        allocate("Formations certifiantes", EnvelopeKind::CertifyingTrainings, 2_500_000),
-        allocate("Formations non certifiantes", EnvelopeKind::NonCertifyingTrainings, 1_500_000),
-        allocate("Frais annexes", EnvelopeKind::AnnexCosts, 300_000),
+        allocate("Formations certifiantes", EnvelopeKind::CertifyingTrainings, 2_500_000, shared()),
+        allocate("Formations non certifiantes", EnvelopeKind::NonCertifyingTrainings, 1_500_000, shared()),
+        allocate("Frais annexes", EnvelopeKind::AnnexCosts, 300_000, Some(vec![FunderPart::whole("ANCT")])),
         C::CommitFunds(CommitFunds {
             convention_id: id(),
             envelope_id: env("Formations certifiantes"),
@@ -98,6 +105,7 @@ fn scenario() -> Vec<ConventionCommand> {
                 EnvelopeAmount { envelope_id: env("Frais annexes"), amount: Money::euros(400_000) },
             ],
             annex_caps: None,
+            financing: vec![],
         }),
     ]
 }
@@ -122,6 +130,12 @@ async fn folds_the_budget_of_a_convention() {
     insta::assert_json_snapshot!("budget_of_anct_uniformation", budget);
     let funders = budget.by_funder();
     assert_eq!(funders.iter().map(|(_, f)| f.committed).sum::<Money>(), budget.figures().committed);
+    // The purchase is on a training envelope shared 55/45: 12 000.01 € committed gives
+    // ANCT 6 600.01 and Uniformation 5 400.00 (the cent left over to the larger remainder);
+    // the annex-cost envelope (400 000 €, all ANCT's) is ANCT's allocation alone.
+    assert_eq!(funders[0].1.committed, Money::parse("6600.01").unwrap());
+    assert_eq!(funders[1].1.committed, Money::parse("5400.00").unwrap());
+    assert_eq!(funders[0].1.allocated, Money::euros(1_375_000 + 770_000 + 400_000));
     insta::assert_json_snapshot!("budget_by_funder", funders);
 }
 

@@ -91,6 +91,7 @@ async fn scenario() -> MemoryStore {
             kind,
             amount: Money::euros(1_000_000),
             allocated_on: d("2021-03-15"),
+            financing: None,
         }))
         .await;
     }
@@ -130,6 +131,7 @@ async fn scenario() -> MemoryStore {
         convention_id: convention(),
         structure_id: brest,
         departement: dep("29"),
+        structure_kind: domain::structure::StructureKind::Association,
         provider: "Simplon".into(),
         title: "Médiation".into(),
         certification: Some("RNCP34587".into()),

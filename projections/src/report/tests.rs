@@ -58,6 +58,10 @@ async fn late_correction(store: &MemoryStore) -> DateTime<Utc> {
             kind: EnvelopeKind::NonCertifyingTrainings,
             amount: Money::euros(1_000_000),
             allocated_on: d("2021-03-20"),
+            financing: Some(vec![
+                domain::financing::FunderPart::rate("ANCT", rust_decimal::Decimal::from(60)),
+                domain::financing::FunderPart::rate("Uniformation", rust_decimal::Decimal::from(40)),
+            ]),
         }),
     )
     .await;
@@ -166,4 +170,48 @@ async fn the_csv_opens_in_a_french_spreadsheet_or_plainly() {
     let plain = to_csv(&r, false);
     assert!(!plain.starts_with('\u{feff}'));
     assert!(plain.contains("ANCT-UNIFORMATION-2021,OPCO Uniformation,Formations,NON_CERTIFYING_TRAININGS,1000000.00,700.00,700.00,0.00,999300.00\r\n"), "{plain}");
+}
+
+#[tokio::test]
+async fn fiscal_years_show_each_funders_engagements_payments_and_what_carries_over() {
+    // Given 1 000 € committed in December 2021 (60 % ANCT, 40 % Uniformation), 300 €
+    // released in December, 700 € served in January 2022, then 400 € paid in 2022,
+    let store = MemoryStore::new();
+    late_correction(&store).await;
+    run(
+        &store,
+        6,
+        ConventionCommand::RecordPayment(RecordPayment {
+            convention_id: id(),
+            reference: "ACHAT-1".into(),
+            amount: Money::euros(400),
+            paid_on: d("2022-02-01"),
+        }),
+    )
+    .await;
+    let r = replay(&store, Cutoff::default(), 6).await.unwrap().finish(&integrity());
+    let years = &r.conventions[0].fiscal_years;
+    let row = |year: i32, envelope: &str, funder: &str| {
+        years.iter().find(|y| y.year == year && y.envelope == envelope && y.funder == funder).cloned().unwrap()
+    };
+    let dec = |s: &str| s.parse::<Decimal>().unwrap();
+    // then 2021 shows ANCT's 600 € committed, 180 € released, 420 € carried over;
+    let anct_2021 = row(2021, "Formations", "ANCT");
+    assert_eq!((anct_2021.committed, anct_2021.released, anct_2021.paid), (dec("600.00"), dec("180.00"), dec("0.00")));
+    assert_eq!(anct_2021.carried_over, dec("420.00"));
+    // 2022 its 240 € paid out of what was carried over, 180 € still to pay;
+    let anct_2022 = row(2022, "Formations", "ANCT");
+    assert_eq!(
+        (anct_2022.committed, anct_2022.service_done, anct_2022.paid),
+        (dec("0.00"), dec("420.00"), dec("240.00"))
+    );
+    assert_eq!(anct_2022.carried_over, dec("180.00"));
+    // and the convention's TOTAL per funder adds its envelopes; the funders' payments of
+    // a year add up to the convention's payments of that year.
+    let uniformation = row(2022, "TOTAL", "Uniformation");
+    assert_eq!((uniformation.paid, uniformation.carried_over), (dec("160.00"), dec("120.00")));
+    assert_eq!(row(2022, "TOTAL", "ANCT").paid + uniformation.paid, dec("400.00"));
+    let csv = to_csv(&r, false);
+    assert!(csv.contains("ANCT-UNIFORMATION-2021,2021,Formations,ANCT,600.00,180.00,0.00,0.00,420.00\r\n"), "{csv}");
+    assert!(csv.contains("ANCT-UNIFORMATION-2021,Formations,Uniformation,400000.00,280.00,280.00,160.00\r\n"), "{csv}");
 }
