@@ -137,7 +137,8 @@ pub fn files(tag: u32, structures: usize, aidants: usize, purchases: usize) -> V
             match step {
                 "demande" => cells.extend([
                     ("Convention", "ANCT-UNIFORMATION-2021".to_string()),
-                    ("SIRET", siret(tag, i % structures.max(1))),
+                    // The OPCO channel is for private employers: never one of the CCAS (every fifth).
+                    ("SIRET", siret(tag, (i % structures.max(1)) / 5 * 5 + 1)),
                     ("Organisme de formation", "Les Bons Clics".into()),
                     ("Intitulé", "Accompagner les démarches en ligne".into()),
                     ("Certification", if i % 2 == 0 { "RS5477".into() } else { String::new() }),

@@ -127,6 +127,12 @@ fn state<T: serde::Serialize>(s: &T) -> String {
         "REVOKED" => "révoquée",
         "REFUSED" => "refusée",
         "SUBMITTED" => "déposée",
+        "ASSOCIATION" => "association",
+        "CCAS_CIAS" => "CCAS ou CIAS",
+        "COMMUNE_OR_EPCI" => "commune ou EPCI",
+        "DEPARTEMENT" => "département",
+        "PRIVATE_COMPANY" => "entreprise privée",
+        "OTHER" => "autre",
         other => return other.to_lowercase(),
     }
     .to_string()
@@ -218,21 +224,12 @@ impl French for domain::purchase::PurchaseError {
             E::MorePresentThanRegistered { present, registered } => {
                 format!("{present} stagiaires présents pour {registered} inscrits")
             }
-            E::PrivateEmployersOnly { structure_kind } => {
-                use domain::structure::StructureKind as K;
-                let kind = match structure_kind {
-                    K::CcasCias => "un CCAS ou CIAS",
-                    K::CommuneOrEpci => "une commune ou un EPCI",
-                    K::Departement => "un département",
-                    K::Association => "une association",
-                    K::PrivateCompany => "une entreprise privée",
-                    K::Other => "un autre employeur",
-                };
-                format!(
-                    "l'OPCO finance les formations des employeurs privés ; cette structure est {kind} \
-                     (les agents publics se forment par le CNFPT, ceux des CCAS avec l'UNCCAS)"
-                )
-            }
+            E::PrivateEmployersOnly { structure_kind } => format!(
+                "le canal de l'OPCO finance les employeurs privés : cette structure est de type {}",
+                state(structure_kind)
+            ),
+            #[allow(unreachable_patterns)]
+            _ => return None,
         })
     }
 }

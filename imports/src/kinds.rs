@@ -624,8 +624,9 @@ impl Line {
                     purchase_id: l.purchase_id,
                     convention_id: l.convention_id,
                     structure_id: l.structure_id,
-                    departement: structure.departement,
+                    // The buyer's kind, from its stream: the OPCO channel is for private employers.
                     structure_kind: structure.kind,
+                    departement: structure.departement,
                     provider: l.provider,
                     title: l.title,
                     certification: l.certification,

@@ -246,7 +246,6 @@ fn purchase(reference: &str, extra: &[(&'static str, &'static str)]) -> Vec<(&'s
         ("Étape", "demande"),
         ("Date", "15/03/2021"),
         ("Convention", "ANCT-UNIFORMATION-2021"),
-        // The OPCO channel funds private employers only: the association buys.
         ("SIRET", SIRET_ASSO),
         ("Organisme de formation", "Les Bons Clics"),
         ("Intitulé", "Démarches en ligne"),
@@ -301,7 +300,6 @@ fn purchases_file() -> Vec<Vec<(&'static str, String)>> {
         step("UNIF-7", "accord", "20/03/2021", &[]), // no such purchase
         step("UNIF-1", "annulation", "20/03/2021", &[]), // no reason
         purchase("UNIF-8", &[("Stagiaires", "0")]),
-        purchase("UNIF-9", &[("SIRET", SIRET_CCAS)]), // a CCAS: the OPCO channel funds private employers
     ]
 }
 
@@ -325,10 +323,9 @@ async fn purchases_with_attendance_and_payment_every_rule_that_refuses_a_line() 
             (14, "NotFound"),
             (15, "ColonneVide"),
             (16, "Zero"),
-            (17, "PrivateEmployersOnly"),
         ]
     );
-    assert_eq!(counts(&report), (5, 0, 11));
+    assert_eq!(counts(&report), (5, 0, 10));
     let exceeded = &report.refused_lines[6];
     assert_eq!(
         exceeded.message,
@@ -340,14 +337,13 @@ async fn purchases_with_attendance_and_payment_every_rule_that_refuses_a_line() 
         report.refused_lines[5].message,
         "la structure n'est pas enregistrée : importez-la d'abord (fichier des structures)"
     );
-    assert!(report.refused_lines[10].message.starts_with("l'OPCO finance les formations des employeurs privés"));
 
     // The same lines from a workbook: the same commands, already there.
     let before = head(&store);
     let book = xlsx(Kind::Purchases, &refs(&lines).iter().map(Vec::as_slice).collect::<Vec<_>>());
     let again = run(&uc, Kind::Purchases, &book).await;
     assert_eq!(again.source.format, "XLSX");
-    assert_eq!(counts(&again), (0, 5, 11), "{:?}", again.refused_lines);
+    assert_eq!(counts(&again), (0, 5, 10), "{:?}", again.refused_lines);
     assert_eq!(head(&store), before);
 }
 
@@ -559,7 +555,7 @@ async fn annex_cost_claims_and_a_structure_claims_only_for_its_own_trainings() {
     let file = csv(Kind::AnnexClaims, &claims.iter().map(Vec::as_slice).collect::<Vec<_>>());
     // A structure that did not buy the training: refused, nothing written.
     let other = Importer {
-        actor: "structure:ccas".into(),
+        actor: "structure:asso".into(),
         structure: Some(domain::structure::StructureId::for_siret(
             &domain::structure::Siret::parse(SIRET_CCAS).unwrap(),
         )),
@@ -572,7 +568,7 @@ async fn annex_cost_claims_and_a_structure_claims_only_for_its_own_trainings() {
     assert_eq!(head(&store), before);
     // The buyer's own.
     let buyer = Importer {
-        actor: "structure:asso".into(),
+        actor: "structure:ccas".into(),
         structure: Some(domain::structure::StructureId::for_siret(
             &domain::structure::Siret::parse(SIRET_ASSO).unwrap(),
         )),

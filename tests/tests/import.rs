@@ -42,7 +42,8 @@ async fn start(data_dir: &Path) -> Running {
 }
 
 async fn token(dir: &Path, role: api::Role, structure: Option<uuid::Uuid>) -> String {
-    api::TokenStore::open(dir).unwrap().create(role, structure, &format!("import {}", role.name())).await.unwrap().1
+    let tokens = api::TokenStore::open(dir).unwrap();
+    tokens.create(role, structure, &format!("import {}", role.name())).await.unwrap().1
 }
 
 impl Running {
@@ -88,8 +89,7 @@ async fn partners_import_their_files_under_their_roles_and_get_a_report() {
         imports::Kind::Structures,
         &[&[
             ("SIRET", &siret),
-            // The OPCO channel funds private employers: an association buys.
-            ("Nom", "Association numérique d'Ajaccio"),
+            ("Nom", "Les Clics d'Ajaccio"),
             ("Type", "association"),
             ("Département", "2A"),
             ("Effectif", "12"),
