@@ -61,6 +61,32 @@ pub struct NewEvent {
     pub metadata: CommandMeta,
 }
 
+impl NewEvent {
+    /// What its hash covers once it is written at `version` of `stream` at `recorded_at_micros`:
+    /// every backend chains it the same way.
+    pub(crate) fn hashed<'a>(
+        &'a self,
+        stream: &'a str,
+        version: u64,
+        recorded_at_micros: i64,
+    ) -> chain::HashedFields<'a> {
+        chain::HashedFields {
+            stream,
+            version,
+            event_id: self.event_id.0.as_bytes(),
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            business_date: self.business_date,
+            recorded_at_micros,
+            payload: self.payload.as_str(),
+            command_id: self.metadata.command_id.0.as_bytes(),
+            actor: &self.metadata.actor,
+            correlation_id: self.metadata.correlation_id.0.as_bytes(),
+            causation_id: self.metadata.causation_id.as_ref().map(|c| c.0.as_bytes()),
+        }
+    }
+}
+
 /// An event as the log holds it, with both time axes: the business date it concerns and
 /// the instant it was recorded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -753,23 +753,7 @@ fn insert_append(
         let version = tip.version + 1 + i as u64;
         let m = &e.metadata;
         let causation_id = m.causation_id.as_ref().map(|c| c.0.as_bytes());
-        let hash = chain::event_hash(
-            &previous,
-            &chain::HashedFields {
-                stream: &request.stream,
-                version,
-                event_id: e.event_id.0.as_bytes(),
-                event_type: &e.event_type,
-                schema_version: e.schema_version,
-                business_date: e.business_date,
-                recorded_at_micros,
-                payload: e.payload.as_str(),
-                command_id: m.command_id.0.as_bytes(),
-                actor: &m.actor,
-                correlation_id: m.correlation_id.0.as_bytes(),
-                causation_id,
-            },
-        );
+        let hash = chain::event_hash(&previous, &e.hashed(&request.stream, version, recorded_at_micros));
         log = chain::log_hash(&log, position, &hash);
         record::encode(
             &record::Record {

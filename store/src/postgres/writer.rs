@@ -220,23 +220,7 @@ fn add_request<'a>(
         version += 1;
         head.position += 1;
         let m = &e.metadata;
-        let hash = chain::event_hash(
-            &previous,
-            &chain::HashedFields {
-                stream: &request.stream,
-                version,
-                event_id: e.event_id.0.as_bytes(),
-                event_type: &e.event_type,
-                schema_version: e.schema_version,
-                business_date: e.business_date,
-                recorded_at_micros,
-                payload: e.payload.as_str(),
-                command_id: m.command_id.0.as_bytes(),
-                actor: &m.actor,
-                correlation_id: m.correlation_id.0.as_bytes(),
-                causation_id: m.causation_id.as_ref().map(|c| c.0.as_bytes()),
-            },
-        );
+        let hash = chain::event_hash(&previous, &e.hashed(&request.stream, version, recorded_at_micros));
         head.log_hash = chain::log_hash(&head.log_hash, head.position, &hash);
         rows.position.push(head.position as i64);
         rows.stream.push(&request.stream);
