@@ -37,6 +37,34 @@ pub struct DashboardFigures {
     pub dashboard_max_per_s: f64,
 }
 
+/// The settings of a benchmark's own server on `dir` (port 0, no demo, no rate limit:
+/// the benchmarks measure the server, not the limit), on `store` or the embedded log.
+pub(crate) fn bench_settings(dir: &std::path::Path, store: Option<String>) -> Settings {
+    Settings {
+        data_dir: dir.to_path_buf(),
+        store,
+        addr: "127.0.0.1:0".into(),
+        demo: false,
+        scenario: crate::Scenario::Sample,
+        graphiql: false,
+        rate_limit: 0,
+    }
+}
+
+/// A server started in this process: its base URL, and how to stop it (send on the
+/// channel, then await the task).
+pub(crate) type Started = (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>);
+
+pub(crate) async fn start(settings: &Settings) -> anyhow::Result<Started> {
+    let app = Application::build(settings).await?;
+    let base = format!("http://{}", app.addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+    Ok((base, stop, server))
+}
+
 /// A running server of its own on `dir` (port 0), a token of `role`, and how to stop it:
 /// send on the channel, then await the task.
 pub(crate) async fn serve_in_process(
@@ -46,22 +74,7 @@ pub(crate) async fn serve_in_process(
 ) -> anyhow::Result<(String, String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let tokens = api::TokenStore::open(dir)?;
     let (_, token) = tokens.create(role, None, label).await.map_err(|e| anyhow::anyhow!(e))?;
-    let settings = Settings {
-        data_dir: dir.to_path_buf(),
-        store: None,
-        addr: "127.0.0.1:0".into(),
-        demo: false,
-        scenario: crate::Scenario::Sample,
-        graphiql: false,
-        // The benchmarks measure the server, not the limit.
-        rate_limit: 0,
-    };
-    let app = Application::build(&settings).await?;
-    let base = format!("http://{}", app.addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(async move {
-        let _ = stopped.await;
-    }));
+    let (base, stop, server) = start(&bench_settings(dir, None)).await?;
     Ok((base, token, stop, server))
 }
 

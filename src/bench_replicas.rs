@@ -6,7 +6,6 @@
 //! The database gets a schema of its own per replica count, dropped afterwards.
 
 use crate::bench_write::{WriteFigures, WriteOptions, WriteRun, closed_runs, writers};
-use crate::{Application, Settings};
 use std::sync::Arc;
 
 /// The runs on PostgreSQL with this many replicas.
@@ -43,21 +42,9 @@ async fn run(options: &WriteOptions, url: &str, replicas: usize) -> anyhow::Resu
     let mut servers = Vec::new();
     for _ in 0..replicas {
         let dir = tempfile::tempdir()?;
-        let settings = Settings {
-            data_dir: dir.path().to_path_buf(),
-            store: Some(url.to_string()),
-            addr: "127.0.0.1:0".into(),
-            demo: false,
-            scenario: crate::Scenario::Sample,
-            graphiql: false,
-            rate_limit: 0,
-        };
-        let app = Application::build(&settings).await?;
-        let base = format!("http://{}/graphql", app.addr());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(app.run(async move {
-            let _ = stopped.await;
-        }));
+        let settings = crate::bench_dashboard::bench_settings(dir.path(), Some(url.to_string()));
+        let (base, stop, task) = crate::bench_dashboard::start(&settings).await?;
+        let base = format!("{base}/graphql");
         servers.push((base, stop, task, dir));
     }
     let urls: Vec<String> = servers.iter().map(|s| s.0.clone()).collect();
