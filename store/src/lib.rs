@@ -243,8 +243,12 @@ impl From<rusqlite::Error> for StoreError {
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Appends atomically, only if the stream is at the expected version; acknowledged only
-    /// once durable. A command id already applied returns its first answer.
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
+    /// once durable. A command id already applied returns its first answer. By default, an
+    /// [`append_all`](Self::append_all) of one request (checked by it the same way).
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let mut outcomes = self.append_all(vec![request]).await?;
+        Ok(outcomes.pop().expect("one outcome per request"))
+    }
 
     /// Several appends, each to its own stream with its own expected version and command id,
     /// written as one: all in one durable commit, or none. For use cases that change several

@@ -2,7 +2,7 @@
 
 use crate::{
     AppendOutcome, AppendRequest, ChainHash, CommandRecord, EventStore, RecordedEvent, StoreError, check_expected,
-    check_request, check_requests, judge_applied,
+    check_requests, judge_applied,
 };
 use async_trait::async_trait;
 use domain::CommandId;
@@ -90,12 +90,6 @@ impl MemoryStore {
 
 #[async_trait]
 impl EventStore for MemoryStore {
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        check_request(&request)?;
-        let mut outcomes = self.write(vec![request])?;
-        Ok(outcomes.pop().expect("one outcome per request"))
-    }
-
     async fn append_all(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>, StoreError> {
         check_requests(&requests)?;
         self.write(requests)

@@ -31,7 +31,7 @@ pub(crate) mod record;
 use crate::chain::{self, ChainHash};
 use crate::{
     AppendOutcome, AppendRequest, CommandRecord, EventStore, Payload, RecordedEvent, StoreError, Verification,
-    Verifier, check_expected, check_request, check_requests, judge_applied,
+    Verifier, check_expected, check_requests, judge_applied,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -1130,13 +1130,6 @@ impl AppendCheck {
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        // Checked here, by the caller's thread: the writer's time is the log's throughput.
-        check_request(&request)?;
-        let mut outcomes = self.write(vec![request]).await?;
-        Ok(outcomes.pop().expect("one outcome per request"))
-    }
-
     async fn append_all(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>, StoreError> {
         check_requests(&requests)?;
         self.write(requests).await

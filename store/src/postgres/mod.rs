@@ -42,7 +42,7 @@ mod writer;
 
 use crate::{
     AppendOutcome, AppendRequest, ChainHash, CommandRecord, EventStore, Payload, RecordedEvent, StoreError,
-    check_request, check_requests,
+    check_requests,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -416,12 +416,6 @@ const SELECT_COMMAND: &str = "SELECT fingerprint, stream, first_version, last_ve
 
 #[async_trait]
 impl EventStore for PostgresStore {
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        check_request(&request)?;
-        let mut outcomes = self.write(vec![request]).await?;
-        Ok(outcomes.pop().expect("one outcome per request"))
-    }
-
     async fn append_all(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>, StoreError> {
         check_requests(&requests)?;
         self.write(requests).await
