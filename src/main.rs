@@ -151,6 +151,11 @@ enum Command {
         /// received, justified, recovered or co-funder-spent.
         #[arg(long)]
         figure: String,
+        /// Only this funder's part (e.g. ANCT, Uniformation): each event's effect is then
+        /// the funder's move by the envelope's financing plan. Without `--envelope`, every
+        /// envelope of the convention.
+        #[arg(long)]
+        funder: Option<String>,
         /// Only the events of this budget year (exercice: their business date's year),
         /// behind that year's figure in the report's fiscal years.
         #[arg(long)]
@@ -485,7 +490,19 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Explain { data, store, as_of, as_known_at, convention, envelope, figure, year, format, plain_csv } => {
+        Command::Explain {
+            data,
+            store,
+            as_of,
+            as_known_at,
+            convention,
+            envelope,
+            figure,
+            funder,
+            year,
+            format,
+            plain_csv,
+        } => {
             let figure = projections::report::Figure::parse(&figure)
                 .context(
                     "--figure is one of allocated, committed, service-done, paid (an envelope's), received, justified, recovered, co-funder-spent (the partner's)",
@@ -493,11 +510,24 @@ async fn main() -> anyhow::Result<()> {
             let cutoff = projections::report::Cutoff { as_of, as_known_at };
             let (builder, _) = audited(&data, store.as_deref(), cutoff).await?;
             let convention_id = domain::ConventionId::for_code(&convention);
-            let events = if figure.of_partner() {
-                builder.explain_partner(convention_id, figure)
-            } else {
-                anyhow::ensure!(!envelope.is_empty(), "--envelope names the envelope whose {figure:?} to explain");
-                builder.explain(convention_id, domain::EnvelopeId::for_name(convention_id, &envelope), figure)
+            let envelope_id = (!envelope.is_empty()).then(|| domain::EnvelopeId::for_name(convention_id, &envelope));
+            let events = match (&funder, envelope_id) {
+                (Some(funder), envelope_id) => {
+                    let funders = builder.funders_of(convention_id);
+                    anyhow::ensure!(
+                        funders.iter().any(|f| f.eq_ignore_ascii_case(funder)),
+                        "--funder {funder:?} does not fund {convention}: its funders are {}",
+                        funders.join(", ")
+                    );
+                    builder.explain_funder(convention_id, envelope_id, figure, funder)
+                }
+                (None, _) if figure.of_partner() => builder.explain_partner(convention_id, figure),
+                (None, Some(envelope_id)) => builder.explain(convention_id, envelope_id, figure),
+                (None, None) => {
+                    anyhow::bail!(
+                        "--envelope names the envelope whose {figure:?} to explain (or --funder, for a funder's part of the whole convention)"
+                    )
+                }
             };
             let events = match year {
                 Some(year) => projections::report::in_fiscal_year(events, year),
