@@ -281,6 +281,17 @@ pub trait EventStore: Send + Sync + 'static {
         true
     }
 
+    /// For a log whose `append_all` is handed to it, in call order, by the first poll of
+    /// its future (the rest only waits for the durable commit) and that no other process
+    /// writes: its shared state, the same for every handle on it in this process. A caller
+    /// may then let the next writer of a stream decide on top of an append still in flight
+    /// (pipelining): that writer's append expects the versions the first one writes, is
+    /// checked after it, and — all writers of this process sharing one turn per stream —
+    /// can only be written if the first one was. `None` unless the backend guarantees it.
+    fn ordered_log(&self) -> Option<std::sync::Arc<dyn std::any::Any + Send + Sync>> {
+        None
+    }
+
     /// Every event of one stream, in version order.
     async fn read_stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, StoreError>;
 
