@@ -7,7 +7,9 @@
 //! commands on a hot stream are decided one after the other and written as a group, so
 //! none is refused for contention while the rules allow it. Between processes, expected
 //! versions guard every write and a lost race is decided again. A command id already
-//! applied gets its first answer back, concurrent retries included.
+//! applied gets its first answer back, concurrent retries included. Every `UseCases` on
+//! one embedded log shares this process's lanes on it, which lets steps pipeline their
+//! companion's writes (see [`UseCases::step`]).
 //!
 //! It must never decide from a read model, nor write a use case's streams one by one.
 
@@ -197,7 +199,11 @@ impl UseCases {
     /// append, companion first. `companion` names the companion's stream, if any, from the
     /// entity's state and the command; `complete` adds to the command what the companion
     /// knows (a count, say); `commands` gives the companion's commands for the entity's new
-    /// events. Both streams are held for this process for the whole decision.
+    /// events. Both streams are held for this process for the whole decision; on a log
+    /// that hands appends over in order ([`EventStore::ordered_log`]), the companion's turn
+    /// is released once the append is handed over (pipelining: the companion's next writer
+    /// decides on top of it and their commits share a group), and a refusal decided on
+    /// appends still in flight waits for them and stands only if they were written.
     pub async fn step<A, B>(
         &self,
         entity: String,
