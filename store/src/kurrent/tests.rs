@@ -1,0 +1,328 @@
+//! The backend's own tests. Those named `stand_in_…` run its client-side logic against
+//! the [stand-in](super::stand_in) of KurrentDB's gRPC service, not against the server.
+
+use super::stand_in::{Fault, StandIn};
+use super::wire::{Wire, WireSettings};
+use super::*;
+use crate::conformance::request;
+use crate::{ExpectedVersion, verify_store};
+
+#[test]
+fn recognises_its_connection_strings() {
+    assert!(is_kurrent_url("kurrentdb://localhost:2113?tls=false"));
+    assert!(is_kurrent_url("kurrentdb+discover://node1:2113,node2:2113?tls=true"));
+    assert!(is_kurrent_url("kurrent+discover://node1:2113,node2:2113?tls=true"));
+    assert!(!is_kurrent_url("data/events.sqlite3"));
+    assert!(!is_kurrent_url("postgres://localhost"));
+}
+
+#[tokio::test]
+async fn a_refused_url_is_reported_without_its_password() {
+    for url in ["kurrentdb://admin:s3cret@localhost:2113?tls=maybe", "kurrent+discover://admin:s3cret@:notaport"] {
+        let Err(err) = KurrentStore::connect(url).await else { panic!("{url} is refused") };
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        assert!(err.to_string().contains("admin:***@"), "{err}");
+    }
+    assert_eq!(crate::scrub_password("failed: s3cret", "kurrentdb://a:s3cret@h:2113"), "failed: ***");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_reported_without_its_password() {
+    let url = "kurrentdb://admin:s3cret@127.0.0.1:1?tls=false";
+    let Err(err) = KurrentStore::connect(url).await else { panic!("nothing listens on port 1") };
+    let text = err.to_string();
+    assert!(!text.contains("s3cret") && text.contains("admin:***@"), "{text}");
+}
+
+#[test]
+fn versions_start_at_one_where_revisions_start_at_zero() {
+    assert_eq!(version_of_revision(0), 1);
+    assert_eq!(expected_revision(0), -1);
+    assert_eq!(expected_revision(3), 2);
+}
+
+#[test]
+fn metadata_round_trips_and_keeps_microseconds() {
+    let meta = TrackerMetadata {
+        command_id: CommandId::new_random(),
+        actor: "opco:bob".into(),
+        correlation_id: CorrelationId::new_random(),
+        causation_id: Some(EventId::new_random()),
+        business_date: NaiveDate::from_ymd_opt(2021, 6, 1).unwrap(),
+        schema_version: 1,
+        recorded_at: 1_622_540_000_123_456,
+        hash: ChainHash([7; 32]),
+    };
+    let json = serde_json::to_vec(&meta).unwrap();
+    assert_eq!(serde_json::from_slice::<TrackerMetadata>(&json).unwrap(), meta);
+}
+
+#[tokio::test]
+async fn a_malformed_url_is_refused_clearly() {
+    let err = KurrentStore::connect("kurrentdb://").await.err().expect("refused");
+    assert!(err.to_string().contains("KurrentDB"), "{err}");
+}
+
+/// The deadline of a call in these tests: short, so that a stall is seen quickly.
+const TEST_DEADLINE: Duration = Duration::from_millis(400);
+
+fn wire_to(stand_in: &StandIn, node: usize) -> Wire {
+    let addr = stand_in.addr(node);
+    Wire::new(WireSettings {
+        secure: false,
+        seeds: vec![(addr.ip().to_string(), addr.port() as u32)],
+        tls: None,
+        authorization: wire::basic_authorization("kurrentdb://admin:changeit@h:2113"),
+        deadline: TEST_DEADLINE,
+    })
+}
+
+/// A store on the stand-in: writes through its gRPC service (first to `node`), reads
+/// from its log.
+async fn store_on(stand_in: &StandIn, node: usize) -> KurrentStore {
+    let writes = writes_for(wire_to(stand_in, node)).await.expect("the stand-in answers its version");
+    KurrentStore::with(stand_in.reads(), writes).await.unwrap()
+}
+
+/// For the conformance suite: a fresh stand-in (kept for the test's life) and a store on it.
+pub(crate) async fn stand_in_store() -> KurrentStore {
+    let stand_in = Box::leak(Box::new(StandIn::start(1, "25.1.1.2045").await));
+    store_on(stand_in, 0).await
+}
+
+/// The tracker's events of the stand-in's log, by stream.
+fn tracker_events_of(stand_in: &StandIn, stream: &str) -> usize {
+    stand_in.events().iter().filter(|e| e.stream == stream).count()
+}
+
+fn command_records(stand_in: &StandIn) -> usize {
+    stand_in.events().iter().filter(|e| e.stream.starts_with(COMMAND_STREAM)).count()
+}
+
+#[tokio::test]
+async fn stand_in_events_and_their_command_record_go_in_one_session_with_the_credentials() {
+    let stand_in = StandIn::start(1, "25.1.1.2045").await;
+    let store = store_on(&stand_in, 0).await;
+    assert!(store.atomic_multi_stream());
+    let parts = vec![request("a-1", ExpectedVersion::NoStream, 2), request("b-1", ExpectedVersion::NoStream, 1)];
+    let out = store.append_all(parts.clone()).await.unwrap();
+    assert_eq!(stand_in.sessions(), [1], "one call");
+    assert_eq!((tracker_events_of(&stand_in, "a-1"), tracker_events_of(&stand_in, "b-1")), (2, 1));
+    assert_eq!(command_records(&stand_in), 2, "one record per command, in the same transaction");
+    assert_eq!(stand_in.authorization().as_deref(), Some("Basic YWRtaW46Y2hhbmdlaXQ="));
+    assert!(out[0].first_position < out[0].last_position && out[0].last_position < out[1].first_position);
+    // The records are found, with the events' positions.
+    let found = store.find_command(parts[1].command_id).await.unwrap().unwrap();
+    assert_eq!(found.outcome, AppendOutcome { duplicate: true, ..out[1].clone() });
+}
+
+#[tokio::test]
+async fn stand_in_a_commit_whose_answer_comes_after_the_deadline_is_applied_once() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let store = store_on(&stand_in, 0).await;
+    // Given a leader that commits, then answers too late,
+    stand_in.inject(Fault::CommitThenStall(Duration::from_secs(5)));
+    let first = request("late-1", ExpectedVersion::NoStream, 2);
+    // when the command is appended,
+    let out = tokio::time::timeout(Duration::from_secs(4), store.append(first.clone()))
+        .await
+        .expect("the deadline ends the call")
+        .unwrap();
+    // then the log settles it: applied once, by this very call (not a duplicate), and not
+    // sent again;
+    assert!(!out.duplicate, "{out:?}");
+    assert_eq!(tracker_events_of(&stand_in, "late-1"), 2);
+    assert_eq!(stand_in.sessions(), [1]);
+    // and the caller's own retry gets the same answer, marked duplicate, writing nothing.
+    let again = store.append(first).await.unwrap();
+    assert_eq!(again, AppendOutcome { duplicate: true, ..out });
+    assert_eq!(tracker_events_of(&stand_in, "late-1"), 2);
+    assert_eq!(command_records(&stand_in), 1);
+}
+
+#[tokio::test]
+async fn stand_in_a_commit_then_a_dropped_connection_is_applied_once_and_the_next_call_reconnects() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let store = store_on(&stand_in, 0).await;
+    stand_in.inject(Fault::CommitThenDrop);
+    let out = store.append(request("drop-1", ExpectedVersion::NoStream, 1)).await.unwrap();
+    assert!(!out.duplicate);
+    assert_eq!(tracker_events_of(&stand_in, "drop-1"), 1);
+    // The connection is made again for the next write.
+    let next = store.append(request("drop-1", ExpectedVersion::Exact(1), 1)).await.unwrap();
+    assert_eq!((next.first_version, next.duplicate), (2, false));
+    assert_eq!(stand_in.sessions(), [2]);
+}
+
+#[tokio::test]
+async fn stand_in_an_unavailable_node_or_a_stall_without_commit_is_tried_again() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let store = store_on(&stand_in, 0).await;
+    stand_in.inject(Fault::Unavailable);
+    stand_in.inject(Fault::Stall(Duration::from_secs(5)));
+    let out = tokio::time::timeout(Duration::from_secs(4), store.append(request("un-1", ExpectedVersion::NoStream, 1)))
+        .await
+        .expect("a stalled leader does not hang the request")
+        .unwrap();
+    assert_eq!((out.first_version, out.duplicate), (1, false));
+    assert_eq!(tracker_events_of(&stand_in, "un-1"), 1);
+    assert_eq!(stand_in.sessions(), [3], "unavailable, stalled, then written");
+}
+
+#[tokio::test]
+async fn stand_in_a_leader_that_never_answers_ends_in_a_clear_error_without_writing() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let store = store_on(&stand_in, 0).await;
+    for _ in 0..WRITE_ATTEMPTS {
+        stand_in.inject(Fault::Stall(Duration::from_secs(5)));
+    }
+    let err =
+        tokio::time::timeout(Duration::from_secs(8), store.append(request("stall-1", ExpectedVersion::NoStream, 1)))
+            .await
+            .expect("bounded by the deadlines")
+            .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("no answer") && text.contains("same command id"), "{text}");
+    assert_eq!(tracker_events_of(&stand_in, "stall-1"), 0);
+}
+
+#[tokio::test]
+async fn stand_in_a_follower_sends_the_write_to_the_leader_it_names() {
+    let stand_in = StandIn::start(2, "25.1.1").await;
+    stand_in.set_leader(1);
+    // Seeded with the follower only,
+    let store = store_on(&stand_in, 0).await;
+    let out = store.append(request("lead-1", ExpectedVersion::NoStream, 1)).await.unwrap();
+    assert_eq!((out.first_version, out.duplicate), (1, false));
+    // the write was refused by the follower, done by the leader, once;
+    assert_eq!(stand_in.sessions(), [1, 1]);
+    assert_eq!(tracker_events_of(&stand_in, "lead-1"), 1);
+    // and the next goes straight to the leader.
+    store.append(request("lead-1", ExpectedVersion::Exact(1), 1)).await.unwrap();
+    assert_eq!(stand_in.sessions(), [1, 2]);
+}
+
+#[tokio::test]
+async fn stand_in_two_writers_of_one_command_apply_it_once() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let (a, b) = (store_on(&stand_in, 0).await, store_on(&stand_in, 0).await);
+    let command = request("twin-1", ExpectedVersion::NoStream, 2);
+    let (x, y) = tokio::join!(a.append(command.clone()), b.append(command.clone()));
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(tracker_events_of(&stand_in, "twin-1"), 2, "applied once");
+    assert_eq!(command_records(&stand_in), 1);
+    assert_eq!((x.first_version, x.last_version), (y.first_version, y.last_version));
+    assert!(x.duplicate != y.duplicate, "one applied it, the other got its answer: {x:?} {y:?}");
+}
+
+#[tokio::test]
+async fn stand_in_a_lost_race_is_a_conflict_decided_again_on_the_new_tip() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let (a, b) = (store_on(&stand_in, 0).await, store_on(&stand_in, 0).await);
+    a.append(request("race-1", ExpectedVersion::NoStream, 1)).await.unwrap();
+    let (x, y) = tokio::join!(
+        a.append(request("race-1", ExpectedVersion::Exact(1), 1)),
+        b.append(request("race-1", ExpectedVersion::Exact(1), 1))
+    );
+    let wins = [&x, &y].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "{x:?} {y:?}");
+    let loser = match (x, y) {
+        (Err(e), _) | (_, Err(e)) => e,
+        _ => unreachable!(),
+    };
+    assert!(matches!(loser, StoreError::WrongExpectedVersion { actual: 2, .. }), "{loser:?}");
+    // `Any` is written on the new tip instead, and the chain still holds.
+    let (x, y) = tokio::join!(
+        a.append(request("race-1", ExpectedVersion::Any, 1)),
+        b.append(request("race-1", ExpectedVersion::Any, 1))
+    );
+    assert!(x.is_ok() && y.is_ok(), "{x:?} {y:?}");
+    assert_eq!(a.read_stream("race-1").await.unwrap().len(), 4);
+    assert!(verify_store(&a, false).await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn stand_in_other_applications_events_are_skipped_not_corrupt() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let store = store_on(&stand_in, 0).await;
+    let first = store.append(request("mix-1", ExpectedVersion::NoStream, 1)).await.unwrap();
+    // Other applications' events: custom metadata of theirs, none, not even JSON; many
+    // of them, more than a page.
+    for i in 0..3000 {
+        let metadata: &[u8] = match i % 3 {
+            0 => br#"{"app":"billing","$correlationId":"x"}"#,
+            1 => b"",
+            _ => b"\x00\x01binary",
+        };
+        stand_in.append_foreign(&format!("orders-{}", i % 7), "OrderPlaced", metadata);
+    }
+    let second = store.append(request("mix-1", ExpectedVersion::Exact(1), 1)).await.unwrap();
+    stand_in.append_foreign("orders-1", "OrderShipped", br#"{"app":"billing"}"#);
+    // Reads skip them: a page of theirs is not the end of the log.
+    let all = store.read_all(0, 10).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), [first.first_position, second.first_position]);
+    let page = store.read_all(first.last_position, 1).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.position).collect::<Vec<_>>(), [second.first_position]);
+    assert!(store.read_all(second.last_position, 10).await.unwrap().is_empty());
+    // verify reads every tracker event, and only them;
+    let report = verify_store(&store, false).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    // the head is the last tracker event, not theirs, so a follower does not spin.
+    let fresh = store_on(&stand_in, 0).await;
+    assert_eq!(*fresh.head().borrow(), second.last_position);
+    use futures::StreamExt as _;
+    let followed: Vec<_> = crate::follow(Arc::new(fresh), 0).take(2).collect().await;
+    assert_eq!(followed.len(), 2);
+    // A tracker stream holding a foreign event is reported, though.
+    stand_in.append_foreign("mix-1", "Odd", b"");
+    let err = store.read_stream("mix-1").await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn stand_in_the_head_follows_another_writer() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let (a, b) = (store_on(&stand_in, 0).await, store_on(&stand_in, 0).await);
+    let out = a.append(request("head-1", ExpectedVersion::NoStream, 1)).await.unwrap();
+    let mut head = b.head();
+    tokio::time::timeout(Duration::from_secs(5), head.wait_for(|h| *h >= out.last_position))
+        .await
+        .expect("the poll moves the head")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn stand_in_a_truncated_stream_is_refused_not_folded() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let store = store_on(&stand_in, 0).await;
+    store.append(request("cut-1", ExpectedVersion::NoStream, 3)).await.unwrap();
+    assert_eq!(store.read_stream_from("cut-1", 2).await.unwrap().len(), 2);
+    stand_in.truncate_front("cut-1", 1);
+    let err = store.read_stream("cut-1").await.unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+    // From where the stream still holds every event, it reads.
+    assert_eq!(store.read_stream_from("cut-1", 2).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn stand_in_an_older_server_is_read_but_never_written() {
+    let stand_in = StandIn::start(1, "24.10.5").await;
+    let store = store_on(&stand_in, 0).await;
+    assert!(!store.atomic_multi_stream());
+    let err = store.append(request("old-1", ExpectedVersion::NoStream, 1)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unsupported(SERVER_TOO_OLD)), "{err:?}");
+    assert!(err.to_string().contains("25.1.1"), "{err}");
+    assert!(stand_in.events().is_empty());
+    assert!(store.read_all(0, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn stand_in_bad_records_are_refused_and_write_nothing() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let store = store_on(&stand_in, 0).await;
+    let mut bad = request("bad-1", ExpectedVersion::NoStream, 1);
+    bad.events[0].event_type = "has spaces".into();
+    let err = store.append_all(vec![request("good-1", ExpectedVersion::NoStream, 1), bad]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    assert!(stand_in.events().is_empty(), "all or nothing");
+}
