@@ -185,15 +185,38 @@ pub(crate) trait Reads: Send + Sync + 'static {
     async fn all_backwards(&self, max: usize) -> Result<Vec<Raw>, StoreError>;
 }
 
-/// The reads through the `kurrentdb` client.
+/// The reads through the `kurrentdb` client, on the leader (reads after writes, and the
+/// tips a write is checked against, must see the last commit). A client whose connection
+/// failed is replaced by a new one, so that no failed discovery or lost node is kept for
+/// good.
 struct ClientReads {
-    client: Client,
+    client: Mutex<Client>,
+    settings: ClientSettings,
     deadline: Duration,
 }
 
 impl ClientReads {
+    fn new(settings: ClientSettings, deadline: Duration) -> Result<Self, StoreError> {
+        let client = Client::new(settings.clone()).map_err(|e| backend(format!("{e:#}")))?;
+        Ok(Self { client: Mutex::new(client), settings, deadline })
+    }
+
+    fn client(&self) -> Client {
+        self.client.lock().expect("client poisoned").clone()
+    }
+
+    /// After a failure of the connection: a new client, which discovers the nodes again.
+    fn renew(&self, why: &dyn std::fmt::Display) {
+        tracing::warn!(error = %why, "KurrentDB: the connection failed; connecting again");
+        match Client::new(self.settings.clone()) {
+            Ok(client) => *self.client.lock().expect("client poisoned") = client,
+            Err(e) => tracing::error!(error = %e, "KurrentDB: cannot build a new client"),
+        }
+    }
+
     async fn collect(
         &self,
+        what: &str,
         read: impl Future<Output = kurrentdb::Result<kurrentdb::ReadStream>>,
     ) -> Result<Vec<Raw>, StoreError> {
         let all = async {
@@ -207,8 +230,24 @@ impl ClientReads {
         match tokio::time::timeout(self.deadline, all).await {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(kurrentdb::Error::ResourceNotFound)) => Ok(Vec::new()),
+            Ok(Err(kurrentdb::Error::ResourceDeleted)) => {
+                Err(StoreError::Corrupt(format!("{what} was deleted: the tracker's streams are never deleted")))
+            }
+            Ok(Err(
+                e @ (kurrentdb::Error::GrpcConnectionError(_)
+                | kurrentdb::Error::ConnectionClosed
+                | kurrentdb::Error::DeadlineExceeded
+                | kurrentdb::Error::Grpc { code: tonic::Code::Unavailable, .. }),
+            )) => {
+                self.renew(&e);
+                Err(backend(e))
+            }
             Ok(Err(e)) => Err(backend(e)),
-            Err(_) => Err(backend(format!("no answer to a read within {:?}", self.deadline))),
+            Err(_) => {
+                let e = format!("no answer to a read of {what} within {:?}", self.deadline);
+                self.renew(&e);
+                Err(backend(e))
+            }
         }
     }
 }
@@ -220,13 +259,24 @@ fn tracker_events_only() -> SubscriptionFilter {
 #[async_trait]
 impl Reads for ClientReads {
     async fn stream_forwards(&self, stream: &str, revision: u64, max: usize) -> Result<Vec<Raw>, StoreError> {
-        let options = ReadStreamOptions::default().position(StreamPosition::Position(revision)).max_count(max);
-        self.collect(self.client.read_stream(stream, &options)).await
+        let options = ReadStreamOptions::default()
+            .position(StreamPosition::Position(revision))
+            .max_count(max)
+            .requires_leader(true)
+            .deadline(self.deadline);
+        let client = self.client();
+        self.collect(stream, client.read_stream(stream, &options)).await
     }
 
     async fn stream_last(&self, stream: &str) -> Result<Option<Raw>, StoreError> {
-        let options = ReadStreamOptions::default().backwards().position(StreamPosition::End).max_count(1);
-        Ok(self.collect(self.client.read_stream(stream, &options)).await?.pop())
+        let options = ReadStreamOptions::default()
+            .backwards()
+            .position(StreamPosition::End)
+            .max_count(1)
+            .requires_leader(true)
+            .deadline(self.deadline);
+        let client = self.client();
+        Ok(self.collect(stream, client.read_stream(stream, &options)).await?.pop())
     }
 
     async fn all_forwards(&self, from: Option<Position>, max: usize) -> Result<Vec<Raw>, StoreError> {
@@ -234,8 +284,11 @@ impl Reads for ClientReads {
             .position(from.map_or(StreamPosition::Start, StreamPosition::Position))
             .forwards()
             .max_count(max)
-            .filter(tracker_events_only());
-        self.collect(self.client.read_all(&options)).await
+            .filter(tracker_events_only())
+            .requires_leader(true)
+            .deadline(self.deadline);
+        let client = self.client();
+        self.collect("$all", client.read_all(&options)).await
     }
 
     async fn all_backwards(&self, max: usize) -> Result<Vec<Raw>, StoreError> {
@@ -243,8 +296,11 @@ impl Reads for ClientReads {
             .position(StreamPosition::End)
             .backwards()
             .max_count(max)
-            .filter(tracker_events_only());
-        self.collect(self.client.read_all(&options)).await
+            .filter(tracker_events_only())
+            .requires_leader(true)
+            .deadline(self.deadline);
+        let client = self.client();
+        self.collect("$all", client.read_all(&options)).await
     }
 }
 
@@ -371,14 +427,16 @@ impl KurrentStore {
             backend(format!("bad URL {}: {e}", crate::redact_url(url)))
         })?;
         let wire_settings = WireSettings::from_client_settings(url, &settings)?;
-        let client = Client::new(settings).map_err(|e| backend(crate::scrub_password(&format!("{e:#}"), url)))?;
-        let reads = Arc::new(ClientReads { client: client.clone(), deadline: wire_settings.deadline });
+        let reads = Arc::new(
+            ClientReads::new(settings.clone(), wire_settings.deadline)
+                .map_err(|e| backend(crate::scrub_password(&e.to_string(), url)))?,
+        );
         let writes = writes_for(Wire::new(wire_settings))
             .await
             .map_err(|e| backend(format!("cannot reach {}: {e}", crate::redact_url(url))))?;
         let mut store = Self::with(reads.clone(), writes).await?;
         let from = store.positions.lock().expect("positions poisoned").values().next_back().copied();
-        let follower = tokio::spawn(subscribe_head(client, from, store.head.clone(), store.positions.clone()));
+        let follower = tokio::spawn(subscribe_head(settings, from, store.head.clone(), store.positions.clone()));
         store.tasks.push(follower.abort_handle());
         Ok(store)
     }
@@ -712,12 +770,21 @@ async fn poll_head(
 /// Keeps `head` at the last tracker event of `$all` as it is appended, whoever appends
 /// it; subscribes again after any failure (the poll covers the gap).
 async fn subscribe_head(
-    client: Client,
+    settings: ClientSettings,
     mut from: Option<Position>,
     head: Arc<watch::Sender<u64>>,
     positions: Arc<Mutex<BTreeMap<u64, Position>>>,
 ) {
     loop {
+        // A client of its own, new after each failure: a failed discovery is not kept.
+        let client = match Client::new(settings.clone()) {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::error!(error = %e, "KurrentDB: cannot build a client for the $all subscription");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
         let options = SubscribeToAllOptions::default()
             .position(from.map_or(StreamPosition::Start, StreamPosition::Position))
             .filter(tracker_events_only())
@@ -796,6 +863,22 @@ impl EventStore for KurrentStore {
                 _ => return Ok(events),
             }
         }
+    }
+
+    /// Read where it is: a tracker event's position is a record boundary of KurrentDB's
+    /// log (its commit and prepare positions are equal for every event written since
+    /// KurrentDB 20), so a snapshot taken at it is found again after a restart.
+    async fn read_at(&self, position: u64) -> Result<Option<RecordedEvent>, StoreError> {
+        if position == 0 {
+            return Ok(None);
+        }
+        let at = Position { commit: position, prepare: position };
+        let Some(raw) = self.reads.all_forwards(Some(at), 1).await?.pop() else { return Ok(None) };
+        remember(&self.positions, raw.position);
+        if raw.position.prepare != position {
+            return Ok(None);
+        }
+        decode(&raw)
     }
 
     async fn find_command(&self, command_id: CommandId) -> Result<Option<CommandRecord>, StoreError> {

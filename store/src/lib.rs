@@ -294,6 +294,14 @@ pub trait EventStore: Send + Sync + 'static {
     /// Up to `limit` events with a global position greater than `after`, in order.
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The event at `position`, if there is one. By default the one `read_all` gives
+    /// after `position - 1`, which needs gapless positions; a backend whose positions have
+    /// gaps (KurrentDB) reads it where it is.
+    async fn read_at(&self, position: u64) -> Result<Option<RecordedEvent>, StoreError> {
+        let page = self.read_all(position.saturating_sub(1), 1).await?;
+        Ok(page.into_iter().next().filter(|e| e.position == position))
+    }
+
     /// The stored answer to a command already applied, with its fingerprint.
     async fn find_command(&self, command_id: CommandId) -> Result<Option<CommandRecord>, StoreError>;
 

@@ -326,3 +326,21 @@ async fn stand_in_bad_records_are_refused_and_write_nothing() {
     assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
     assert!(stand_in.events().is_empty(), "all or nothing");
 }
+
+#[tokio::test]
+async fn stand_in_a_fresh_store_finds_an_event_by_its_position_for_a_snapshot() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let store = store_on(&stand_in, 0).await;
+    let a = store.append(request("snap-1", ExpectedVersion::NoStream, 2)).await.unwrap();
+    stand_in.append_foreign("orders-9", "OrderPlaced", b"");
+    let b = store.append(request("snap-1", ExpectedVersion::Exact(2), 1)).await.unwrap();
+    // A process started later knows no position yet, as a read model's runner at start-up.
+    let fresh = store_on(&stand_in, 0).await;
+    let at = fresh.read_at(a.last_position).await.unwrap().expect("the snapshot's event is found");
+    assert_eq!((at.stream.as_str(), at.version), ("snap-1", 2));
+    // Between two positions, nothing is found (a position KurrentDB never gave).
+    assert!(fresh.read_at(a.last_position + 1).await.unwrap().is_none());
+    // And the log resumes right after it.
+    let next = fresh.read_all(a.last_position, 10).await.unwrap();
+    assert_eq!(next.iter().map(|e| e.position).collect::<Vec<_>>(), [b.first_position]);
+}
