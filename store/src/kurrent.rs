@@ -60,6 +60,9 @@ pub const TRACKER_PROPERTY: &str = "tracker";
 pub const SERVER_TOO_OLD: &str = "writing to KurrentDB needs server 25.1.1 or later (its v2 multi-stream append \
      writes a command's events and its record atomically; without it a retried command could be applied twice): \
      this server is older, so the tracker only reads it (verify, replay, explain, rebuild)";
+/// The stream of seals: digests of the whole log, each up to a position (see [`Seal`]).
+pub const SEAL_STREAM: &str = "tracker_seal";
+const SEAL_EVENT_TYPE: &str = "$TrackerSeal";
 /// Full positions remembered for `read_all(after)`, so a page can resume exactly.
 const REMEMBERED_POSITIONS: usize = 100_000;
 /// How many times one write is tried: a lost race on a tip (with `Any`) or an outcome
@@ -125,6 +128,22 @@ pub fn version_of_revision(revision: u64) -> u64 {
 /// The expected revision of the v2 protocol for a stream at our `version` (0: none yet).
 fn expected_revision(version: u64) -> i64 {
     if version == 0 { wire::NO_STREAM } else { version as i64 - 1 }
+}
+
+/// A digest of the whole log up to `position`, written in the log itself by `tracker
+/// verify --seal`, and checked by every later verification: events deleted or changed
+/// before it (a whole stream deleted included) change the digest; a log that ends before
+/// it was cut. KurrentDB keeps no whole-log chain of its own, so this is what stands for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Seal {
+    /// The last event it covers.
+    pub position: u64,
+    /// The whole-log digest there (`verify`'s head digest).
+    pub hash: ChainHash,
+    /// How many tracker events it covers.
+    pub events: u64,
+    pub sealed_at: DateTime<Utc>,
 }
 
 /// A command's record: what a retry of it gets back.
@@ -697,6 +716,86 @@ impl KurrentStore {
             ),
             None => format!("the streams kept moving: {WRITE_ATTEMPTS} tries lost the race for their tips"),
         }))
+    }
+}
+
+impl KurrentStore {
+    /// The last seal written, with its revision in [`SEAL_STREAM`].
+    pub async fn last_seal(&self) -> Result<Option<(Seal, u64)>, StoreError> {
+        let Some(raw) = self.reads.stream_last(SEAL_STREAM).await? else { return Ok(None) };
+        let seal = serde_json::from_slice(&raw.data)
+            .map_err(|e| StoreError::Corrupt(format!("{SEAL_STREAM} revision {}: {e}", raw.revision)))?;
+        Ok(Some((seal, raw.revision)))
+    }
+
+    /// Verifies every event's hash and every stream's chain, and the whole log against
+    /// `expect` (a digest published earlier) or, without it, against the last seal;
+    /// answers the seal checked.
+    pub async fn verify(
+        &self,
+        expect: Option<(u64, ChainHash)>,
+    ) -> Result<(crate::Verification, Option<Seal>), StoreError> {
+        let seal = self.last_seal().await?.map(|(seal, _)| seal);
+        let anchor = expect.or(seal.as_ref().map(|s| (s.position, s.hash)));
+        let mut verifier = crate::Verifier::new(false);
+        if let Some((position, hash)) = anchor {
+            verifier = verifier.expecting(position, hash);
+        }
+        let mut after = 0;
+        'pages: loop {
+            let page = self.read_all(after, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            for e in &page {
+                if !verifier.check(e, None) {
+                    break 'pages;
+                }
+            }
+        }
+        let report = verifier.finish();
+        Ok((report, if expect.is_none() { seal } else { None }))
+    }
+
+    /// Writes a seal of an intact verification: later ones are checked against it.
+    pub async fn seal(&self, report: &crate::Verification) -> Result<Seal, StoreError> {
+        let Writes::V2(wire) = &self.writes else { return Err(StoreError::Unsupported(SERVER_TOO_OLD)) };
+        if !report.is_intact() || report.events == 0 {
+            return Err(backend("only an intact, non-empty log is sealed"));
+        }
+        let last = self.last_seal().await?;
+        if let Some((previous, _)) = &last
+            && previous.position > report.head_position
+        {
+            return Err(backend(format!(
+                "the last seal covers position {}, beyond this verification's {}",
+                previous.position, report.head_position
+            )));
+        }
+        let seal = Seal {
+            position: report.head_position,
+            hash: report.head_hash,
+            events: report.events,
+            sealed_at: crate::now(),
+        };
+        let request = pb::AppendRequest {
+            stream: SEAL_STREAM.into(),
+            records: vec![pb::AppendRecord {
+                record_id: Some(Uuid::new_v4().to_string()),
+                properties: Default::default(),
+                schema: Some(pb::SchemaInfo {
+                    format: Some(pb::SCHEMA_FORMAT_JSON),
+                    name: SEAL_EVENT_TYPE.into(),
+                    id: None,
+                }),
+                data: serde_json::to_vec(&seal).map_err(backend)?,
+            }],
+            expected_revision: Some(last.map_or(wire::NO_STREAM, |(_, revision)| revision as i64)),
+        };
+        match wire.append_session(vec![request]).await {
+            Ok(_) => Ok(seal),
+            Err(WireError::Conflict { .. }) => Err(backend("another seal was written meanwhile: verify again")),
+            Err(WireError::Ambiguous(e) | WireError::Refused(e) | WireError::Unimplemented(e)) => Err(backend(e)),
+        }
     }
 }
 

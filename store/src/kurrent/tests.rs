@@ -344,3 +344,38 @@ async fn stand_in_a_fresh_store_finds_an_event_by_its_position_for_a_snapshot() 
     let next = fresh.read_all(a.last_position, 10).await.unwrap();
     assert_eq!(next.iter().map(|e| e.position).collect::<Vec<_>>(), [b.first_position]);
 }
+
+#[tokio::test]
+async fn stand_in_a_seal_catches_a_deleted_stream_and_a_cut_tail() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let store = store_on(&stand_in, 0).await;
+    store.append(request("seal-1", ExpectedVersion::NoStream, 2)).await.unwrap();
+    store.append(request("seal-2", ExpectedVersion::NoStream, 1)).await.unwrap();
+    store.append(request("seal-3", ExpectedVersion::NoStream, 1)).await.unwrap();
+    // Given a seal of the intact log,
+    let (report, checked) = store.verify(None).await.unwrap();
+    assert!(report.is_intact() && checked.is_none(), "{report:?}");
+    let seal = store.seal(&report).await.unwrap();
+    assert_eq!((seal.position, seal.events), (report.head_position, 4));
+    // verifications check against it, and later events keep it intact;
+    store.append(request("seal-1", ExpectedVersion::Exact(2), 1)).await.unwrap();
+    let (report, checked) = store.verify(None).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(checked, Some(seal.clone()));
+    // a stream deleted before it is found,
+    stand_in.truncate_front("seal-2", 1);
+    let (report, _) = store.verify(None).await.unwrap();
+    let reason = report.first_break.expect("a deleted stream breaks the seal").reason;
+    assert!(reason.contains("digest"), "{reason}");
+    // and so is a tail cut before it.
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let store = store_on(&stand_in, 0).await;
+    store.append(request("tail-1", ExpectedVersion::NoStream, 1)).await.unwrap();
+    store.append(request("tail-2", ExpectedVersion::NoStream, 1)).await.unwrap();
+    let (report, _) = store.verify(None).await.unwrap();
+    store.seal(&report).await.unwrap();
+    stand_in.truncate_front("tail-2", 1);
+    let (report, _) = store.verify(None).await.unwrap();
+    let reason = report.first_break.expect("a cut tail breaks the seal").reason;
+    assert!(reason.contains("removed from its end"), "{reason}");
+}
