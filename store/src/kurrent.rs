@@ -490,8 +490,18 @@ impl KurrentStore {
     /// from there do not all come back (truncated by `$maxCount`, `$maxAge` or `$tb`, or
     /// scavenged): a fold of a partial history would be wrong without notice.
     async fn stream_from(&self, stream: &str, version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
+        const PAGE: usize = 4096;
         let from = version.max(1) - 1;
-        let raws = self.reads.stream_forwards(stream, from, usize::MAX).await?;
+        // In pages, each within the deadline of one read.
+        let mut raws = Vec::new();
+        loop {
+            let page = self.reads.stream_forwards(stream, from + raws.len() as u64, PAGE).await?;
+            let full = page.len() == PAGE;
+            raws.extend(page);
+            if !full {
+                break;
+            }
+        }
         let mut out = Vec::with_capacity(raws.len());
         for (i, raw) in raws.iter().enumerate() {
             if raw.revision != from + i as u64 {

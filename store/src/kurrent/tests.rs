@@ -379,3 +379,14 @@ async fn stand_in_a_seal_catches_a_deleted_stream_and_a_cut_tail() {
     let reason = report.first_break.expect("a cut tail breaks the seal").reason;
     assert!(reason.contains("removed from its end"), "{reason}");
 }
+
+#[tokio::test]
+async fn stand_in_a_stream_longer_than_a_page_is_read_whole() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let store = store_on(&stand_in, 0).await;
+    store.append(request("long-1", ExpectedVersion::NoStream, 5000)).await.unwrap();
+    let events = store.read_stream("long-1").await.unwrap();
+    assert_eq!(events.len(), 5000);
+    assert!(events.iter().enumerate().all(|(i, e)| e.version == i as u64 + 1));
+    assert_eq!(store.read_stream_from("long-1", 4990).await.unwrap().len(), 11);
+}
