@@ -20,7 +20,11 @@
 //! tells) or not (written again). An older server is read but never written to.
 //!
 //! Reads (streams, `$all`, the live subscription) use the `kurrentdb` 1.2 client, behind
-//! [`Reads`] so that the tests can put a stand-in under them.
+//! [`Reads`] so that the tests can put a stand-in under them. A tracker event's position
+//! is a record boundary of the server's log (commit and prepare positions are equal for
+//! every event a current server writes), so `read_all(after)` and `read_at` start exactly
+//! there, in a process that has not seen the position before too. Verification checks the
+//! whole log against the last [`Seal`] written in it.
 
 mod wire;
 

@@ -390,3 +390,57 @@ async fn stand_in_a_stream_longer_than_a_page_is_read_whole() {
     assert!(events.iter().enumerate().all(|(i, e)| e.version == i as u64 + 1));
     assert_eq!(store.read_stream_from("long-1", 4990).await.unwrap().len(), 11);
 }
+
+/// A store on the server `KURRENTDB_URL` names, or `None` after saying SKIPPED.
+async fn live(test: &str) -> Option<KurrentStore> {
+    match std::env::var(URL_VAR) {
+        Ok(url) => Some(KurrentStore::connect(&url).await.expect("KURRENTDB_URL is reachable")),
+        Err(_) => {
+            eprintln!("SKIPPED: {test} (a live KurrentDB test: set KURRENTDB_URL=kurrentdb://host:2113?tls=false)");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn live_the_server_takes_writes_and_reads_them_back_as_the_tracker_wrote_them() {
+    let Some(store) = live("live_the_server_takes_writes_and_reads_them_back_as_the_tracker_wrote_them").await else {
+        return;
+    };
+    assert!(store.atomic_multi_stream(), "the server at KURRENTDB_URL is older than 25.1.1");
+    let ns = Uuid::new_v4().simple().to_string();
+    let parts = vec![
+        request(&format!("live-{ns}a"), ExpectedVersion::NoStream, 2),
+        request(&format!("live-{ns}b"), ExpectedVersion::NoStream, 1),
+    ];
+    let out = store.append_all(parts.clone()).await.unwrap();
+    // What the v2 append wrote, the v1 reads give back: metadata, payload, positions.
+    let events = store.read_stream(&parts[0].stream).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].metadata.command_id, parts[0].command_id);
+    assert_eq!(events[0].payload, parts[0].events[0].payload);
+    assert_eq!((events[0].position, events[1].position), (out[0].first_position, out[0].last_position));
+    // The records are there, and a retry is answered.
+    let again = store.append_all(parts.clone()).await.unwrap();
+    assert!(again.iter().all(|o| o.duplicate));
+    // A process that never saw these positions finds them where they are.
+    let url = std::env::var(URL_VAR).unwrap();
+    let fresh = KurrentStore::connect(&url).await.unwrap();
+    let at = fresh.read_at(out[1].first_position).await.unwrap().expect("the event is at its position");
+    assert_eq!(at.stream, parts[1].stream);
+    let next = fresh.read_all(out[0].first_position, 2).await.unwrap();
+    assert_eq!(next.iter().map(|e| e.position).collect::<Vec<_>>(), [out[0].last_position, out[1].first_position]);
+}
+
+#[tokio::test]
+async fn live_a_seal_is_written_and_checked() {
+    let Some(store) = live("live_a_seal_is_written_and_checked").await else { return };
+    let (report, _) = store.verify(None).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    if report.events > 0 {
+        let seal = store.seal(&report).await.unwrap();
+        let (again, checked) = store.verify(None).await.unwrap();
+        assert!(again.is_intact(), "{again:?}");
+        assert_eq!(checked.map(|s| s.position), Some(seal.position));
+    }
+}
