@@ -688,14 +688,26 @@ impl KurrentStore {
         let write_id = Uuid::new_v4();
         let mut unknown: Option<String> = None;
         let mut unknown_tries = 0;
+        let mut conflict = None;
         for attempt in 0..WRITE_ATTEMPTS {
             if unknown.is_some() {
                 tokio::time::sleep(Duration::from_millis(20 << attempt.min(4))).await;
             }
             // Applied already (before, by a concurrent writer of the same command, or by an
             // earlier try of this very write whose answer was lost)?
-            if let Some(outcomes) = self.applied(requests, write_id).await? {
-                return Ok(outcomes);
+            match self.applied(requests, write_id).await {
+                Ok(Some(outcomes)) => return Ok(outcomes),
+                Ok(None) => {}
+                Err(e) => match &unknown {
+                    Some(u) => {
+                        return Err(backend(format!(
+                            "an append's outcome is unknown ({u}) and the log cannot be read to settle it ({e}); the \
+                             command may have been applied: send it again with the same command id, it gets its first \
+                             answer and is never applied twice"
+                        )));
+                    }
+                    None => return Err(e),
+                },
             }
             // The tips are read again on every try, so a lost race ends here as
             // `WrongExpectedVersion` (or is written again on the new tip, with `Any`).
@@ -703,6 +715,7 @@ impl KurrentStore {
                 Ok(outcomes) => return Ok(outcomes),
                 Err(WireError::Conflict { stream, actual }) => {
                     tracing::debug!(%stream, actual, "KurrentDB: a stream moved before the append; deciding again");
+                    conflict = Some((stream, actual));
                 }
                 Err(WireError::Ambiguous(e)) => {
                     tracing::warn!(error = %e, attempt, "KurrentDB: an append's outcome is unknown; reading the log to settle it");
@@ -722,6 +735,15 @@ impl KurrentStore {
             && let Ok(Some(outcomes)) = self.applied(requests, write_id).await
         {
             return Ok(outcomes);
+        }
+        // Still losing races (the tips read lag behind the leader's): a conflict, which the
+        // caller decides again.
+        if unknown.is_none()
+            && let Some((stream, actual)) = conflict
+            && let Some(r) = requests.iter().find(|r| r.stream.eq_ignore_ascii_case(&stream))
+        {
+            let actual = (actual + 1).max(0) as u64;
+            return Err(StoreError::WrongExpectedVersion { stream: r.stream.clone(), expected: r.expected, actual });
         }
         Err(backend(match unknown {
             Some(e) => format!(

@@ -41,6 +41,9 @@ pub(crate) enum Fault {
     Stall(Duration),
     /// Answer `UNAVAILABLE`, commit nothing.
     Unavailable,
+    /// Commit, then answer too late, and let every read fail from then on (until
+    /// [`StandIn::reads_back`]).
+    CommitThenStallAndReadsFail(Duration),
 }
 
 struct Log {
@@ -58,6 +61,8 @@ struct State {
     sessions: Vec<usize>,
     /// The `authorization` metadata of the last call.
     authorization: Option<String>,
+    /// Reads fail while set.
+    reads_down: bool,
 }
 
 struct NodeCtx {
@@ -106,6 +111,7 @@ impl StandIn {
             leader: 0,
             sessions: vec![0; nodes],
             authorization: None,
+            reads_down: false,
         }));
         let addrs: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
         let mut tasks = Vec::new();
@@ -176,6 +182,10 @@ impl StandIn {
             removed += drop as usize;
             !drop
         });
+    }
+
+    pub(crate) fn reads_back(&self) {
+        self.state.lock().unwrap().reads_down = false;
     }
 
     pub(crate) fn reads(&self) -> Arc<StandInReads> {
@@ -287,6 +297,10 @@ impl NodeCtx {
         let response = self.commit(requests)?;
         match fault {
             Some(Fault::CommitThenStall(d)) => tokio::time::sleep(d).await,
+            Some(Fault::CommitThenStallAndReadsFail(d)) => {
+                self.state.lock().unwrap().reads_down = true;
+                tokio::time::sleep(d).await
+            }
             Some(Fault::CommitThenDrop) => {
                 self.relay.drop_all();
                 tokio::time::sleep(Duration::from_secs(30)).await;
@@ -483,6 +497,9 @@ pub(crate) struct StandInReads {
 impl Reads for StandInReads {
     async fn stream_forwards(&self, stream: &str, revision: u64, max: usize) -> Result<Vec<Raw>, StoreError> {
         let state = self.state.lock().unwrap();
+        if state.reads_down {
+            return Err(StoreError::Backend("KurrentDB stand-in: reads unavailable".into()));
+        }
         Ok(state
             .log
             .events
@@ -495,11 +512,17 @@ impl Reads for StandInReads {
 
     async fn stream_last(&self, stream: &str) -> Result<Option<Raw>, StoreError> {
         let state = self.state.lock().unwrap();
+        if state.reads_down {
+            return Err(StoreError::Backend("KurrentDB stand-in: reads unavailable".into()));
+        }
         Ok(state.log.events.iter().rev().find(|e| e.stream == stream).cloned())
     }
 
     async fn all_forwards(&self, from: Option<Position>, max: usize) -> Result<Vec<Raw>, StoreError> {
         let state = self.state.lock().unwrap();
+        if state.reads_down {
+            return Err(StoreError::Backend("KurrentDB stand-in: reads unavailable".into()));
+        }
         let from = from.map_or(0, |p| p.prepare);
         Ok(state
             .log
@@ -513,6 +536,9 @@ impl Reads for StandInReads {
 
     async fn all_backwards(&self, max: usize) -> Result<Vec<Raw>, StoreError> {
         let state = self.state.lock().unwrap();
+        if state.reads_down {
+            return Err(StoreError::Backend("KurrentDB stand-in: reads unavailable".into()));
+        }
         Ok(state.log.events.iter().rev().filter(|e| !e.event_type.starts_with('$')).take(max).cloned().collect())
     }
 }

@@ -444,3 +444,22 @@ async fn live_a_seal_is_written_and_checked() {
         assert_eq!(checked.map(|s| s.position), Some(seal.position));
     }
 }
+
+#[tokio::test]
+async fn stand_in_an_unknown_outcome_that_cannot_be_settled_says_a_retry_is_safe_and_the_retry_applies_nothing() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let store = store_on(&stand_in, 0).await;
+    // Given a commit whose answer is lost, after which the log cannot be read,
+    stand_in.inject(Fault::CommitThenStallAndReadsFail(Duration::from_secs(5)));
+    let command = request("lost-1", ExpectedVersion::NoStream, 2);
+    // the append says so, and that a retry is safe;
+    let err = store.append(command.clone()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("outcome is unknown") && text.contains("same command id"), "{text}");
+    // once the log reads again, the caller's retry gets the answer, and nothing is written twice.
+    stand_in.reads_back();
+    let again = store.append(command).await.unwrap();
+    assert!(again.duplicate && again.first_version == 1, "{again:?}");
+    assert_eq!(tracker_events_of(&stand_in, "lost-1"), 2);
+    assert_eq!(stand_in.sessions(), [1]);
+}
