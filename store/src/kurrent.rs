@@ -26,6 +26,7 @@
 //! there, in a process that has not seen the position before too. Verification checks the
 //! whole log against the last [`Seal`] written in it.
 
+mod replicas;
 mod wire;
 
 #[cfg(test)]
@@ -206,6 +207,11 @@ pub(crate) trait Reads: Send + Sync + 'static {
     async fn all_forwards(&self, from: Option<Position>, max: usize) -> Result<Vec<Raw>, StoreError>;
     /// Up to `max` non-system events of `$all`, the last first.
     async fn all_backwards(&self, max: usize) -> Result<Vec<Raw>, StoreError>;
+    /// Lets the server drop all but the last `count` events of one of the tracker's
+    /// bookkeeping streams (a lease's renewals; never the log): its `$maxCount`.
+    async fn keep_last(&self, _stream: &str, _count: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The reads through the `kurrentdb` client, on the leader (reads after writes, and the
@@ -325,17 +331,25 @@ impl Reads for ClientReads {
         let client = self.client();
         self.collect("$all", client.read_all(&options)).await
     }
+
+    async fn keep_last(&self, stream: &str, count: u64) -> Result<(), StoreError> {
+        let metadata = kurrentdb::StreamMetadata::builder().max_count(count).build();
+        let options = kurrentdb::AppendToStreamOptions::default().deadline(self.deadline);
+        self.client().set_stream_metadata(stream, &options, &metadata).await.map(|_| ()).map_err(backend)
+    }
 }
 
 /// How the backend writes: through the v2 append, or not at all (older server).
 pub(crate) enum Writes {
-    V2(Box<Wire>),
+    V2(Arc<Wire>),
     Refused,
 }
 
 pub struct KurrentStore {
     reads: Arc<dyn Reads>,
     writes: Writes,
+    /// Tokens, checkpoints and leases in the log (when it is written to).
+    replicas: Option<Arc<replicas::KurrentReplicaState>>,
     head: Arc<watch::Sender<u64>>,
     positions: Arc<Mutex<BTreeMap<u64, Position>>>,
     tasks: Vec<tokio::task::AbortHandle>,
@@ -473,7 +487,11 @@ impl KurrentStore {
         }
         let head = Arc::new(watch::Sender::new(last.map_or(0, |p| p.prepare)));
         let poll = tokio::spawn(poll_head(reads.clone(), head.clone(), positions.clone())).abort_handle();
-        Ok(Self { reads, writes, head, positions, tasks: vec![poll] })
+        let replicas = match &writes {
+            Writes::V2(wire) => Some(Arc::new(replicas::KurrentReplicaState::new(reads.clone(), wire.clone()))),
+            Writes::Refused => None,
+        };
+        Ok(Self { reads, writes, replicas, head, positions, tasks: vec![poll] })
     }
 
     /// The stream's version and the hash of its last event.
@@ -839,7 +857,7 @@ impl KurrentStore {
 /// an error if the server cannot be asked.
 pub(crate) async fn writes_for(wire: Wire) -> Result<Writes, String> {
     match wire.server_version().await {
-        Ok(version) if version >= MINIMUM_SERVER => Ok(Writes::V2(Box::new(wire))),
+        Ok(version) if version >= MINIMUM_SERVER => Ok(Writes::V2(Arc::new(wire))),
         Ok(version) => {
             tracing::warn!(server = ?version, "KurrentDB: {SERVER_TOO_OLD}");
             Ok(Writes::Refused)
@@ -1022,5 +1040,11 @@ impl EventStore for KurrentStore {
 
     fn head(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
+    }
+
+    /// Tokens, revocations, checkpoints and leases in the log, so that replicas share them
+    /// (see [`replicas`]); none on a server the tracker does not write to.
+    fn replica_state(&self) -> Option<Arc<dyn crate::ReplicaState>> {
+        self.replicas.clone().map(|r| r as Arc<dyn crate::ReplicaState>)
     }
 }

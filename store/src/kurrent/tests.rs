@@ -463,3 +463,79 @@ async fn stand_in_an_unknown_outcome_that_cannot_be_settled_says_a_retry_is_safe
     assert_eq!(tracker_events_of(&stand_in, "lost-1"), 2);
     assert_eq!(stand_in.sessions(), [1]);
 }
+
+#[tokio::test]
+async fn stand_in_one_replica_at_a_time_holds_a_lease_and_only_it_saves_the_checkpoint() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let (a, b) = (store_on(&stand_in, 0).await, store_on(&stand_in, 0).await);
+    let (a, b) = (a.replica_state().expect("shared state"), b.replica_state().expect("shared state"));
+    let (ra, rb) = (Uuid::new_v4(), Uuid::new_v4());
+    let ttl = Duration::from_millis(300);
+    assert!(a.acquire_lease("saga", ra, ttl).await.unwrap());
+    assert!(!b.acquire_lease("saga", rb, ttl).await.unwrap(), "held by A");
+    assert!(a.acquire_lease("saga", ra, ttl).await.unwrap(), "A renews it");
+    assert!(a.save_checkpoint("saga", ra, 7).await.unwrap());
+    assert!(!b.save_checkpoint("saga", rb, 3).await.unwrap(), "B does not hold it: nothing saved");
+    assert_eq!(b.load_checkpoint("saga").await.unwrap(), 7);
+    // While A renews, B never takes it, however long it waits.
+    for _ in 0..4 {
+        assert!(!b.acquire_lease("saga", rb, ttl).await.unwrap());
+        tokio::time::sleep(ttl / 3).await;
+        assert!(a.acquire_lease("saga", ra, ttl).await.unwrap());
+    }
+    // A stops renewing (it died): once B has seen the lease unchanged for its length, B
+    // takes it, and A can no longer save nor take it back.
+    assert!(!b.acquire_lease("saga", rb, ttl).await.unwrap());
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+    assert!(b.acquire_lease("saga", rb, ttl).await.unwrap());
+    assert!(!a.save_checkpoint("saga", ra, 5).await.unwrap());
+    assert!(!a.acquire_lease("saga", ra, ttl).await.unwrap());
+    // Given up, it is free at once, with its checkpoint.
+    b.release_lease("saga", rb).await.unwrap();
+    assert!(a.acquire_lease("saga", ra, ttl).await.unwrap());
+    assert_eq!(a.load_checkpoint("saga").await.unwrap(), 7);
+    assert_eq!(a.load_checkpoint("other").await.unwrap(), 0);
+    // None of it is in the tracker's log.
+    assert!(a.tokens().await.unwrap().is_empty());
+    let store = store_on(&stand_in, 0).await;
+    assert!(store.read_all(0, 100).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn stand_in_two_replicas_racing_for_a_free_lease_never_both_win() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let (a, b) = (store_on(&stand_in, 0).await, store_on(&stand_in, 0).await);
+    let (a, b) = (a.replica_state().unwrap(), b.replica_state().unwrap());
+    let ttl = Duration::from_secs(5);
+    let (x, y) =
+        tokio::join!(a.acquire_lease("race", Uuid::new_v4(), ttl), b.acquire_lease("race", Uuid::new_v4(), ttl));
+    assert!(x.unwrap() ^ y.unwrap(), "exactly one holds it");
+}
+
+#[tokio::test]
+async fn stand_in_a_token_revoked_through_one_replica_is_revoked_for_all() {
+    use crate::SharedToken;
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let (a, b) = (store_on(&stand_in, 0).await, store_on(&stand_in, 0).await);
+    let (a, b) = (a.replica_state().unwrap(), b.replica_state().unwrap());
+    let id = Uuid::new_v4();
+    let token = SharedToken { id, hash: "ab".repeat(32), record: "{}".into(), revoked_at: None };
+    a.create_token(token.clone()).await.unwrap();
+    assert_eq!(b.token_by_hash(&token.hash).await.unwrap(), Some(token.clone()));
+    assert!(b.token_by_hash(&"cd".repeat(32)).await.unwrap().is_none());
+    // A second token with the same hash is refused.
+    let twin = SharedToken { id: Uuid::new_v4(), ..token.clone() };
+    assert!(a.create_token(twin).await.is_err());
+    assert!(b.revoke_token(id, chrono::Utc::now()).await.unwrap());
+    assert!(a.token(id).await.unwrap().unwrap().revoked_at.is_some());
+    assert!(a.token_by_hash(&token.hash).await.unwrap().unwrap().revoked_at.is_some());
+    assert!(!a.revoke_token(id, chrono::Utc::now()).await.unwrap(), "already revoked");
+    assert!(!a.revoke_token(Uuid::new_v4(), chrono::Utc::now()).await.unwrap(), "no such token");
+    assert_eq!(a.tokens().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn stand_in_an_older_server_shares_nothing() {
+    let stand_in = StandIn::start(1, "24.10.5").await;
+    assert!(store_on(&stand_in, 0).await.replica_state().is_none());
+}
