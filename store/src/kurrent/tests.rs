@@ -539,3 +539,24 @@ async fn stand_in_an_older_server_shares_nothing() {
     let stand_in = StandIn::start(1, "24.10.5").await;
     assert!(store_on(&stand_in, 0).await.replica_state().is_none());
 }
+
+#[tokio::test]
+async fn live_replicas_share_tokens_and_one_holds_a_lease() {
+    use crate::SharedToken;
+    let Some(a) = live("live_replicas_share_tokens_and_one_holds_a_lease").await else { return };
+    let b = KurrentStore::connect(&std::env::var(URL_VAR).unwrap()).await.unwrap();
+    let (a, b) = (a.replica_state().expect("a 25.1.1 server"), b.replica_state().expect("a 25.1.1 server"));
+    let id = Uuid::new_v4();
+    let token = SharedToken { id, hash: Uuid::new_v4().simple().to_string(), record: "{}".into(), revoked_at: None };
+    a.create_token(token.clone()).await.unwrap();
+    assert!(b.revoke_token(id, chrono::Utc::now()).await.unwrap());
+    assert!(a.token_by_hash(&token.hash).await.unwrap().unwrap().revoked_at.is_some());
+    let name = format!("live-{}", Uuid::new_v4().simple());
+    let (ra, rb) = (Uuid::new_v4(), Uuid::new_v4());
+    assert!(a.acquire_lease(&name, ra, Duration::from_secs(5)).await.unwrap());
+    assert!(!b.acquire_lease(&name, rb, Duration::from_secs(5)).await.unwrap());
+    assert!(a.save_checkpoint(&name, ra, 42).await.unwrap());
+    assert_eq!(b.load_checkpoint(&name).await.unwrap(), 42);
+    a.release_lease(&name, ra).await.unwrap();
+    assert!(b.acquire_lease(&name, rb, Duration::from_secs(5)).await.unwrap());
+}
