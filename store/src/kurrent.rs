@@ -68,6 +68,9 @@ pub const SERVER_TOO_OLD: &str = "writing to KurrentDB needs server 25.1.1 or la
 /// The stream of seals: digests of the whole log, each up to a position (see [`Seal`]).
 pub const SEAL_STREAM: &str = "tracker_seal";
 const SEAL_EVENT_TYPE: &str = "$TrackerSeal";
+/// Why a connection string that skips the server's certificate check is not written with.
+pub const UNVERIFIED_TLS: &str = "writing to KurrentDB needs the server's certificate verified: give the cluster's CA \
+     with tlsCaFile=/path/ca.crt instead of tlsVerifyCert=false (the tracker only reads with it)";
 /// Full positions remembered for `read_all(after)`, so a page can resume exactly.
 const REMEMBERED_POSITIONS: usize = 100_000;
 /// How many times one write is tried: a lost race on a tip (with `Any`) or an outcome
@@ -342,7 +345,8 @@ impl Reads for ClientReads {
 /// How the backend writes: through the v2 append, or not at all (older server).
 pub(crate) enum Writes {
     V2(Arc<Wire>),
-    Refused,
+    /// Why not.
+    Refused(&'static str),
 }
 
 pub struct KurrentStore {
@@ -463,14 +467,18 @@ impl KurrentStore {
             let e = crate::scrub_password(&e.to_string(), url);
             backend(format!("bad URL {}: {e}", crate::redact_url(url)))
         })?;
-        let wire_settings = WireSettings::from_client_settings(url, &settings)?;
         let reads = Arc::new(
-            ClientReads::new(settings.clone(), wire_settings.deadline)
+            ClientReads::new(settings.clone(), wire::CALL_DEADLINE)
                 .map_err(|e| backend(crate::scrub_password(&e.to_string(), url)))?,
         );
-        let writes = writes_for(Wire::new(wire_settings))
-            .await
-            .map_err(|e| backend(format!("cannot reach {}: {e}", crate::redact_url(url))))?;
+        let writes = if settings.is_secure_mode_enabled() && !settings.is_tls_certificate_verification_enabled() {
+            tracing::warn!("KurrentDB: {UNVERIFIED_TLS}");
+            Writes::Refused(UNVERIFIED_TLS)
+        } else {
+            writes_for(Wire::new(WireSettings::from_client_settings(url, &settings)?))
+                .await
+                .map_err(|e| backend(format!("cannot reach {}: {e}", crate::redact_url(url))))?
+        };
         let mut store = Self::with(reads.clone(), writes).await?;
         let from = store.positions.lock().expect("positions poisoned").values().next_back().copied();
         let follower = tokio::spawn(subscribe_head(settings, from, store.head.clone(), store.positions.clone()));
@@ -489,7 +497,7 @@ impl KurrentStore {
         let poll = tokio::spawn(poll_head(reads.clone(), head.clone(), positions.clone())).abort_handle();
         let replicas = match &writes {
             Writes::V2(wire) => Some(Arc::new(replicas::KurrentReplicaState::new(reads.clone(), wire.clone()))),
-            Writes::Refused => None,
+            Writes::Refused(_) => None,
         };
         Ok(Self { reads, writes, replicas, head, positions, tasks: vec![poll] })
     }
@@ -701,7 +709,7 @@ impl KurrentStore {
     async fn write(&self, requests: &[AppendRequest]) -> Result<Vec<AppendOutcome>, StoreError> {
         let wire = match &self.writes {
             Writes::V2(wire) => wire,
-            Writes::Refused => return Err(StoreError::Unsupported(SERVER_TOO_OLD)),
+            Writes::Refused(why) => return Err(StoreError::Unsupported(why)),
         };
         let write_id = Uuid::new_v4();
         let mut unknown: Option<String> = None;
@@ -812,7 +820,10 @@ impl KurrentStore {
 
     /// Writes a seal of an intact verification: later ones are checked against it.
     pub async fn seal(&self, report: &crate::Verification) -> Result<Seal, StoreError> {
-        let Writes::V2(wire) = &self.writes else { return Err(StoreError::Unsupported(SERVER_TOO_OLD)) };
+        let wire = match &self.writes {
+            Writes::V2(wire) => wire,
+            Writes::Refused(why) => return Err(StoreError::Unsupported(why)),
+        };
         if !report.is_intact() || report.events == 0 {
             return Err(backend("only an intact, non-empty log is sealed"));
         }
@@ -860,11 +871,11 @@ pub(crate) async fn writes_for(wire: Wire) -> Result<Writes, String> {
         Ok(version) if version >= MINIMUM_SERVER => Ok(Writes::V2(Arc::new(wire))),
         Ok(version) => {
             tracing::warn!(server = ?version, "KurrentDB: {SERVER_TOO_OLD}");
-            Ok(Writes::Refused)
+            Ok(Writes::Refused(SERVER_TOO_OLD))
         }
         Err(WireError::Unimplemented(e)) => {
             tracing::warn!(error = %e, "KurrentDB: {SERVER_TOO_OLD}");
-            Ok(Writes::Refused)
+            Ok(Writes::Refused(SERVER_TOO_OLD))
         }
         Err(WireError::Ambiguous(e) | WireError::Refused(e) | WireError::Conflict { stream: e, .. }) => Err(e),
     }

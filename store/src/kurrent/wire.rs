@@ -220,13 +220,6 @@ impl WireSettings {
         let backend = |e: String| StoreError::Backend(format!("KurrentDB: {}", crate::scrub_password(&e, url)));
         let secure = settings.is_secure_mode_enabled();
         let tls = if secure {
-            if !settings.is_tls_certificate_verification_enabled() {
-                return Err(backend(
-                    "tlsVerifyCert=false is not accepted for writes: give the cluster's CA file with \
-                     tlsCaFile=/path/ca.crt instead"
-                        .into(),
-                ));
-            }
             let mut tls = ClientTlsConfig::new();
             tls = match settings.tls_ca_file() {
                 Some(file) => {
