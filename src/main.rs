@@ -621,6 +621,10 @@ async fn verify(
     if json {
         let mut out = serde_json::to_value(&report)?;
         out["snapshots"] = serde_json::to_value(&snapshots)?;
+        if kurrent {
+            out["sealChecked"] = serde_json::to_value(&seals.0)?;
+            out["sealWritten"] = serde_json::to_value(&seals.1)?;
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(report.is_intact() && altered.is_empty());
     }
