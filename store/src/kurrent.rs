@@ -48,7 +48,7 @@ use kurrentdb::{
     SubscribeToAllOptions, SubscriptionEvent, SubscriptionFilter,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -155,6 +155,13 @@ pub struct Seal {
 }
 
 /// A command's record: what a retry of it gets back.
+/// Where a command record says its events are.
+struct Span {
+    stream: String,
+    first_version: u64,
+    last_version: u64,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CommandRecordBody {
@@ -210,6 +217,9 @@ pub(crate) trait Reads: Send + Sync + 'static {
     async fn all_forwards(&self, from: Option<Position>, max: usize) -> Result<Vec<Raw>, StoreError>;
     /// Up to `max` non-system events of `$all`, the last first.
     async fn all_backwards(&self, max: usize) -> Result<Vec<Raw>, StoreError>;
+    /// Up to `max` command records (events of `tracker_command-…` streams) in `$all` from
+    /// `from` (inclusive), in order: filtered on the server side by stream name.
+    async fn commands_forwards(&self, from: Option<Position>, max: usize) -> Result<Vec<Raw>, StoreError>;
     /// Lets the server drop all but the last `count` events of one of the tracker's
     /// bookkeeping streams (a lease's renewals; never the log): its `$maxCount`.
     async fn keep_last(&self, _stream: &str, _count: u64) -> Result<(), StoreError> {
@@ -329,6 +339,18 @@ impl Reads for ClientReads {
             .backwards()
             .max_count(max)
             .filter(tracker_events_only())
+            .requires_leader(true)
+            .deadline(self.deadline);
+        let client = self.client();
+        self.collect("$all", client.read_all(&options)).await
+    }
+
+    async fn commands_forwards(&self, from: Option<Position>, max: usize) -> Result<Vec<Raw>, StoreError> {
+        let options = ReadAllOptions::default()
+            .position(from.map_or(StreamPosition::Start, StreamPosition::Position))
+            .forwards()
+            .max_count(max)
+            .filter(SubscriptionFilter::on_stream_name().add_prefix(COMMAND_STREAM))
             .requires_leader(true)
             .deadline(self.deadline);
         let client = self.client();
@@ -804,6 +826,8 @@ impl KurrentStore {
             verifier = verifier.expecting(position, hash);
         }
         let mut after = 0;
+        // Each command's stream and versions, as its events say.
+        let mut commands: HashMap<CommandId, (String, u64, u64, u64)> = HashMap::new();
         'pages: loop {
             let page = self.read_all(after, 10_000).await?;
             let Some(last) = page.last() else { break };
@@ -812,10 +836,92 @@ impl KurrentStore {
                 if !verifier.check(e, None) {
                     break 'pages;
                 }
+                let c = commands.entry(e.metadata.command_id).or_insert((
+                    e.stream.clone(),
+                    e.version,
+                    e.version,
+                    e.position,
+                ));
+                c.2 = c.2.max(e.version);
             }
         }
-        let report = verifier.finish();
+        let mut report = verifier.finish();
+        if report.is_intact() {
+            report.first_break = self.check_command_records(commands).await?;
+        }
         Ok((report, if expect.is_none() { seal } else { None }))
+    }
+
+    /// Every command of the log has its record, naming its stream and versions, and every
+    /// record its events: a record deleted would let a retry apply its command again.
+    async fn check_command_records(
+        &self,
+        mut commands: HashMap<CommandId, (String, u64, u64, u64)>,
+    ) -> Result<Option<crate::Break>, StoreError> {
+        let mut from = None;
+        let mut seen = None;
+        loop {
+            let page = self.reads.commands_forwards(from, 4096).await?;
+            let full = page.len() == 4096;
+            for raw in &page {
+                if seen.is_some_and(|s: Position| raw.position.prepare <= s.prepare) {
+                    continue;
+                }
+                seen = Some(raw.position);
+                let Some(id) = raw.stream.strip_prefix(COMMAND_STREAM).and_then(|id| id.parse::<Uuid>().ok()) else {
+                    continue;
+                };
+                let broken = |reason: String| crate::Break {
+                    position: raw.position.prepare,
+                    stream: raw.stream.clone(),
+                    version: 1,
+                    reason,
+                };
+                // The stream and versions it names (a record of before the v2 append holds them
+                // in its answer).
+                #[derive(Deserialize)]
+                struct Before {
+                    outcome: AppendOutcome,
+                }
+                let body = match serde_json::from_slice::<CommandRecordBody>(&raw.data) {
+                    Ok(b) => (b.stream, b.first_version, b.last_version),
+                    Err(e) => match serde_json::from_slice::<Before>(&raw.data) {
+                        Ok(b) => (b.outcome.stream, b.outcome.first_version, b.outcome.last_version),
+                        Err(_) => return Ok(Some(broken(format!("the record of command {id} is unreadable: {e}")))),
+                    },
+                };
+                let body = Span { stream: body.0, first_version: body.1, last_version: body.2 };
+                match commands.remove(&CommandId(id)) {
+                    Some((stream, first, last, _))
+                        if stream == body.stream && (first, last) == (body.first_version, body.last_version) => {}
+                    Some((stream, first, last, _)) => {
+                        return Ok(Some(broken(format!(
+                            "the record of command {id} names {} versions {}..={}, its events are {stream} versions {first}..={last}",
+                            body.stream, body.first_version, body.last_version
+                        ))));
+                    }
+                    None => {
+                        return Ok(Some(broken(format!(
+                            "the record of command {id} names {} versions {}..={}, which the log does not hold",
+                            body.stream, body.first_version, body.last_version
+                        ))));
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if full => from = Some(last.position),
+                _ => break,
+            }
+        }
+        // Commands whose record is missing (the first in log order is reported).
+        Ok(commands.into_iter().min_by_key(|(_, c)| c.3).map(|(id, (stream, first, _, position))| crate::Break {
+            position,
+            stream,
+            version: first,
+            reason: format!(
+                "command {id} has no record: it was deleted, and a retry of the command could be applied again"
+            ),
+        }))
     }
 
     /// Writes a seal of an intact verification: later ones are checked against it.

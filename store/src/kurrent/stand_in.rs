@@ -173,6 +173,11 @@ impl StandIn {
         state.log.push(raw);
     }
 
+    /// Removes a whole stream, as a delete and a scavenge would.
+    pub(crate) fn delete(&self, stream: &str) {
+        self.state.lock().unwrap().log.events.retain(|e| e.stream != stream);
+    }
+
     /// Removes a stream's first events, as `$tb` or `$maxCount` and a scavenge would.
     pub(crate) fn truncate_front(&self, stream: &str, count: usize) {
         let mut state = self.state.lock().unwrap();
@@ -529,6 +534,22 @@ impl Reads for StandInReads {
             .events
             .iter()
             .filter(|e| !e.event_type.starts_with('$') && e.position.prepare >= from)
+            .take(max)
+            .cloned()
+            .collect())
+    }
+
+    async fn commands_forwards(&self, from: Option<Position>, max: usize) -> Result<Vec<Raw>, StoreError> {
+        let state = self.state.lock().unwrap();
+        if state.reads_down {
+            return Err(StoreError::Backend("KurrentDB stand-in: reads unavailable".into()));
+        }
+        let from = from.map_or(0, |p| p.prepare);
+        Ok(state
+            .log
+            .events
+            .iter()
+            .filter(|e| e.stream.starts_with("tracker_command-") && e.position.prepare >= from)
             .take(max)
             .cloned()
             .collect())

@@ -560,3 +560,20 @@ async fn live_replicas_share_tokens_and_one_holds_a_lease() {
     a.release_lease(&name, ra).await.unwrap();
     assert!(b.acquire_lease(&name, rb, Duration::from_secs(5)).await.unwrap());
 }
+
+#[tokio::test]
+async fn stand_in_verify_finds_a_command_record_deleted() {
+    let stand_in = StandIn::start(1, "25.1.1").await;
+    let store = store_on(&stand_in, 0).await;
+    store.append(request("rec-1", ExpectedVersion::NoStream, 2)).await.unwrap();
+    let lost = request("rec-2", ExpectedVersion::NoStream, 1);
+    store.append_all(vec![lost.clone(), request("rec-3", ExpectedVersion::NoStream, 3)]).await.unwrap();
+    let (report, _) = store.verify(None).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    // A command record deleted would let a retry of its command apply it again.
+    stand_in.delete(&format!("{COMMAND_STREAM}{}", lost.command_id));
+    let (report, _) = store.verify(None).await.unwrap();
+    let broken = report.first_break.expect("the missing record is found");
+    assert_eq!((broken.stream.as_str(), broken.version), ("rec-2", 1));
+    assert!(broken.reason.contains("has no record"), "{}", broken.reason);
+}
