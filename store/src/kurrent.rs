@@ -1056,7 +1056,8 @@ async fn subscribe_head(
             }
         };
         let options = SubscribeToAllOptions::default()
-            .position(from.map_or(StreamPosition::Start, StreamPosition::Position))
+            // From the last tracker event known, else from now: the head needs only what comes.
+            .position(from.map_or(StreamPosition::End, StreamPosition::Position))
             .filter(tracker_events_only())
             .retry_options(RetryOptions::default().retry_forever().retry_delay(Duration::from_secs(1)));
         let mut subscription = client.subscribe_to_all(&options).await;
