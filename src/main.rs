@@ -81,13 +81,18 @@ enum Command {
         data: PathBuf,
         /// Verify another event log than the embedded one: `postgres://...` (every
         /// chain, the head and the command records, as for the embedded log) or
-        /// `kurrentdb://...` (the per-stream chains of every event).
+        /// `kurrentdb://...` (the per-stream chains of every event, and the whole log
+        /// against its last seal).
         #[arg(long, env = "TRACKER_STORE")]
         store: Option<String>,
         /// A digest published earlier, as POSITION:HASH (what a previous verify printed):
         /// also proves nothing was cut from the end or rewritten since.
         #[arg(long, value_name = "POSITION:HASH")]
         expect: Option<String>,
+        /// KurrentDB only: once the log is found intact, write its digest in the log as a
+        /// seal, which every later verification checks.
+        #[arg(long)]
+        seal: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -568,14 +573,20 @@ async fn main() -> anyhow::Result<()> {
             }
             std::process::exit(if report.consistent() { 0 } else { 1 })
         }
-        Command::Verify { data, store, expect, json } => {
-            let intact = verify(&data, store.as_deref(), expect.as_deref(), json).await?;
+        Command::Verify { data, store, expect, seal, json } => {
+            let intact = verify(&data, store.as_deref(), expect.as_deref(), seal, json).await?;
             std::process::exit(if intact { 0 } else { 1 })
         }
     }
 }
 
-async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str>, json: bool) -> anyhow::Result<bool> {
+async fn verify(
+    data: &std::path::Path,
+    store: Option<&str>,
+    expect: Option<&str>,
+    seal: bool,
+    json: bool,
+) -> anyhow::Result<bool> {
     let anchor = expect
         .map(|e| {
             let (position, hash) = e.split_once(':').context("--expect takes POSITION:HASH")?;
@@ -586,6 +597,14 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
         .transpose()?;
     let mut snapshots = Vec::new();
     let mut whole_log_chain = true;
+    // KurrentDB: the seal the log was checked against, and the one written now.
+    #[cfg_attr(not(feature = "kurrentdb"), allow(unused_mut))]
+    let mut seals: (Option<String>, Option<String>) = (None, None);
+    let kurrent = store.is_some_and(|url| !store::postgres::is_postgres_url(url));
+    anyhow::ensure!(
+        !seal || kurrent,
+        "--seal is for a KurrentDB log: the embedded and PostgreSQL logs keep a whole-log chain"
+    );
     let (path, report) = match store {
         None => {
             let path = data.join(tracker::LOG_FILE);
@@ -604,7 +623,21 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
                 .with_context(|| format!("cannot open the event log at {}", store::redact_url(url)))?;
             (store::redact_url(url), log.verify(anchor).await?)
         }
+        #[cfg(feature = "kurrentdb")]
+        Some(url) if store::kurrent::is_kurrent_url(url) => {
+            let log = store::kurrent::KurrentStore::connect(url)
+                .await
+                .with_context(|| format!("cannot open the event log at {}", store::redact_url(url)))?;
+            let (report, checked) = log.verify(anchor).await?;
+            let describe = |s: &store::kurrent::Seal| format!("{}:{} (sealed {})", s.position, s.hash, s.sealed_at);
+            seals.0 = checked.as_ref().map(describe);
+            if seal && report.is_intact() {
+                seals.1 = Some(describe(&log.seal(&report).await?));
+            }
+            (store::redact_url(url), report)
+        }
         Some(url) => {
+            anyhow::ensure!(!seal, "--seal needs a build with `--features kurrentdb`");
             anyhow::ensure!(
                 anchor.is_none(),
                 "--expect needs a whole-log chain, which the embedded and PostgreSQL logs keep and KurrentDB does not"
@@ -618,6 +651,10 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
     if json {
         let mut out = serde_json::to_value(&report)?;
         out["snapshots"] = serde_json::to_value(&snapshots)?;
+        if kurrent {
+            out["sealChecked"] = serde_json::to_value(&seals.0)?;
+            out["sealWritten"] = serde_json::to_value(&seals.1)?;
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(report.is_intact() && altered.is_empty());
     }
@@ -637,6 +674,16 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
             println!("{path}: INTACT");
             println!("  {} events in {} streams, every hash chain verified", report.events, report.streams);
             println!("  head digest {}:{}", report.head_position, report.head_hash);
+            match &seals {
+                (Some(checked), _) => println!("  the whole log matches its last seal, {checked}"),
+                (None, _) if kurrent => {
+                    println!("  no seal in the log yet: `tracker verify --seal` writes one, checked from then on")
+                }
+                _ => {}
+            }
+            if let Some(written) = &seals.1 {
+                println!("  sealed: {written}");
+            }
             if whole_log_chain {
                 println!(
                     "  keep it: `tracker verify --expect {}:{}` proves later that nothing before it changed",

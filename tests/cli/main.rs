@@ -59,6 +59,10 @@ fn verify_refuses_a_malformed_digest_and_a_missing_log() {
     let bad = tracker(&["verify", "--expect", "12:nothex"], dir.path());
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("64 hexadecimal digits"));
+    // A seal is KurrentDB's stand-in for the whole-log chain the embedded log keeps.
+    let seal = tracker(&["verify", "--seal"], dir.path());
+    assert!(!seal.status.success());
+    assert!(String::from_utf8_lossy(&seal.stderr).contains("--seal is for a KurrentDB log"));
 }
 
 #[test]
