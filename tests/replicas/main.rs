@@ -86,7 +86,7 @@ impl Replica {
 async fn seeded(test: &str) -> Option<(String, Arc<PostgresStore>)> {
     let url = store::postgres::testing::fresh_url(test).await?;
     let log = Arc::new(PostgresStore::connect(&url).await.expect("the test server is reachable"));
-    tracker::Scenario::Sample.seed(log.clone()).await.expect("the sample seeds");
+    scenarios::Scenario::Sample.seed(log.clone()).await.expect("the sample seeds");
     Some((url, log))
 }
 
