@@ -1244,10 +1244,10 @@ struct FailingStore(MemoryStore);
 #[async_trait::async_trait]
 impl store::EventStore for FailingStore {
     async fn append(&self, _: store::AppendRequest) -> Result<store::AppendOutcome, store::StoreError> {
-        Err(store::StoreError::Backend("disk I/O error in /var/lib/tracker/events.sqlite3: SQLITE_IOERR".into()))
+        Err(store::StoreError::backend("disk I/O error in /var/lib/tracker/events.sqlite3: SQLITE_IOERR"))
     }
     async fn append_all(&self, _: Vec<store::AppendRequest>) -> Result<Vec<store::AppendOutcome>, store::StoreError> {
-        Err(store::StoreError::Backend("disk I/O error in /var/lib/tracker/events.sqlite3: SQLITE_IOERR".into()))
+        Err(store::StoreError::backend("disk I/O error in /var/lib/tracker/events.sqlite3: SQLITE_IOERR"))
     }
     async fn read_stream(&self, s: &str) -> Result<Vec<store::RecordedEvent>, store::StoreError> {
         self.0.read_stream(s).await

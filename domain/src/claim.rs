@@ -183,7 +183,7 @@ pub enum ClaimCommand {
     /// Sent by the saga when the envelope cannot cover the claim.
     AwaitFunds {
         claim_id: ClaimId,
-        reason: String,
+        shortfall: FundsShortfall,
         since: NaiveDate,
     },
     RecordPayment {
@@ -245,6 +245,48 @@ pub struct AnnexClaimSubmitted {
     pub assess_by: NaiveDate,
 }
 
+/// Why an approved claim waits for funds: the rule the commitment of its amount on the
+/// convention broke, with its figures. The log keeps the rule, not a sentence; the
+/// sentence (`Display`, the API's `waitingReason`) is drawn from it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "rule", rename_all_fields = "camelCase")]
+pub enum FundsShortfall {
+    /// The envelope has less available than the claim's amount.
+    #[error("envelope {envelope} has {available} available, {requested} requested")]
+    EnvelopeExceeded { envelope: String, available: Money, requested: Money },
+    /// Another rule of the convention refused the commitment, by its name (as the API's
+    /// `extensions.rule`).
+    #[error("the convention refused the commitment ({name})")]
+    Refused { name: String },
+}
+
+impl From<&crate::convention::ConventionError> for FundsShortfall {
+    fn from(e: &crate::convention::ConventionError) -> Self {
+        match e {
+            crate::convention::ConventionError::EnvelopeExceeded { envelope, available, requested, .. } => {
+                FundsShortfall::EnvelopeExceeded {
+                    envelope: envelope.clone(),
+                    available: *available,
+                    requested: *requested,
+                }
+            }
+            other => FundsShortfall::Refused { name: other.rule() },
+        }
+    }
+}
+
+impl ClaimEvent {
+    /// Why the claim waits for funds, as a sentence: drawn from the rule, or the sentence
+    /// an event written before the rule was kept recorded. `None` for other events.
+    pub fn waiting_reason(&self) -> Option<String> {
+        match self {
+            ClaimEvent::AnnexClaimAwaitingFunds { shortfall: Some(s), .. } => Some(s.to_string()),
+            ClaimEvent::AnnexClaimAwaitingFunds { reason, .. } => Some(reason.clone().unwrap_or_default()),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum ClaimEvent {
@@ -270,9 +312,14 @@ pub enum ClaimEvent {
         reason: String,
         rejected_on: NaiveDate,
     },
+    /// Since 2026-11 the event carries the rule (`shortfall`); earlier ones an English
+    /// sentence (`reason`), still read: [`ClaimEvent::waiting_reason`] gives either.
     AnnexClaimAwaitingFunds {
         amount: Money,
-        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shortfall: Option<FundsShortfall>,
         since: NaiveDate,
     },
     AnnexClaimFunded {
@@ -575,11 +622,12 @@ impl Aggregate for AnnexClaim {
                 self.expect(&[S::Approved, S::AwaitingFunds], "funded")?;
                 Ok(vec![ClaimEvent::AnnexClaimFunded { amount: self.approved, committed_on: *committed_on }])
             }
-            ClaimCommand::AwaitFunds { reason: why, since, .. } => {
+            ClaimCommand::AwaitFunds { shortfall, since, .. } => {
                 self.expect(&[S::Approved], "set waiting for funds")?;
                 Ok(vec![ClaimEvent::AnnexClaimAwaitingFunds {
                     amount: self.approved,
-                    reason: reason("the reason", why)?,
+                    reason: None,
+                    shortfall: Some(shortfall.clone()),
                     since: *since,
                 }])
             }

@@ -6,8 +6,8 @@ use crate::checkpoint::Checkpoint;
 use crate::clock::Clock;
 use crate::reimbursement::{Reimbursement, SagaCommand, Step, Unreadable, Work};
 use domain::ConventionId;
-use domain::claim::{AnnexClaim, ClaimCommand};
-use domain::convention::Convention;
+use domain::claim::{AnnexClaim, ClaimCommand, FundsShortfall};
+use domain::convention::{Convention, ConventionError};
 use domain::funds_call::FundsCallLedger;
 use domain::{Aggregate, CommandMeta};
 use std::sync::{Arc, Mutex, Weak};
@@ -28,8 +28,9 @@ pub enum SagaError {
     Store(#[from] StoreError),
     #[error("the checkpoint cannot be read or saved: {0}")]
     Checkpoint(#[from] std::io::Error),
-    #[error("a command kept conflicting with concurrent writes: {0}")]
-    Contention(String),
+    /// Other writers kept winning the race on `stream` (the use cases tried `attempts` times).
+    #[error("a command kept conflicting with concurrent writes on {stream} ({attempts} attempts)")]
+    Contention { stream: String, attempts: usize },
 }
 
 /// What delivering one command came to.
@@ -37,7 +38,24 @@ enum Delivered {
     /// Applied now (events written) or before (a duplicate): go on.
     Applied { wrote: bool },
     /// The aggregate refused it: the rule it broke.
-    Refused(String),
+    Refused(Refusal),
+}
+
+/// The rule a command of the saga broke: typed for the convention (a commitment refused
+/// becomes a claim's [`FundsShortfall`]), named for the others (only logged).
+#[derive(Debug)]
+enum Refusal {
+    Convention(ConventionError),
+    Other(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Convention(e) => write!(f, "{e}"),
+            Refusal::Other(rule) => f.write_str(rule),
+        }
+    }
 }
 
 async fn deliver_one(use_cases: &UseCases, step: &Step) -> Result<Delivered, SagaError> {
@@ -46,6 +64,7 @@ async fn deliver_one(use_cases: &UseCases, step: &Step) -> Result<Delivered, Sag
         stream: String,
         command: &A::Command,
         meta: &CommandMeta,
+        refusal: fn(A::Error) -> Refusal,
     ) -> Result<Delivered, SagaError>
     where
         A::Command: Clone + 'static,
@@ -54,24 +73,27 @@ async fn deliver_one(use_cases: &UseCases, step: &Step) -> Result<Delivered, Sag
             Ok(outcome) => {
                 Ok(Delivered::Applied { wrote: !outcome.duplicate && outcome.version >= outcome.first_version })
             }
-            Err(HandleError::Domain(e)) => Ok(Delivered::Refused(e.to_string())),
+            Err(HandleError::Domain(e)) => Ok(Delivered::Refused(refusal(e))),
             // Same id, other content: this step was applied before with other figures
             // (e.g. a waiting reason); it is done.
             Err(HandleError::CommandIdReused(_)) => Ok(Delivered::Applied { wrote: false }),
-            Err(HandleError::Conflict { .. }) => Err(SagaError::Contention(stream)),
+            Err(HandleError::Conflict { stream, attempts }) => Err(SagaError::Contention { stream, attempts }),
             Err(HandleError::Store(e)) => Err(SagaError::Store(e)),
         }
     }
     match &step.command {
         SagaCommand::Convention(c) => {
-            run::<Convention>(use_cases, stream_name::<Convention>(c.convention_id()), c, &step.meta).await
+            let stream = stream_name::<Convention>(c.convention_id());
+            run::<Convention>(use_cases, stream, c, &step.meta, Refusal::Convention).await
         }
         SagaCommand::Claim(c) => {
-            run::<AnnexClaim>(use_cases, stream_name::<AnnexClaim>(c.claim_id()), c, &step.meta).await
+            let stream = stream_name::<AnnexClaim>(c.claim_id());
+            run::<AnnexClaim>(use_cases, stream, c, &step.meta, |e| Refusal::Other(e.to_string())).await
         }
         SagaCommand::Ledger(c) => {
             let id: ConventionId = c.convention_id();
-            run::<FundsCallLedger>(use_cases, stream_name::<FundsCallLedger>(id), c, &step.meta).await
+            let stream = stream_name::<FundsCallLedger>(id);
+            run::<FundsCallLedger>(use_cases, stream, c, &step.meta, |e| Refusal::Other(e.to_string())).await
         }
     }
 }
@@ -98,10 +120,14 @@ async fn deliver(store: &UseCases, work: &Work) -> Result<bool, SagaError> {
                     wrote |= w;
                 }
             }
-            Delivered::Refused(reason) if funding.set_waiting => {
+            Delivered::Refused(refusal) if funding.set_waiting => {
+                let shortfall = match &refusal {
+                    Refusal::Convention(e) => FundsShortfall::from(e),
+                    Refusal::Other(rule) => FundsShortfall::Refused { name: rule.clone() },
+                };
                 let mut meta = funding.commit.meta.clone();
                 meta.command_id = domain::CommandId(uuid::Uuid::new_v5(&funding.commit.meta.command_id.0, b"waiting"));
-                let command = ClaimCommand::AwaitFunds { claim_id: funding.claim_id, reason, since: funding.on };
+                let command = ClaimCommand::AwaitFunds { claim_id: funding.claim_id, shortfall, since: funding.on };
                 let waiting = Step { meta, command: SagaCommand::Claim(command) };
                 if let Delivered::Applied { wrote: w } = deliver_one(store, &waiting).await? {
                     wrote |= w;

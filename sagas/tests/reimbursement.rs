@@ -269,11 +269,12 @@ async fn a_claim_waits_for_funds_and_is_funded_when_an_amendment_adds_some() {
     assert_eq!(state(&w.claim_state(b).await), domain::claim::ClaimState::AwaitingFunds);
     let log = w.store.read_all(0, 1000).await.unwrap();
     let waiting = log.iter().find(|e| e.event_type == "AnnexClaimAwaitingFunds").unwrap();
-    assert!(
-        waiting.payload.as_str().contains("48.60 € available, 351.40 € requested"),
-        "the reason names the figures: {}",
-        waiting.payload.as_str()
-    );
+    // The log keeps the rule and its figures, not a sentence.
+    let payload: serde_json::Value = serde_json::from_str(waiting.payload.as_str()).unwrap();
+    assert_eq!(payload["shortfall"]["rule"], "EnvelopeExceeded", "{payload}");
+    assert_eq!(payload["shortfall"]["available"], "48.60", "{payload}");
+    assert_eq!(payload["shortfall"]["requested"], "351.40", "{payload}");
+    assert!(payload.get("reason").is_none(), "{payload}");
     assert_eq!(w.envelope().await.committed, m("351.40"), "nothing over-committed");
 
     w.convention(ConventionCommand::SignAmendment(SignAmendment {

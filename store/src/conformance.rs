@@ -667,7 +667,7 @@ mod sqlite_only {
             // when the writer fails after k of its events,
             store.fail_next_write_after(k);
             let err = store.append_all(parts.clone()).await.unwrap_err();
-            assert!(matches!(&err, StoreError::Backend(m) if m.contains("injected")), "{k}: {err:?}");
+            assert!(matches!(&err, StoreError::Backend { what: m, .. } if m.contains("injected")), "{k}: {err:?}");
             // then none of them is in the log, which verifies as before,
             assert_eq!(store.read_all(0, 100).await.unwrap().len(), 1, "after {k}");
             assert!(store.read_stream("w-b").await.unwrap().is_empty());

@@ -111,7 +111,7 @@ struct CommandRecordBody {
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("KurrentDB: {e}"))
+    StoreError::backend(format!("KurrentDB: {e}"))
 }
 
 pub struct KurrentStore {
@@ -141,7 +141,7 @@ fn decode(e: &kurrentdb::RecordedEvent) -> Result<Option<RecordedEvent>, StoreEr
         return Ok(None);
     }
     let corrupt = |what: &str, err: &dyn std::fmt::Display| {
-        StoreError::Corrupt(format!("{} revision {}: {what}: {err}", e.stream_id(), e.revision))
+        StoreError::corrupt(format!("{} revision {}: {what}: {err}", e.stream_id(), e.revision))
     };
     let meta: TrackerMetadata = serde_json::from_slice(&e.custom_metadata).map_err(|err| corrupt("metadata", &err))?;
     let payload = std::str::from_utf8(&e.data).map_err(|err| corrupt("payload", &err))?;
@@ -208,7 +208,7 @@ impl KurrentStore {
             Ok(Some(e)) => {
                 let e = e.get_original_event();
                 let meta: TrackerMetadata = serde_json::from_slice(&e.custom_metadata)
-                    .map_err(|err| StoreError::Corrupt(format!("{stream}: metadata: {err}")))?;
+                    .map_err(|err| StoreError::corrupt(format!("{stream}: metadata: {err}")))?;
                 Ok((version_of_revision(e.revision), meta.hash))
             }
             Ok(None) | Err(kurrentdb::Error::ResourceNotFound) => Ok((0, ChainHash::GENESIS)),
@@ -404,7 +404,7 @@ impl EventStore for KurrentStore {
         match read.next().await {
             Ok(Some(e)) => {
                 let body: CommandRecordBody = serde_json::from_slice(&e.get_original_event().data)
-                    .map_err(|err| StoreError::Corrupt(format!("{stream}: {err}")))?;
+                    .map_err(|err| StoreError::corrupt(format!("{stream}: {err}")))?;
                 Ok(Some(CommandRecord {
                     fingerprint: body.fingerprint,
                     outcome: AppendOutcome { duplicate: true, ..body.outcome },

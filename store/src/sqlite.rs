@@ -43,6 +43,13 @@ use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::thread::JoinHandle;
 use tokio::sync::{oneshot, watch};
 
+/// SQLite's errors keep their type as the source of a [`StoreError::Backend`].
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::backend_from(e)
+    }
+}
+
 /// The most appends one transaction takes; bounds the latency of a group.
 const MAX_GROUP: usize = 256;
 
@@ -230,7 +237,7 @@ fn prepare_schema(conn: &mut Connection) -> Result<(), StoreError> {
         1 => legacy::migrate(conn),
         2 => format2::migrate(conn),
         FORMAT => Ok(()),
-        other => Err(StoreError::Backend(format!("the log has format {other}, newer than this tracker's ({FORMAT})"))),
+        other => Err(StoreError::backend(format!("the log has format {other}, newer than this tracker's ({FORMAT})"))),
     }
 }
 
@@ -240,7 +247,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", parent.display())))?;
+                .map_err(|e| StoreError::backend_context(format!("cannot create {}", parent.display()), e))?;
         }
         // One writing process per log: the writer trusts what it remembers of each stream.
         let lock_path = PathBuf::from(format!("{}.lock", path.display()));
@@ -249,9 +256,9 @@ impl SqliteStore {
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", lock_path.display())))?;
+            .map_err(|e| StoreError::backend_context(format!("cannot open {}", lock_path.display()), e))?;
         lock.try_lock().map_err(|_| {
-            StoreError::Backend(format!("{} is already open for writing by another process", path.display()))
+            StoreError::backend(format!("{} is already open for writing by another process", path.display()))
         })?;
         let mut conn = Connection::open(&path)?;
         configure(&conn)?;
@@ -265,7 +272,7 @@ impl SqliteStore {
         let head_log_hash = match last {
             Some((_, record)) => {
                 record::decode(&record)
-                    .ok_or_else(|| StoreError::Corrupt("the last event's record is unreadable".into()))?
+                    .ok_or_else(|| StoreError::corrupt("the last event's record is unreadable"))?
                     .log_hash
             }
             None => ChainHash::GENESIS,
@@ -295,7 +302,7 @@ impl SqliteStore {
         let thread = std::thread::Builder::new()
             .name("event-log-writer".into())
             .spawn(move || writer_loop(writer, rx, writer_head, &writer_stats))
-            .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
+            .map_err(|e| StoreError::backend_context("cannot start the writer", e))?;
         Ok(Self {
             shared: Arc::new(Shared {
                 _lock: Some(lock),
@@ -319,7 +326,7 @@ impl SqliteStore {
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if !path.exists() {
-            return Err(StoreError::Backend(format!("no event log at {}", path.display())));
+            return Err(StoreError::backend(format!("no event log at {}", path.display())));
         }
         let conn = read_connection(&path)?;
         let format = match file_format(&conn)? {
@@ -327,7 +334,7 @@ impl SqliteStore {
             2 => Format::Packed2,
             FORMAT => Format::Packed,
             other => {
-                return Err(StoreError::Backend(format!("the log has format {other}, not one this tracker reads")));
+                return Err(StoreError::backend(format!("the log has format {other}, not one this tracker reads")));
             }
         };
         let head_position: u64 = conn.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| r.get(0))?;
@@ -369,13 +376,10 @@ impl SqliteStore {
         let (reply, answer) = oneshot::channel();
         {
             let writer = self.shared.writer.lock().expect("writer handle poisoned");
-            let writer =
-                writer.as_ref().ok_or_else(|| StoreError::Backend("the log is open for reading only".into()))?;
-            writer
-                .send(WriteJob { unit, reply })
-                .map_err(|_| StoreError::Backend("the log writer has stopped".into()))?;
+            let writer = writer.as_ref().ok_or_else(|| StoreError::backend("the log is open for reading only"))?;
+            writer.send(WriteJob { unit, reply }).map_err(|_| StoreError::backend("the log writer has stopped"))?;
         }
-        let (result, unit) = answer.await.map_err(|_| StoreError::Backend("the log writer has stopped".into()))?;
+        let (result, unit) = answer.await.map_err(|_| StoreError::backend("the log writer has stopped"))?;
         drop(unit);
         result
     }
@@ -409,7 +413,7 @@ impl SqliteStore {
             }
             result
         };
-        tokio::task::spawn_blocking(run).await.map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        tokio::task::spawn_blocking(run).await.map_err(|e| StoreError::backend_context("read task failed", e))?
     }
 }
 
@@ -449,7 +453,7 @@ fn writer_loop(mut writer: Writer, rx: mpsc::Receiver<WriteJob>, notify: Arc<wat
             Ok(results) => results,
             Err(e) => {
                 tracing::error!(error = %e, "a group of appends failed to commit; none was written");
-                units.iter().map(|_| Err(StoreError::Backend(e.to_string()))).collect()
+                units.iter().map(|_| Err(StoreError::backend(e.to_string()))).collect()
             }
         };
         if writer.head.position != before {
@@ -564,7 +568,7 @@ impl Inserter<'_> {
 
     #[cfg(any(test, feature = "fault-injection"))]
     fn injected() -> GroupFailure {
-        GroupFailure::Fatal(StoreError::Backend("injected fault: the write failed part way".into()))
+        GroupFailure::Fatal(StoreError::backend("injected fault: the write failed part way"))
     }
 }
 
@@ -578,7 +582,7 @@ impl Writer {
             Err(GroupFailure::Fatal(e)) => Err(e),
             Err(GroupFailure::Constraint) if units.len() == 1 => {
                 let ids = units[0].iter().map(|r| r.command_id.to_string()).collect::<Vec<_>>().join(", ");
-                Ok(vec![Err(StoreError::Backend(format!("command {ids} breaks a constraint of the log")))])
+                Ok(vec![Err(StoreError::backend(format!("command {ids} breaks a constraint of the log")))])
             }
             Err(GroupFailure::Constraint) => {
                 let mut results = Vec::with_capacity(units.len());
@@ -719,13 +723,13 @@ fn stream_tip(conn: &Connection, index: &Index, stream: &str) -> Result<Option<T
     let position = *index
         .ends
         .get(&stream_id)
-        .ok_or_else(|| StoreError::Corrupt(format!("stream {stream} has a name in the log but no event")))?;
+        .ok_or_else(|| StoreError::corrupt(format!("stream {stream} has a name in the log but no event")))?;
     let blob: Option<Vec<u8>> = conn
         .prepare_cached("SELECT record FROM events WHERE position = ?1")?
         .query_row([position], |r| r.get(0))
         .optional()?;
     let r = blob.as_deref().and_then(record::decode).ok_or_else(|| {
-        StoreError::Corrupt(format!("the last event of {stream} (position {position}) is missing or unreadable"))
+        StoreError::corrupt(format!("the last event of {stream} (position {position}) is missing or unreadable"))
     })?;
     Ok(Some(Tip { stream_id, version: r.version, hash: r.hash, position }))
 }
@@ -807,7 +811,7 @@ fn stored_command(
     format: Format,
     first_position: u64,
 ) -> Result<Option<(CommandId, CommandRecord)>, StoreError> {
-    let corrupt = || StoreError::Corrupt(format!("the command recorded at position {first_position} is unreadable"));
+    let corrupt = || StoreError::corrupt(format!("the command recorded at position {first_position} is unreadable"));
     let mut read = conn.prepare_cached("SELECT record FROM events WHERE position = ?1")?;
     let Some(first) = read.query_row([first_position], |r| r.get::<_, Vec<u8>>(0)).optional()? else {
         return Ok(None);
@@ -848,7 +852,7 @@ fn stored_command(
 }
 
 fn micros(at: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(at).ok_or_else(|| StoreError::Corrupt(format!("recorded_at {at} is out of range")))
+    DateTime::from_timestamp_micros(at).ok_or_else(|| StoreError::corrupt(format!("recorded_at {at} is out of range")))
 }
 
 /// `YYYY-MM-DD` without the generality (and the cost) of a format parser: replay reads
@@ -871,7 +875,7 @@ fn load_names(conn: &Connection, names: &mut Vec<String>) -> Result<(), StoreErr
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
         if id != names.len() as i64 + 1 {
-            return Err(StoreError::Corrupt(format!("stream ids jump from {} to {id}", names.len())));
+            return Err(StoreError::corrupt(format!("stream ids jump from {} to {id}", names.len())));
         }
         names.push(row.get(1)?);
     }
@@ -906,7 +910,7 @@ fn columns<'a>(r: &'a rusqlite::Row<'_>) -> Result<(u64, record::Record<'a>), St
     let blob = r.get_ref(1)?.as_blob().ok();
     let decoded = blob
         .and_then(record::decode)
-        .ok_or_else(|| StoreError::Corrupt(format!("event at position {position}: unreadable record")))?;
+        .ok_or_else(|| StoreError::corrupt(format!("event at position {position}: unreadable record")))?;
     Ok((position, decoded))
 }
 
@@ -925,7 +929,7 @@ impl ReadConn {
                 load_names(&self.conn, &mut self.names)?;
             }
             let stream = self.names.get(index).ok_or_else(|| {
-                StoreError::Corrupt(format!("event at position {position}: unknown stream id {}", r.stream_id))
+                StoreError::corrupt(format!("event at position {position}: unknown stream id {}", r.stream_id))
             })?;
             out.push(to_event(position, stream.clone(), &r)?);
         }
@@ -962,7 +966,7 @@ impl ReadConn {
         while next != 0 {
             let mut rows = stmt.query([next])?;
             let Some(row) = rows.next()? else {
-                return Err(StoreError::Corrupt(format!("stream {stream} links to position {next}, which is missing")));
+                return Err(StoreError::corrupt(format!("stream {stream} links to position {next}, which is missing")));
             };
             let (position, r) = columns(row)?;
             if r.version < version {
@@ -981,7 +985,7 @@ impl ReadConn {
 /// every command id used once. Opens the file read-only; never writes.
 pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verification, StoreError> {
     if !path.exists() {
-        return Err(StoreError::Backend(format!("no event log at {}", path.display())));
+        return Err(StoreError::backend(format!("no event log at {}", path.display())));
     }
     let conn = read_connection(path)?;
     let mut verifier = Verifier::new(true);
@@ -995,7 +999,7 @@ pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verificat
         }
         2 => Format::Packed2,
         FORMAT => Format::Packed,
-        other => return Err(StoreError::Backend(format!("the log has format {other}, not one this tracker reads"))),
+        other => return Err(StoreError::backend(format!("the log has format {other}, not one this tracker reads"))),
     };
     // One snapshot for the streams and the events, even while a writer appends.
     let snapshot = conn.unchecked_transaction()?;
@@ -1019,7 +1023,7 @@ pub fn verify(path: &Path, anchor: Option<(u64, ChainHash)>) -> Result<Verificat
     while let Some(row) = rows.next()? {
         let checked = columns(row).and_then(|(position, r)| {
             let stream = names.get(&r.stream_id).map(|(name, _)| name.clone()).ok_or_else(|| {
-                StoreError::Corrupt(format!("event at position {position}: unknown stream id {}", r.stream_id))
+                StoreError::corrupt(format!("event at position {position}: unknown stream id {}", r.stream_id))
             })?;
             let mark = match r.append {
                 record::Append::Unmarked => None,
@@ -1259,7 +1263,7 @@ mod tests {
         let results = w.write_group(&units).unwrap();
         assert_eq!(results[0].as_ref().unwrap()[0].last_position, 1);
         assert!(
-            matches!(&results[1], Err(StoreError::Backend(m)) if m.contains("breaks a constraint")),
+            matches!(&results[1], Err(StoreError::Backend { what: m, .. }) if m.contains("breaks a constraint")),
             "{:?}",
             results[1]
         );
