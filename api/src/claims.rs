@@ -352,9 +352,8 @@ impl FundsCallView {
 /// What a claim or funds-call command wrote.
 #[derive(SimpleObject)]
 pub struct ReimbursementPayload {
-    pub command_id: ID,
-    pub position: u64,
-    pub duplicate: bool,
+    #[graphql(flatten)]
+    pub written: crate::mutation::Written,
     pub claim: Option<ClaimView>,
     pub funds_call: Option<FundsCallView>,
 }
@@ -409,9 +408,7 @@ fn answer(
     call: Option<FundsCallId>,
 ) -> ReimbursementPayload {
     ReimbursementPayload {
-        command_id: ID(command_id.to_string()),
-        position: outcome.position,
-        duplicate: outcome.duplicate,
+        written: crate::mutation::Written::new(command_id, &outcome),
         claim: claim.map(ClaimView),
         funds_call: call.and_then(|id| state.reimbursements.read(|v| v.calls.get(&id).cloned())).map(FundsCallView),
     }
