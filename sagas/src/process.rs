@@ -12,9 +12,9 @@ use domain::funds_call::FundsCallLedger;
 use domain::{Aggregate, CommandMeta};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use store::background::Background;
 use store::handler::stream_name;
 use store::{EventStore, HandleError, StoreError};
-use tokio::sync::watch;
 use usecases::UseCases;
 
 /// Events read from the log per batch.
@@ -251,9 +251,9 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(200);
 /// Runs a [`Process`] in the background: whenever the log grows, and every `tick` for
 /// the deadlines. Dropping the runner stops it (and gives its lease up, if it holds one).
 pub struct SagaRunner {
-    position: watch::Sender<u64>,
+    /// The position the saga acted upon (watched) and its task.
+    background: Background,
     failure: Mutex<Option<String>>,
-    task: Mutex<Option<tokio::task::AbortHandle>>,
     /// Whether this replica runs the saga now (always, without a lease).
     leading: std::sync::atomic::AtomicBool,
     /// The lease this runner holds or tries for: the shared state and this replica's id.
@@ -262,10 +262,8 @@ pub struct SagaRunner {
 
 impl Drop for SagaRunner {
     fn drop(&mut self) {
-        if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
-            task.abort();
-        }
-        // Given up at once rather than left to lapse, where a runtime is there to do it.
+        // The task is aborted as `background` drops, after this. The lease is given up at
+        // once rather than left to lapse, where a runtime is there to do it.
         if let (Some((state, holder)), Ok(runtime)) = (self.lease.take(), tokio::runtime::Handle::try_current()) {
             runtime.spawn(async move { state.release_lease(REIMBURSEMENT, holder).await });
         }
@@ -275,14 +273,13 @@ impl Drop for SagaRunner {
 impl SagaRunner {
     pub fn spawn(process: Process, tick: Duration) -> Arc<Self> {
         let runner = Arc::new(Self {
-            position: watch::Sender::new(process.position()),
+            background: Background::new(process.position()),
             failure: Mutex::new(None),
-            task: Mutex::new(None),
             leading: true.into(),
             lease: None,
         });
         let task = tokio::spawn(Self::run(Arc::downgrade(&runner), process, tick));
-        *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
+        runner.background.run(task);
         runner
     }
 
@@ -295,9 +292,8 @@ impl SagaRunner {
         tick: Duration,
     ) -> Arc<Self> {
         let runner = Arc::new(Self {
-            position: watch::Sender::new(0),
+            background: Background::new(0),
             failure: Mutex::new(None),
-            task: Mutex::new(None),
             leading: true.into(),
             lease: None,
         });
@@ -317,7 +313,7 @@ impl SagaRunner {
             };
             Self::run(weak, process, tick).await
         });
-        *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
+        runner.background.run(task);
         runner
     }
 
@@ -339,15 +335,14 @@ impl SagaRunner {
     ) -> Arc<Self> {
         let holder = uuid::Uuid::new_v4();
         let runner = Arc::new(Self {
-            position: watch::Sender::new(0),
+            background: Background::new(0),
             failure: Mutex::new(None),
-            task: Mutex::new(None),
             leading: false.into(),
             lease: Some((state.clone(), holder)),
         });
         let leased = Leased { store, state, clock, use_cases, tick, ttl, holder };
         let task = tokio::spawn(leased.run(Arc::downgrade(&runner)));
-        *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
+        runner.background.run(task);
         runner
     }
 
@@ -366,13 +361,13 @@ impl SagaRunner {
                 Ok(_) => {
                     backoff = Duration::from_millis(100);
                     *this.failure.lock().expect("poisoned") = None;
-                    this.position.send_replace(process.position());
+                    this.background.reached(process.position());
                 }
                 Err(e) => {
                     // The checkpoint stays before the event that failed: it is tried again.
                     tracing::error!(error = %e, "the reimbursement saga stopped short; retrying");
                     *this.failure.lock().expect("poisoned") = Some(e.to_string());
-                    this.position.send_replace(process.position());
+                    this.background.reached(process.position());
                     drop(this);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -390,7 +385,7 @@ impl SagaRunner {
     /// The last position the saga acted upon (on a replica that does not run it, the
     /// checkpoint the one that does saved last).
     pub fn position(&self) -> u64 {
-        *self.position.borrow()
+        self.background.position()
     }
 
     /// Why the last run stopped short, if it did.
@@ -400,8 +395,7 @@ impl SagaRunner {
 
     /// Waits until the saga has acted on `position`; false after `timeout`.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
-        let mut rx = self.position.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await.is_ok_and(|r| r.is_ok())
+        self.background.wait_for(position, timeout).await
     }
 }
 
@@ -441,7 +435,7 @@ impl Leased {
             };
             let Some(this) = runner.upgrade() else { return };
             this.leading.store(true, SeqCst);
-            this.position.send_replace(process.position());
+            this.background.reached(process.position());
             drop(this);
             tracing::info!(from = process.position(), "this replica runs the reimbursement saga");
             tokio::select! {
@@ -467,7 +461,7 @@ impl Leased {
             let Some(this) = runner.upgrade() else { return false };
             match self.state.load_checkpoint(REIMBURSEMENT).await {
                 Ok(position) => {
-                    this.position.send_if_modified(|p| std::mem::replace(p, position) != position);
+                    this.background.reached_if_moved(position);
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the reimbursement saga's checkpoint"),
             }

@@ -9,6 +9,7 @@
 //! streams atomically). [`handler`] runs
 //! commands against it: load → decide → append, with retries and idempotency.
 
+pub mod background;
 pub mod chain;
 pub mod handler;
 #[cfg(feature = "kurrentdb")]
