@@ -139,10 +139,11 @@ impl Application {
             ),
             None => {
                 let checkpoint = Arc::new(sagas::FileCheckpoint(settings.data_dir.join(SAGA_CHECKPOINT)));
-                let process = sagas::Process::start(store.clone(), checkpoint, Arc::new(sagas::SystemClock))
-                    .await
-                    .context("cannot start the reimbursement saga")?
-                    .with_use_cases(use_cases.clone());
+                let process =
+                    sagas::ReimbursementProcess::start(store.clone(), checkpoint, Arc::new(sagas::SystemClock))
+                        .await
+                        .context("cannot start the reimbursement saga")?
+                        .with_use_cases(use_cases.clone());
                 sagas::SagaRunner::spawn(process, SAGA_TICK)
             }
         };

@@ -491,7 +491,7 @@ fn reason(field: &'static str, text: &str) -> Result<String, ClaimError> {
 }
 
 impl AnnexClaim {
-    fn expect(&self, allowed: &[ClaimState], action: &'static str) -> Result<&AnnexClaimSubmitted, ClaimError> {
+    fn require_state(&self, allowed: &[ClaimState], action: &'static str) -> Result<&AnnexClaimSubmitted, ClaimError> {
         let (Some(s), Some(state)) = (&self.submitted, self.state) else { return Err(ClaimError::NotFound) };
         if !allowed.contains(&state) {
             return Err(ClaimError::WrongState { state, action });
@@ -541,7 +541,7 @@ impl AnnexClaim {
     }
 
     fn approve(&self, reductions: &[LineDecision], approved_on: NaiveDate) -> Result<Vec<ClaimEvent>, ClaimError> {
-        self.expect(&[ClaimState::Submitted], "approved")?;
+        self.require_state(&[ClaimState::Submitted], "approved")?;
         let count = self.lines.len() as u32;
         let mut lines: Vec<ApprovedLine> = self
             .lines
@@ -591,7 +591,7 @@ impl Aggregate for AnnexClaim {
         match command {
             ClaimCommand::Submit(c) => self.submit(c),
             ClaimCommand::Resubmit { caps, lines, resubmitted_on, .. } => {
-                self.expect(&[S::ChangesRequested], "resubmitted")?;
+                self.require_state(&[S::ChangesRequested], "resubmitted")?;
                 let lines = cap_lines(caps, lines)?;
                 let (claimed, eligible) = totals(&lines);
                 Ok(vec![ClaimEvent::AnnexClaimResubmitted {
@@ -605,25 +605,25 @@ impl Aggregate for AnnexClaim {
             }
             ClaimCommand::Approve { reductions, approved_on, .. } => self.approve(reductions, *approved_on),
             ClaimCommand::RequestChanges { reason: why, requested_on, .. } => {
-                self.expect(&[S::Submitted], "sent back for changes")?;
+                self.require_state(&[S::Submitted], "sent back for changes")?;
                 Ok(vec![ClaimEvent::AnnexClaimChangesRequested {
                     reason: reason("the reason", why)?,
                     requested_on: *requested_on,
                 }])
             }
             ClaimCommand::Reject { reason: why, rejected_on, .. } => {
-                self.expect(&[S::Submitted], "rejected")?;
+                self.require_state(&[S::Submitted], "rejected")?;
                 Ok(vec![ClaimEvent::AnnexClaimRejected {
                     reason: reason("the reason", why)?,
                     rejected_on: *rejected_on,
                 }])
             }
             ClaimCommand::RecordFunding { committed_on, .. } => {
-                self.expect(&[S::Approved, S::AwaitingFunds], "funded")?;
+                self.require_state(&[S::Approved, S::AwaitingFunds], "funded")?;
                 Ok(vec![ClaimEvent::AnnexClaimFunded { amount: self.approved, committed_on: *committed_on }])
             }
             ClaimCommand::AwaitFunds { shortfall, since, .. } => {
-                self.expect(&[S::Approved], "set waiting for funds")?;
+                self.require_state(&[S::Approved], "set waiting for funds")?;
                 Ok(vec![ClaimEvent::AnnexClaimAwaitingFunds {
                     amount: self.approved,
                     reason: None,
@@ -632,11 +632,11 @@ impl Aggregate for AnnexClaim {
                 }])
             }
             ClaimCommand::RecordPayment { paid_on, .. } => {
-                self.expect(&[S::Funded], "paid")?;
+                self.require_state(&[S::Funded], "paid")?;
                 Ok(vec![ClaimEvent::AnnexClaimPaid { amount: self.approved, paid_on: *paid_on }])
             }
             ClaimCommand::FlagOverdue { submission, due_on, .. } => {
-                self.expect(&[S::Submitted], "flagged overdue")?;
+                self.require_state(&[S::Submitted], "flagged overdue")?;
                 if *submission != self.submission || self.overdue_flagged.contains(submission) {
                     return Err(ClaimError::AlreadyFlagged { submission: *submission });
                 }
@@ -646,7 +646,7 @@ impl Aggregate for AnnexClaim {
                 if let Some((_, number)) = self.call {
                     return Err(ClaimError::AlreadyCalled { call_number: number });
                 }
-                self.expect(&[S::Paid], "called from ANCT")?;
+                self.require_state(&[S::Paid], "called from ANCT")?;
                 Ok(vec![ClaimEvent::AnnexClaimCalled {
                     call_id: *call_id,
                     call_number: *call_number,
@@ -654,7 +654,7 @@ impl Aggregate for AnnexClaim {
                 }])
             }
             ClaimCommand::RecordReimbursement { call_id, reimbursed_on, .. } => {
-                self.expect(&[S::InFundsCall], "reimbursed")?;
+                self.require_state(&[S::InFundsCall], "reimbursed")?;
                 Ok(vec![ClaimEvent::AnnexClaimReimbursed {
                     call_id: *call_id,
                     amount: self.approved,

@@ -139,8 +139,10 @@ async fn deliver(store: &UseCases, work: &Work) -> Result<bool, SagaError> {
     Ok(wrote)
 }
 
-/// The reimbursement saga with its place in the log.
-pub struct Process {
+/// The reimbursement saga with its place in the log. Named for the one saga it runs: its
+/// delivery knows the reimbursement's work (a chain of steps, a funding that may wait);
+/// a second saga would share the checkpoint and the [`SagaRunner`]'s plumbing, not this.
+pub struct ReimbursementProcess {
     saga: Reimbursement,
     store: Arc<dyn EventStore>,
     /// The write path the saga's commands take (shared with the API in a server, so
@@ -151,7 +153,7 @@ pub struct Process {
     position: u64,
 }
 
-impl Process {
+impl ReimbursementProcess {
     /// Rebuilds the saga's state from the log up to its checkpoint (sending nothing: what
     /// the checkpoint covers was delivered), ready to go on from there.
     pub async fn start(
@@ -248,7 +250,7 @@ pub const REIMBURSEMENT: &str = "saga-reimbursement";
 /// holder's checkpoint (so that its own requests can wait for the saga).
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);
 
-/// Runs a [`Process`] in the background: whenever the log grows, and every `tick` for
+/// Runs a [`ReimbursementProcess`] in the background: whenever the log grows, and every `tick` for
 /// the deadlines. Dropping the runner stops it (and gives its lease up, if it holds one).
 pub struct SagaRunner {
     /// The position the saga acted upon (watched) and its task.
@@ -271,7 +273,7 @@ impl Drop for SagaRunner {
 }
 
 impl SagaRunner {
-    pub fn spawn(process: Process, tick: Duration) -> Arc<Self> {
+    pub fn spawn(process: ReimbursementProcess, tick: Duration) -> Arc<Self> {
         let runner = Arc::new(Self {
             background: Background::new(process.position()),
             failure: Mutex::new(None),
@@ -300,7 +302,7 @@ impl SagaRunner {
         let weak = Arc::downgrade(&runner);
         let task = tokio::spawn(async move {
             let process = loop {
-                match Process::start(store.clone(), checkpoint.clone(), clock.clone()).await {
+                match ReimbursementProcess::start(store.clone(), checkpoint.clone(), clock.clone()).await {
                     Ok(p) => break p,
                     Err(e) => {
                         let Some(this) = weak.upgrade() else { return };
@@ -351,7 +353,7 @@ impl SagaRunner {
         self.leading.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    async fn run(runner: Weak<Self>, mut process: Process, tick: Duration) {
+    async fn run(runner: Weak<Self>, mut process: ReimbursementProcess, tick: Duration) {
         let mut head = process.store.head();
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -422,7 +424,7 @@ impl Leased {
                 name: REIMBURSEMENT.into(),
                 holder: self.holder,
             });
-            let process = match Process::start(self.store.clone(), checkpoint, self.clock.clone()).await {
+            let process = match ReimbursementProcess::start(self.store.clone(), checkpoint, self.clock.clone()).await {
                 Ok(process) => process.with_use_cases(self.use_cases.clone()),
                 Err(e) => {
                     tracing::error!(error = %e, "the reimbursement saga cannot start; retrying");

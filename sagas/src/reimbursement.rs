@@ -12,7 +12,7 @@
 //!   flagged overdue; a funds call not paid by its `due_on` is flagged late (both dates
 //!   come from the convention's own terms; our defaults: 30 days each).
 //!
-//! Nothing here does I/O: [`crate::Process`] delivers the work.
+//! Nothing here does I/O: [`crate::ReimbursementProcess`] delivers the work.
 
 use chrono::NaiveDate;
 use domain::claim::{AnnexClaim, ClaimCommand, ClaimEvent, ClaimId};

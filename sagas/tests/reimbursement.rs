@@ -12,7 +12,7 @@ use domain::funds_call::{FundsCallCommand, FundsCallId, FundsCallLedger};
 use domain::purchase::PurchaseId;
 use domain::structure::{Siret, StructureId};
 use domain::{CommandId, CommandMeta, ConventionId, DepartementCode, EnvelopeId, Money};
-use sagas::{Checkpoint, ManualClock, MemoryCheckpoint, Process};
+use sagas::{Checkpoint, ManualClock, MemoryCheckpoint, ReimbursementProcess};
 use std::sync::Arc;
 use store::handler::{load, stream_name};
 use store::memory::MemoryStore;
@@ -175,8 +175,8 @@ impl World {
         .await;
     }
 
-    async fn process(&self) -> Process {
-        Process::start(self.store.clone(), self.checkpoint.clone(), self.clock.clone()).await.unwrap()
+    async fn process(&self) -> ReimbursementProcess {
+        ReimbursementProcess::start(self.store.clone(), self.checkpoint.clone(), self.clock.clone()).await.unwrap()
     }
 
     async fn run(&self) {
@@ -328,7 +328,7 @@ async fn a_saga_started_again_from_the_beginning_sends_nothing_twice() {
     let head = w.head();
     // A lost checkpoint: every event is reacted to again, every command re-sent.
     let forgetful = Arc::new(MemoryCheckpoint::default());
-    let mut again = Process::start(w.store.clone(), forgetful, w.clock.clone()).await.unwrap();
+    let mut again = ReimbursementProcess::start(w.store.clone(), forgetful, w.clock.clone()).await.unwrap();
     again.run_until_idle().await.unwrap();
     assert_eq!(w.head(), head, "nothing new was written");
 }
