@@ -185,7 +185,7 @@ fn answer(
     s: Option<SessionId>,
 ) -> AidantsConnectPayload {
     AidantsConnectPayload {
-        written: crate::mutation::Written::new(command_id, &outcome),
+        written: crate::mutation::Written::new(command_id, outcome),
         habilitation: h.and_then(|h| state.programmes.read(|v| v.habilitations.get(&h).cloned())).map(Into::into),
         session: s.and_then(|s| state.programmes.read(|v| v.sessions.get(&s).cloned())).map(Into::into),
     }

@@ -148,7 +148,7 @@ fn to_new_event<E: DomainEvent>(event: &E, meta: &CommandMeta, event_id: EventId
         event_type: event.event_type().to_string(),
         schema_version: event.schema_version(),
         business_date: event.business_date(),
-        payload: crate::Payload::encode(event).map_err(|e| StoreError::backend_from(e))?,
+        payload: crate::Payload::encode(event).map_err(StoreError::backend_from)?,
         metadata: meta.clone(),
     })
 }

@@ -42,7 +42,7 @@ pub(super) fn answer(
     call: Option<FundsCallId>,
 ) -> ReimbursementPayload {
     ReimbursementPayload {
-        written: crate::mutation::Written::new(command_id, &outcome),
+        written: crate::mutation::Written::new(command_id, outcome),
         claim: claim.map(ClaimView),
         funds_call: call.and_then(|id| state.reimbursements.read(|v| v.calls.get(&id).cloned())).map(FundsCallView),
     }
