@@ -1,4 +1,6 @@
-//! `tracker`: the command line of Convention Tracker.
+//! `tracker`: the command line of Convention Tracker. It only wires: it parses the
+//! arguments (typed by clap) and calls `app` (serve, import, replay, rebuild…),
+//! `scenarios` (seed) and `bench`; it holds no logic beyond parsing and printing.
 
 use anyhow::Context;
 use app::{Application, Settings, open_store};

@@ -3,6 +3,9 @@
 //! the [`ReimbursementProcess`] around it reads the log, delivers those commands and persists its
 //! checkpoint. Every command's id is derived from the event (or deadline) that caused
 //! it, so a process restarted after a crash re-sends nothing that was applied.
+//!
+//! A saga must never decide a business rule (the aggregates do, through the use cases) nor
+//! write except through the use cases.
 
 mod checkpoint;
 mod clock;

@@ -8,6 +8,9 @@
 //! by several replicas) and KurrentDB (feature `kurrentdb`, which cannot yet write several
 //! streams atomically). [`handler`] runs
 //! commands against it: load → decide → append, with retries and idempotency.
+//!
+//! It must never decide a business rule: it checks only what a log promises (versions,
+//! command ids, chains).
 
 pub mod background;
 pub mod chain;
