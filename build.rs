@@ -18,7 +18,8 @@ fn main() {
     let required = |var: &str| std::env::var(var).as_deref() == Ok("required");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let chromedriver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-    if !(Path::new(&chromium).exists() && Path::new(&chromedriver).exists()) && !required("TRACKER_BROWSER_TESTS") {
+    let browser = Path::new(&chromium).exists() && Path::new(&chromedriver).exists();
+    if !browser && !required("TRACKER_BROWSER_TESTS") {
         println!("cargo::rustc-cfg=browser_missing");
     }
     if std::env::var_os("TRACKER_TEST_POSTGRES_URL").is_none() && !required("TRACKER_POSTGRES_TESTS") {

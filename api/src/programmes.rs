@@ -206,7 +206,7 @@ pub struct ProgrammePayload {
 }
 
 fn payload(command_id: CommandId, outcome: &CommandOutcome) -> ProgrammePayload {
-    ProgrammePayload { written: crate::mutation::Written::new(command_id, &outcome), campaign: None, ccas_action: None }
+    ProgrammePayload { written: crate::mutation::Written::new(command_id, outcome), campaign: None, ccas_action: None }
 }
 
 #[derive(Default)]

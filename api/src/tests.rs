@@ -172,7 +172,6 @@ impl Api {
     }
 }
 
-#[track_caller]
 /// A refusal carries this code and this rule (`extensions.code`, `extensions.rule`):
 /// asserted here, not only in the reviewed snapshot, so a snapshot accepted again cannot
 /// bless another code.
@@ -186,6 +185,7 @@ fn assert_refused(answer: &Value, code: &str, rule: Option<&str>) {
     }
 }
 
+#[track_caller]
 fn ok(answer: Value) -> Value {
     assert!(answer.get("errors").is_none(), "unexpected errors: {answer}");
     answer

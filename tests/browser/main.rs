@@ -771,7 +771,7 @@ async fn the_page_answers_the_comite_questions_by_territory_pace_and_delay_and_e
     page.script("showReport('2021-02-30', '')", json!([])).await;
     let refusal = page.wait_for("#report .error").await;
     let started = Instant::now();
-    while page.text(&refusal).await.contains("impossible : le serveur a refusé") == false {
+    while !page.text(&refusal).await.contains("impossible : le serveur a refusé") {
         assert!(started.elapsed() < PATIENCE, "{}", page.text(&refusal).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
