@@ -1,10 +1,14 @@
-//! `tracker`: the command line of Convention Tracker.
+//! `tracker`: the command line of Convention Tracker. It only wires: it parses the
+//! arguments (typed by clap) and calls `app` (serve, import, replay, rebuild…),
+//! `scenarios` (seed) and `bench`; it holds no logic beyond parsing and printing.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use app::{Application, Settings, open_store};
+use clap::{Parser, Subcommand, ValueEnum};
+use scenarios::Scenario;
 use std::path::PathBuf;
+use std::time::Duration;
 use store::EventStore;
-use tracker::{Application, Settings, open_store};
 
 /// mimalloc rather than glibc's malloc: the log is decoded on the store's reader threads
 /// and its strings freed on the async workers, a cross-thread pattern glibc's arenas
@@ -52,8 +56,8 @@ enum Command {
         rate_limit: u32,
         /// What --demo seeds: the plan at full scale (about 15 s the first time), or a
         /// small sample (seconds).
-        #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021", "sample", "files"])]
-        scenario: String,
+        #[arg(long, value_enum, default_value_t = Scenario::Plan2021)]
+        scenario: Scenario,
     },
     /// Manages the bearer tokens of a data directory (stored hashed in DIR/tokens.json),
     /// or of the replicas sharing a PostgreSQL log (with --store).
@@ -71,8 +75,8 @@ enum Command {
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
         data: PathBuf,
         /// The scenario to seed: the plan at full scale, or a small sample.
-        #[arg(long, default_value = "plan-2021", value_parser = ["plan-2021", "sample", "files"])]
-        scenario: String,
+        #[arg(long, value_enum, default_value_t = Scenario::Plan2021)]
+        scenario: Scenario,
     },
     /// Recomputes every hash chain of the log and reports the first altered place
     /// (exit status 1 when the log was altered).
@@ -129,8 +133,8 @@ enum Command {
         /// Keep events recorded at or before this instant (RFC 3339, e.g. 2022-01-15T12:00:00Z).
         #[arg(long)]
         as_known_at: Option<chrono::DateTime<chrono::Utc>>,
-        #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
-        format: String,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
         /// CSV with `,` and `.` instead of the French `;`, decimal comma and byte-order mark.
         #[arg(long)]
         plain_csv: bool,
@@ -165,8 +169,8 @@ enum Command {
         /// behind that year's figure in the report's fiscal years.
         #[arg(long)]
         year: Option<i32>,
-        #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
-        format: String,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
         #[arg(long)]
         plain_csv: bool,
     },
@@ -352,42 +356,23 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { data, store, addr, demo, graphiql, scenario, rate_limit } => {
             let data_dir =
                 data.unwrap_or_else(|| if demo { PathBuf::from("data/demo") } else { PathBuf::from("data") });
-            let scenario = tracker::Scenario::parse(&scenario).context("unknown scenario")?;
             if demo {
                 eprintln!(
                     "seeding the {} scenario into {} (the first time takes a while)…",
-                    scenario_name(scenario),
+                    scenario.name(),
                     data_dir.display()
                 );
             }
             serve(Settings { data_dir, store, addr, demo, scenario, graphiql, rate_limit }).await
         }
         Command::Token { data, store, action } => token(&data, store.as_deref(), action).await,
-        Command::Seed { data, scenario } => {
-            let store = open_store(&data)?;
-            let kind = tracker::Scenario::parse(&scenario).context("unknown scenario")?;
-            let started = std::time::Instant::now();
-            let written = kind.seed_once(store, &data).await?;
-            println!(
-                "seeded {scenario} into {} ({written} new events in {:.1} s)",
-                data.display(),
-                started.elapsed().as_secs_f64()
-            );
-            Ok(())
-        }
+        Command::Seed { data, scenario } => seed(&data, scenario).await,
         Command::Events { data, store, after } => print_events(&data, store.as_deref(), after).await,
-        Command::Import { template: Some(kind), .. } => tracker::import::template(&kind),
-        Command::Import { generate: Some(dir), .. } => {
-            let files = tracker::bench_import::demo_files();
-            for (kind, path) in tracker::bench_import::write_files(&files, &dir, |k| k == imports::Kind::Habilitations)?
-            {
-                println!("tracker import {} {}", kind.name(), path.display());
-            }
-            Ok(())
-        }
+        Command::Import { template: Some(kind), .. } => app::import::template(&kind),
+        Command::Import { generate: Some(dir), .. } => generate_files(&dir),
         Command::Import { kind, file, dry_run, report, json, data, .. } => {
             let (kind, file) = (kind.unwrap_or_default(), file.unwrap_or_default());
-            let args = tracker::import::ImportArgs {
+            let args = app::import::ImportArgs {
                 data: &data,
                 kind: &kind,
                 file: &file,
@@ -395,105 +380,11 @@ async fn main() -> anyhow::Result<()> {
                 report: report.as_deref(),
                 json,
             };
-            std::process::exit(tracker::import::run(args).await?)
+            std::process::exit(app::import::run(args).await?)
         }
-        Command::Bench { what: BenchCommand::Import { habilitations, purchases, json } } => {
-            let figures = tracker::bench_import::import(habilitations, purchases).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&figures)?);
-            } else {
-                print!("{}", tracker::bench_import::report(&figures));
-            }
-            Ok(())
-        }
-        Command::Bench { what: BenchCommand::Dashboard { rate, seconds, clients, small, json } } => {
-            let scale = if small { tracker::plan::Scale::TINY } else { tracker::plan::Scale::FULL };
-            let figures =
-                tracker::bench_dashboard::dashboard(scale, rate, std::time::Duration::from_secs(seconds), clients)
-                    .await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&figures)?);
-            } else {
-                print!("{}", tracker::bench_dashboard::report(&figures));
-            }
-            Ok(())
-        }
-        Command::Bench { what: BenchCommand::All { small } } => {
-            let store = tracker::bench::store(1_000_000, std::time::Duration::from_secs(3)).await?;
-            print!("{}", tracker::bench::report(&store));
-            let scale = if small { tracker::plan::Scale::TINY } else { tracker::plan::Scale::FULL };
-            let dash = tracker::bench_dashboard::dashboard(scale, 1_000, std::time::Duration::from_secs(5), 32).await?;
-            let seeding = dash.events as f64 / dash.seed_seconds.max(1e-9);
-            println!(
-                "{:<44} {seeding:>12.0} {:<10} {:>9.1}×",
-                "seeding the plan (typed use cases)",
-                "events/s",
-                seeding / store.fsync_per_s
-            );
-            println!(
-                "{:<44} {:>12.0} {:<10} {:>9.1}×\n",
-                "rebuild of every read model",
-                dash.rebuild_events_per_s,
-                "events/s",
-                dash.rebuild_events_per_s / store.fsync_per_s
-            );
-            print!("{}", tracker::bench_dashboard::report(&dash));
-            let write = tracker::bench_write::write(&tracker::bench_write::WriteOptions::new(
-                std::time::Duration::from_secs(3),
-            ))
-            .await?;
-            print!("\n{}", tracker::bench_write::report(&write));
-            Ok(())
-        }
-        Command::Bench { what: BenchCommand::Write { seconds, clients, json, postgres } } => {
-            let options = tracker::bench_write::WriteOptions {
-                clients,
-                postgres,
-                ..tracker::bench_write::WriteOptions::new(std::time::Duration::from_secs(seconds))
-            };
-            let figures = tracker::bench_write::write(&options).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&figures)?);
-            } else {
-                print!("{}", tracker::bench_write::report(&figures));
-            }
-            Ok(())
-        }
-        Command::Bench { what: BenchCommand::Attack { attackers, rate, seconds, full, json } } => {
-            let scale = if full { tracker::plan::Scale::FULL } else { tracker::plan::Scale::TINY };
-            let window = std::time::Duration::from_secs(seconds);
-            let figures = tracker::bench_attack::attack(scale, attackers, rate, window).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&figures)?);
-            } else {
-                print!("{}", tracker::bench_attack::report(&figures));
-            }
-            Ok(())
-        }
-        Command::Bench { what: BenchCommand::Workload { commands, aggregates, writers } } => {
-            let figures = tracker::bench_workload::workload(commands, aggregates, writers).await?;
-            println!("{}", serde_json::to_string(&figures)?);
-            Ok(())
-        }
-        Command::Bench { what: BenchCommand::Store { events, seconds, json } } => {
-            let figures = tracker::bench::store(events, std::time::Duration::from_secs(seconds)).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&figures)?);
-            } else {
-                print!("{}", tracker::bench::report(&figures));
-            }
-            Ok(())
-        }
+        Command::Bench { what } => bench(what).await,
         Command::Replay { data, store, as_of, as_known_at, format, plain_csv } => {
-            let cutoff = projections::report::Cutoff { as_of, as_known_at };
-            let (builder, integrity) = audited(&data, store.as_deref(), cutoff).await?;
-            let report = builder.finish(&integrity);
-            if format == "csv" {
-                print!("{}", projections::report::to_csv(&report, !plain_csv));
-            } else {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            }
-            Ok(())
+            replay(&data, store.as_deref(), projections::report::Cutoff { as_of, as_known_at }, format, plain_csv).await
         }
         Command::Explain {
             data,
@@ -508,76 +399,214 @@ async fn main() -> anyhow::Result<()> {
             format,
             plain_csv,
         } => {
-            let figure = projections::report::Figure::parse(&figure)
-                .context(
-                    "--figure is one of allocated, committed, service-done, paid (an envelope's), received, justified, recovered, co-funder-spent (the partner's)",
-                )?;
             let cutoff = projections::report::Cutoff { as_of, as_known_at };
-            let (builder, _) = audited(&data, store.as_deref(), cutoff).await?;
-            let convention_id = domain::ConventionId::for_code(&convention);
-            let envelope_id = (!envelope.is_empty()).then(|| domain::EnvelopeId::for_name(convention_id, &envelope));
-            let events = match (&funder, envelope_id) {
-                (Some(funder), envelope_id) => {
-                    let funders = builder.funders_of(convention_id);
-                    anyhow::ensure!(
-                        funders.iter().any(|f| f.eq_ignore_ascii_case(funder)),
-                        "--funder {funder:?} does not fund {convention}: its funders are {}",
-                        funders.join(", ")
-                    );
-                    builder.explain_funder(convention_id, envelope_id, figure, funder)
-                }
-                (None, _) if figure.of_partner() => builder.explain_partner(convention_id, figure),
-                (None, Some(envelope_id)) => builder.explain(convention_id, envelope_id, figure),
-                (None, None) => {
-                    anyhow::bail!(
-                        "--envelope names the envelope whose {figure:?} to explain (or --funder, for a funder's part of the whole convention)"
-                    )
-                }
-            };
-            let events = match year {
-                Some(year) => projections::report::in_fiscal_year(events, year),
-                None => events,
-            };
-            if format == "csv" {
-                print!("{}", projections::report::events_to_csv(&events, !plain_csv));
-            } else {
-                println!("{}", serde_json::to_string_pretty(&events)?);
-            }
-            Ok(())
+            let asked = Explained { convention, envelope, figure, funder, year };
+            explain(&data, store.as_deref(), cutoff, asked, format, plain_csv).await
         }
         Command::Rebuild { data, store, json } => {
-            // Read-only: a running server may keep the log open meanwhile.
-            let log: std::sync::Arc<dyn store::EventStore> = match store {
-                None => std::sync::Arc::new(store::SqliteStore::open_read_only(data.join(tracker::LOG_FILE))?),
-                Some(url) => tracker::connect_store(&url).await?,
-            };
-            let report = tracker::rebuild::rebuild(log.as_ref(), &data.join(tracker::SNAPSHOTS_DIR)).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                let rate = report.events as f64 / report.seconds.max(1e-9);
-                println!(
-                    "rebuilt every read model from {} events in {:.3} s ({rate:.0} events/s)",
-                    report.events, report.seconds
-                );
-                for v in &report.views {
-                    let check = match (v.previous_snapshot, v.same_figures) {
-                        (Some(p), Some(true)) => {
-                            format!("same figures as the snapshot at position {p} brought up to date")
-                        }
-                        (Some(p), _) => format!("DIFFERENT from the snapshot at position {p}: it was replaced"),
-                        (None, _) => "no usable snapshot before".to_string(),
-                    };
-                    println!("  {:<15} position {:>8}  {check}", v.view, v.position);
-                }
-            }
-            std::process::exit(if report.consistent() { 0 } else { 1 })
+            let consistent = rebuild(&data, store, json).await?;
+            std::process::exit(if consistent { 0 } else { 1 })
         }
         Command::Verify { data, store, expect, seal, json } => {
             let intact = verify(&data, store.as_deref(), expect.as_deref(), seal, json).await?;
             std::process::exit(if intact { 0 } else { 1 })
         }
     }
+}
+
+/// How `replay` and `explain` print: JSON, or CSV for a French spreadsheet.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Json,
+    Csv,
+}
+
+/// Prints `value` as pretty JSON, or the human report `text` (one figure a line).
+fn print_figures<T: serde::Serialize>(value: &T, json: bool, text: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", text(value));
+    }
+    Ok(())
+}
+
+async fn seed(data: &std::path::Path, scenario: Scenario) -> anyhow::Result<()> {
+    let store = open_store(data)?;
+    let started = std::time::Instant::now();
+    let written = scenario.seed_once(store, data).await?;
+    println!(
+        "seeded {} into {} ({written} new events in {:.1} s)",
+        scenario.name(),
+        data.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `import --generate DIR`: the demo's partner files, named in the order to import them.
+fn generate_files(dir: &std::path::Path) -> anyhow::Result<()> {
+    let files = scenarios::files::demo_files();
+    for (kind, path) in scenarios::files::write_files(&files, dir, |k| k == imports::Kind::Habilitations)? {
+        println!("tracker import {} {}", kind.name(), path.display());
+    }
+    Ok(())
+}
+
+async fn bench(what: BenchCommand) -> anyhow::Result<()> {
+    let scale = |small: bool| if small { scenarios::plan::Scale::TINY } else { scenarios::plan::Scale::FULL };
+    match what {
+        BenchCommand::Import { habilitations, purchases, json } => {
+            let figures = bench::import::import(habilitations, purchases).await?;
+            print_figures(&figures, json, bench::import::report)
+        }
+        BenchCommand::Dashboard { rate, seconds, clients, small, json } => {
+            let figures =
+                bench::dashboard::dashboard(scale(small), rate, Duration::from_secs(seconds), clients).await?;
+            print_figures(&figures, json, bench::dashboard::report)
+        }
+        BenchCommand::All { small } => bench_all(scale(small)).await,
+        BenchCommand::Write { seconds, clients, json, postgres } => {
+            let options = bench::write::WriteOptions {
+                clients,
+                postgres,
+                ..bench::write::WriteOptions::new(Duration::from_secs(seconds))
+            };
+            let figures = bench::write::write(&options).await?;
+            print_figures(&figures, json, bench::write::report)
+        }
+        BenchCommand::Attack { attackers, rate, seconds, full, json } => {
+            let figures = bench::attack::attack(scale(!full), attackers, rate, Duration::from_secs(seconds)).await?;
+            print_figures(&figures, json, bench::attack::report)
+        }
+        BenchCommand::Workload { commands, aggregates, writers } => {
+            let figures = bench::workload::workload(commands, aggregates, writers).await?;
+            println!("{}", serde_json::to_string(&figures)?);
+            Ok(())
+        }
+        BenchCommand::Store { events, seconds, json } => {
+            let figures = bench::log::store(events, Duration::from_secs(seconds)).await?;
+            print_figures(&figures, json, bench::log::report)
+        }
+    }
+}
+
+/// `bench all`: the log, then the plan seeded, rebuilt and queried, then the write path.
+async fn bench_all(scale: scenarios::plan::Scale) -> anyhow::Result<()> {
+    let store = bench::log::store(1_000_000, Duration::from_secs(3)).await?;
+    print!("{}", bench::log::report(&store));
+    let dash = bench::dashboard::dashboard(scale, 1_000, Duration::from_secs(5), 32).await?;
+    let seeding = dash.events as f64 / dash.seed_seconds.max(1e-9);
+    println!(
+        "{:<44} {seeding:>12.0} {:<10} {:>9.1}×",
+        "seeding the plan (typed use cases)",
+        "events/s",
+        seeding / store.fsync_per_s
+    );
+    println!(
+        "{:<44} {:>12.0} {:<10} {:>9.1}×\n",
+        "rebuild of every read model",
+        dash.rebuild_events_per_s,
+        "events/s",
+        dash.rebuild_events_per_s / store.fsync_per_s
+    );
+    print!("{}", bench::dashboard::report(&dash));
+    let write = bench::write::write(&bench::write::WriteOptions::new(Duration::from_secs(3))).await?;
+    print!("\n{}", bench::write::report(&write));
+    Ok(())
+}
+
+async fn replay(
+    data: &std::path::Path,
+    store: Option<&str>,
+    cutoff: projections::report::Cutoff,
+    format: Format,
+    plain_csv: bool,
+) -> anyhow::Result<()> {
+    let (builder, integrity) = audited(data, store, cutoff).await?;
+    let report = builder.finish(&integrity);
+    match format {
+        Format::Csv => print!("{}", projections::report::to_csv(&report, !plain_csv)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(())
+}
+
+/// The figure `explain` was asked about.
+struct Explained {
+    convention: String,
+    envelope: String,
+    figure: String,
+    funder: Option<String>,
+    year: Option<i32>,
+}
+
+async fn explain(
+    data: &std::path::Path,
+    store: Option<&str>,
+    cutoff: projections::report::Cutoff,
+    asked: Explained,
+    format: Format,
+    plain_csv: bool,
+) -> anyhow::Result<()> {
+    let figure = projections::report::Figure::parse(&asked.figure).context(
+        "--figure is one of allocated, committed, service-done, paid (an envelope's), received, justified, recovered, co-funder-spent (the partner's)",
+    )?;
+    let (builder, _) = audited(data, store, cutoff).await?;
+    let convention_id = domain::ConventionId::for_code(&asked.convention);
+    let envelope_id =
+        (!asked.envelope.is_empty()).then(|| domain::EnvelopeId::for_name(convention_id, &asked.envelope));
+    let events = match (&asked.funder, envelope_id) {
+        (Some(funder), envelope_id) => {
+            let funders = builder.funders_of(convention_id);
+            anyhow::ensure!(
+                funders.iter().any(|f| f.eq_ignore_ascii_case(funder)),
+                "--funder {funder:?} does not fund {}: its funders are {}",
+                asked.convention,
+                funders.join(", ")
+            );
+            builder.explain_funder(convention_id, envelope_id, figure, funder)
+        }
+        (None, _) if figure.of_partner() => builder.explain_partner(convention_id, figure),
+        (None, Some(envelope_id)) => builder.explain(convention_id, envelope_id, figure),
+        (None, None) => anyhow::bail!(
+            "--envelope names the envelope whose {figure:?} to explain (or --funder, for a funder's part of the whole convention)"
+        ),
+    };
+    let events = match asked.year {
+        Some(year) => projections::report::in_fiscal_year(events, year),
+        None => events,
+    };
+    match format {
+        Format::Csv => print!("{}", projections::report::events_to_csv(&events, !plain_csv)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&events)?),
+    }
+    Ok(())
+}
+
+/// `rebuild`: every read model from the log; whether the snapshots agreed with it.
+async fn rebuild(data: &std::path::Path, store: Option<String>, json: bool) -> anyhow::Result<bool> {
+    // Read-only: a running server may keep the log open meanwhile.
+    let log: std::sync::Arc<dyn store::EventStore> = match store {
+        None => std::sync::Arc::new(store::SqliteStore::open_read_only(data.join(app::LOG_FILE))?),
+        Some(url) => app::connect_store(&url).await?,
+    };
+    let report = app::rebuild::rebuild(log.as_ref(), &data.join(app::SNAPSHOTS_DIR)).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(report.consistent());
+    }
+    let rate = report.events as f64 / report.seconds.max(1e-9);
+    println!("rebuilt every read model from {} events in {:.3} s ({rate:.0} events/s)", report.events, report.seconds);
+    for v in &report.views {
+        let check = match (v.previous_snapshot, v.same_figures) {
+            (Some(p), Some(true)) => format!("same figures as the snapshot at position {p} brought up to date"),
+            (Some(p), _) => format!("DIFFERENT from the snapshot at position {p}: it was replaced"),
+            (None, _) => "no usable snapshot before".to_string(),
+        };
+        println!("  {:<15} position {:>8}  {check}", v.view, v.position);
+    }
+    Ok(report.consistent())
 }
 
 async fn verify(
@@ -607,13 +636,13 @@ async fn verify(
     );
     let (path, report) = match store {
         None => {
-            let path = data.join(tracker::LOG_FILE);
+            let path = data.join(app::LOG_FILE);
             let report = store::sqlite::verify(&path, anchor)?;
             // The read models' snapshots beside the log: proved against a fold of it.
-            let dir = data.join(tracker::SNAPSHOTS_DIR);
+            let dir = data.join(app::SNAPSHOTS_DIR);
             if report.is_intact() && dir.is_dir() {
                 let log = store::SqliteStore::open_read_only(&path)?;
-                snapshots = tracker::rebuild::check_snapshots(&log, &dir).await?;
+                snapshots = app::rebuild::check_snapshots(&log, &dir).await?;
             }
             (path.display().to_string(), report)
         }
@@ -643,7 +672,7 @@ async fn verify(
                 "--expect needs a whole-log chain, which the embedded and PostgreSQL logs keep and KurrentDB does not"
             );
             whole_log_chain = false;
-            let log = tracker::connect_store(url).await?;
+            let log = app::connect_store(url).await?;
             (store::redact_url(url), store::verify_store(log.as_ref(), false).await?)
         }
     };
@@ -659,7 +688,7 @@ async fn verify(
         return Ok(report.is_intact() && altered.is_empty());
     }
     if !altered.is_empty() {
-        println!("{}: SNAPSHOTS ALTERED", data.join(tracker::SNAPSHOTS_DIR).display());
+        println!("{}: SNAPSHOTS ALTERED", data.join(app::SNAPSHOTS_DIR).display());
         for v in &altered {
             println!(
                 "  the {} snapshot (position {}) does not give the log's figures: it was altered or corrupted",
@@ -705,7 +734,7 @@ async fn token(data: &std::path::Path, store: Option<&str>, action: TokenAction)
     let tokens = match store {
         None => api::TokenStore::open(data)?,
         Some(url) => {
-            let log = tracker::connect_store(url).await?;
+            let log = app::connect_store(url).await?;
             let state = log.replica_state().with_context(|| {
                 format!("{} keeps no tokens: they stay in the data directory", store::redact_url(url))
             })?;
@@ -743,7 +772,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .store
         .as_deref()
         .map(store::redact_url)
-        .unwrap_or_else(|| settings.data_dir.join(tracker::LOG_FILE).display().to_string());
+        .unwrap_or_else(|| settings.data_dir.join(app::LOG_FILE).display().to_string());
     println!("Convention Tracker is serving {log} on {url}");
     if settings.graphiql || settings.demo {
         println!("  GraphiQL:  {url}/");
@@ -760,7 +789,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
         println!(
             "\nDemo data: the {} scenario. Paste into GraphiQL (with the copil token):\n",
-            scenario_name(settings.scenario)
+            settings.scenario.name()
         );
         println!(
             "  {{ dashboard {{ total {{ budget {{ committed serviceDone paid }} training {{ trainees certifyingPercent }} habilitations {{ habilitated }} reimbursements {{ claimed reimbursed meanDaysToPaid p90DaysToPaid overdueClaims lateFundsCalls }} }} targets {{ kind target reached percent }} }} }}\n"
@@ -775,14 +804,6 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     app.run(shutdown_signal()).await.context("the server stopped")?;
     Ok(())
-}
-
-fn scenario_name(s: tracker::Scenario) -> &'static str {
-    match s {
-        tracker::Scenario::Plan2021 => "plan-2021",
-        tracker::Scenario::Sample => "sample",
-        tracker::Scenario::Files => "files",
-    }
 }
 
 async fn shutdown_signal() {
@@ -809,13 +830,13 @@ async fn audited(
 ) -> anyhow::Result<(projections::report::ReportBuilder, projections::report::Integrity)> {
     match store {
         None => {
-            let path = data.join(tracker::LOG_FILE);
+            let path = data.join(app::LOG_FILE);
             let log = store::SqliteStore::open_read_only(&path)?;
-            tracker::audit::replayed(&log, Some(&path), cutoff).await
+            app::audit::replayed(&log, Some(&path), cutoff).await
         }
         Some(url) => {
-            let log = tracker::connect_store(url).await?;
-            tracker::audit::replayed(log.as_ref(), None, cutoff).await
+            let log = app::connect_store(url).await?;
+            app::audit::replayed(log.as_ref(), None, cutoff).await
         }
     }
 }
@@ -835,8 +856,8 @@ fn die_quietly_on_a_closed_pipe() {
 async fn print_events(data: &std::path::Path, store: Option<&str>, after: u64) -> anyhow::Result<()> {
     use std::io::Write;
     let store: std::sync::Arc<dyn EventStore> = match store {
-        None => std::sync::Arc::new(store::SqliteStore::open_read_only(data.join(tracker::LOG_FILE))?),
-        Some(url) => tracker::connect_store(url).await?,
+        None => std::sync::Arc::new(store::SqliteStore::open_read_only(data.join(app::LOG_FILE))?),
+        Some(url) => app::connect_store(url).await?,
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut position = after;

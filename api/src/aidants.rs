@@ -167,9 +167,8 @@ pub struct RegisterToSessionInput {
 
 #[derive(SimpleObject)]
 pub struct AidantsConnectPayload {
-    pub command_id: ID,
-    pub position: u64,
-    pub duplicate: bool,
+    #[graphql(flatten)]
+    pub written: crate::mutation::Written,
     pub habilitation: Option<HabilitationView>,
     pub session: Option<SessionView>,
 }
@@ -186,9 +185,7 @@ fn answer(
     s: Option<SessionId>,
 ) -> AidantsConnectPayload {
     AidantsConnectPayload {
-        command_id: ID(command_id.to_string()),
-        position: outcome.position,
-        duplicate: outcome.duplicate,
+        written: crate::mutation::Written::new(command_id, outcome),
         habilitation: h.and_then(|h| state.programmes.read(|v| v.habilitations.get(&h).cloned())).map(Into::into),
         session: s.and_then(|s| state.programmes.read(|v| v.sessions.get(&s).cloned())).map(Into::into),
     }

@@ -174,9 +174,8 @@ async fn view(state: &AppState, convention: ConventionId) -> Result<Disbursement
 
 #[derive(SimpleObject)]
 pub struct DisbursementPayload {
-    pub command_id: ID,
-    pub position: u64,
-    pub duplicate: bool,
+    #[graphql(flatten)]
+    pub written: crate::mutation::Written,
     pub disbursements: DisbursementsView,
 }
 
@@ -187,9 +186,7 @@ async fn step(ctx: &Context<'_>, command: D, fields: &CommandFields, actor: &str
     let command_id: CommandId = meta.command_id;
     let outcome = state.use_cases.disbursement(command, meta).await.map_err(step_error)?;
     Ok(DisbursementPayload {
-        command_id: ID(command_id.to_string()),
-        position: outcome.position,
-        duplicate: outcome.duplicate,
+        written: crate::mutation::Written::new(command_id, &outcome),
         disbursements: view(state, convention).await?,
     })
 }
@@ -332,9 +329,7 @@ impl DisbursementMutation {
         let command_id = meta.command_id;
         let outcome = state.use_cases.convention(command, meta).await.map_err(crate::errors::command_error)?;
         Ok(DisbursementPayload {
-            command_id: ID(command_id.to_string()),
-            position: outcome.position,
-            duplicate: outcome.duplicate,
+            written: crate::mutation::Written::new(command_id, &outcome),
             disbursements: view(state, convention).await?,
         })
     }

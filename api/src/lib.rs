@@ -32,7 +32,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{Endpoint, EndpointExt, IntoResponse, Route, get, handler, post};
 use projections::{
-    BudgetView, DashboardView, ProgrammesView, PurchasesView, ReimbursementsView, Runner, StructuresView,
+    AnyRunner, BudgetView, DashboardView, ProgrammesView, PurchasesView, ReimbursementsView, Runner, StructuresView,
 };
 use sagas::SagaRunner;
 use std::sync::Arc;
@@ -145,18 +145,10 @@ impl AppState {
     /// zero (in the background: the server answers meanwhile); a view whose snapshot
     /// differs takes the log's figures and rewrites it (see [`Runner::prove`]).
     pub async fn prove_snapshots(&self) {
-        use projections::Projection;
         let log = self.store.as_ref();
-        let results = [
-            (BudgetView::NAME, self.budget.prove(log).await),
-            (StructuresView::NAME, self.structures.prove(log).await),
-            (PurchasesView::NAME, self.purchases.prove(log).await),
-            (ProgrammesView::NAME, self.programmes.prove(log).await),
-            (ReimbursementsView::NAME, self.reimbursements.prove(log).await),
-            (DashboardView::NAME, self.dashboard.prove(log).await),
-        ];
-        for (view, result) in results {
-            match result {
+        for runner in self.runners() {
+            let view = runner.name();
+            match runner.prove(log).await {
                 Ok(proof) => tracing::info!(view, ?proof, "read model's snapshot checked against the log"),
                 Err(e) => tracing::error!(view, error = %e, "the read model's snapshot could not be checked"),
             }
@@ -165,27 +157,24 @@ impl AppState {
 
     /// What became of each read model's snapshot, by view.
     pub fn snapshot_proofs(&self) -> Vec<(&'static str, projections::runner::Proof)> {
-        use projections::Projection;
-        vec![
-            (BudgetView::NAME, self.budget.proof()),
-            (StructuresView::NAME, self.structures.proof()),
-            (PurchasesView::NAME, self.purchases.proof()),
-            (ProgrammesView::NAME, self.programmes.proof()),
-            (ReimbursementsView::NAME, self.reimbursements.proof()),
-            (DashboardView::NAME, self.dashboard.proof()),
-        ]
+        self.runners().iter().map(|r| (r.name(), r.proof())).collect()
     }
 
     /// Where each read model started from (0, or its snapshot's position).
     pub fn resumed_from(&self) -> Vec<(&'static str, u64)> {
-        use projections::Projection;
-        vec![
-            (BudgetView::NAME, self.budget.resumed_from()),
-            (StructuresView::NAME, self.structures.resumed_from()),
-            (PurchasesView::NAME, self.purchases.resumed_from()),
-            (ProgrammesView::NAME, self.programmes.resumed_from()),
-            (ReimbursementsView::NAME, self.reimbursements.resumed_from()),
-            (DashboardView::NAME, self.dashboard.resumed_from()),
+        self.runners().iter().map(|r| (r.name(), r.resumed_from())).collect()
+    }
+
+    /// Every read model's runner: the one list the server goes through (besides the
+    /// fields and the constructors, which name each view's type).
+    pub fn runners(&self) -> [&dyn AnyRunner; 6] {
+        [
+            self.budget.as_ref(),
+            self.structures.as_ref(),
+            self.purchases.as_ref(),
+            self.programmes.as_ref(),
+            self.reimbursements.as_ref(),
+            self.dashboard.as_ref(),
         ]
     }
 
@@ -210,30 +199,13 @@ impl AppState {
 
     /// Waits until every read model has applied `position`; false after `timeout`.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
-        let (budget, structures, purchases, programmes, reimbursements, dashboard) = tokio::join!(
-            self.budget.wait_for(position, timeout),
-            self.structures.wait_for(position, timeout),
-            self.purchases.wait_for(position, timeout),
-            self.programmes.wait_for(position, timeout),
-            self.reimbursements.wait_for(position, timeout),
-            self.dashboard.wait_for(position, timeout)
-        );
-        budget && structures && purchases && programmes && reimbursements && dashboard
+        let waits = self.runners().map(|r| r.wait_for(position, timeout));
+        futures::future::join_all(waits).await.into_iter().all(|reached| reached)
     }
 
     /// The position every read model has reached.
     pub fn position(&self) -> u64 {
-        [
-            self.budget.position(),
-            self.structures.position(),
-            self.purchases.position(),
-            self.programmes.position(),
-            self.reimbursements.position(),
-            self.dashboard.position(),
-        ]
-        .into_iter()
-        .min()
-        .unwrap_or(0)
+        self.runners().iter().map(|r| r.position()).min().unwrap_or(0)
     }
 }
 

@@ -9,7 +9,7 @@ use crate::inputs::CommandFields;
 use crate::programmes::written;
 use crate::scalars::DateScalar;
 use crate::types::ConventionView;
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
 use domain::ConventionId;
 use domain::measure::{Measure, MeasureCommand, MeasureError, RegisterMeasure};
 use projections::programmes::MeasureRecord;
@@ -119,9 +119,8 @@ pub struct MeasureStepInput {
 /// What a register step wrote.
 #[derive(SimpleObject)]
 pub struct MeasurePayload {
-    pub command_id: ID,
-    pub position: u64,
-    pub duplicate: bool,
+    #[graphql(flatten)]
+    pub written: crate::mutation::Written,
     pub measure: Option<MeasureView>,
 }
 
@@ -157,9 +156,7 @@ async fn step(
     let result = state.use_cases.plain::<Measure>(stream.clone(), command, meta.clone()).await;
     let (command_id, outcome) = written(state, meta.command_id, result).await?;
     Ok(MeasurePayload {
-        command_id: ID(command_id.to_string()),
-        position: outcome.position,
-        duplicate: outcome.duplicate,
+        written: crate::mutation::Written::new(command_id, &outcome),
         measure: state.programmes.read(|v| v.measures.get(&stream).cloned()).map(MeasureView),
     })
 }

@@ -15,6 +15,26 @@ use domain::{Aggregate, CommandId, ConventionId};
 use store::CommandOutcome;
 use store::handler::stream_name;
 
+/// What every mutation answers, flattened into its payload: the command's id, the log
+/// position the answer reflects, and whether it was a retry. One shape, so that a payload
+/// cannot forget or rename one of them.
+#[derive(async_graphql::SimpleObject)]
+pub struct Written {
+    /// The command's idempotency key (given or generated).
+    pub command_id: ID,
+    /// Global log position of the last event written: the version of the truth this
+    /// answer reflects.
+    pub position: u64,
+    /// True when the command id had already been applied: nothing new was written.
+    pub duplicate: bool,
+}
+
+impl Written {
+    pub fn new(command_id: CommandId, outcome: &CommandOutcome) -> Self {
+        Self { command_id: ID(command_id.to_string()), position: outcome.position, duplicate: outcome.duplicate }
+    }
+}
+
 /// What a command wrote.
 pub struct CommandPayload {
     command_id: CommandId,
@@ -24,22 +44,13 @@ pub struct CommandPayload {
 
 #[Object]
 impl CommandPayload {
-    /// The command's idempotency key (given or generated).
-    async fn command_id(&self) -> ID {
-        ID(self.command_id.to_string())
-    }
-    /// Global log position of the last event written: the version of the truth this
-    /// answer reflects.
-    async fn position(&self) -> u64 {
-        self.outcome.position
+    #[graphql(flatten)]
+    async fn written(&self) -> Written {
+        Written::new(self.command_id, &self.outcome)
     }
     /// The convention stream's version after the command.
     async fn version(&self) -> u64 {
         self.outcome.version
-    }
-    /// True when the command id had already been applied: nothing new was written.
-    async fn duplicate(&self) -> bool {
-        self.outcome.duplicate
     }
     /// The convention as the read model shows it after this command.
     async fn convention(&self, ctx: &Context<'_>) -> Option<ConventionView> {
@@ -105,14 +116,9 @@ pub struct StructurePayload {
 
 #[Object]
 impl StructurePayload {
-    async fn command_id(&self) -> ID {
-        ID(self.command_id.to_string())
-    }
-    async fn position(&self) -> u64 {
-        self.outcome.position
-    }
-    async fn duplicate(&self) -> bool {
-        self.outcome.duplicate
+    #[graphql(flatten)]
+    async fn written(&self) -> Written {
+        Written::new(self.command_id, &self.outcome)
     }
     async fn structure(&self, ctx: &Context<'_>) -> Option<StructureView> {
         let state = ctx.data_unchecked::<AppState>();

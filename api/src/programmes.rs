@@ -197,9 +197,8 @@ pub struct RecordCcasActionInput {
 /// What a programme step wrote.
 #[derive(SimpleObject)]
 pub struct ProgrammePayload {
-    pub command_id: ID,
-    pub position: u64,
-    pub duplicate: bool,
+    #[graphql(flatten)]
+    pub written: crate::mutation::Written,
     /// The campaign, for Pix steps.
     pub campaign: Option<CampaignView>,
     /// The action, for CCAS steps.
@@ -207,13 +206,7 @@ pub struct ProgrammePayload {
 }
 
 fn payload(command_id: CommandId, outcome: &CommandOutcome) -> ProgrammePayload {
-    ProgrammePayload {
-        command_id: ID(command_id.to_string()),
-        position: outcome.position,
-        duplicate: outcome.duplicate,
-        campaign: None,
-        ccas_action: None,
-    }
+    ProgrammePayload { written: crate::mutation::Written::new(command_id, outcome), campaign: None, ccas_action: None }
 }
 
 #[derive(Default)]

@@ -204,14 +204,9 @@ pub struct PurchasePayload {
 
 #[Object]
 impl PurchasePayload {
-    async fn command_id(&self) -> ID {
-        ID(self.command_id.to_string())
-    }
-    async fn position(&self) -> u64 {
-        self.outcome.position
-    }
-    async fn duplicate(&self) -> bool {
-        self.outcome.duplicate
+    #[graphql(flatten)]
+    async fn written(&self) -> crate::mutation::Written {
+        crate::mutation::Written::new(self.command_id, &self.outcome)
     }
     async fn purchase(&self, ctx: &Context<'_>) -> Option<PurchaseView> {
         let state = ctx.data_unchecked::<AppState>();

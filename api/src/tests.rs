@@ -172,6 +172,19 @@ impl Api {
     }
 }
 
+/// A refusal carries this code and this rule (`extensions.code`, `extensions.rule`):
+/// asserted here, not only in the reviewed snapshot, so a snapshot accepted again cannot
+/// bless another code.
+#[track_caller]
+fn assert_refused(answer: &Value, code: &str, rule: Option<&str>) {
+    let extensions = &answer["errors"][0]["extensions"];
+    assert_eq!(extensions["code"], code, "{answer}");
+    match rule {
+        Some(rule) => assert_eq!(extensions["rule"], rule, "{answer}"),
+        None => assert!(extensions.get("rule").is_none(), "no rule expected: {answer}"),
+    }
+}
+
 #[track_caller]
 fn ok(answer: Value) -> Value {
     assert!(answer.get("errors").is_none(), "unexpected errors: {answer}");
@@ -210,7 +223,9 @@ async fn sign_convention_with_shares_not_adding_up() {
     let api = Api::new();
     let mut input = sign_input();
     input["shares"][1]["amount"] = json!("1799999.99");
-    insta::assert_json_snapshot!("sign_convention_shares", api.refused(SIGN, input).await);
+    let refused = api.refused(SIGN, input).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("SharesDoNotAddUp"));
+    insta::assert_json_snapshot!("sign_convention_shares", refused);
 }
 
 #[tokio::test]
@@ -218,7 +233,9 @@ async fn money_as_a_json_number_is_refused() {
     let api = Api::new();
     let mut input = sign_input();
     input["total"] = json!(4400000.10);
-    insta::assert_json_snapshot!("money_as_number", api.refused(SIGN, input).await);
+    let refused = api.refused(SIGN, input).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("money_as_number", refused);
 }
 
 #[tokio::test]
@@ -226,10 +243,14 @@ async fn money_with_three_decimals_or_negative_is_refused() {
     let api = Api::new();
     let mut input = sign_input();
     input["total"] = json!("4400000.001");
-    insta::assert_json_snapshot!("money_three_decimals", api.refused(SIGN, input).await);
+    let refused = api.refused(SIGN, input).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("money_three_decimals", refused);
     let mut input = sign_input();
     input["shares"][0]["amount"] = json!("-2600000");
-    insta::assert_json_snapshot!("money_negative", api.refused(SIGN, input).await);
+    let refused = api.refused(SIGN, input).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("money_negative", refused);
 }
 
 #[tokio::test]
@@ -294,7 +315,9 @@ async fn long_texts_control_characters_and_bidi_overrides_are_refused_by_field_a
     assert_eq!(answer["errors"][0]["extensions"]["field"], "convention(code)");
     let mut input = sign_input();
     input["partner"] = json!("P".repeat(100_000));
-    insta::assert_json_snapshot!("text_too_long", api.refused(SIGN, input).await);
+    let refused = api.refused(SIGN, input).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("text_too_long", refused);
 }
 
 #[tokio::test]
@@ -302,7 +325,9 @@ async fn an_unknown_departement_is_refused() {
     let api = Api::new();
     let mut input = sign_input();
     input["departements"] = json!(["35", "20"]);
-    insta::assert_json_snapshot!("unknown_departement", api.refused(SIGN, input).await);
+    let refused = api.refused(SIGN, input).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("unknown_departement", refused);
 }
 
 #[tokio::test]
@@ -310,7 +335,9 @@ async fn a_malformed_date_is_refused() {
     let api = Api::new();
     let mut input = sign_input();
     input["signedOn"] = json!("15/03/2021");
-    insta::assert_json_snapshot!("malformed_date", api.refused(SIGN, input).await);
+    let refused = api.refused(SIGN, input).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("malformed_date", refused);
 }
 
 #[tokio::test]
@@ -321,7 +348,9 @@ async fn allocate_envelope_and_exceed_the_total() {
         ok(api.run(ALLOCATE, allocate_input(2, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000")).await);
     insta::assert_json_snapshot!("allocate_envelope", answer);
     let over = allocate_input(3, "Frais annexes", "ANNEX_COSTS", "400000.01");
-    insta::assert_json_snapshot!("allocate_envelope_over_total", api.refused(ALLOCATE, over).await);
+    let refused = api.refused(ALLOCATE, over).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("EnvelopesExceedTotal"));
+    insta::assert_json_snapshot!("allocate_envelope_over_total", refused);
 }
 
 #[tokio::test]
@@ -341,7 +370,9 @@ async fn financing_plans_say_who_pays_what_and_their_errors_write_nothing() {
     // Rates adding up to 99.
     let mut short = allocate_input(3, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000");
     short["financing"] = json!([ { "funder": "ANCT", "rate": "55" }, { "funder": "Uniformation", "rate": "44" } ]);
-    insta::assert_json_snapshot!("allocate_envelope_rates_short", api.refused(ALLOCATE, short).await);
+    let refused = api.refused(ALLOCATE, short).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("FinancingPlan"));
+    insta::assert_json_snapshot!("allocate_envelope_rates_short", refused);
     // Both a rate and an amount for one funder: refused by field before any command.
     let mut both = allocate_input(4, "Formations certifiantes", "CERTIFYING_TRAININGS", "4000000");
     both["financing"] = json!([ { "funder": "ANCT", "rate": "100", "amount": "4000000" } ]);
@@ -389,14 +420,18 @@ async fn a_malformed_convention_id_is_refused() {
     ok(api.run(SIGN, sign_input()).await);
     let mut input = allocate_input(2, "Formations", "OTHER", "10");
     input["conventionId"] = json!("ANCT-UNIFORMATION-2021");
-    insta::assert_json_snapshot!("malformed_convention_id", api.refused(ALLOCATE, input).await);
+    let refused = api.refused(ALLOCATE, input).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("malformed_convention_id", refused);
 }
 
 #[tokio::test]
 async fn an_unknown_convention_is_not_found() {
     let api = Api::new();
     let input = allocate_input(2, "Formations", "OTHER", "10");
-    insta::assert_json_snapshot!("unknown_convention", api.refused(ALLOCATE, input).await);
+    let refused = api.refused(ALLOCATE, input).await;
+    assert_refused(&refused, "NOT_FOUND", Some("NotFound"));
+    insta::assert_json_snapshot!("unknown_convention", refused);
 }
 
 #[tokio::test]
@@ -404,7 +439,9 @@ async fn commit_funds_and_exceed_the_envelope() {
     let api = Api::with_budget().await;
     insta::assert_json_snapshot!("commit_funds", ok(api.run(COMMIT, commit_input(6, "ACHAT-0002", "1000")).await));
     let over = commit_input(7, "ACHAT-0003", "2486999.99");
-    insta::assert_json_snapshot!("commit_funds_exceeded", api.refused(COMMIT, over).await);
+    let refused = api.refused(COMMIT, over).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("EnvelopeExceeded"));
+    insta::assert_json_snapshot!("commit_funds_exceeded", refused);
 }
 
 #[tokio::test]
@@ -412,7 +449,9 @@ async fn commit_funds_in_an_unknown_departement() {
     let api = Api::with_budget().await;
     let mut input = commit_input(6, "ACHAT-0002", "1000");
     input["departement"] = json!("975");
-    insta::assert_json_snapshot!("commit_funds_unknown_departement", api.refused(COMMIT, input).await);
+    let refused = api.refused(COMMIT, input).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("commit_funds_unknown_departement", refused);
 }
 
 #[tokio::test]
@@ -431,7 +470,9 @@ async fn sign_amendment_and_go_below_committed() {
         "commandId": cmd(11), "conventionId": convention_id(), "signedOn": "2021-12-01", "reason": "Avenant n°2",
         "envelopes": [ { "envelopeId": envelope_id("Formations certifiantes"), "amount": "12000" } ],
     });
-    insta::assert_json_snapshot!("sign_amendment_below_committed", api.refused(AMEND, below).await);
+    let refused = api.refused(AMEND, below).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("EnvelopeBelowCommitted"));
+    insta::assert_json_snapshot!("sign_amendment_below_committed", refused);
 }
 
 #[tokio::test]
@@ -443,21 +484,20 @@ async fn release_serve_pay_and_close() {
         v
     };
     insta::assert_json_snapshot!("record_service_done", ok(api.run(SERVE, reference(20, "doneOn", "10000.01")).await));
-    insta::assert_json_snapshot!(
-        "record_service_done_exceeds_committed",
-        api.refused(SERVE, reference(21, "doneOn", "2345.67")).await
-    );
+    let refused = api.refused(SERVE, reference(21, "doneOn", "2345.67")).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("ServiceDoneExceedsCommitted"));
+    insta::assert_json_snapshot!("record_service_done_exceeds_committed", refused);
     insta::assert_json_snapshot!("record_payment", ok(api.run(PAY, reference(22, "paidOn", "9000")).await));
-    insta::assert_json_snapshot!(
-        "record_payment_exceeds_service_done",
-        api.refused(PAY, reference(23, "paidOn", "1000.02")).await
-    );
+    let refused = api.refused(PAY, reference(23, "paidOn", "1000.02")).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("PaymentExceedsServiceDone"));
+    insta::assert_json_snapshot!("record_payment_exceeds_service_done", refused);
     let close = json!({ "commandId": cmd(24), "conventionId": convention_id(), "closedOn": "2023-01-15" });
-    insta::assert_json_snapshot!("close_convention_with_open_commitments", api.refused(CLOSE, close.clone()).await);
-    insta::assert_json_snapshot!(
-        "release_funds_exceeds_unused",
-        api.refused(RELEASE, reference(25, "releasedOn", "2345.67")).await
-    );
+    let refused = api.refused(CLOSE, close.clone()).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("OpenCommitments"));
+    insta::assert_json_snapshot!("close_convention_with_open_commitments", refused);
+    let refused = api.refused(RELEASE, reference(25, "releasedOn", "2345.67")).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("ReleaseExceedsUnused"));
+    insta::assert_json_snapshot!("release_funds_exceeds_unused", refused);
     insta::assert_json_snapshot!("release_funds", ok(api.run(RELEASE, reference(26, "releasedOn", "2345.66")).await));
     ok(api.run(PAY, reference(27, "paidOn", "1000.01")).await);
     let mut close = close;
@@ -782,18 +822,20 @@ async fn register_structure_and_its_errors() {
     );
     let mut again = register_input(2, BREST);
     again["name"] = json!("Doublon");
-    insta::assert_json_snapshot!("register_structure_twice", api.refused(REGISTER, again).await);
-    insta::assert_json_snapshot!(
-        "register_structure_bad_siret",
-        api.refused(REGISTER, register_input(3, "73282932000075")).await
-    );
-    insta::assert_json_snapshot!(
-        "register_structure_13_digit_siret",
-        api.refused(REGISTER, register_input(5, "7328293200007")).await
-    );
+    let refused = api.refused(REGISTER, again).await;
+    assert_refused(&refused, "CONFLICT", Some("AlreadyRegistered"));
+    insta::assert_json_snapshot!("register_structure_twice", refused);
+    let refused = api.refused(REGISTER, register_input(3, "73282932000075")).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("register_structure_bad_siret", refused);
+    let refused = api.refused(REGISTER, register_input(5, "7328293200007")).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("register_structure_13_digit_siret", refused);
     let mut unknown = register_input(4, BORDEAUX);
     unknown["departement"] = json!("20");
-    insta::assert_json_snapshot!("register_structure_unknown_departement", api.refused(REGISTER, unknown).await);
+    let refused = api.refused(REGISTER, unknown).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("register_structure_unknown_departement", refused);
 }
 
 #[tokio::test]
@@ -947,23 +989,35 @@ async fn purchase_errors_are_clear_and_write_nothing() {
     ok(api.run(REGISTER, register_input(600, BREST)).await);
     let mut unknown = purchase_input(700, 10);
     unknown["structureId"] = json!(structure_id(BORDEAUX));
-    insta::assert_json_snapshot!("request_purchase_unknown_structure", api.refused(REQUEST, unknown).await);
+    let refused = api.refused(REQUEST, unknown).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("request_purchase_unknown_structure", refused);
     let mut no_block = purchase_input(701, 10);
     no_block["blocks"] = json!([]);
-    insta::assert_json_snapshot!("request_purchase_no_block", api.refused(REQUEST, no_block).await);
-    insta::assert_json_snapshot!("request_purchase_zero_trainees", api.refused(REQUEST, purchase_input(702, 0)).await);
+    let refused = api.refused(REQUEST, no_block).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("NoBlock"));
+    insta::assert_json_snapshot!("request_purchase_no_block", refused);
+    let refused = api.refused(REQUEST, purchase_input(702, 0)).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("Zero"));
+    insta::assert_json_snapshot!("request_purchase_zero_trainees", refused);
     let mut bad_block = purchase_input(703, 10);
     bad_block["blocks"] = json!([10]);
-    insta::assert_json_snapshot!("request_purchase_bad_block", api.refused(REQUEST, bad_block).await);
+    let refused = api.refused(REQUEST, bad_block).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("request_purchase_bad_block", refused);
     // An approval the envelope cannot cover: refused with the figures, nothing written.
     let mut huge = purchase_input(704, 15);
     huge["unitCost"] = json!("200000");
     ok(api.run(REQUEST, huge).await);
     let approve = json!({ "commandId": cmd(705), "purchaseId": purchase(704), "approvedOn": "2021-04-20" });
-    insta::assert_json_snapshot!("approve_purchase_envelope_exceeded", api.refused(APPROVE, approve).await);
+    let refused = api.refused(APPROVE, approve).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("EnvelopeExceeded"));
+    insta::assert_json_snapshot!("approve_purchase_envelope_exceeded", refused);
     let attend =
         json!({ "commandId": cmd(706), "purchaseId": purchase(704), "present": 3, "recordedOn": "2021-06-25" });
-    insta::assert_json_snapshot!("record_attendance_before_approval", api.refused(ATTEND, attend).await);
+    let refused = api.refused(ATTEND, attend).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("WrongState"));
+    insta::assert_json_snapshot!("record_attendance_before_approval", refused);
     // A public employer (a CCAS, read from its stream) is refused by the rule's name.
     let mut ccas = register_input(707, BORDEAUX);
     ccas["kind"] = json!("CCAS_CIAS");
@@ -1070,18 +1124,15 @@ async fn a_pix_campaign_commits_then_each_certification_is_service_done() {
         "record_pix_certification",
         ok(api.run(CERTIFY, certify_input(522, campaign(520), "AIDANT-0002", 430)).await)
     );
-    insta::assert_json_snapshot!(
-        "record_pix_certification_over_bought",
-        api.refused(CERTIFY, certify_input(523, campaign(520), "AIDANT-0003", 500)).await
-    );
-    insta::assert_json_snapshot!(
-        "record_pix_certification_score_over_1024",
-        api.refused(CERTIFY, certify_input(524, campaign(520), "AIDANT-0004", 1025)).await
-    );
-    insta::assert_json_snapshot!(
-        "record_pix_certification_unknown_campaign",
-        api.refused(CERTIFY, certify_input(525, campaign(999), "AIDANT-0005", 500)).await
-    );
+    let refused = api.refused(CERTIFY, certify_input(523, campaign(520), "AIDANT-0003", 500)).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("AllUsed"));
+    insta::assert_json_snapshot!("record_pix_certification_over_bought", refused);
+    let refused = api.refused(CERTIFY, certify_input(524, campaign(520), "AIDANT-0004", 1025)).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("ScoreOverMax"));
+    insta::assert_json_snapshot!("record_pix_certification_score_over_1024", refused);
+    let refused = api.refused(CERTIFY, certify_input(525, campaign(999), "AIDANT-0005", 500)).await;
+    assert_refused(&refused, "NOT_FOUND", Some("NotFound"));
+    insta::assert_json_snapshot!("record_pix_certification_unknown_campaign", refused);
     let budget =
         ok(api.query(r#"{ convention(code: "ANCT-PIX-2021") { budget { committed serviceDone available } } }"#).await);
     insta::assert_json_snapshot!("pix_convention_budget", budget);
@@ -1102,13 +1153,14 @@ async fn a_ccas_action_is_committed_and_done_on_the_unccas_convention() {
     association["kind"] = json!("ASSOCIATION");
     ok(api.run(REGISTER, association).await);
     insta::assert_json_snapshot!("record_ccas_action", ok(api.run(CCAS, ccas_input(520, unccas.clone(), BREST)).await));
-    insta::assert_json_snapshot!(
-        "record_ccas_action_not_a_ccas",
-        api.refused(CCAS, ccas_input(521, unccas.clone(), BORDEAUX)).await
-    );
+    let refused = api.refused(CCAS, ccas_input(521, unccas.clone(), BORDEAUX)).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("NotACcas"));
+    insta::assert_json_snapshot!("record_ccas_action_not_a_ccas", refused);
     let mut no_block = ccas_input(522, unccas.clone(), BREST);
     no_block["blocks"] = json!([]);
-    insta::assert_json_snapshot!("record_ccas_action_no_block", api.refused(CCAS, no_block).await);
+    let refused = api.refused(CCAS, no_block).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("NoBlock"));
+    insta::assert_json_snapshot!("record_ccas_action_no_block", refused);
     let budget = ok(api
         .query(r#"{ convention(code: "ANCT-UNCCAS-2021") { budget { committed serviceDone available } } }"#)
         .await);
@@ -1174,10 +1226,9 @@ async fn an_aidant_goes_from_request_to_habilitation_and_the_seat_is_charged() {
     );
     let step = |name: &str| HABILITATION_STEP.replace("STEP", name);
     // No completed training, no habilitation.
-    insta::assert_json_snapshot!(
-        "habilitate_without_training",
-        api.refused(&step("habilitate"), hstep(522, "AIDANT-42", json!({ "means": "CARD" }))).await
-    );
+    let refused = api.refused(&step("habilitate"), hstep(522, "AIDANT-42", json!({ "means": "CARD" }))).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("NoCompletedTraining"));
+    insta::assert_json_snapshot!("habilitate_without_training", refused);
     ok(api.run(&step("validateEligibility"), hstep(523, "AIDANT-42", json!({}))).await);
     let register = json!({ "commandId": cmd(524), "habilitationId": habilitation("AIDANT-42"), "sessionId": session(520), "on": "2021-04-20" });
     insta::assert_json_snapshot!("register_to_session", ok(api.run(REGISTER_TO_SESSION, register).await));
@@ -1190,10 +1241,9 @@ async fn an_aidant_goes_from_request_to_habilitation_and_the_seat_is_charged() {
         ok(api.run(&step("habilitate"), hstep(526, "AIDANT-42", json!({ "means": "CARD" }))).await)
     );
     // One active habilitation per aidant and structure.
-    insta::assert_json_snapshot!(
-        "request_habilitation_while_active",
-        api.refused(REQUEST_HABILITATION, habilitation_request(527, BREST, "AIDANT-42")).await
-    );
+    let refused = api.refused(REQUEST_HABILITATION, habilitation_request(527, BREST, "AIDANT-42")).await;
+    assert_refused(&refused, "CONFLICT", Some("AlreadyActive"));
+    insta::assert_json_snapshot!("request_habilitation_while_active", refused);
     insta::assert_json_snapshot!(
         "revoke_habilitation",
         ok(api
@@ -1208,7 +1258,9 @@ async fn an_aidant_goes_from_request_to_habilitation_and_the_seat_is_charged() {
     ok(api.run(REQUEST_HABILITATION, habilitation_request(530, BREST, "AIDANT-43")).await);
     ok(api.run(&step("validateEligibility"), hstep(531, "AIDANT-43", json!({}))).await);
     let full = json!({ "commandId": cmd(532), "habilitationId": habilitation("AIDANT-43"), "sessionId": session(520), "on": "2021-04-20" });
-    insta::assert_json_snapshot!("register_to_a_full_session", api.refused(REGISTER_TO_SESSION, full).await);
+    let refused = api.refused(REGISTER_TO_SESSION, full).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("Full"));
+    insta::assert_json_snapshot!("register_to_a_full_session", refused);
     insta::assert_json_snapshot!(
         "query_habilitations",
         ok(api.query("{ habilitations { aidant cycle status means reason departement { code } } }").await)
@@ -1244,10 +1296,10 @@ struct FailingStore(MemoryStore);
 #[async_trait::async_trait]
 impl store::EventStore for FailingStore {
     async fn append(&self, _: store::AppendRequest) -> Result<store::AppendOutcome, store::StoreError> {
-        Err(store::StoreError::Backend("disk I/O error in /var/lib/tracker/events.sqlite3: SQLITE_IOERR".into()))
+        Err(store::StoreError::backend("disk I/O error in /var/lib/tracker/events.sqlite3: SQLITE_IOERR"))
     }
     async fn append_all(&self, _: Vec<store::AppendRequest>) -> Result<Vec<store::AppendOutcome>, store::StoreError> {
-        Err(store::StoreError::Backend("disk I/O error in /var/lib/tracker/events.sqlite3: SQLITE_IOERR".into()))
+        Err(store::StoreError::backend("disk I/O error in /var/lib/tracker/events.sqlite3: SQLITE_IOERR"))
     }
     async fn read_stream(&self, s: &str) -> Result<Vec<store::RecordedEvent>, store::StoreError> {
         self.0.read_stream(s).await

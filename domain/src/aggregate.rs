@@ -42,7 +42,11 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + std::fmt::Debug + 
     /// The business date the event concerns (the first of the two time axes; the store
     /// adds the second, the instant it was recorded).
     fn business_date(&self) -> NaiveDate;
-    /// Bumped when the payload's shape changes, so old events can be upcast.
+    /// The payload's shape, recorded with every event and hashed into its chain. Nothing
+    /// reads it yet: shapes have only grown additively (a new field optional, read with a
+    /// serde default, as `AnnexClaimAwaitingFunds.shortfall` beside the older `reason`), so
+    /// every version-1 payload still decodes. A change old payloads cannot decode into
+    /// would bump it and decode by it.
     fn schema_version(&self) -> u32 {
         1
     }

@@ -363,7 +363,7 @@ pub struct Habilitation {
 }
 
 impl Habilitation {
-    fn expect(&self, allowed: &[HabilitationState], action: &'static str) -> Result<(), HabilitationError> {
+    fn require_state(&self, allowed: &[HabilitationState], action: &'static str) -> Result<(), HabilitationError> {
         let state = self.state.ok_or(HabilitationError::NotFound)?;
         if allowed.contains(&state) { Ok(()) } else { Err(HabilitationError::WrongState { state, action }) }
     }
@@ -402,19 +402,19 @@ impl Aggregate for Habilitation {
                 }
             }
             C::ValidateEligibility { on, .. } => {
-                self.expect(&[S::Requested], "validated")?;
+                self.require_state(&[S::Requested], "validated")?;
                 E::EligibilityValidated { on: *on }
             }
             C::Refuse { reason: r, on, .. } => {
-                self.expect(&[S::Requested], "refused")?;
+                self.require_state(&[S::Requested], "refused")?;
                 E::HabilitationRefused { reason: reason(r)?, on: *on }
             }
             C::Cancel { reason: r, on, .. } => {
-                self.expect(&[S::Requested, S::EligibilityValidated, S::RegisteredToTraining], "cancelled")?;
+                self.require_state(&[S::Requested, S::EligibilityValidated, S::RegisteredToTraining], "cancelled")?;
                 E::HabilitationCancelled { reason: reason(r)?, on: *on }
             }
             C::RegisterToSession { session_id, convention_id, seat_cost, on, .. } => {
-                self.expect(&[S::EligibilityValidated], "registered to a session")?;
+                self.require_state(&[S::EligibilityValidated], "registered to a session")?;
                 E::RegisteredToSession {
                     session_id: *session_id,
                     convention_id: *convention_id,
@@ -423,7 +423,7 @@ impl Aggregate for Habilitation {
                 }
             }
             C::CompleteTraining { habilitation_id, on } => {
-                self.expect(&[S::RegisteredToTraining], "marked as trained")?;
+                self.require_state(&[S::RegisteredToTraining], "marked as trained")?;
                 let (_, convention_id, seat_cost) = self.session.ok_or(HabilitationError::NotFound)?;
                 E::TrainingCompleted {
                     convention_id,
@@ -445,7 +445,7 @@ impl Aggregate for Habilitation {
                 E::Habilitated { means: *means, on: *on }
             }
             C::Revoke { reason: r, on, .. } => {
-                self.expect(&[S::Habilitated], "revoked")?;
+                self.require_state(&[S::Habilitated], "revoked")?;
                 E::HabilitationRevoked { reason: reason(r)?, on: *on }
             }
         }])

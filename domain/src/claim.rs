@@ -183,7 +183,7 @@ pub enum ClaimCommand {
     /// Sent by the saga when the envelope cannot cover the claim.
     AwaitFunds {
         claim_id: ClaimId,
-        reason: String,
+        shortfall: FundsShortfall,
         since: NaiveDate,
     },
     RecordPayment {
@@ -245,6 +245,48 @@ pub struct AnnexClaimSubmitted {
     pub assess_by: NaiveDate,
 }
 
+/// Why an approved claim waits for funds: the rule the commitment of its amount on the
+/// convention broke, with its figures. The log keeps the rule, not a sentence; the
+/// sentence (`Display`, the API's `waitingReason`) is drawn from it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "rule", rename_all_fields = "camelCase")]
+pub enum FundsShortfall {
+    /// The envelope has less available than the claim's amount.
+    #[error("envelope {envelope} has {available} available, {requested} requested")]
+    EnvelopeExceeded { envelope: String, available: Money, requested: Money },
+    /// Another rule of the convention refused the commitment, by its name (as the API's
+    /// `extensions.rule`).
+    #[error("the convention refused the commitment ({name})")]
+    Refused { name: String },
+}
+
+impl From<&crate::convention::ConventionError> for FundsShortfall {
+    fn from(e: &crate::convention::ConventionError) -> Self {
+        match e {
+            crate::convention::ConventionError::EnvelopeExceeded { envelope, available, requested, .. } => {
+                FundsShortfall::EnvelopeExceeded {
+                    envelope: envelope.clone(),
+                    available: *available,
+                    requested: *requested,
+                }
+            }
+            other => FundsShortfall::Refused { name: other.rule() },
+        }
+    }
+}
+
+impl ClaimEvent {
+    /// Why the claim waits for funds, as a sentence: drawn from the rule, or the sentence
+    /// an event written before the rule was kept recorded. `None` for other events.
+    pub fn waiting_reason(&self) -> Option<String> {
+        match self {
+            ClaimEvent::AnnexClaimAwaitingFunds { shortfall: Some(s), .. } => Some(s.to_string()),
+            ClaimEvent::AnnexClaimAwaitingFunds { reason, .. } => Some(reason.clone().unwrap_or_default()),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum ClaimEvent {
@@ -270,9 +312,14 @@ pub enum ClaimEvent {
         reason: String,
         rejected_on: NaiveDate,
     },
+    /// Since 2026-11 the event carries the rule (`shortfall`); earlier ones an English
+    /// sentence (`reason`), still read: [`ClaimEvent::waiting_reason`] gives either.
     AnnexClaimAwaitingFunds {
         amount: Money,
-        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shortfall: Option<FundsShortfall>,
         since: NaiveDate,
     },
     AnnexClaimFunded {
@@ -444,7 +491,7 @@ fn reason(field: &'static str, text: &str) -> Result<String, ClaimError> {
 }
 
 impl AnnexClaim {
-    fn expect(&self, allowed: &[ClaimState], action: &'static str) -> Result<&AnnexClaimSubmitted, ClaimError> {
+    fn require_state(&self, allowed: &[ClaimState], action: &'static str) -> Result<&AnnexClaimSubmitted, ClaimError> {
         let (Some(s), Some(state)) = (&self.submitted, self.state) else { return Err(ClaimError::NotFound) };
         if !allowed.contains(&state) {
             return Err(ClaimError::WrongState { state, action });
@@ -494,7 +541,7 @@ impl AnnexClaim {
     }
 
     fn approve(&self, reductions: &[LineDecision], approved_on: NaiveDate) -> Result<Vec<ClaimEvent>, ClaimError> {
-        self.expect(&[ClaimState::Submitted], "approved")?;
+        self.require_state(&[ClaimState::Submitted], "approved")?;
         let count = self.lines.len() as u32;
         let mut lines: Vec<ApprovedLine> = self
             .lines
@@ -544,7 +591,7 @@ impl Aggregate for AnnexClaim {
         match command {
             ClaimCommand::Submit(c) => self.submit(c),
             ClaimCommand::Resubmit { caps, lines, resubmitted_on, .. } => {
-                self.expect(&[S::ChangesRequested], "resubmitted")?;
+                self.require_state(&[S::ChangesRequested], "resubmitted")?;
                 let lines = cap_lines(caps, lines)?;
                 let (claimed, eligible) = totals(&lines);
                 Ok(vec![ClaimEvent::AnnexClaimResubmitted {
@@ -558,37 +605,38 @@ impl Aggregate for AnnexClaim {
             }
             ClaimCommand::Approve { reductions, approved_on, .. } => self.approve(reductions, *approved_on),
             ClaimCommand::RequestChanges { reason: why, requested_on, .. } => {
-                self.expect(&[S::Submitted], "sent back for changes")?;
+                self.require_state(&[S::Submitted], "sent back for changes")?;
                 Ok(vec![ClaimEvent::AnnexClaimChangesRequested {
                     reason: reason("the reason", why)?,
                     requested_on: *requested_on,
                 }])
             }
             ClaimCommand::Reject { reason: why, rejected_on, .. } => {
-                self.expect(&[S::Submitted], "rejected")?;
+                self.require_state(&[S::Submitted], "rejected")?;
                 Ok(vec![ClaimEvent::AnnexClaimRejected {
                     reason: reason("the reason", why)?,
                     rejected_on: *rejected_on,
                 }])
             }
             ClaimCommand::RecordFunding { committed_on, .. } => {
-                self.expect(&[S::Approved, S::AwaitingFunds], "funded")?;
+                self.require_state(&[S::Approved, S::AwaitingFunds], "funded")?;
                 Ok(vec![ClaimEvent::AnnexClaimFunded { amount: self.approved, committed_on: *committed_on }])
             }
-            ClaimCommand::AwaitFunds { reason: why, since, .. } => {
-                self.expect(&[S::Approved], "set waiting for funds")?;
+            ClaimCommand::AwaitFunds { shortfall, since, .. } => {
+                self.require_state(&[S::Approved], "set waiting for funds")?;
                 Ok(vec![ClaimEvent::AnnexClaimAwaitingFunds {
                     amount: self.approved,
-                    reason: reason("the reason", why)?,
+                    reason: None,
+                    shortfall: Some(shortfall.clone()),
                     since: *since,
                 }])
             }
             ClaimCommand::RecordPayment { paid_on, .. } => {
-                self.expect(&[S::Funded], "paid")?;
+                self.require_state(&[S::Funded], "paid")?;
                 Ok(vec![ClaimEvent::AnnexClaimPaid { amount: self.approved, paid_on: *paid_on }])
             }
             ClaimCommand::FlagOverdue { submission, due_on, .. } => {
-                self.expect(&[S::Submitted], "flagged overdue")?;
+                self.require_state(&[S::Submitted], "flagged overdue")?;
                 if *submission != self.submission || self.overdue_flagged.contains(submission) {
                     return Err(ClaimError::AlreadyFlagged { submission: *submission });
                 }
@@ -598,7 +646,7 @@ impl Aggregate for AnnexClaim {
                 if let Some((_, number)) = self.call {
                     return Err(ClaimError::AlreadyCalled { call_number: number });
                 }
-                self.expect(&[S::Paid], "called from ANCT")?;
+                self.require_state(&[S::Paid], "called from ANCT")?;
                 Ok(vec![ClaimEvent::AnnexClaimCalled {
                     call_id: *call_id,
                     call_number: *call_number,
@@ -606,7 +654,7 @@ impl Aggregate for AnnexClaim {
                 }])
             }
             ClaimCommand::RecordReimbursement { call_id, reimbursed_on, .. } => {
-                self.expect(&[S::InFundsCall], "reimbursed")?;
+                self.require_state(&[S::InFundsCall], "reimbursed")?;
                 Ok(vec![ClaimEvent::AnnexClaimReimbursed {
                     call_id: *call_id,
                     amount: self.approved,

@@ -594,6 +594,17 @@ fn require(field: &'static str, value: &str) -> Result<(), ConventionError> {
     Ok(())
 }
 
+/// The steps of a commitment after it is made, which [`Convention::on_commitment`] checks alike.
+#[derive(Clone, Copy)]
+enum CommitmentStep {
+    /// Part of the commitment given back (never what was served).
+    Release,
+    /// The service done on it (never beyond what is committed).
+    ServiceDone,
+    /// Paid (never beyond the service done).
+    Payment,
+}
+
 fn positive(field: &'static str, amount: Money) -> Result<(), ConventionError> {
     if amount.is_zero() {
         return Err(ConventionError::ZeroAmount { field });
@@ -897,60 +908,76 @@ impl Convention {
         })])
     }
 
-    fn release(&self, c: &ReleaseFunds) -> Result<Vec<ConventionEvent>, ConventionError> {
+    /// The checks a release, a service done and a payment share, in this order: the
+    /// convention open, the commitment known, a positive amount, not dated before the
+    /// commitment (a payment is dated against the service it pays instead, by
+    /// [`Convention::pay`]), within the step's limit. Gives the commitment and the trimmed
+    /// reference.
+    fn on_commitment(
+        &self,
+        step: CommitmentStep,
+        reference: &str,
+        amount: Money,
+        on: NaiveDate,
+    ) -> Result<(&Commitment, String), ConventionError> {
         let s = self.open()?;
-        let commitment = self.commitment(s, &c.reference)?;
-        positive("the released amount", c.amount)?;
-        not_before("the release", c.released_on, "the commitment", commitment.committed_on)?;
-        let releasable = commitment.committed.saturating_sub(commitment.service_done);
-        if c.amount > releasable {
-            return Err(ConventionError::ReleaseExceedsUnused {
-                reference: c.reference.trim().to_string(),
-                releasable,
-                requested: c.amount,
+        let commitment = self.commitment(s, reference)?;
+        let unserved = commitment.committed.saturating_sub(commitment.service_done);
+        let (field, limit) = match step {
+            CommitmentStep::Release => ("the released amount", unserved),
+            CommitmentStep::ServiceDone => ("the service-done amount", unserved),
+            CommitmentStep::Payment => ("the paid amount", commitment.service_done.saturating_sub(commitment.paid)),
+        };
+        positive(field, amount)?;
+        match step {
+            CommitmentStep::Release => not_before("the release", on, "the commitment", commitment.committed_on)?,
+            CommitmentStep::ServiceDone => {
+                not_before("the service done", on, "the commitment", commitment.committed_on)?
+            }
+            CommitmentStep::Payment => {}
+        }
+        let reference = reference.trim().to_string();
+        if amount > limit {
+            let requested = amount;
+            return Err(match step {
+                CommitmentStep::Release => {
+                    ConventionError::ReleaseExceedsUnused { reference, releasable: limit, requested }
+                }
+                CommitmentStep::ServiceDone => {
+                    ConventionError::ServiceDoneExceedsCommitted { reference, remaining: limit, requested }
+                }
+                CommitmentStep::Payment => {
+                    ConventionError::PaymentExceedsServiceDone { reference, payable: limit, requested }
+                }
             });
         }
+        Ok((commitment, reference))
+    }
+
+    fn release(&self, c: &ReleaseFunds) -> Result<Vec<ConventionEvent>, ConventionError> {
+        let (commitment, reference) =
+            self.on_commitment(CommitmentStep::Release, &c.reference, c.amount, c.released_on)?;
         Ok(vec![ConventionEvent::FundsReleased(FundsReleased {
             envelope_id: commitment.envelope_id,
-            reference: c.reference.trim().to_string(),
+            reference,
             amount: c.amount,
             released_on: c.released_on,
         })])
     }
 
     fn service_done(&self, c: &RecordServiceDone) -> Result<Vec<ConventionEvent>, ConventionError> {
-        let s = self.open()?;
-        let commitment = self.commitment(s, &c.reference)?;
-        positive("the service-done amount", c.amount)?;
-        not_before("the service done", c.done_on, "the commitment", commitment.committed_on)?;
-        let remaining = commitment.committed.saturating_sub(commitment.service_done);
-        if c.amount > remaining {
-            return Err(ConventionError::ServiceDoneExceedsCommitted {
-                reference: c.reference.trim().to_string(),
-                remaining,
-                requested: c.amount,
-            });
-        }
+        let (commitment, reference) =
+            self.on_commitment(CommitmentStep::ServiceDone, &c.reference, c.amount, c.done_on)?;
         Ok(vec![ConventionEvent::ServiceDoneRecorded(ServiceDoneRecorded {
             envelope_id: commitment.envelope_id,
-            reference: c.reference.trim().to_string(),
+            reference,
             amount: c.amount,
             done_on: c.done_on,
         })])
     }
 
     fn pay(&self, c: &RecordPayment) -> Result<Vec<ConventionEvent>, ConventionError> {
-        let s = self.open()?;
-        let commitment = self.commitment(s, &c.reference)?;
-        positive("the paid amount", c.amount)?;
-        let payable = commitment.service_done.saturating_sub(commitment.paid);
-        if c.amount > payable {
-            return Err(ConventionError::PaymentExceedsServiceDone {
-                reference: c.reference.trim().to_string(),
-                payable,
-                requested: c.amount,
-            });
-        }
+        let (commitment, reference) = self.on_commitment(CommitmentStep::Payment, &c.reference, c.amount, c.paid_on)?;
         // What this payment brings the paid total to must have been served by its date.
         if let Some(served_on) = commitment.served_by(commitment.paid + c.amount)
             && c.paid_on < served_on
@@ -964,7 +991,7 @@ impl Convention {
         }
         Ok(vec![ConventionEvent::PaymentRecorded(PaymentRecorded {
             envelope_id: commitment.envelope_id,
-            reference: c.reference.trim().to_string(),
+            reference,
             amount: c.amount,
             paid_on: c.paid_on,
         })])

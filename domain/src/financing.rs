@@ -220,4 +220,29 @@ mod tests {
         let old = plan_or_shares(&[], &shares());
         assert_eq!(split(&old, Money::euros(44)), vec![Money::euros(26), Money::euros(18)]);
     }
+
+    proptest::proptest! {
+        /// Whatever the plan and the amount, the parts add up to the amount to the cent, and
+        /// none is negative.
+        #[test]
+        fn the_parts_of_any_amount_add_up_to_it(
+            weights in proptest::collection::vec(1i64..5_000_000, 1..6),
+            rates in proptest::bool::ANY,
+            cents in 0i64..10_000_000_000,
+        ) {
+            let plan: Vec<FunderPart> = weights
+                .iter()
+                .enumerate()
+                .map(|(n, w)| {
+                    let funder = format!("F{n}");
+                    if rates { FunderPart::rate(&funder, Decimal::new(*w, 4)) } else { FunderPart::amount(&funder, Money::cents(*w)) }
+                })
+                .collect();
+            let amount = Money::cents(cents);
+            let parts = split(&plan, amount);
+            proptest::prop_assert_eq!(parts.len(), plan.len());
+            proptest::prop_assert!(parts.iter().all(|p| *p >= Money::ZERO), "{parts:?}");
+            proptest::prop_assert_eq!(parts.into_iter().sum::<Money>(), amount);
+        }
+    }
 }

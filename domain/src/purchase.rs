@@ -213,7 +213,11 @@ pub struct Purchase {
 }
 
 impl Purchase {
-    fn expect(&self, allowed: &[PurchaseState], action: &'static str) -> Result<&PurchaseRequested, PurchaseError> {
+    fn require_state(
+        &self,
+        allowed: &[PurchaseState],
+        action: &'static str,
+    ) -> Result<&PurchaseRequested, PurchaseError> {
         let (Some(r), Some(state)) = (&self.requested, self.state) else { return Err(PurchaseError::NotFound) };
         if !allowed.contains(&state) {
             return Err(PurchaseError::WrongState { state, action });
@@ -301,11 +305,11 @@ impl Aggregate for Purchase {
         match command {
             PurchaseCommand::Request(c) => self.request(c),
             PurchaseCommand::Approve { approved_on, .. } => {
-                let r = self.expect(&[S::Requested], "approved")?;
+                let r = self.require_state(&[S::Requested], "approved")?;
                 Ok(vec![PurchaseEvent::PurchaseApproved { amount: r.total, approved_on: *approved_on }])
             }
             PurchaseCommand::RecordAttendance { present, recorded_on, .. } => {
-                let r = self.expect(&[S::Approved], "attended")?;
+                let r = self.require_state(&[S::Approved], "attended")?;
                 if *present > r.trainees {
                     return Err(PurchaseError::MorePresentThanRegistered { present: *present, registered: r.trainees });
                 }
@@ -318,11 +322,11 @@ impl Aggregate for Purchase {
                 }])
             }
             PurchaseCommand::RecordPayment { paid_on, .. } => {
-                let r = self.expect(&[S::Attended], "paid")?;
+                let r = self.require_state(&[S::Attended], "paid")?;
                 Ok(vec![PurchaseEvent::PurchasePaid { amount: r.unit_cost.times(self.present), paid_on: *paid_on }])
             }
             PurchaseCommand::Cancel { reason, cancelled_on, .. } => {
-                let r = self.expect(&[S::Requested, S::Approved], "cancelled")?;
+                let r = self.require_state(&[S::Requested, S::Approved], "cancelled")?;
                 if reason.trim().is_empty() {
                     return Err(PurchaseError::MissingField { field: "the reason" });
                 }

@@ -18,7 +18,7 @@ pub use dashboard::DashboardView;
 pub use programmes::ProgrammesView;
 pub use purchases::PurchasesView;
 pub use reimbursements::ReimbursementsView;
-pub use runner::{Checkpointed, Runner};
+pub use runner::{AnyRunner, Checkpointed, Runner};
 pub use structures::StructuresView;
 
 use store::RecordedEvent;

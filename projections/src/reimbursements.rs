@@ -171,9 +171,9 @@ fn apply_claim(c: &mut ClaimRecord, event: ClaimEvent) {
             c.reason = Some(reason);
             c.overdue = false;
         }
-        ClaimEvent::AnnexClaimAwaitingFunds { reason, .. } => {
+        waiting @ ClaimEvent::AnnexClaimAwaitingFunds { .. } => {
             c.state = ClaimState::AwaitingFunds;
-            c.waiting_reason = Some(reason);
+            c.waiting_reason = waiting.waiting_reason();
         }
         ClaimEvent::AnnexClaimFunded { committed_on, .. } => {
             c.state = ClaimState::Funded;

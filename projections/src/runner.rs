@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
+use store::background::Background;
 use store::{ChainHash, EventStore, RecordedEvent};
 use tokio::sync::watch;
 
@@ -132,9 +133,9 @@ pub enum Proof {
 /// writes a last snapshot, for a persisted one).
 pub struct Runner<V: Projection> {
     state: RwLock<Inner<V>>,
-    position: watch::Sender<u64>,
+    /// The position it has applied (watched) and its task.
+    background: Background,
     failure: RwLock<Option<ProjectionError>>,
-    task: Mutex<Option<tokio::task::AbortHandle>>,
     /// Where snapshots go, and the position of the last one written.
     snapshots: Option<PathBuf>,
     saved: Mutex<u64>,
@@ -144,9 +145,7 @@ pub struct Runner<V: Projection> {
 
 impl<V: Projection> Drop for Runner<V> {
     fn drop(&mut self) {
-        if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
-            task.abort();
-        }
+        // The task is aborted as `background` drops, after this.
         self.save_if_behind();
     }
 }
@@ -168,16 +167,15 @@ impl<V: Projection> Runner<V> {
         let position = from.position;
         let runner = Arc::new(Self {
             state: RwLock::new(Inner { checkpointed: from, hash: None }),
-            position: watch::Sender::new(position),
+            background: Background::new(position),
             failure: RwLock::new(None),
-            task: Mutex::new(None),
             snapshots,
             saved: Mutex::new(position),
             resumed_from: position,
             proof: RwLock::new(if position == 0 { Proof::NoSnapshot } else { Proof::Proving }),
         });
         let task = tokio::spawn(Self::run(Arc::downgrade(&runner), store));
-        *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
+        runner.background.run(task);
         runner
     }
 
@@ -220,7 +218,7 @@ impl<V: Projection> Runner<V> {
             match applied {
                 Ok(()) => {
                     let position = this.position();
-                    this.position.send_replace(position);
+                    this.background.reached(position);
                     since_save += 1;
                     if since_save >= SAVE_EVERY {
                         this.save_in_background().await;
@@ -352,13 +350,12 @@ impl<V: Projection> Runner<V> {
 
     /// Waits until the read model has applied `position`; false after `timeout`.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
-        let mut rx = self.position.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await.is_ok_and(|r| r.is_ok())
+        self.background.wait_for(position, timeout).await
     }
 
     /// A receiver that changes whenever the view moves (for live updates).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.position.subscribe()
+        self.background.subscribe()
     }
 
     /// Reads the model and the position it reflects, under one lock.
@@ -370,5 +367,42 @@ impl<V: Projection> Runner<V> {
     /// Reads the model under a short lock.
     pub fn read<R>(&self, f: impl FnOnce(&V) -> R) -> R {
         f(&self.state.read().expect("read model poisoned").checkpointed.view)
+    }
+}
+
+/// A runner whatever its view: what a server does to all its read models alike (wait for
+/// a position, prove snapshots, report), so that it lists its runners once.
+pub trait AnyRunner: Send + Sync {
+    /// The view's name ([`Projection::NAME`]).
+    fn name(&self) -> &'static str;
+    fn position(&self) -> u64;
+    fn resumed_from(&self) -> u64;
+    fn proof(&self) -> Proof;
+    fn wait_for(&self, position: u64, timeout: Duration) -> futures::future::BoxFuture<'_, bool>;
+    fn prove<'a>(&'a self, store: &'a dyn EventStore)
+    -> futures::future::BoxFuture<'a, Result<Proof, ProjectionError>>;
+}
+
+impl<V: Projection + PartialEq> AnyRunner for Runner<V> {
+    fn name(&self) -> &'static str {
+        V::NAME
+    }
+    fn position(&self) -> u64 {
+        Runner::position(self)
+    }
+    fn resumed_from(&self) -> u64 {
+        Runner::resumed_from(self)
+    }
+    fn proof(&self) -> Proof {
+        Runner::proof(self)
+    }
+    fn wait_for(&self, position: u64, timeout: Duration) -> futures::future::BoxFuture<'_, bool> {
+        Box::pin(Runner::wait_for(self, position, timeout))
+    }
+    fn prove<'a>(
+        &'a self,
+        store: &'a dyn EventStore,
+    ) -> futures::future::BoxFuture<'a, Result<Proof, ProjectionError>> {
+        Box::pin(Runner::prove(self, store))
     }
 }

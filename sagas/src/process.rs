@@ -6,15 +6,15 @@ use crate::checkpoint::Checkpoint;
 use crate::clock::Clock;
 use crate::reimbursement::{Reimbursement, SagaCommand, Step, Unreadable, Work};
 use domain::ConventionId;
-use domain::claim::{AnnexClaim, ClaimCommand};
-use domain::convention::Convention;
+use domain::claim::{AnnexClaim, ClaimCommand, FundsShortfall};
+use domain::convention::{Convention, ConventionError};
 use domain::funds_call::FundsCallLedger;
 use domain::{Aggregate, CommandMeta};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use store::background::Background;
 use store::handler::stream_name;
 use store::{EventStore, HandleError, StoreError};
-use tokio::sync::watch;
 use usecases::UseCases;
 
 /// Events read from the log per batch.
@@ -28,8 +28,9 @@ pub enum SagaError {
     Store(#[from] StoreError),
     #[error("the checkpoint cannot be read or saved: {0}")]
     Checkpoint(#[from] std::io::Error),
-    #[error("a command kept conflicting with concurrent writes: {0}")]
-    Contention(String),
+    /// Other writers kept winning the race on `stream` (the use cases tried `attempts` times).
+    #[error("a command kept conflicting with concurrent writes on {stream} ({attempts} attempts)")]
+    Contention { stream: String, attempts: usize },
 }
 
 /// What delivering one command came to.
@@ -37,7 +38,24 @@ enum Delivered {
     /// Applied now (events written) or before (a duplicate): go on.
     Applied { wrote: bool },
     /// The aggregate refused it: the rule it broke.
-    Refused(String),
+    Refused(Refusal),
+}
+
+/// The rule a command of the saga broke: typed for the convention (a commitment refused
+/// becomes a claim's [`FundsShortfall`]), named for the others (only logged).
+#[derive(Debug)]
+enum Refusal {
+    Convention(ConventionError),
+    Other(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Convention(e) => write!(f, "{e}"),
+            Refusal::Other(rule) => f.write_str(rule),
+        }
+    }
 }
 
 async fn deliver_one(use_cases: &UseCases, step: &Step) -> Result<Delivered, SagaError> {
@@ -46,6 +64,7 @@ async fn deliver_one(use_cases: &UseCases, step: &Step) -> Result<Delivered, Sag
         stream: String,
         command: &A::Command,
         meta: &CommandMeta,
+        refusal: fn(A::Error) -> Refusal,
     ) -> Result<Delivered, SagaError>
     where
         A::Command: Clone + 'static,
@@ -54,24 +73,27 @@ async fn deliver_one(use_cases: &UseCases, step: &Step) -> Result<Delivered, Sag
             Ok(outcome) => {
                 Ok(Delivered::Applied { wrote: !outcome.duplicate && outcome.version >= outcome.first_version })
             }
-            Err(HandleError::Domain(e)) => Ok(Delivered::Refused(e.to_string())),
+            Err(HandleError::Domain(e)) => Ok(Delivered::Refused(refusal(e))),
             // Same id, other content: this step was applied before with other figures
             // (e.g. a waiting reason); it is done.
             Err(HandleError::CommandIdReused(_)) => Ok(Delivered::Applied { wrote: false }),
-            Err(HandleError::Conflict { .. }) => Err(SagaError::Contention(stream)),
+            Err(HandleError::Conflict { stream, attempts }) => Err(SagaError::Contention { stream, attempts }),
             Err(HandleError::Store(e)) => Err(SagaError::Store(e)),
         }
     }
     match &step.command {
         SagaCommand::Convention(c) => {
-            run::<Convention>(use_cases, stream_name::<Convention>(c.convention_id()), c, &step.meta).await
+            let stream = stream_name::<Convention>(c.convention_id());
+            run::<Convention>(use_cases, stream, c, &step.meta, Refusal::Convention).await
         }
         SagaCommand::Claim(c) => {
-            run::<AnnexClaim>(use_cases, stream_name::<AnnexClaim>(c.claim_id()), c, &step.meta).await
+            let stream = stream_name::<AnnexClaim>(c.claim_id());
+            run::<AnnexClaim>(use_cases, stream, c, &step.meta, |e| Refusal::Other(e.to_string())).await
         }
         SagaCommand::Ledger(c) => {
             let id: ConventionId = c.convention_id();
-            run::<FundsCallLedger>(use_cases, stream_name::<FundsCallLedger>(id), c, &step.meta).await
+            let stream = stream_name::<FundsCallLedger>(id);
+            run::<FundsCallLedger>(use_cases, stream, c, &step.meta, |e| Refusal::Other(e.to_string())).await
         }
     }
 }
@@ -98,10 +120,14 @@ async fn deliver(store: &UseCases, work: &Work) -> Result<bool, SagaError> {
                     wrote |= w;
                 }
             }
-            Delivered::Refused(reason) if funding.set_waiting => {
+            Delivered::Refused(refusal) if funding.set_waiting => {
+                let shortfall = match &refusal {
+                    Refusal::Convention(e) => FundsShortfall::from(e),
+                    Refusal::Other(rule) => FundsShortfall::Refused { name: rule.clone() },
+                };
                 let mut meta = funding.commit.meta.clone();
                 meta.command_id = domain::CommandId(uuid::Uuid::new_v5(&funding.commit.meta.command_id.0, b"waiting"));
-                let command = ClaimCommand::AwaitFunds { claim_id: funding.claim_id, reason, since: funding.on };
+                let command = ClaimCommand::AwaitFunds { claim_id: funding.claim_id, shortfall, since: funding.on };
                 let waiting = Step { meta, command: SagaCommand::Claim(command) };
                 if let Delivered::Applied { wrote: w } = deliver_one(store, &waiting).await? {
                     wrote |= w;
@@ -113,8 +139,10 @@ async fn deliver(store: &UseCases, work: &Work) -> Result<bool, SagaError> {
     Ok(wrote)
 }
 
-/// The reimbursement saga with its place in the log.
-pub struct Process {
+/// The reimbursement saga with its place in the log. Named for the one saga it runs: its
+/// delivery knows the reimbursement's work (a chain of steps, a funding that may wait);
+/// a second saga would share the checkpoint and the [`SagaRunner`]'s plumbing, not this.
+pub struct ReimbursementProcess {
     saga: Reimbursement,
     store: Arc<dyn EventStore>,
     /// The write path the saga's commands take (shared with the API in a server, so
@@ -125,7 +153,7 @@ pub struct Process {
     position: u64,
 }
 
-impl Process {
+impl ReimbursementProcess {
     /// Rebuilds the saga's state from the log up to its checkpoint (sending nothing: what
     /// the checkpoint covers was delivered), ready to go on from there.
     pub async fn start(
@@ -222,12 +250,12 @@ pub const REIMBURSEMENT: &str = "saga-reimbursement";
 /// holder's checkpoint (so that its own requests can wait for the saga).
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);
 
-/// Runs a [`Process`] in the background: whenever the log grows, and every `tick` for
+/// Runs a [`ReimbursementProcess`] in the background: whenever the log grows, and every `tick` for
 /// the deadlines. Dropping the runner stops it (and gives its lease up, if it holds one).
 pub struct SagaRunner {
-    position: watch::Sender<u64>,
+    /// The position the saga acted upon (watched) and its task.
+    background: Background,
     failure: Mutex<Option<String>>,
-    task: Mutex<Option<tokio::task::AbortHandle>>,
     /// Whether this replica runs the saga now (always, without a lease).
     leading: std::sync::atomic::AtomicBool,
     /// The lease this runner holds or tries for: the shared state and this replica's id.
@@ -236,10 +264,8 @@ pub struct SagaRunner {
 
 impl Drop for SagaRunner {
     fn drop(&mut self) {
-        if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
-            task.abort();
-        }
-        // Given up at once rather than left to lapse, where a runtime is there to do it.
+        // The task is aborted as `background` drops, after this. The lease is given up at
+        // once rather than left to lapse, where a runtime is there to do it.
         if let (Some((state, holder)), Ok(runtime)) = (self.lease.take(), tokio::runtime::Handle::try_current()) {
             runtime.spawn(async move { state.release_lease(REIMBURSEMENT, holder).await });
         }
@@ -247,16 +273,15 @@ impl Drop for SagaRunner {
 }
 
 impl SagaRunner {
-    pub fn spawn(process: Process, tick: Duration) -> Arc<Self> {
+    pub fn spawn(process: ReimbursementProcess, tick: Duration) -> Arc<Self> {
         let runner = Arc::new(Self {
-            position: watch::Sender::new(process.position()),
+            background: Background::new(process.position()),
             failure: Mutex::new(None),
-            task: Mutex::new(None),
             leading: true.into(),
             lease: None,
         });
         let task = tokio::spawn(Self::run(Arc::downgrade(&runner), process, tick));
-        *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
+        runner.background.run(task);
         runner
     }
 
@@ -269,16 +294,15 @@ impl SagaRunner {
         tick: Duration,
     ) -> Arc<Self> {
         let runner = Arc::new(Self {
-            position: watch::Sender::new(0),
+            background: Background::new(0),
             failure: Mutex::new(None),
-            task: Mutex::new(None),
             leading: true.into(),
             lease: None,
         });
         let weak = Arc::downgrade(&runner);
         let task = tokio::spawn(async move {
             let process = loop {
-                match Process::start(store.clone(), checkpoint.clone(), clock.clone()).await {
+                match ReimbursementProcess::start(store.clone(), checkpoint.clone(), clock.clone()).await {
                     Ok(p) => break p,
                     Err(e) => {
                         let Some(this) = weak.upgrade() else { return };
@@ -291,7 +315,7 @@ impl SagaRunner {
             };
             Self::run(weak, process, tick).await
         });
-        *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
+        runner.background.run(task);
         runner
     }
 
@@ -313,15 +337,14 @@ impl SagaRunner {
     ) -> Arc<Self> {
         let holder = uuid::Uuid::new_v4();
         let runner = Arc::new(Self {
-            position: watch::Sender::new(0),
+            background: Background::new(0),
             failure: Mutex::new(None),
-            task: Mutex::new(None),
             leading: false.into(),
             lease: Some((state.clone(), holder)),
         });
         let leased = Leased { store, state, clock, use_cases, tick, ttl, holder };
         let task = tokio::spawn(leased.run(Arc::downgrade(&runner)));
-        *runner.task.lock().expect("poisoned") = Some(task.abort_handle());
+        runner.background.run(task);
         runner
     }
 
@@ -330,7 +353,7 @@ impl SagaRunner {
         self.leading.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    async fn run(runner: Weak<Self>, mut process: Process, tick: Duration) {
+    async fn run(runner: Weak<Self>, mut process: ReimbursementProcess, tick: Duration) {
         let mut head = process.store.head();
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -340,13 +363,13 @@ impl SagaRunner {
                 Ok(_) => {
                     backoff = Duration::from_millis(100);
                     *this.failure.lock().expect("poisoned") = None;
-                    this.position.send_replace(process.position());
+                    this.background.reached(process.position());
                 }
                 Err(e) => {
                     // The checkpoint stays before the event that failed: it is tried again.
                     tracing::error!(error = %e, "the reimbursement saga stopped short; retrying");
                     *this.failure.lock().expect("poisoned") = Some(e.to_string());
-                    this.position.send_replace(process.position());
+                    this.background.reached(process.position());
                     drop(this);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -364,7 +387,7 @@ impl SagaRunner {
     /// The last position the saga acted upon (on a replica that does not run it, the
     /// checkpoint the one that does saved last).
     pub fn position(&self) -> u64 {
-        *self.position.borrow()
+        self.background.position()
     }
 
     /// Why the last run stopped short, if it did.
@@ -374,8 +397,7 @@ impl SagaRunner {
 
     /// Waits until the saga has acted on `position`; false after `timeout`.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
-        let mut rx = self.position.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await.is_ok_and(|r| r.is_ok())
+        self.background.wait_for(position, timeout).await
     }
 }
 
@@ -402,7 +424,7 @@ impl Leased {
                 name: REIMBURSEMENT.into(),
                 holder: self.holder,
             });
-            let process = match Process::start(self.store.clone(), checkpoint, self.clock.clone()).await {
+            let process = match ReimbursementProcess::start(self.store.clone(), checkpoint, self.clock.clone()).await {
                 Ok(process) => process.with_use_cases(self.use_cases.clone()),
                 Err(e) => {
                     tracing::error!(error = %e, "the reimbursement saga cannot start; retrying");
@@ -415,7 +437,7 @@ impl Leased {
             };
             let Some(this) = runner.upgrade() else { return };
             this.leading.store(true, SeqCst);
-            this.position.send_replace(process.position());
+            this.background.reached(process.position());
             drop(this);
             tracing::info!(from = process.position(), "this replica runs the reimbursement saga");
             tokio::select! {
@@ -441,7 +463,7 @@ impl Leased {
             let Some(this) = runner.upgrade() else { return false };
             match self.state.load_checkpoint(REIMBURSEMENT).await {
                 Ok(position) => {
-                    this.position.send_if_modified(|p| std::mem::replace(p, position) != position);
+                    this.background.reached_if_moved(position);
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the reimbursement saga's checkpoint"),
             }

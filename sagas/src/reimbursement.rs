@@ -12,7 +12,7 @@
 //!   flagged overdue; a funds call not paid by its `due_on` is flagged late (both dates
 //!   come from the convention's own terms; our defaults: 30 days each).
 //!
-//! Nothing here does I/O: [`crate::Process`] delivers the work.
+//! Nothing here does I/O: [`crate::ReimbursementProcess`] delivers the work.
 
 use chrono::NaiveDate;
 use domain::claim::{AnnexClaim, ClaimCommand, ClaimEvent, ClaimId};
@@ -402,5 +402,151 @@ impl Reimbursement {
                 vec![]
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pure saga, given events, when one more comes (or a day passes), then this work:
+    //! no log, no use case, no clock.
+    use super::*;
+    use domain::DomainEvent;
+    use domain::claim::AnnexClaimSubmitted;
+    use domain::purchase::PurchaseId;
+    use store::chain::ChainHash;
+    use store::handler::stream_name;
+    use store::{NewEvent, Payload};
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn m(s: &str) -> Money {
+        Money::parse(s).unwrap()
+    }
+
+    fn claim() -> ClaimId {
+        ClaimId(Uuid::from_u128(7))
+    }
+
+    fn convention() -> ConventionId {
+        ConventionId::for_code("ANCT-UNIFORMATION-2021")
+    }
+
+    /// `event` as the log hands it to the saga: at `position`, in `stream`.
+    fn recorded<E: DomainEvent>(stream: String, position: u64, event: &E) -> RecordedEvent {
+        let command_id = CommandId(Uuid::from_u128(1_000 + u128::from(position)));
+        let new = NewEvent {
+            event_id: domain::EventId::for_command(command_id, 0),
+            event_type: event.event_type().to_string(),
+            schema_version: 1,
+            business_date: event.business_date(),
+            payload: Payload::encode(event).unwrap(),
+            metadata: CommandMeta::new(command_id, "test"),
+        };
+        let at = chrono::DateTime::from_timestamp(1_625_000_000, 0).unwrap();
+        RecordedEvent::record(new, &stream, position, position, at, &ChainHash::GENESIS)
+    }
+
+    fn on_claim(position: u64, event: ClaimEvent) -> RecordedEvent {
+        recorded(stream_name::<AnnexClaim>(claim().0), position, &event)
+    }
+
+    fn submitted() -> ClaimEvent {
+        ClaimEvent::AnnexClaimSubmitted(Box::new(AnnexClaimSubmitted {
+            claim_id: claim(),
+            convention_id: convention(),
+            purchase_id: PurchaseId(Uuid::from_u128(3)),
+            structure_id: StructureId(Uuid::from_u128(4)),
+            departement: DepartementCode::parse("29").unwrap(),
+            trainee: "T-001".into(),
+            lines: vec![],
+            claimed: m("120.00"),
+            eligible: m("120.00"),
+            submitted_on: d("2021-06-01"),
+            assess_by: d("2021-07-01"),
+        }))
+    }
+
+    fn approved() -> ClaimEvent {
+        ClaimEvent::AnnexClaimApproved { lines: vec![], amount: m("120.00"), approved_on: d("2021-06-15") }
+    }
+
+    /// The saga after `events`, in order; the work of the last one.
+    fn given(events: &[RecordedEvent]) -> (Reimbursement, Vec<Work>) {
+        let mut saga = Reimbursement::default();
+        let mut work = vec![];
+        for e in events {
+            work = saga.react(e).unwrap();
+        }
+        (saga, work)
+    }
+
+    #[test]
+    fn a_submitted_claim_calls_for_no_work_until_it_is_approved() {
+        let (_, work) = given(&[on_claim(1, submitted())]);
+        assert_eq!(work, vec![]);
+    }
+
+    #[test]
+    fn an_approved_claim_is_committed_on_the_annex_envelope_then_recorded_funded_or_set_waiting() {
+        let (_, work) = given(&[on_claim(1, submitted()), on_claim(2, approved())]);
+        let [Work::Fund(funding)] = work.as_slice() else { panic!("one funding: {work:?}") };
+        let SagaCommand::Convention(ConventionCommand::CommitFunds(commit)) = &funding.commit.command else {
+            panic!("a commitment first: {funding:?}")
+        };
+        assert_eq!(
+            (commit.convention_id, commit.amount, commit.committed_on),
+            (convention(), m("120.00"), d("2021-06-15"))
+        );
+        assert_eq!(commit.envelope_id, EnvelopeId(Uuid::nil()), "no annex envelope known: refused, so the claim waits");
+        assert_eq!(
+            funding.funded.command,
+            SagaCommand::Claim(ClaimCommand::RecordFunding { claim_id: claim(), committed_on: d("2021-06-15") })
+        );
+        assert!(funding.set_waiting, "a refused commitment sets the claim waiting");
+    }
+
+    #[test]
+    fn the_same_event_calls_for_the_same_command_ids_so_a_replay_sends_nothing_twice() {
+        let events = [on_claim(1, submitted()), on_claim(2, approved())];
+        assert_eq!(given(&events).1, given(&events).1);
+    }
+
+    #[test]
+    fn a_claim_not_assessed_by_its_date_is_flagged_overdue_once() {
+        let (saga, _) = given(&[on_claim(1, submitted())]);
+        assert_eq!(saga.tick(d("2021-07-01")), vec![], "due on the day itself, not overdue yet");
+        let work = saga.tick(d("2021-07-02"));
+        let [Work::Chain(steps)] = work.as_slice() else { panic!("one flag: {work:?}") };
+        let flag = ClaimCommand::FlagOverdue { claim_id: claim(), submission: 1, due_on: d("2021-07-01") };
+        assert_eq!(steps.iter().map(|s| &s.command).collect::<Vec<_>>(), vec![&SagaCommand::Claim(flag)]);
+        let flagged = ClaimEvent::AnnexClaimFlaggedOverdue { submission: 1, due_on: d("2021-07-01") };
+        let (saga, _) = given(&[on_claim(1, submitted()), on_claim(2, flagged)]);
+        assert_eq!(saga.tick(d("2021-07-02")), vec![], "flagged once");
+    }
+
+    #[test]
+    fn a_waiting_claim_is_funded_again_when_the_convention_frees_money() {
+        let waiting = ClaimEvent::AnnexClaimAwaitingFunds {
+            amount: m("120.00"),
+            reason: None,
+            shortfall: None,
+            since: d("2021-06-15"),
+        };
+        let events = [on_claim(1, submitted()), on_claim(2, approved()), on_claim(3, waiting)];
+        let (mut saga, _) = given(&events);
+        assert_eq!(saga.waiting(), 1);
+        let released = ConventionEvent::FundsReleased(dc::FundsReleased {
+            envelope_id: EnvelopeId(Uuid::from_u128(9)),
+            reference: "other".into(),
+            amount: m("500.00"),
+            released_on: d("2021-07-10"),
+        });
+        let work = saga.react(&recorded(stream_name::<Convention>(convention()), 4, &released)).unwrap();
+        let [Work::Fund(funding)] = work.as_slice() else { panic!("the waiting claim funded again: {work:?}") };
+        assert_eq!(funding.claim_id, claim());
+        assert!(!funding.set_waiting, "already waiting: a refusal leaves it so");
+        assert_eq!(funding.on, d("2021-07-10"), "funded on the day money was freed");
     }
 }

@@ -12,7 +12,7 @@ use domain::funds_call::{FundsCallCommand, FundsCallId, FundsCallLedger};
 use domain::purchase::PurchaseId;
 use domain::structure::{Siret, StructureId};
 use domain::{CommandId, CommandMeta, ConventionId, DepartementCode, EnvelopeId, Money};
-use sagas::{Checkpoint, ManualClock, MemoryCheckpoint, Process};
+use sagas::{Checkpoint, ManualClock, MemoryCheckpoint, ReimbursementProcess};
 use std::sync::Arc;
 use store::handler::{load, stream_name};
 use store::memory::MemoryStore;
@@ -175,8 +175,8 @@ impl World {
         .await;
     }
 
-    async fn process(&self) -> Process {
-        Process::start(self.store.clone(), self.checkpoint.clone(), self.clock.clone()).await.unwrap()
+    async fn process(&self) -> ReimbursementProcess {
+        ReimbursementProcess::start(self.store.clone(), self.checkpoint.clone(), self.clock.clone()).await.unwrap()
     }
 
     async fn run(&self) {
@@ -269,11 +269,12 @@ async fn a_claim_waits_for_funds_and_is_funded_when_an_amendment_adds_some() {
     assert_eq!(state(&w.claim_state(b).await), domain::claim::ClaimState::AwaitingFunds);
     let log = w.store.read_all(0, 1000).await.unwrap();
     let waiting = log.iter().find(|e| e.event_type == "AnnexClaimAwaitingFunds").unwrap();
-    assert!(
-        waiting.payload.as_str().contains("48.60 € available, 351.40 € requested"),
-        "the reason names the figures: {}",
-        waiting.payload.as_str()
-    );
+    // The log keeps the rule and its figures, not a sentence.
+    let payload: serde_json::Value = serde_json::from_str(waiting.payload.as_str()).unwrap();
+    assert_eq!(payload["shortfall"]["rule"], "EnvelopeExceeded", "{payload}");
+    assert_eq!(payload["shortfall"]["available"], "48.60", "{payload}");
+    assert_eq!(payload["shortfall"]["requested"], "351.40", "{payload}");
+    assert!(payload.get("reason").is_none(), "{payload}");
     assert_eq!(w.envelope().await.committed, m("351.40"), "nothing over-committed");
 
     w.convention(ConventionCommand::SignAmendment(SignAmendment {
@@ -327,7 +328,7 @@ async fn a_saga_started_again_from_the_beginning_sends_nothing_twice() {
     let head = w.head();
     // A lost checkpoint: every event is reacted to again, every command re-sent.
     let forgetful = Arc::new(MemoryCheckpoint::default());
-    let mut again = Process::start(w.store.clone(), forgetful, w.clock.clone()).await.unwrap();
+    let mut again = ReimbursementProcess::start(w.store.clone(), forgetful, w.clock.clone()).await.unwrap();
     again.run_until_idle().await.unwrap();
     assert_eq!(w.head(), head, "nothing new was written");
 }

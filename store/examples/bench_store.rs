@@ -6,7 +6,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc; // as the tracker binary
 
-#[path = "../../src/bench.rs"]
+#[path = "../../bench/src/log.rs"]
 mod bench;
 
 #[tokio::main]

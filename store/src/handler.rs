@@ -71,13 +71,18 @@ pub fn stream_name<A: Aggregate>(id: impl std::fmt::Display) -> String {
 
 /// A stable digest of the command's content, so that a reused id with other content is
 /// told apart from a genuine retry.
-pub fn fingerprint(command: &impl Serialize) -> String {
-    let bytes = serde_json::to_vec(command).unwrap_or_default();
-    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+pub fn fingerprint(command: &impl Serialize) -> Result<String, StoreError> {
+    // A command that cannot be serialised has no digest: an empty one would make every
+    // such command a retry of the first.
+    let bytes = serde_json::to_vec(command)
+        .map_err(|e| StoreError::backend_context("the command cannot be serialised for its fingerprint", e))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn decode<A: Aggregate>(r: &crate::RecordedEvent) -> Result<A::Event, StoreError> {
-    r.payload.decode().map_err(|e| StoreError::Corrupt(format!("{} v{} ({}): {e}", r.stream, r.version, r.event_type)))
+    r.payload
+        .decode()
+        .map_err(|e| StoreError::corrupt_from(format_args!("{} v{} ({})", r.stream, r.version, r.event_type), e))
 }
 
 /// Loads an aggregate from its stream (the whole stream: the application layer keeps
@@ -100,7 +105,7 @@ pub async fn handle<A: Aggregate>(
     command: &A::Command,
     meta: &CommandMeta,
 ) -> Result<CommandOutcome, HandleError<A::Error>> {
-    let fingerprint = fingerprint(command);
+    let fingerprint = fingerprint(command)?;
     for attempt in 0..MAX_ATTEMPTS {
         // A retry of an applied command must not be judged again: the state has moved on.
         if let Some(previous) = store.find_command(meta.command_id).await? {
@@ -143,7 +148,7 @@ fn to_new_event<E: DomainEvent>(event: &E, meta: &CommandMeta, event_id: EventId
         event_type: event.event_type().to_string(),
         schema_version: event.schema_version(),
         business_date: event.business_date(),
-        payload: crate::Payload::encode(event).map_err(|e| StoreError::Backend(e.to_string()))?,
+        payload: crate::Payload::encode(event).map_err(StoreError::backend_from)?,
         metadata: meta.clone(),
     })
 }

@@ -155,7 +155,7 @@ struct CommandRecordBody {
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("KurrentDB: {e}"))
+    StoreError::backend(format!("KurrentDB: {e}"))
 }
 
 /// One event as KurrentDB returns it, whoever wrote it.
@@ -252,7 +252,7 @@ impl ClientReads {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(kurrentdb::Error::ResourceNotFound)) => Ok(Vec::new()),
             Ok(Err(kurrentdb::Error::ResourceDeleted)) => {
-                Err(StoreError::Corrupt(format!("{what} was deleted: the tracker's streams are never deleted")))
+                Err(StoreError::corrupt(format!("{what} was deleted: the tracker's streams are never deleted")))
             }
             Ok(Err(
                 e @ (kurrentdb::Error::GrpcConnectionError(_)
@@ -383,7 +383,7 @@ fn tracker_metadata(raw: &Raw) -> Result<Option<TrackerMetadata>, StoreError> {
         return Ok(None);
     }
     let corrupt = |what: &str, err: &dyn std::fmt::Display| {
-        StoreError::Corrupt(format!("{} revision {}: {what}: {err}", raw.stream, raw.revision))
+        StoreError::corrupt(format!("{} revision {}: {what}: {err}", raw.stream, raw.revision))
     };
     let Ok(serde_json::Value::Object(mut properties)) = serde_json::from_slice(&raw.custom_metadata) else {
         return Ok(None);
@@ -403,7 +403,7 @@ fn tracker_metadata(raw: &Raw) -> Result<Option<TrackerMetadata>, StoreError> {
 fn decode(raw: &Raw) -> Result<Option<RecordedEvent>, StoreError> {
     let Some(meta) = tracker_metadata(raw)? else { return Ok(None) };
     let corrupt = |what: &str, err: &dyn std::fmt::Display| {
-        StoreError::Corrupt(format!("{} revision {}: {what}: {err}", raw.stream, raw.revision))
+        StoreError::corrupt(format!("{} revision {}: {what}: {err}", raw.stream, raw.revision))
     };
     let payload = std::str::from_utf8(&raw.data).map_err(|err| corrupt("payload", &err))?;
     Ok(Some(RecordedEvent {
@@ -509,7 +509,7 @@ impl KurrentStore {
             None => Ok((0, ChainHash::GENESIS)),
             Some(raw) => match decode(&raw)? {
                 Some(e) => Ok((e.version, e.hash)),
-                None => Err(StoreError::Corrupt(format!(
+                None => Err(StoreError::corrupt(format!(
                     "{stream} revision {}: the stream's last event is not the tracker's",
                     raw.revision
                 ))),
@@ -536,7 +536,7 @@ impl KurrentStore {
         let mut out = Vec::with_capacity(raws.len());
         for (i, raw) in raws.iter().enumerate() {
             if raw.revision != from + i as u64 {
-                return Err(StoreError::Corrupt(format!(
+                return Err(StoreError::corrupt(format!(
                     "{stream}: revision {} read where {} was expected: the stream is truncated ($maxCount, \
                      $maxAge, $tb or a scavenge) and the tracker refuses to fold a partial history",
                     raw.revision,
@@ -547,7 +547,7 @@ impl KurrentStore {
             match decode(raw)? {
                 Some(e) => out.push(e),
                 None => {
-                    return Err(StoreError::Corrupt(format!(
+                    return Err(StoreError::corrupt(format!(
                         "{stream} revision {}: an event that is not the tracker's in one of its streams",
                         raw.revision
                     )));
@@ -562,7 +562,7 @@ impl KurrentStore {
     async fn command(&self, command_id: CommandId) -> Result<Option<(CommandRecord, Option<Uuid>)>, StoreError> {
         let stream = format!("{COMMAND_STREAM}{command_id}");
         let Some(raw) = self.reads.stream_forwards(&stream, 0, 1).await?.pop() else { return Ok(None) };
-        let corrupt = |what: String| StoreError::Corrupt(format!("{stream}: {what}"));
+        let corrupt = |what: String| StoreError::corrupt(format!("{stream}: {what}"));
         let value: serde_json::Value = serde_json::from_slice(&raw.data).map_err(|e| corrupt(e.to_string()))?;
         // Before the v2 append, the record held the whole answer.
         #[derive(Deserialize)]

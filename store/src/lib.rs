@@ -8,7 +8,11 @@
 //! by several replicas) and KurrentDB (feature `kurrentdb`; writes need server 25.1.1 or
 //! later). [`handler`] runs
 //! commands against it: load → decide → append, with retries and idempotency.
+//!
+//! It must never decide a business rule: it checks only what a log promises (versions,
+//! command ids, chains).
 
+pub mod background;
 pub mod chain;
 pub mod handler;
 #[cfg(feature = "kurrentdb")]
@@ -224,18 +228,59 @@ pub enum StoreError {
     ForeignCommandId { command_id: CommandId, index: usize, found: CommandId },
     #[error("{field} is {len} bytes long; the log stores at most 65 535")]
     FieldTooLong { field: &'static str, len: usize },
-    #[error("the log holds an event it cannot read ({0})")]
-    Corrupt(String),
-    #[error("storage failure: {0}")]
-    Backend(String),
+    /// The log holds something it cannot read: `what` says where, `source` the decoder's
+    /// own error when there is one.
+    #[error("the log holds an event it cannot read ({what})")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: Option<BackendError>,
+    },
+    /// The storage underneath failed (I/O, connection, a writer gone): `what` says what the
+    /// log was doing, `source` keeps the backend's own error (rusqlite's, tokio-postgres's,
+    /// KurrentDB's) for whoever needs its kind; each backend converts its errors itself.
+    #[error("storage failure: {what}")]
+    Backend {
+        what: String,
+        #[source]
+        source: Option<BackendError>,
+    },
     /// The backend cannot give the guarantee asked for; it refuses rather than weaken it.
     #[error("not supported by this event log: {0}")]
     Unsupported(&'static str),
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
+/// A backend's own error, kept as the source of a [`StoreError`].
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl StoreError {
+    /// The storage failed, with no error of its own to keep (a writer gone, a lock held).
+    pub fn backend(what: impl Into<String>) -> Self {
+        StoreError::Backend { what: what.into(), source: None }
+    }
+
+    /// The storage failed with `source`; its message is also `what`'s, so a log line that
+    /// prints only the top error still says what went wrong.
+    pub fn backend_from(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend { what: source.to_string(), source: Some(Box::new(source)) }
+    }
+
+    /// The storage failed with `source` while doing `context`.
+    pub fn backend_context(
+        context: impl std::fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Backend { what: format!("{context}: {source}"), source: Some(Box::new(source)) }
+    }
+
+    /// The log holds something unreadable at `what`.
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        StoreError::Corrupt { what: what.into(), source: None }
+    }
+
+    /// The log holds something unreadable at `what`, as `source` (a decoder's error) says.
+    pub fn corrupt_from(what: impl std::fmt::Display, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Corrupt { what: format!("{what}: {source}"), source: Some(Box::new(source)) }
     }
 }
 

@@ -2,11 +2,11 @@
 //! imported again, leaves every line in the log exactly once; a third import finds
 //! everything already there; the hash chains verify.
 
+use scenarios::files::{files, write_files};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use store::EventStore;
-use tracker::bench_import::{files, write_files};
 
 fn tracker(args: &[&str], data: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tracker"));
@@ -42,7 +42,7 @@ fn a_file_interrupted_by_sigkill_then_imported_again_has_every_line_once() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     }
     let path = habilitations.1.to_str().unwrap();
-    let log = store::SqliteStore::open_read_only(data.join(tracker::LOG_FILE)).unwrap();
+    let log = store::SqliteStore::open_read_only(data.join(app::LOG_FILE)).unwrap();
     let before = *log.head().borrow();
     const STEPS: [&str; 5] =
         ["HabilitationRequested", "EligibilityValidated", "RegisteredToSession", "TrainingCompleted", "Habilitated"];
@@ -52,7 +52,7 @@ fn a_file_interrupted_by_sigkill_then_imported_again_has_every_line_once() {
     // Killed once some lines are in the log, well before the end (5 steps of 1 500 aidants).
     let mut child = tracker(&["import", "habilitations", path], &data).stdout(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    let reopen = || store::SqliteStore::open_read_only(data.join(tracker::LOG_FILE)).unwrap();
+    let reopen = || store::SqliteStore::open_read_only(data.join(app::LOG_FILE)).unwrap();
     loop {
         let head = *reopen().head().borrow();
         if head > before + 500 {
@@ -106,7 +106,7 @@ fn the_template_the_dry_run_and_an_unreadable_file_from_the_command_line() {
     assert!(tracker(&["seed", "--scenario", "sample"], &data).status().unwrap().success());
     let written = write_files(&files(8, 3, 0, 0), &dir.path().join("files"), |_| true).unwrap();
     let structures = written[0].1.to_str().unwrap();
-    let head = || *store::SqliteStore::open_read_only(data.join(tracker::LOG_FILE)).unwrap().head().borrow();
+    let head = || *store::SqliteStore::open_read_only(data.join(app::LOG_FILE)).unwrap().head().borrow();
     let before = head();
     let out = tracker(&["import", "structures", structures, "--dry-run"], &data).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();

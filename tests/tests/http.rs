@@ -1,11 +1,11 @@
 //! End to end through real HTTP on port 0: the `tracker serve` application on the embedded
 //! SQLite log, driven as a client would drive it.
 
+use app::{Application, Settings};
 use serde_json::{Value, json};
 use std::path::Path;
 use store::EventStore;
 use tokio::sync::oneshot;
-use tracker::{Application, Settings};
 
 struct Running {
     url: String,
@@ -33,7 +33,7 @@ async fn start_with(data_dir: &Path, graphiql: bool, rate_limit: u32) -> Running
         store: None,
         addr: "127.0.0.1:0".into(),
         demo: false,
-        scenario: tracker::Scenario::Sample,
+        scenario: scenarios::Scenario::Sample,
         graphiql,
         rate_limit,
     };
@@ -132,7 +132,7 @@ async fn a_convention_signed_over_http_survives_a_restart() {
     insta::assert_json_snapshot!("budget_after_restart", after);
     assert!(dir.path().join("snapshots/dashboard.json").exists(), "the read models left their snapshots");
 
-    let store = store::SqliteStore::open_read_only(dir.path().join(tracker::LOG_FILE)).unwrap();
+    let store = store::SqliteStore::open_read_only(dir.path().join(app::LOG_FILE)).unwrap();
     let events = store.read_all(0, 10).await.unwrap();
     let actors: Vec<&str> = events.iter().map(|e| e.metadata.actor.as_str()).collect();
     assert!(actors[0].starts_with("anct:e2e anct (token ") && actors[1] == actors[0], "{actors:?}");
@@ -197,7 +197,7 @@ async fn an_unknown_event_log_url_is_refused_clearly() {
         store: Some("mysql://tracker:s3cret@localhost/tracker".into()),
         addr: "127.0.0.1:0".into(),
         demo: false,
-        scenario: tracker::Scenario::Sample,
+        scenario: scenarios::Scenario::Sample,
         graphiql: false,
         rate_limit: 0,
     };

@@ -2,11 +2,11 @@
 //! the report as JSON, a dry run that writes nothing, and a structure that may import only
 //! its own claims.
 
+use app::{Application, Settings};
 use serde_json::Value;
 use std::path::Path;
 use store::EventStore;
 use tokio::sync::oneshot;
-use tracker::{Application, Settings};
 
 const CSV: &str = "text/csv";
 
@@ -19,15 +19,15 @@ struct Running {
 }
 
 async fn start(data_dir: &Path) -> Running {
-    let log = tracker::open_store(data_dir).unwrap();
-    tracker::Scenario::Sample.seed_once(log.clone(), data_dir).await.unwrap();
+    let log = app::open_store(data_dir).unwrap();
+    scenarios::Scenario::Sample.seed_once(log.clone(), data_dir).await.unwrap();
     drop(log);
     let settings = Settings {
         data_dir: data_dir.to_path_buf(),
         store: None,
         addr: "127.0.0.1:0".into(),
         demo: false,
-        scenario: tracker::Scenario::Sample,
+        scenario: scenarios::Scenario::Sample,
         graphiql: false,
         rate_limit: 0,
     };
@@ -78,7 +78,7 @@ fn file(kind: imports::Kind, lines: &[&[(&str, &str)]]) -> Vec<u8> {
 async fn partners_import_their_files_under_their_roles_and_get_a_report() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
-    let siret = tracker::bench_import::siret(7, 1);
+    let siret = scenarios::files::siret(7, 1);
     let buyer = domain::structure::StructureId::for_siret(&domain::structure::Siret::parse(&siret).unwrap());
     let (opco, anct) = (token(dir.path(), api::Role::Opco, None).await, token(dir.path(), api::Role::Anct, None).await);
     let own = token(dir.path(), api::Role::Structure, Some(buyer.0)).await;

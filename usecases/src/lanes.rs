@@ -85,7 +85,9 @@ pub(crate) async fn all_written(pending: Vec<Shared<oneshot::Receiver<bool>>>) -
 }
 
 pub(crate) fn decode<A: Aggregate>(r: &RecordedEvent) -> Result<A::Event, StoreError> {
-    r.payload.decode().map_err(|e| StoreError::Corrupt(format!("{} v{} ({}): {e}", r.stream, r.version, r.event_type)))
+    r.payload
+        .decode()
+        .map_err(|e| StoreError::corrupt_from(format_args!("{} v{} ({})", r.stream, r.version, r.event_type), e))
 }
 
 impl<A: Aggregate> Folded<A> {
@@ -102,7 +104,7 @@ impl<A: Aggregate> Folded<A> {
             if r.version != self.version + 1 {
                 // Never fold a history with a hole: start again from the whole stream.
                 self.reset();
-                return Err(StoreError::Corrupt(format!(
+                return Err(StoreError::corrupt(format!(
                     "{stream}: version {} read after version {}",
                     r.version, self.version
                 )));

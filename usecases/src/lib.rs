@@ -119,7 +119,7 @@ fn new_events<E: DomainEvent>(events: &[E], meta: &CommandMeta) -> Result<Vec<Ne
                 event_type: e.event_type().to_string(),
                 schema_version: e.schema_version(),
                 business_date: e.business_date(),
-                payload: store::Payload::encode(e).map_err(|e| StoreError::Backend(e.to_string()))?,
+                payload: store::Payload::encode(e).map_err(|e| StoreError::backend(e.to_string()))?,
                 metadata: meta.clone(),
             })
         })
@@ -128,7 +128,7 @@ fn new_events<E: DomainEvent>(events: &[E], meta: &CommandMeta) -> Result<Vec<Ne
 
 /// A store error again, for the other commands of a group it failed (errors are not `Clone`).
 fn again(e: &StoreError) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::backend(e.to_string())
 }
 
 /// Waits a little before deciding again after losing a race to another process (growing,
@@ -178,7 +178,7 @@ impl UseCases {
     {
         let lane = self.lanes.get::<A>(&stream);
         let (reply, answer) = oneshot::channel();
-        let fingerprint = fingerprint(&command);
+        let fingerprint = fingerprint(&command)?;
         lane.queue.lock().expect("lane queue poisoned").push(Job { command, meta, fingerprint, reply });
         // The group runs in a task of its own: a caller that goes away (a closed HTTP
         // connection) must not take the other commands of its group with it.
@@ -190,7 +190,7 @@ impl UseCases {
                 run_group::<A>(store.as_ref(), &lane.stream, &mut folded, jobs).await;
             }
         });
-        answer.await.unwrap_or_else(|_| Err(HandleError::Store(StoreError::Backend("the command was dropped".into()))))
+        answer.await.unwrap_or_else(|_| Err(HandleError::Store(StoreError::backend("the command was dropped"))))
     }
 
     /// A use case that changes an entity and, through it, a companion aggregate (the
@@ -219,7 +219,7 @@ impl UseCases {
         A::Command: 'static,
         B::Command: 'static,
     {
-        let fingerprint = fingerprint(&command);
+        let fingerprint = fingerprint(&command)?;
         let lane = self.lanes.get::<A>(&entity);
         let mut folded = lane.turn.clone().lock_owned().await;
         for attempt in 0..MAX_ATTEMPTS {
@@ -270,14 +270,16 @@ impl UseCases {
                     }
                     if !decided.is_empty() {
                         let meta = CommandMeta { command_id: derived(meta.command_id, B::CATEGORY), ..meta.clone() };
-                        match new_events(&decided, &meta) {
-                            Ok(new) => requests.push(AppendRequest {
+                        match new_events(&decided, &meta).and_then(|new| {
+                            Ok(AppendRequest {
                                 stream: stream.clone(),
                                 expected: expected(other.version),
                                 command_id: meta.command_id,
-                                fingerprint: store::handler::fingerprint(&commands),
+                                fingerprint: store::handler::fingerprint(&commands)?,
                                 events: new,
-                            }),
+                            })
+                        }) {
+                            Ok(request) => requests.push(request),
                             Err(e) => break 'decide Err(e.into()),
                         }
                     }

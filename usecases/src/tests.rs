@@ -651,7 +651,7 @@ impl GatedLog {
         let result = if written {
             self.inner.append_all(requests).await
         } else {
-            Err(StoreError::Backend("refused by the test".into()))
+            Err(StoreError::backend("refused by the test"))
         };
         let _ = reply.send(result);
     }

@@ -243,10 +243,9 @@ async fn a_retried_claim_step_gives_its_first_answer() {
 async fn a_second_claim_for_the_same_trainee_is_a_conflict() {
     let api = Api::with_attendance().await;
     ok(api.run_as_brest(&submit(), submit_input(1300, 702, "T-1")).await);
-    insta::assert_json_snapshot!(
-        "submit_annex_claim_twice",
-        api.refused_as(brest_principal(), &submit(), submit_input(1301, 702, "t-1")).await
-    );
+    let refused = api.refused_as(brest_principal(), &submit(), submit_input(1301, 702, "t-1")).await;
+    assert_refused(&refused, "CONFLICT", Some("AlreadySubmitted"));
+    insta::assert_json_snapshot!("submit_annex_claim_twice", refused);
 }
 
 #[tokio::test]
@@ -258,71 +257,65 @@ async fn annex_claim_errors_are_clear_and_write_nothing() {
         .run(APPROVE, json!({ "commandId": cmd(800), "purchaseId": purchase(700), "approvedOn": "2021-04-20" }))
         .await);
     let brest = brest_principal;
-    insta::assert_json_snapshot!(
-        "submit_annex_claim_no_attendance",
-        api.refused_as(brest(), &submit(), submit_input(1310, 700, "T-1")).await
-    );
+    let refused = api.refused_as(brest(), &submit(), submit_input(1310, 700, "T-1")).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("NoAttendance"));
+    insta::assert_json_snapshot!("submit_annex_claim_no_attendance", refused);
     let mut negative = submit_input(1311, 702, "T-1");
     negative["lines"][1]["quantity"] = json!(-2);
-    insta::assert_json_snapshot!(
-        "submit_annex_claim_negative_nights",
-        api.refused_as(brest(), &submit(), negative).await
-    );
+    let refused = api.refused_as(brest(), &submit(), negative).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("submit_annex_claim_negative_nights", refused);
     let mut late = submit_input(1312, 702, "T-1");
     late["submittedOn"] = json!("2021-09-24");
-    insta::assert_json_snapshot!("submit_annex_claim_after_deadline", api.refused_as(brest(), &submit(), late).await);
+    let refused = api.refused_as(brest(), &submit(), late).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("DeadlinePassed"));
+    insta::assert_json_snapshot!("submit_annex_claim_after_deadline", refused);
     let mut no_receipt = submit_input(1313, 702, "T-1");
     no_receipt["lines"][2]["receipt"] = json!(" ");
-    insta::assert_json_snapshot!(
-        "submit_annex_claim_without_receipt",
-        api.refused_as(brest(), &submit(), no_receipt).await
-    );
+    let refused = api.refused_as(brest(), &submit(), no_receipt).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("MissingReceipt"));
+    insta::assert_json_snapshot!("submit_annex_claim_without_receipt", refused);
     let mut number = submit_input(1314, 702, "T-1");
     number["lines"][0]["amount"] = json!(86.4);
-    insta::assert_json_snapshot!(
-        "submit_annex_claim_amount_as_number",
-        api.refused_as(brest(), &submit(), number).await
-    );
+    let refused = api.refused_as(brest(), &submit(), number).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("submit_annex_claim_amount_as_number", refused);
     let mut no_area = submit_input(1315, 702, "T-1");
     no_area["lines"][1].as_object_mut().unwrap().remove("area");
-    insta::assert_json_snapshot!(
-        "submit_annex_claim_night_without_area",
-        api.refused_as(brest(), &submit(), no_area).await
-    );
+    let refused = api.refused_as(brest(), &submit(), no_area).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("MissingArea"));
+    insta::assert_json_snapshot!("submit_annex_claim_night_without_area", refused);
     // Another structure's training answers as if it did not exist.
     let mut bordeaux = Principal::local(Role::Structure, "bordeaux");
     bordeaux.structure = Some(uuid::Uuid::from_u128(42));
-    insta::assert_json_snapshot!(
-        "submit_annex_claim_other_structure",
-        api.refused_as(bordeaux, &submit(), submit_input(1316, 702, "T-1")).await
-    );
+    let refused = api.refused_as(bordeaux, &submit(), submit_input(1316, 702, "T-1")).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("submit_annex_claim_other_structure", refused);
     let opco = || Principal::local(Role::Opco, "opco");
-    insta::assert_json_snapshot!(
-        "approve_annex_claim_unknown",
-        api.refused_as(opco(), &approve(), approve_input(1317, &claim(702, "NOBODY"))).await
-    );
+    let refused = api.refused_as(opco(), &approve(), approve_input(1317, &claim(702, "NOBODY"))).await;
+    assert_refused(&refused, "BAD_USER_INPUT", None);
+    insta::assert_json_snapshot!("approve_annex_claim_unknown", refused);
     // A claim paid and called once cannot be called again.
     ok(api.run_as_brest(&submit(), submit_input(1320, 702, "T-1")).await);
     let above = json!({ "commandId": cmd(1321), "claimId": claim(702, "T-1"), "approvedOn": "2021-07-08",
                         "reductions": [{ "line": 2, "approved": "240.00", "reason": "?" }] });
-    insta::assert_json_snapshot!("approve_annex_claim_above_cap", api.refused_as(opco(), &approve(), above).await);
+    let refused = api.refused_as(opco(), &approve(), above).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("AboveEligible"));
+    insta::assert_json_snapshot!("approve_annex_claim_above_cap", refused);
     ok(api.opco(&approve(), approve_input(1322, &claim(702, "T-1"))).await);
-    insta::assert_json_snapshot!(
-        "approve_annex_claim_twice",
-        api.refused_as(opco(), &approve(), approve_input(1323, &claim(702, "T-1"))).await
-    );
+    let refused = api.refused_as(opco(), &approve(), approve_input(1323, &claim(702, "T-1"))).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("WrongState"));
+    insta::assert_json_snapshot!("approve_annex_claim_twice", refused);
     ok(api.opco(&pay(), pay_input(1324, &claim(702, "T-1"), "2021-07-20")).await);
     ok(api.opco(&issue(), issue_input(1325, "2021-07-01", "2021-07-31", "2021-08-01")).await);
     let mut twice = issue_input(1326, "2021-07-01", "2021-07-31", "2021-08-02");
     twice["claimIds"] = json!([claim(702, "T-1")]);
-    insta::assert_json_snapshot!(
-        "issue_funds_call_claim_already_called",
-        api.refused_as(opco(), &issue(), twice).await
-    );
-    insta::assert_json_snapshot!(
-        "issue_funds_call_nothing_to_call",
-        api.refused_as(opco(), &issue(), issue_input(1327, "2021-08-01", "2021-08-31", "2021-09-01")).await
-    );
+    let refused = api.refused_as(opco(), &issue(), twice).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("ClaimAlreadyCalled"));
+    insta::assert_json_snapshot!("issue_funds_call_claim_already_called", refused);
+    let refused = api.refused_as(opco(), &issue(), issue_input(1327, "2021-08-01", "2021-08-31", "2021-09-01")).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("NothingToCall"));
+    insta::assert_json_snapshot!("issue_funds_call_nothing_to_call", refused);
 }
 
 #[tokio::test]
@@ -398,10 +391,9 @@ async fn caps_belong_to_the_convention_and_change_by_amendment() {
         json!({ "commandId": cmd(n), "conventionId": convention_id(), "signedOn": "2021-11-15", "reason": "Avenant n°1 : barème 2022",
                 "annexCaps": { "effectiveOn": effective, "caps": caps.clone() } })
     };
-    insta::assert_json_snapshot!(
-        "sign_amendment_retroactive_caps",
-        api.refused(AMEND, amend(1360, "2021-11-01")).await
-    );
+    let refused = api.refused(AMEND, amend(1360, "2021-11-01")).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("RetroactiveCaps"));
+    insta::assert_json_snapshot!("sign_amendment_retroactive_caps", refused);
     ok(api.run(AMEND, amend(1361, "2022-01-01")).await);
     let schedule = ok(api
         .query(r#"{ convention(code: "ANCT-UNIFORMATION-2021") { annexCaps { effectiveOn perNight perNightLargeCity perNightParis perMeal perKm claimDeadlineDays assessmentDays fundsCallPaymentDays smallStructureEmployees } amendments { number annexCaps { effectiveOn perMeal fundsCallPaymentDays } } } }"#)

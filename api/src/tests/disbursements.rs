@@ -129,7 +129,9 @@ async fn disbursement_errors_are_clear_and_write_nothing() {
     let c = convention_id();
     let mut short = schedule_input(1520, &c, None);
     short["instalments"][2]["rate"] = json!("10");
-    insta::assert_json_snapshot!("disbursement_schedule_short", api.refused(&schedule(), short).await);
+    let refused = api.refused(&schedule(), short).await;
+    assert_refused(&refused, "BAD_USER_INPUT", Some("ScheduleDoesNotAddUp"));
+    insta::assert_json_snapshot!("disbursement_schedule_short", refused);
     let claim_first = refused_by_opco(&api, &claim(), claim_input(1521, &c, 1, "10", "2021-03-25")).await;
     assert_eq!(code(&claim_first), ("BAD_USER_INPUT".into(), "NoSchedule".into()));
     ok(api.run(&schedule(), schedule_input(1522, &c, None)).await);

@@ -271,13 +271,19 @@ fn a_rejection_needs_a_reason_and_is_final() {
 
 #[test]
 fn an_approved_claim_waits_for_funds_then_is_funded() {
+    let shortfall = FundsShortfall::EnvelopeExceeded {
+        envelope: "Frais annexes".into(),
+        available: m("48.60"),
+        requested: m("351.40"),
+    };
     let waiting = ClaimEvent::AnnexClaimAwaitingFunds {
         amount: m("351.40"),
-        reason: "envelope exhausted".into(),
+        reason: None,
+        shortfall: Some(shortfall.clone()),
         since: d("2021-07-20"),
     };
     given::<AnnexClaim>([submitted(), approved()])
-        .when(Cmd::AwaitFunds { claim_id: id(), reason: "envelope exhausted".into(), since: d("2021-07-20") })
+        .when(Cmd::AwaitFunds { claim_id: id(), shortfall, since: d("2021-07-20") })
         .then([waiting.clone()]);
     given::<AnnexClaim>([submitted(), approved(), waiting])
         .when(Cmd::RecordFunding { claim_id: id(), committed_on: d("2021-07-20") })
@@ -329,4 +335,28 @@ fn a_claim_is_in_at_most_one_funds_call() {
 #[test]
 fn an_unknown_claim_is_not_found() {
     given::<AnnexClaim>([]).when(approve(vec![])).then_err(ClaimError::NotFound);
+}
+
+#[test]
+fn a_waiting_event_keeps_the_rule_and_one_written_before_still_reads_with_its_sentence() {
+    let new = ClaimEvent::AnnexClaimAwaitingFunds {
+        amount: m("351.40"),
+        reason: None,
+        shortfall: Some(FundsShortfall::EnvelopeExceeded {
+            envelope: "Frais annexes".into(),
+            available: m("48.60"),
+            requested: m("351.40"),
+        }),
+        since: d("2021-07-20"),
+    };
+    let json = serde_json::to_value(&new).unwrap();
+    assert_eq!(json["shortfall"]["rule"], "EnvelopeExceeded");
+    assert!(json.get("reason").is_none(), "no sentence in the log: {json}");
+    assert_eq!(new.waiting_reason().unwrap(), "envelope Frais annexes has 48.60 € available, 351.40 € requested");
+    // An event of the earlier shape: a sentence, no rule.
+    let old: ClaimEvent = serde_json::from_value(serde_json::json!({
+        "type": "AnnexClaimAwaitingFunds", "amount": "351.40", "reason": "envelope exhausted", "since": "2021-07-20"
+    }))
+    .unwrap();
+    assert_eq!(old.waiting_reason().as_deref(), Some("envelope exhausted"));
 }

@@ -944,3 +944,70 @@ fn only_a_convention_ancts_funds_has_a_schedule() {
     let signed = Convention::default().decide(&Cmd::Sign(c)).unwrap().remove(0);
     given::<Convention>([signed]).when(schedule(&[100], None)).then_err(ConventionError::NoAnctShare);
 }
+
+/// Properties over random histories: whatever commands come, in whatever order, the
+/// accepted ones never break the convention's money identities.
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ENVELOPES: [&str; 2] = ["Formations", "Frais annexes"];
+
+    /// A random step: which command, on which envelope, which commitment, how many euros.
+    fn command(kind: u8, on: usize, reference: u8, amount: i64) -> ConventionCommand {
+        let name = ENVELOPES[on];
+        let reference = format!("R{reference}");
+        match kind {
+            0 => allocate(name, amount),
+            1 => Cmd::CommitFunds(CommitFunds { envelope_id: envelope(name), ..commit(&reference, amount) }),
+            2 => Cmd::ReleaseFunds(ReleaseFunds {
+                convention_id: id(),
+                reference,
+                amount: eur(amount),
+                released_on: d("2021-05-01"),
+            }),
+            3 => Cmd::RecordServiceDone(RecordServiceDone {
+                convention_id: id(),
+                reference,
+                amount: eur(amount),
+                done_on: d("2021-06-01"),
+            }),
+            _ => Cmd::RecordPayment(RecordPayment {
+                convention_id: id(),
+                reference,
+                amount: eur(amount),
+                paid_on: d("2021-07-01"),
+            }),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn paid_within_service_done_within_committed_within_allocated_within_the_total(
+            steps in proptest::collection::vec((0u8..5, 0usize..2, 0u8..4, 1i64..3_000_000), 1..60),
+        ) {
+            let mut state = Convention::default();
+            state.evolve(&signed());
+            for (kind, on, reference, amount) in steps {
+                if let Ok(events) = state.decide(&command(kind, on, reference, amount)) {
+                    for e in &events {
+                        state.evolve(e);
+                    }
+                }
+                let s = state.0.as_ref().expect("signed");
+                let allocated: Money = s.envelopes.values().map(|e| e.allocated).sum();
+                prop_assert!(allocated <= s.total, "allocated {allocated} > total {}", s.total);
+                for e in s.envelopes.values() {
+                    prop_assert!(e.committed <= e.allocated, "{e:?}");
+                    prop_assert!(e.service_done <= e.committed, "{e:?}");
+                    prop_assert!(e.paid <= e.service_done, "{e:?}");
+                }
+                for c in s.commitments.values() {
+                    prop_assert!(c.paid <= c.service_done && c.service_done <= c.committed, "{c:?}");
+                }
+            }
+        }
+    }
+}

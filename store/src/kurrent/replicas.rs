@@ -103,7 +103,7 @@ impl KurrentReplicaState {
     }
 
     fn parse<T: for<'de> Deserialize<'de>>(stream: &str, data: &[u8]) -> Result<T, StoreError> {
-        serde_json::from_slice(data).map_err(|e| StoreError::Corrupt(format!("{stream}: {e}")))
+        serde_json::from_slice(data).map_err(|e| StoreError::corrupt(format!("{stream}: {e}")))
     }
 
     /// The lease's last event and its revision.

@@ -33,7 +33,7 @@ impl KurrentStore {
     pub async fn last_seal(&self) -> Result<Option<(Seal, u64)>, StoreError> {
         let Some(raw) = self.reads.stream_last(SEAL_STREAM).await? else { return Ok(None) };
         let seal = serde_json::from_slice(&raw.data)
-            .map_err(|e| StoreError::Corrupt(format!("{SEAL_STREAM} revision {}: {e}", raw.revision)))?;
+            .map_err(|e| StoreError::corrupt(format!("{SEAL_STREAM} revision {}: {e}", raw.revision)))?;
         Ok(Some((seal, raw.revision)))
     }
 

@@ -503,7 +503,7 @@ impl Reads for StandInReads {
     async fn stream_forwards(&self, stream: &str, revision: u64, max: usize) -> Result<Vec<Raw>, StoreError> {
         let state = self.state.lock().unwrap();
         if state.reads_down {
-            return Err(StoreError::Backend("KurrentDB stand-in: reads unavailable".into()));
+            return Err(StoreError::backend("KurrentDB stand-in: reads unavailable"));
         }
         Ok(state
             .log
@@ -518,7 +518,7 @@ impl Reads for StandInReads {
     async fn stream_last(&self, stream: &str) -> Result<Option<Raw>, StoreError> {
         let state = self.state.lock().unwrap();
         if state.reads_down {
-            return Err(StoreError::Backend("KurrentDB stand-in: reads unavailable".into()));
+            return Err(StoreError::backend("KurrentDB stand-in: reads unavailable"));
         }
         Ok(state.log.events.iter().rev().find(|e| e.stream == stream).cloned())
     }
@@ -526,7 +526,7 @@ impl Reads for StandInReads {
     async fn all_forwards(&self, from: Option<Position>, max: usize) -> Result<Vec<Raw>, StoreError> {
         let state = self.state.lock().unwrap();
         if state.reads_down {
-            return Err(StoreError::Backend("KurrentDB stand-in: reads unavailable".into()));
+            return Err(StoreError::backend("KurrentDB stand-in: reads unavailable"));
         }
         let from = from.map_or(0, |p| p.prepare);
         Ok(state
@@ -542,7 +542,7 @@ impl Reads for StandInReads {
     async fn commands_forwards(&self, from: Option<Position>, max: usize) -> Result<Vec<Raw>, StoreError> {
         let state = self.state.lock().unwrap();
         if state.reads_down {
-            return Err(StoreError::Backend("KurrentDB stand-in: reads unavailable".into()));
+            return Err(StoreError::backend("KurrentDB stand-in: reads unavailable"));
         }
         let from = from.map_or(0, |p| p.prepare);
         Ok(state
@@ -558,7 +558,7 @@ impl Reads for StandInReads {
     async fn all_backwards(&self, max: usize) -> Result<Vec<Raw>, StoreError> {
         let state = self.state.lock().unwrap();
         if state.reads_down {
-            return Err(StoreError::Backend("KurrentDB stand-in: reads unavailable".into()));
+            return Err(StoreError::backend("KurrentDB stand-in: reads unavailable"));
         }
         Ok(state.log.events.iter().rev().filter(|e| !e.event_type.starts_with('$')).take(max).cloned().collect())
     }

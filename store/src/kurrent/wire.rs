@@ -217,7 +217,7 @@ pub(crate) const CALL_DEADLINE: Duration = Duration::from_secs(10);
 
 impl WireSettings {
     pub(crate) fn from_client_settings(url: &str, settings: &kurrentdb::ClientSettings) -> Result<Self, StoreError> {
-        let backend = |e: String| StoreError::Backend(format!("KurrentDB: {}", crate::scrub_password(&e, url)));
+        let backend = |e: String| StoreError::backend(format!("KurrentDB: {}", crate::scrub_password(&e, url)));
         let secure = settings.is_secure_mode_enabled();
         let tls = if secure {
             let mut tls = ClientTlsConfig::new();

@@ -134,7 +134,7 @@ pub fn is_postgres_url(url: &str) -> bool {
 
 /// A PostgreSQL error as one line: the server's code and message when it sent one.
 pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(describe(&e))
+    StoreError::Backend { what: describe(&e), source: Some(Box::new(e)) }
 }
 
 fn describe(e: &tokio_postgres::Error) -> String {
@@ -150,7 +150,7 @@ fn describe(e: &tokio_postgres::Error) -> String {
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => pg(e),
-        other => StoreError::Backend(format!("PostgreSQL connection pool: {other}")),
+        other => StoreError::backend_context("PostgreSQL connection pool", other),
     }
 }
 
@@ -183,9 +183,9 @@ impl PostgresStore {
     /// its current schema (`?options=-csearch_path%3Dname` picks another) if they are
     /// missing. Errors never repeat the URL (it may hold a password).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Backend(format!("{} is not a PostgreSQL URL: {e}", crate::redact_url(url))))?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::backend_context(format_args!("{} is not a PostgreSQL URL", crate::redact_url(url)), e)
+        })?;
         if config.get_application_name().is_none() {
             config.application_name("convention-tracker");
         }
@@ -205,7 +205,7 @@ impl PostgresStore {
             .create_timeout(Some(Duration::from_secs(10)))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
-            .map_err(|e| StoreError::Backend(format!("PostgreSQL connection pool: {e}")))?;
+            .map_err(|e| StoreError::backend_context("PostgreSQL connection pool", e))?;
         let schema = prepare(&pool).await?;
         let channel = channel_of(&schema);
         let client = pool.get().await.map_err(pool_error)?;
@@ -232,8 +232,8 @@ impl PostgresStore {
         self.shared
             .writer
             .send(writer::Job { unit, reply })
-            .map_err(|_| StoreError::Backend("the PostgreSQL log writer has stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Backend("the PostgreSQL log writer has stopped".into()))?
+            .map_err(|_| StoreError::backend("the PostgreSQL log writer has stopped"))?;
+        answer.await.map_err(|_| StoreError::backend("the PostgreSQL log writer has stopped"))?
     }
 
     /// The NOTIFY channel of this log (tests send stray notifications to it).
@@ -248,8 +248,8 @@ async fn prepare(pool: &Pool) -> Result<String, StoreError> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = client.transaction().await.map_err(pg)?;
     let schema: Option<String> = tx.query_one("SELECT current_schema()", &[]).await.map_err(pg)?.get(0);
-    let schema = schema
-        .ok_or_else(|| StoreError::Backend("PostgreSQL: no schema of the search path exists to hold the log".into()))?;
+    let schema =
+        schema.ok_or_else(|| StoreError::backend("PostgreSQL: no schema of the search path exists to hold the log"))?;
     tx.execute("SELECT pg_advisory_xact_lock(hashtext('convention-tracker:' || current_schema()))", &[])
         .await
         .map_err(pg)?;
@@ -367,7 +367,7 @@ const SELECT_EVENT: &str = "SELECT position, stream, version, event_id, event_ty
 
 fn hash_of(bytes: &[u8], position: i64) -> Result<ChainHash, StoreError> {
     ChainHash::from_slice(bytes)
-        .ok_or_else(|| StoreError::Corrupt(format!("event at position {position}: its hash is not 32 bytes")))
+        .ok_or_else(|| StoreError::corrupt(format!("event at position {position}: its hash is not 32 bytes")))
 }
 
 fn to_event(row: &tokio_postgres::Row) -> Result<RecordedEvent, StoreError> {

@@ -20,7 +20,7 @@ pub(crate) fn load_commands(
     while let Some(row) = rows.next()? {
         let position: u64 = row.get(0)?;
         let id = row.get_ref(1)?.as_blob().ok().and_then(|b| uuid::Uuid::from_slice(b).ok()).ok_or_else(|| {
-            StoreError::Corrupt(format!("the command recorded at position {position} has no readable id"))
+            StoreError::corrupt(format!("the command recorded at position {position} has no readable id"))
         })?;
         commands.insert(CommandId(id), position);
     }
@@ -38,7 +38,7 @@ pub(crate) fn command_at(
         .optional()?;
     let Some((id, fingerprint, last)) = row else { return Ok(None) };
     let id = <[u8; 16]>::try_from(id.as_slice()).map_err(|_| {
-        StoreError::Corrupt(format!("the command recorded at position {first_position} has no readable id"))
+        StoreError::corrupt(format!("the command recorded at position {first_position} has no readable id"))
     })?;
     Ok(Some((id, fingerprint, last)))
 }
@@ -75,7 +75,7 @@ impl Marks {
 }
 
 pub(crate) fn migration_failed(reason: String) -> StoreError {
-    StoreError::Corrupt(format!("cannot migrate the log to format 3: {reason}"))
+    StoreError::corrupt(format!("cannot migrate the log to format 3: {reason}"))
 }
 
 /// Rewrites a format 2 log in format 3, in one transaction: a crash leaves it as it was.

@@ -58,7 +58,7 @@ fn blob_uuid(bytes: &[u8]) -> Option<uuid::Uuid> {
 /// Decodes one row; the error says which column of which position is unreadable.
 pub(crate) fn decode_row(r: &rusqlite::Row<'_>) -> Result<(RecordedEvent, ChainHash), StoreError> {
     let position: u64 = r.get(0)?;
-    let corrupt = |what: &str| StoreError::Corrupt(format!("event at position {position}: unreadable {what}"));
+    let corrupt = |what: &str| StoreError::corrupt(format!("event at position {position}: unreadable {what}"));
     let uuid_at = |i: usize, what: &str| -> Result<uuid::Uuid, StoreError> {
         r.get_ref(i)?.as_blob().ok().and_then(blob_uuid).ok_or_else(|| corrupt(what))
     };

@@ -1,11 +1,11 @@
 //! `tracker bench write --postgres URL`: the closed-loop `commitFunds` runs of
-//! [`crate::bench_write`] again on a PostgreSQL log, served by 1 and by 3 replicas, each
+//! [`crate::write`] again on a PostgreSQL log, served by 1 and by 3 replicas, each
 //! with its own connection pool and writer as separate processes would have (they run in
 //! this process, on the same cores), clients spread round-robin over them. Each run is
 //! reported as a ratio to the embedded log's run of the same shape, measured just before.
 //! The database gets a schema of its own per replica count, dropped afterwards.
 
-use crate::bench_write::{WriteFigures, WriteOptions, WriteRun, closed_runs, writers};
+use crate::write::{WriteFigures, WriteOptions, WriteRun, closed_runs, writers};
 use std::sync::Arc;
 
 /// The runs on PostgreSQL with this many replicas.
@@ -42,8 +42,8 @@ async fn run(options: &WriteOptions, url: &str, replicas: usize) -> anyhow::Resu
     let mut servers = Vec::new();
     for _ in 0..replicas {
         let dir = tempfile::tempdir()?;
-        let settings = crate::bench_dashboard::bench_settings(dir.path(), Some(url.to_string()));
-        let (base, stop, task) = crate::bench_dashboard::start(&settings).await?;
+        let settings = crate::dashboard::bench_settings(dir.path(), Some(url.to_string()));
+        let (base, stop, task) = crate::dashboard::start(&settings).await?;
         let base = format!("{base}/graphql");
         servers.push((base, stop, task, dir));
     }

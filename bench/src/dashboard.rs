@@ -3,8 +3,8 @@
 //! GraphQL) measured in the same run as the baseline. Also the seeding rate, a rebuild
 //! of every read model and the process's peak memory.
 
-use crate::plan::{Scale, seed};
-use crate::{Application, Settings, open_store};
+use app::{Application, Settings, open_store};
+use scenarios::plan::{Scale, seed};
 use std::time::{Duration, Instant};
 use store::EventStore;
 
@@ -45,7 +45,7 @@ pub(crate) fn bench_settings(dir: &std::path::Path, store: Option<String>) -> Se
         store,
         addr: "127.0.0.1:0".into(),
         demo: false,
-        scenario: crate::Scenario::Sample,
+        scenario: scenarios::Scenario::Sample,
         graphiql: false,
         rate_limit: 0,
     }
@@ -204,9 +204,9 @@ pub(crate) async fn closed_loop(client: &reqwest::Client, target: &Target, clien
 pub async fn dashboard(scale: Scale, rate: u64, window: Duration, clients: usize) -> anyhow::Result<DashboardFigures> {
     let dir = tempfile::tempdir()?;
     let store = open_store(dir.path())?;
-    let seeded = seed(store.clone(), scale, 2021, crate::plan::CONCURRENCY).await?;
+    let seeded = seed(store.clone(), scale, 2021, scenarios::plan::CONCURRENCY).await?;
     let events = *store.head().borrow();
-    let rebuilt = crate::rebuild::rebuild(store.as_ref(), &dir.path().join("bench-snapshots")).await?;
+    let rebuilt = app::rebuild::rebuild(store.as_ref(), &dir.path().join("bench-snapshots")).await?;
     drop(store);
 
     let (base, token, stop, server) = serve_in_process(dir.path(), api::Role::Copil, "bench").await?;

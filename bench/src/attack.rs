@@ -5,9 +5,9 @@
 //! national dashboard are measured at a fixed rate, against the same measures taken just
 //! before without the attack (the baseline of the same run).
 
-use crate::bench_dashboard::{Load, NATIONAL_DASHBOARD, Target, open_loop, serve_in_process};
-use crate::open_store;
-use crate::plan::{Scale, seed};
+use crate::dashboard::{Load, NATIONAL_DASHBOARD, Target, open_loop, serve_in_process};
+use app::open_store;
+use scenarios::plan::{Scale, seed};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -49,7 +49,7 @@ struct Tally {
 pub async fn attack(scale: Scale, attackers: usize, rate: u64, window: Duration) -> anyhow::Result<AttackFigures> {
     let dir = tempfile::tempdir()?;
     let store = open_store(dir.path())?;
-    seed(store.clone(), scale, 2021, crate::plan::CONCURRENCY).await?;
+    seed(store.clone(), scale, 2021, scenarios::plan::CONCURRENCY).await?;
     let events = *store.head().borrow();
     drop(store);
 

@@ -5,11 +5,11 @@
 //! dashboard read while writes arrive. Baselines from the same run: the fsync floor and
 //! the store's own append rate (no HTTP, no GraphQL, no decision), and `/health` (HTTP
 //! without GraphQL or the log). With `--postgres URL`, the same closed-loop runs on a
-//! PostgreSQL log served by 1 and by 3 replicas ([`crate::bench_replicas`]), as ratios to
+//! PostgreSQL log served by 1 and by 3 replicas ([`crate::replicas`]), as ratios to
 //! this run's embedded-log figures.
 
-use crate::LOG_FILE;
-use crate::bench_dashboard::{Load, NATIONAL_DASHBOARD, Target, closed_loop, open_loop, percentile};
+use crate::dashboard::{Load, NATIONAL_DASHBOARD, Target, closed_loop, open_loop, percentile};
+use app::LOG_FILE;
 use domain::{ConventionId, EnvelopeId};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -109,7 +109,7 @@ pub struct WriteFigures {
     pub funds_committed_events: u64,
     /// The closed loops again on PostgreSQL, by number of replicas (with `--postgres`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub postgres: Vec<crate::bench_replicas::ReplicaRuns>,
+    pub postgres: Vec<crate::replicas::ReplicaRuns>,
 }
 
 /// Sends `commitFunds` to one of its envelopes, through one of its servers.
@@ -213,7 +213,7 @@ async fn closed_writes(
 
 /// Open loop: one command every 1/rate s, each timed from when it was due.
 async fn open_writes(client: &reqwest::Client, writer: &Arc<Writer>, rate: u64, window: Duration) -> Writes {
-    let answers = crate::bench_dashboard::open_loop_timed(rate, window, Err("PANIC".into()), |i| {
+    let answers = crate::dashboard::open_loop_timed(rate, window, Err("PANIC".into()), |i| {
         let (client, writer) = (client.clone(), writer.clone());
         async move { writer.send(&client, i, writer.body(i, &format!("BENCH-OPEN-{i}"))).await }
     })
@@ -286,16 +286,16 @@ async fn funds_committed(log: &store::SqliteStore) -> anyhow::Result<u64> {
 /// The fsync floor and the store's append rate, on a log of their own, before the server starts.
 async fn store_baselines(window: Duration) -> anyhow::Result<(f64, f64)> {
     let dir = tempfile::tempdir()?;
-    let fsync = crate::bench::fsync_floor(dir.path(), window)?;
+    let fsync = crate::log::fsync_floor(dir.path(), window)?;
     let log = Arc::new(store::SqliteStore::open(dir.path().join(LOG_FILE))?);
-    let appends = crate::bench::appends(log, BASELINE_WRITERS, window).await?;
+    let appends = crate::log::appends(log, BASELINE_WRITERS, window).await?;
     Ok((fsync, appends))
 }
 
 pub async fn write(options: &WriteOptions) -> anyhow::Result<WriteFigures> {
     let mut figures = write_embedded(options).await?;
     if let Some(url) = &options.postgres {
-        figures.postgres = crate::bench_replicas::postgres(options, url).await?;
+        figures.postgres = crate::replicas::postgres(options, url).await?;
     }
     Ok(figures)
 }
@@ -305,7 +305,7 @@ async fn write_embedded(options: &WriteOptions) -> anyhow::Result<WriteFigures> 
 
     let dir = tempfile::tempdir()?;
     let (base, token, stop, server) =
-        crate::bench_dashboard::serve_in_process(dir.path(), api::Role::Anct, "bench write").await?;
+        crate::dashboard::serve_in_process(dir.path(), api::Role::Anct, "bench write").await?;
     let measured = measure(options, &base, &token).await;
     let _ = stop.send(());
     server.await??;
@@ -478,7 +478,7 @@ pub fn report(f: &WriteFigures) -> String {
         f.commands_ok, f.funds_committed_events
     );
     if !f.postgres.is_empty() {
-        out += &crate::bench_replicas::report(f);
+        out += &crate::replicas::report(f);
     }
     out
 }

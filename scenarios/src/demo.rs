@@ -718,7 +718,7 @@ pub async fn seed_with_progress(store: Arc<dyn EventStore>, progress: Progress) 
     Ok((*store.head().borrow() - before) as usize)
 }
 
-pub(crate) async fn seed_conventions(store: Arc<dyn EventStore>) -> anyhow::Result<usize> {
+pub async fn seed_conventions(store: Arc<dyn EventStore>) -> anyhow::Result<usize> {
     let first = store.read_all(0, 1).await?;
     if let Some(e) = first.first()
         && e.metadata.command_id != command_id(0)

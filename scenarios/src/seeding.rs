@@ -111,7 +111,7 @@ fn actor(role: api::Role) -> String {
 /// The seeders' write path, their saga and their progress.
 pub(crate) struct Seeder {
     use_cases: Arc<UseCases>,
-    saga: tokio::sync::Mutex<sagas::Process>,
+    saga: tokio::sync::Mutex<sagas::ReimbursementProcess>,
     progress: Progress,
     sent: AtomicU64,
 }
@@ -121,10 +121,13 @@ impl Seeder {
     /// (what it already wrote it finds there, and sends nothing twice).
     pub async fn new(store: Arc<dyn EventStore>, progress: Progress) -> anyhow::Result<Self> {
         let use_cases = UseCases::new(store.clone());
-        let process =
-            sagas::Process::start(store, Arc::new(sagas::MemoryCheckpoint::default()), Arc::new(sagas::SystemClock))
-                .await?
-                .with_use_cases(use_cases.clone());
+        let process = sagas::ReimbursementProcess::start(
+            store,
+            Arc::new(sagas::MemoryCheckpoint::default()),
+            Arc::new(sagas::SystemClock),
+        )
+        .await?
+        .with_use_cases(use_cases.clone());
         Ok(Self { use_cases, saga: tokio::sync::Mutex::new(process), progress, sent: AtomicU64::new(0) })
     }
 

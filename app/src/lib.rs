@@ -1,20 +1,12 @@
-//! The `tracker` application: wires the log, the read models and the API together.
-//! Everything here is plumbing; rules live in `domain`, storage in `store`.
+//! The running tracker, wired: opens the log (embedded SQLite, PostgreSQL or KurrentDB),
+//! seeds a scenario when asked, starts the read models and the saga, binds the API; and
+//! the offline commands (`import`, `replay`/`explain`, `rebuild`). Plumbing only: it never
+//! decides (the use cases do) and holds no rule (the domain does); the `tracker` binary
+//! parses the command line and calls it.
 
 pub mod audit;
-pub mod bench;
-pub mod bench_attack;
-pub mod bench_dashboard;
-pub mod bench_import;
-pub mod bench_replicas;
-pub mod bench_workload;
-pub mod bench_write;
-pub mod demo;
 pub mod import;
-pub mod plan;
 pub mod rebuild;
-pub mod register;
-pub mod seeding;
 
 use anyhow::Context;
 use api::AppState;
@@ -39,81 +31,6 @@ const SAGA_TICK: std::time::Duration = std::time::Duration::from_secs(60);
 /// How long start-up may take to fold the log into the read models.
 const CATCH_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// What `seed` and `serve --demo` put into an empty data directory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scenario {
-    /// The plan at full scale: 2 000 trainees, 20 000 aidants, claims, funds calls.
-    Plan2021,
-    /// A small sample of every programme (seconds to seed; what the tests use).
-    Sample,
-    /// The conventions, then partners' files (generated) imported through `tracker import`'s path.
-    Files,
-}
-
-impl Scenario {
-    pub fn parse(s: &str) -> Option<Scenario> {
-        match s {
-            "plan-2021" => Some(Scenario::Plan2021),
-            "sample" => Some(Scenario::Sample),
-            "files" => Some(Scenario::Files),
-            _ => None,
-        }
-    }
-
-    /// Seeds the scenario (idempotent); returns the events written.
-    pub async fn seed(self, log: Arc<dyn EventStore>) -> anyhow::Result<u64> {
-        match self {
-            Scenario::Plan2021 => {
-                let progress = seeding::Progress::stderr();
-                Ok(plan::seed_with_progress(log, plan::Scale::FULL, plan::SEED, plan::CONCURRENCY, progress)
-                    .await?
-                    .events)
-            }
-            Scenario::Sample => Ok(demo::seed_with_progress(log, seeding::Progress::stderr()).await? as u64),
-            Scenario::Files => {
-                let dir = tempfile::tempdir()?;
-                bench_import::seed_from_files(log, dir.path(), seeding::Progress::stderr()).await
-            }
-        }
-    }
-
-    /// Seeds the scenario into the log of `data_dir` unless a seeding already ran whole
-    /// there: a marker file remembers the log position it reached, and a later start
-    /// whose log still reaches it skips the seeding (for the full plan, 5 s of lookups
-    /// that would find every step applied). Deleting the marker makes the next start check
-    /// every step again.
-    pub async fn seed_once(self, log: Arc<dyn EventStore>, data_dir: &Path) -> anyhow::Result<u64> {
-        let marker = data_dir.join(format!("seeded-{}", self.name()));
-        let head = *log.head().borrow();
-        let seeded_to = std::fs::read_to_string(&marker).ok().and_then(|t| t.trim().parse::<u64>().ok());
-        if seeded_to.is_some_and(|at| at > 0 && head >= at) {
-            return Ok(0);
-        }
-        let written = self.seed(log.clone()).await?;
-        std::fs::create_dir_all(data_dir)?;
-        std::fs::write(&marker, format!("{}\n", *log.head().borrow()))
-            .with_context(|| format!("cannot write {}", marker.display()))?;
-        Ok(written)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::Plan2021 => "plan-2021",
-            Scenario::Sample => "sample",
-            Scenario::Files => "files",
-        }
-    }
-
-    /// The structure the demo's `structure` token is bound to.
-    pub fn structure(self) -> uuid::Uuid {
-        match self {
-            Scenario::Plan2021 => plan::structure(0),
-            Scenario::Sample => demo::demo_structure(),
-            Scenario::Files => bench_import::demo_structure(),
-        }
-    }
-}
-
 /// Everything `serve` needs, from flags or environment.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -125,7 +42,7 @@ pub struct Settings {
     /// Seed the demo scenario before serving, and create one token per role.
     pub demo: bool,
     /// Which scenario `demo` seeds.
-    pub scenario: Scenario,
+    pub scenario: scenarios::Scenario,
     /// Serve GraphiQL at `/` and allow introspection (on with `demo`).
     pub graphiql: bool,
     /// Requests per second each token may send over HTTP, on average (0: no limit).
@@ -205,7 +122,7 @@ impl Application {
         let mut demo_tokens = Vec::new();
         if settings.demo {
             settings.scenario.seed_once(log.clone(), &settings.data_dir).await?;
-            demo_tokens = demo::tokens(&tokens, settings.scenario.structure()).await?;
+            demo_tokens = scenarios::demo::tokens(&tokens, settings.scenario.structure()).await?;
         }
         let store = log.clone();
         let head = *store.head().borrow();
@@ -223,10 +140,11 @@ impl Application {
             ),
             None => {
                 let checkpoint = Arc::new(sagas::FileCheckpoint(settings.data_dir.join(SAGA_CHECKPOINT)));
-                let process = sagas::Process::start(store.clone(), checkpoint, Arc::new(sagas::SystemClock))
-                    .await
-                    .context("cannot start the reimbursement saga")?
-                    .with_use_cases(use_cases.clone());
+                let process =
+                    sagas::ReimbursementProcess::start(store.clone(), checkpoint, Arc::new(sagas::SystemClock))
+                        .await
+                        .context("cannot start the reimbursement saga")?
+                        .with_use_cases(use_cases.clone());
                 sagas::SagaRunner::spawn(process, SAGA_TICK)
             }
         };

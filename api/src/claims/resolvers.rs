@@ -1,379 +1,12 @@
-//! Annex-cost claims and funds calls through GraphQL: a structure submits (its own
-//! trainees only), the OPCO assesses and pays, the OPCO calls funds from ANCT, ANCT pays
-//! the call. The money moves (commitment, service done, payment) are the reimbursement
-//! saga's; a mutation answers once the saga and the read models have caught up with it.
+//! The claim and funds-call mutations and queries: access, parsing, the use case, then
+//! waiting for the saga and the read models.
 
-use crate::AppState;
-use crate::auth::{Operation, Principal, Role, require};
-use crate::errors::{DomainCode, bad_input, codes};
-use crate::inputs::{CommandFields, convention_id};
-use crate::programmes::written;
-use crate::scalars::{DateScalar, MoneyScalar};
-use crate::types::Departement;
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
-use domain::CommandId;
-use domain::claim::{AnnexClaim, ClaimCommand, ClaimError, ClaimId, ExpenseLine, LineDecision};
-use domain::funds_call::{FundsCallCommand, FundsCallError, FundsCallId};
-use domain::purchase::PurchaseId;
-use domain::structure::StructureId;
-use projections::reimbursements::{CallRecord, ClaimRecord};
-use store::CommandOutcome;
-use store::handler::stream_name;
-
-impl DomainCode for ClaimError {
-    fn code(&self) -> &'static str {
-        match self {
-            ClaimError::NotFound => codes::NOT_FOUND,
-            ClaimError::AlreadySubmitted => codes::CONFLICT,
-            _ => codes::BAD_USER_INPUT,
-        }
-    }
-}
-
-impl DomainCode for FundsCallError {
-    fn code(&self) -> &'static str {
-        match self {
-            FundsCallError::UnknownCall => codes::NOT_FOUND,
-            FundsCallError::AlreadyIssued | FundsCallError::AlreadyPaid { .. } => codes::CONFLICT,
-            _ => codes::BAD_USER_INPUT,
-        }
-    }
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "domain::annex::ExpenseKind")]
-pub enum ExpenseKind {
-    PublicTransport,
-    Car,
-    Night,
-    Meal,
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "domain::annex::StayArea")]
-pub enum StayArea {
-    Standard,
-    LargeCity,
-    Paris,
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "domain::claim::ClaimState")]
-pub enum ClaimStatus {
-    Submitted,
-    ChangesRequested,
-    Rejected,
-    Approved,
-    AwaitingFunds,
-    Funded,
-    Paid,
-    InFundsCall,
-    Reimbursed,
-}
-
-/// One expense of a trainee.
-#[derive(InputObject)]
-pub struct ExpenseLineInput {
-    pub kind: ExpenseKind,
-    /// Tickets, kilometres, nights or meals; at least 1.
-    pub quantity: i32,
-    /// For nights only: where the night was spent.
-    pub area: Option<StayArea>,
-    pub amount: MoneyScalar,
-    /// The receipt's reference (invoice or ticket number).
-    pub receipt: String,
-}
-
-fn lines(input: &[ExpenseLineInput]) -> Result<Vec<ExpenseLine>> {
-    input
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let quantity = u32::try_from(l.quantity).map_err(|_| {
-                bad_input("lines", format!("line {}: the quantity cannot be negative ({})", i + 1, l.quantity))
-            })?;
-            Ok(ExpenseLine {
-                kind: l.kind.into(),
-                quantity,
-                area: l.area.map(Into::into),
-                amount: l.amount.0,
-                receipt: l.receipt.clone(),
-            })
-        })
-        .collect()
-}
-
-#[derive(InputObject)]
-pub struct SubmitAnnexClaimInput {
-    /// The training purchase the trainee attended (attendance recorded).
-    pub purchase_id: ID,
-    /// A pseudonymous reference of the trainee (no name): one claim per trainee and training.
-    pub trainee: String,
-    pub lines: Vec<ExpenseLineInput>,
-    pub submitted_on: DateScalar,
-    #[graphql(flatten)]
-    pub command: CommandFields,
-}
-
-#[derive(InputObject)]
-pub struct ResubmitAnnexClaimInput {
-    pub claim_id: ID,
-    pub lines: Vec<ExpenseLineInput>,
-    pub resubmitted_on: DateScalar,
-    #[graphql(flatten)]
-    pub command: CommandFields,
-}
-
-/// A line the OPCO approves below its eligible amount.
-#[derive(InputObject)]
-pub struct LineReductionInput {
-    /// 1 for the first line.
-    pub line: u32,
-    pub approved: MoneyScalar,
-    pub reason: String,
-}
-
-#[derive(InputObject)]
-pub struct ApproveAnnexClaimInput {
-    pub claim_id: ID,
-    /// Lines approved below their eligible (capped) amount, each with its reason; the
-    /// other lines are approved in full.
-    #[graphql(default)]
-    pub reductions: Vec<LineReductionInput>,
-    pub approved_on: DateScalar,
-    #[graphql(flatten)]
-    pub command: CommandFields,
-}
-
-#[derive(InputObject)]
-pub struct AssessAnnexClaimInput {
-    pub claim_id: ID,
-    pub reason: String,
-    pub on: DateScalar,
-    #[graphql(flatten)]
-    pub command: CommandFields,
-}
-
-#[derive(InputObject)]
-pub struct RecordAnnexClaimPaymentInput {
-    pub claim_id: ID,
-    pub paid_on: DateScalar,
-    #[graphql(flatten)]
-    pub command: CommandFields,
-}
-
-#[derive(InputObject)]
-pub struct IssueFundsCallInput {
-    pub convention_id: ID,
-    pub period_start: DateScalar,
-    pub period_end: DateScalar,
-    /// The claims to call; all those paid in the period and not yet called when absent.
-    pub claim_ids: Option<Vec<ID>>,
-    pub issued_on: DateScalar,
-    #[graphql(flatten)]
-    pub command: CommandFields,
-}
-
-#[derive(InputObject)]
-pub struct RecordFundsCallPaymentInput {
-    pub convention_id: ID,
-    pub funds_call_id: ID,
-    pub paid_on: DateScalar,
-    #[graphql(flatten)]
-    pub command: CommandFields,
-}
-
-#[derive(SimpleObject)]
-pub struct ClaimLine {
-    pub line: u32,
-    pub kind: ExpenseKind,
-    pub quantity: u32,
-    pub area: Option<StayArea>,
-    pub amount: MoneyScalar,
-    pub receipt: String,
-    /// The barème's cap for this line; null for public transport.
-    pub cap: Option<MoneyScalar>,
-    /// The amount claimed, capped.
-    pub eligible: MoneyScalar,
-    /// Set once approved.
-    pub approved: Option<MoneyScalar>,
-    /// Why the OPCO approved less than eligible.
-    pub reduction_reason: Option<String>,
-}
-
-/// An annex-cost claim.
-pub struct ClaimView(pub ClaimRecord);
-
-#[Object(name = "AnnexClaim")]
-impl ClaimView {
-    async fn id(&self) -> ID {
-        ID(self.0.submitted.claim_id.to_string())
-    }
-    async fn status(&self) -> ClaimStatus {
-        self.0.state.into()
-    }
-    /// The reference its money carries on the convention.
-    async fn reference(&self) -> String {
-        self.0.submitted.claim_id.reference()
-    }
-    async fn convention_id(&self) -> ID {
-        ID(self.0.submitted.convention_id.to_string())
-    }
-    async fn purchase_id(&self) -> ID {
-        ID(self.0.submitted.purchase_id.to_string())
-    }
-    async fn structure_id(&self) -> ID {
-        ID(self.0.submitted.structure_id.to_string())
-    }
-    async fn departement(&self) -> Departement {
-        (&self.0.submitted.departement).into()
-    }
-    async fn trainee(&self) -> &str {
-        &self.0.submitted.trainee
-    }
-    /// 1, then 2… after each resubmission.
-    async fn submission(&self) -> u32 {
-        self.0.submission
-    }
-    async fn lines(&self) -> Vec<ClaimLine> {
-        self.0
-            .lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let decision = self.0.approved_lines.get(i);
-                ClaimLine {
-                    line: i as u32 + 1,
-                    kind: l.line.kind.into(),
-                    quantity: l.line.quantity,
-                    area: l.line.area.map(Into::into),
-                    amount: l.line.amount.into(),
-                    receipt: l.line.receipt.clone(),
-                    cap: l.cap.map(Into::into),
-                    eligible: l.eligible.into(),
-                    approved: decision.map(|d| d.approved.into()),
-                    reduction_reason: decision.and_then(|d| d.reason.clone()),
-                }
-            })
-            .collect()
-    }
-    async fn claimed(&self) -> MoneyScalar {
-        self.0.claimed.into()
-    }
-    /// What the caps leave of the amount claimed.
-    async fn eligible(&self) -> MoneyScalar {
-        self.0.eligible.into()
-    }
-    async fn approved(&self) -> Option<MoneyScalar> {
-        self.0.approved.map(Into::into)
-    }
-    async fn submitted_on(&self) -> DateScalar {
-        self.0.submitted.submitted_on.into()
-    }
-    /// The OPCO should assess it by then (the convention's assessment delay; ours by
-    /// default: 30 days).
-    async fn assess_by(&self) -> DateScalar {
-        self.0.assess_by.into()
-    }
-    /// Not assessed within the convention's assessment delay.
-    async fn overdue(&self) -> bool {
-        self.0.overdue
-    }
-    /// Why the OPCO sent it back or rejected it.
-    async fn reason(&self) -> Option<&str> {
-        self.0.reason.as_deref()
-    }
-    /// Why it waits for funds (the envelope's figures).
-    async fn waiting_reason(&self) -> Option<&str> {
-        self.0.waiting_reason.as_deref()
-    }
-    async fn approved_on(&self) -> Option<DateScalar> {
-        self.0.approved_on.map(Into::into)
-    }
-    async fn paid_on(&self) -> Option<DateScalar> {
-        self.0.paid_on.map(Into::into)
-    }
-    /// The funds call that covers it.
-    async fn funds_call_id(&self) -> Option<ID> {
-        self.0.call.map(|(id, _)| ID(id.to_string()))
-    }
-    async fn funds_call_number(&self) -> Option<u32> {
-        self.0.call.map(|(_, n)| n)
-    }
-    async fn reimbursed_on(&self) -> Option<DateScalar> {
-        self.0.reimbursed_on.map(Into::into)
-    }
-}
-
-/// A funds call (appel de fonds) from the OPCO to ANCT.
-pub struct FundsCallView(pub CallRecord);
-
-#[Object(name = "FundsCall")]
-impl FundsCallView {
-    async fn id(&self) -> ID {
-        ID(self.0.issued.call_id.to_string())
-    }
-    async fn convention_id(&self) -> ID {
-        ID(self.0.issued.convention_id.to_string())
-    }
-    /// n°1, n°2… per convention.
-    async fn number(&self) -> u32 {
-        self.0.issued.number
-    }
-    async fn period_start(&self) -> DateScalar {
-        self.0.issued.period_start.into()
-    }
-    async fn period_end(&self) -> DateScalar {
-        self.0.issued.period_end.into()
-    }
-    async fn claim_ids(&self) -> Vec<ID> {
-        self.0.issued.claims.iter().map(|c| ID(c.claim_id.to_string())).collect()
-    }
-    async fn total(&self) -> MoneyScalar {
-        self.0.issued.total.into()
-    }
-    async fn issued_on(&self) -> DateScalar {
-        self.0.issued.issued_on.into()
-    }
-    /// ANCT should pay by then: the convention's payment delay (ours by default: 30 days;
-    /// a partnership convention sets its own, the procurement delays do not bind it).
-    async fn due_on(&self) -> DateScalar {
-        self.0.issued.due_on.into()
-    }
-    async fn paid_on(&self) -> Option<DateScalar> {
-        self.0.paid_on.map(Into::into)
-    }
-    /// Not paid within the convention's payment delay.
-    async fn late(&self) -> bool {
-        self.0.late
-    }
-}
-
-/// What a claim or funds-call command wrote.
-#[derive(SimpleObject)]
-pub struct ReimbursementPayload {
-    pub command_id: ID,
-    pub position: u64,
-    pub duplicate: bool,
-    pub claim: Option<ClaimView>,
-    pub funds_call: Option<FundsCallView>,
-}
-
-fn claim_id(id: &ID) -> Result<ClaimId> {
-    ClaimId::parse(id).map_err(|e| bad_input("claimId", e))
-}
-
-/// The claim as the caller may see it: another structure's answers as if absent.
-fn visible_claim(state: &AppState, principal: &Principal, id: ClaimId) -> Option<ClaimRecord> {
-    state
-        .reimbursements
-        .read(|v| v.claims.get(&id).cloned())
-        .filter(|c| principal.sees_structure(c.submitted.structure_id.0))
-}
+#[allow(unused_imports)]
+use super::*;
 
 /// Waits for the saga to act on what a command wrote, then for the read models to show
 /// what the saga wrote in turn.
-async fn settle(state: &AppState, outcome: &CommandOutcome) {
+pub(super) async fn settle(state: &AppState, outcome: &CommandOutcome) {
     let timeout = state.read_your_writes_timeout;
     if let Some(saga) = &state.saga
         && !saga.wait_for(outcome.position, timeout).await
@@ -386,7 +19,7 @@ async fn settle(state: &AppState, outcome: &CommandOutcome) {
     }
 }
 
-async fn claim_step(
+pub(super) async fn claim_step(
     ctx: &Context<'_>,
     principal: &Principal,
     command: ClaimCommand,
@@ -401,7 +34,7 @@ async fn claim_step(
     Ok(answer(state, command_id, &outcome, visible_claim(state, principal, id), None))
 }
 
-fn answer(
+pub(super) fn answer(
     state: &AppState,
     command_id: CommandId,
     outcome: &CommandOutcome,
@@ -409,16 +42,14 @@ fn answer(
     call: Option<FundsCallId>,
 ) -> ReimbursementPayload {
     ReimbursementPayload {
-        command_id: ID(command_id.to_string()),
-        position: outcome.position,
-        duplicate: outcome.duplicate,
+        written: crate::mutation::Written::new(command_id, outcome),
         claim: claim.map(ClaimView),
         funds_call: call.and_then(|id| state.reimbursements.read(|v| v.calls.get(&id).cloned())).map(FundsCallView),
     }
 }
 
 /// A claim command on a claim the caller can see.
-async fn assess(
+pub(super) async fn assess(
     ctx: &Context<'_>,
     operation: Operation,
     id: &ID,
