@@ -11,6 +11,7 @@ pub mod bench_workload;
 pub mod bench_write;
 pub mod demo;
 pub mod import;
+pub mod personal;
 pub mod plan;
 pub mod rebuild;
 pub mod register;
@@ -232,6 +233,7 @@ impl Application {
         let state = AppState::persisted(store, &settings.data_dir.join(SNAPSHOTS_DIR))
             .await
             .with_use_cases(use_cases)
+            .with_people(tokens.clone())
             .with_rate_limit(settings.rate_limit)
             .with_saga(saga);
         for (view, from) in state.resumed_from() {

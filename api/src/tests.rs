@@ -10,6 +10,7 @@ mod concurrency;
 mod dashboard;
 mod disbursements;
 mod measures;
+mod personal;
 mod report;
 
 struct Api {
@@ -666,6 +667,7 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
     .chain(report::matrix_operations())
     .chain(measures::matrix_operations())
     .chain(disbursements::matrix_operations())
+    .chain(personal::matrix_operations())
     .collect()
 }
 
@@ -806,6 +808,7 @@ async fn a_structure_sees_only_itself_and_others_answer_as_if_absent() {
         structure: Some(uuid::Uuid::parse_str(&structure_id(BREST)).unwrap()),
         label: "CCAS de Brest".into(),
         token_id: uuid::Uuid::nil(),
+        person: None,
     };
     let as_brest = |query: String| {
         let (schema, brest) = (api.schema.clone(), brest.clone());
@@ -855,6 +858,7 @@ impl Api {
     /// state: 700 approved, 701 requested, 702 attended.
     async fn for_matrix() -> Self {
         let api = Self::with_budget().await;
+        personal::matrix_person(&api);
         // A commitment already served, so that a payment can be recorded on it.
         ok(api.run(COMMIT, commit_input(610, "ACHAT-0000", "10")).await);
         let serve = json!({ "commandId": cmd(611), "conventionId": convention_id(), "reference": "ACHAT-0000",
@@ -1006,6 +1010,7 @@ async fn a_structure_sees_only_its_own_purchases() {
         structure: Some(uuid::Uuid::parse_str(&structure_id(BORDEAUX)).unwrap()),
         label: "Bordeaux".into(),
         token_id: uuid::Uuid::nil(),
+        person: None,
     };
     let list = execute(&api.schema, async_graphql::Request::new("{ purchases { title } }"), bordeaux.clone()).await;
     assert_eq!(serde_json::to_value(list).unwrap()["data"]["purchases"], json!([]));
@@ -1225,6 +1230,7 @@ async fn a_structure_asks_habilitations_for_its_own_aidants_only() {
         structure: Some(uuid::Uuid::parse_str(&structure_id(BREST)).unwrap()),
         label: "Brest".into(),
         token_id: uuid::Uuid::nil(),
+        person: None,
     };
     let request = |siret: &str, n: u128| {
         async_graphql::Request::new(REQUEST_HABILITATION)

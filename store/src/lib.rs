@@ -10,6 +10,7 @@
 //! commands against it: load → decide → append, with retries and idempotency.
 
 pub mod chain;
+pub mod directory;
 pub mod handler;
 #[cfg(feature = "kurrentdb")]
 pub mod kurrent;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use chain::ChainHash;
+pub use directory::{Directory, DirectoryError, PersonKind};
 pub use handler::{CommandOutcome, HandleError, handle};
 pub use memory::MemoryStore;
 pub use payload::Payload;

@@ -27,6 +27,7 @@
 pub(crate) mod format2;
 pub(crate) mod legacy;
 pub(crate) mod record;
+pub mod rewrite;
 
 use crate::chain::{self, ChainHash};
 use crate::{

@@ -330,3 +330,19 @@ fn a_claim_is_in_at_most_one_funds_call() {
 fn an_unknown_claim_is_not_found() {
     given::<AnnexClaim>([]).when(approve(vec![])).then_err(ClaimError::NotFound);
 }
+
+#[test]
+fn a_trainee_reference_is_a_pseudonym_never_contact_details_or_a_nir() {
+    given::<AnnexClaim>([]).when(submit_with(|c| c.trainee = "jean.martin@example.org".into())).then_err(
+        ClaimError::PersonalData {
+            field: "the trainee reference",
+            looks_like: crate::personal::LooksLike::EmailAddress,
+        },
+    );
+    given::<AnnexClaim>([]).when(submit_with(|c| c.trainee = "+33 6 12 34 56 78".into())).then_err(
+        ClaimError::PersonalData {
+            field: "the trainee reference",
+            looks_like: crate::personal::LooksLike::PhoneNumber,
+        },
+    );
+}

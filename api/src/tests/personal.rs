@@ -1,0 +1,93 @@
+//! Erasure in the directory of persons through GraphQL (`forgetPerson`, ANCT only).
+
+use super::*;
+
+const FORGET: &str =
+    "mutation($input: ForgetPersonInput!) { forgetPerson(input: $input) { person kind reason tokensRevoked } }";
+
+/// The person the matrix erases (registered by [`matrix_person`]).
+const MATRIX_PERSON: &str = "6d1c1a2e-0000-4000-8000-00000000f0f0";
+
+pub(super) fn matrix_person(api: &Api) {
+    api.state.directory.add_agent_with_id(uuid::Uuid::parse_str(MATRIX_PERSON).unwrap(), "opco", "Matrice").unwrap();
+}
+
+pub(super) fn matrix_operations() -> Vec<(Operation, &'static str, Value)> {
+    vec![(Operation::ForgetPerson, FORGET, json!({ "person": MATRIX_PERSON }))]
+}
+
+fn code(answer: &Value) -> &Value {
+    &answer["errors"][0]["extensions"]["code"]
+}
+
+#[tokio::test]
+async fn anct_forgets_a_person_who_then_shows_as_erased_and_the_log_is_unchanged() {
+    // Given an agent in the directory who acted, as their token's principal
+    let api = Api::new();
+    let person = api.state.directory.add_agent("opco", "Marie Dupont").unwrap();
+    let marie = Principal {
+        role: Role::Anct,
+        structure: None,
+        label: "Marie Dupont".into(),
+        token_id: uuid::Uuid::from_u128(0x3f2a9c1e_0000_0000_0000_000000000000),
+        person: Some(person),
+    };
+    let request = async_graphql::Request::new(format!(
+        "mutation($input: SignConventionInput!) {{ signConvention(input: $input) {{ position }} }}"
+    ))
+    .variables(async_graphql::Variables::from_json(json!({ "input": sign_input() })));
+    let signed = serde_json::to_value(execute(&api.schema, request, marie).await).unwrap();
+    assert_eq!(signed.get("errors"), None, "{signed}");
+    let events = api.store.read_all(0, 100).await.unwrap();
+    assert!(events.iter().all(|e| e.metadata.actor == format!("anct:{person} (token 3f2a9c1e)")), "an id, no name");
+    let written = api.written();
+
+    // When ANCT forgets her
+    let answer = api.run(FORGET, json!({ "person": person.to_string(), "reason": "demande de la personne" })).await;
+
+    // Then the directory says so, nothing was written to the log
+    insta::assert_json_snapshot!(answer, { ".data.forgetPerson.person" => "[person id]" }, @r#"
+    {
+      "data": {
+        "forgetPerson": {
+          "kind": "agent",
+          "person": "[person id]",
+          "reason": "demande de la personne",
+          "tokensRevoked": []
+        }
+      }
+    }
+    "#);
+    assert_eq!(api.written(), written, "the log is untouched");
+    assert_eq!(api.state.directory.display(&person.to_string()), store::directory::ERASED);
+
+    // And a second erasure, an unknown id, a malformed one are refused with their codes
+    let again = api.run(FORGET, json!({ "person": person.to_string() })).await;
+    assert_eq!(code(&again), "CONFLICT", "{again}");
+    let unknown = api.run(FORGET, json!({ "person": uuid::Uuid::new_v4().to_string() })).await;
+    assert_eq!(code(&unknown), "NOT_FOUND", "{unknown}");
+    let malformed = api.run(FORGET, json!({ "person": "Marie Dupont" })).await;
+    assert_eq!(code(&malformed), "BAD_USER_INPUT", "{malformed}");
+    assert_eq!(malformed["errors"][0]["extensions"]["field"], "person");
+    let forbidden = api.run_as(Role::Opco, FORGET, json!({ "person": person.to_string() })).await;
+    assert_eq!(code(&forbidden), "FORBIDDEN", "{forbidden}");
+}
+
+#[tokio::test]
+async fn a_reference_that_looks_like_personal_data_is_refused_naming_the_field() {
+    let api = Api::new();
+    ok(api.run(REGISTER, register_input(1, BREST)).await);
+    let written = api.written();
+    for (aidant, looks_like) in [
+        ("marie@ccas.fr", "EMAIL_ADDRESS"),
+        ("06 12 34 56 78", "PHONE_NUMBER"),
+        ("185057512345678", "SOCIAL_SECURITY_NUMBER"),
+    ] {
+        let answer = api.run(REQUEST_HABILITATION, habilitation_request(2, BREST, aidant)).await;
+        let error = &answer["errors"][0];
+        assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{answer}");
+        assert_eq!(error["extensions"]["field"], "the aidant reference", "{answer}");
+        assert_eq!(error["extensions"]["looksLike"], looks_like, "{answer}");
+    }
+    assert_eq!(api.written(), written, "nothing written");
+}
