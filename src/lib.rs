@@ -211,7 +211,15 @@ impl Application {
         let head = *store.head().borrow();
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
-        let use_cases = usecases::UseCases::new(store.clone());
+        // References of persons become ids of the data directory's directory of persons.
+        let people =
+            match tokens.directory() {
+                Some(directory) => directory.clone(),
+                None => Arc::new(store::Directory::open(&settings.data_dir).with_context(|| {
+                    format!("cannot open the directory of persons in {}", settings.data_dir.display())
+                })?),
+            };
+        let use_cases = usecases::UseCases::with_people(store.clone(), people);
         let saga = match &shared {
             Some(state) => sagas::SagaRunner::spawn_leased(
                 store.clone(),
@@ -233,7 +241,7 @@ impl Application {
         let state = AppState::persisted(store, &settings.data_dir.join(SNAPSHOTS_DIR))
             .await
             .with_use_cases(use_cases)
-            .with_people(tokens.clone())
+            .with_tokens(tokens.clone())
             .with_rate_limit(settings.rate_limit)
             .with_saga(saga);
         for (view, from) in state.resumed_from() {

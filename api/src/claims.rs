@@ -228,8 +228,8 @@ impl ClaimView {
     async fn departement(&self) -> Departement {
         (&self.0.submitted.departement).into()
     }
-    async fn trainee(&self) -> &str {
-        &self.0.submitted.trainee
+    async fn trainee(&self, ctx: &Context<'_>) -> String {
+        crate::personal::shown(ctx.data_unchecked::<AppState>(), &self.0.submitted.trainee)
     }
     /// 1, then 2… after each resubmission.
     async fn submission(&self) -> u32 {
@@ -462,12 +462,14 @@ impl ClaimMutation {
             (Role::Structure, Some(s)) => Some(StructureId(s)),
             _ => None,
         };
-        let id = ClaimId::of(purchase_id, &input.trainee);
+        let scope = purchase_id.0.to_string();
+        let trainee = crate::personal::pseudonym(state, store::PersonKind::Trainee, &scope, &input.trainee, "trainee")?;
+        let id = ClaimId::of(purchase_id, &trainee);
         let request = usecases::programmes::AnnexClaimRequest {
             claim_id: id,
             structure_id,
             purchase_id,
-            trainee: input.trainee.clone(),
+            trainee,
             lines: lines(&input.lines)?,
             submitted_on: input.submitted_on.0,
         };

@@ -92,8 +92,6 @@ pub struct AppState {
     pub heavy: Arc<heavy::HeavyLane>,
     /// Requests per token over HTTP.
     pub rate: Arc<limits::RateLimiter>,
-    /// The directory of persons beside the log (names and references, erasable).
-    pub directory: Arc<store::Directory>,
     /// The tokens, to revoke an erased person's.
     pub tokens: Option<Arc<TokenStore>>,
 }
@@ -116,7 +114,6 @@ impl AppState {
             replays: Arc::new(tokio::sync::Semaphore::new(1)),
             heavy: heavy::HeavyLane::new(),
             rate: Arc::new(limits::RateLimiter::new(limits::DEFAULT_RATE_PER_SECOND)),
-            directory: Arc::new(store::Directory::in_memory()),
             tokens: None,
         }
     }
@@ -147,7 +144,6 @@ impl AppState {
             replays: Arc::new(tokio::sync::Semaphore::new(1)),
             heavy: heavy::HeavyLane::new(),
             rate: Arc::new(limits::RateLimiter::new(limits::DEFAULT_RATE_PER_SECOND)),
-            directory: Arc::new(store::Directory::in_memory()),
             tokens: None,
         }
     }
@@ -213,11 +209,10 @@ impl AppState {
         self
     }
 
-    /// The same state, with the data directory's persons and tokens (`forgetPerson`).
-    pub fn with_people(mut self, tokens: Arc<TokenStore>) -> Self {
-        if let Some(directory) = tokens.directory() {
-            self.directory = directory.clone();
-        }
+    /// The same state, with the data directory's tokens (`forgetPerson` revokes an
+    /// erased person's). The directory of persons is the use cases' (see
+    /// [`usecases::UseCases::people`]).
+    pub fn with_tokens(mut self, tokens: Arc<TokenStore>) -> Self {
         self.tokens = Some(tokens);
         self
     }

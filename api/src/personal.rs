@@ -41,7 +41,7 @@ impl PersonalMutation {
             bad_input("person", format!("person: `{}` is not a person id (a UUID)", input.person.as_str()))
         })?;
         let reason = input.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()).unwrap_or("request").to_string();
-        match state.directory.lookup(id).map_err(|e| internal(&e))? {
+        match state.use_cases.people().lookup(id).map_err(|e| internal(&e))? {
             store::directory::Lookup::Known(_) => {}
             store::directory::Lookup::Erased(e) => {
                 return Err(async_graphql::Error::new(format!("person {id} was already erased on {}", e.erased_at))
@@ -56,7 +56,7 @@ impl PersonalMutation {
             Some(tokens) => tokens.revoke_person(id).await.map_err(|e| internal(&e))?,
             None => Vec::new(),
         };
-        let erasure = state.directory.forget(id, &reason).map_err(|e| internal(&e))?;
+        let erasure = state.use_cases.people().forget(id, &reason).map_err(|e| internal(&e))?;
         Ok(ErasurePayload {
             person: ID(erasure.id.to_string()),
             kind: erasure.kind.name().to_string(),
@@ -64,5 +64,51 @@ impl PersonalMutation {
             reason: erasure.reason,
             tokens_revoked: tokens_revoked.into_iter().map(|t| ID(t.to_string())).collect(),
         })
+    }
+}
+
+/// The opaque id the log records for a reference of a person given in `field`, issued by
+/// the directory of persons; `BAD_USER_INPUT` naming the field (and what it looks like)
+/// when the reference looks like an e-mail address, a phone number or a NIR.
+pub(crate) fn pseudonym(
+    state: &AppState,
+    kind: store::PersonKind,
+    scope: &str,
+    reference: &str,
+    field: &str,
+) -> Result<String> {
+    state.use_cases.pseudonym(kind, scope, reference).map_err(|e| match e {
+        usecases::PseudonymError::PersonalData(looks_like) => bad_input(
+            field,
+            format!(
+                "{field} looks like {looks_like}: give a pseudonymous reference, never contact details or a social \
+                 security number"
+            ),
+        )
+        .extend_with(|_, x| x.set("looksLike", format!("{looks_like:?}").to_uppercase_snake())),
+        other => internal(&other),
+    })
+}
+
+/// What to show for an id the log holds instead of a person's reference: the reference,
+/// "personne effacée" once erased.
+pub(crate) fn shown(state: &AppState, id: &str) -> String {
+    state.use_cases.people().display(id)
+}
+
+trait SnakeCase {
+    fn to_uppercase_snake(&self) -> String;
+}
+
+impl SnakeCase for String {
+    fn to_uppercase_snake(&self) -> String {
+        let mut out = String::new();
+        for (i, c) in self.chars().enumerate() {
+            if c.is_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        out
     }
 }

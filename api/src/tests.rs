@@ -1137,7 +1137,9 @@ fn session(n: u128) -> String {
 
 fn habilitation(aidant: &str) -> String {
     let structure = domain::structure::StructureId::parse(&structure_id(BREST)).unwrap();
-    domain::aidants::HabilitationId::of(structure, aidant).0.to_string()
+    // The log names the aidant by the id the (in-memory, deriving) directory issued.
+    let id = store::directory::derived_id(store::PersonKind::Aidant, &structure.0.to_string(), aidant);
+    domain::aidants::HabilitationId::of(structure, &id.to_string()).0.to_string()
 }
 
 fn session_input(n: u128, convention: String, capacity: u32) -> Value {

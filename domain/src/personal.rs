@@ -41,6 +41,11 @@ impl LooksLike {
 
 /// What personal datum `text` looks like, if any.
 pub fn looks_like(text: &str) -> Option<LooksLike> {
+    // The tracker's own opaque ids are no one's contact details (their digits could
+    // happen to look like a number).
+    if uuid::Uuid::parse_str(text.trim()).is_ok() {
+        return None;
+    }
     if text.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '<' || c == '>').any(is_email) {
         return Some(LooksLike::EmailAddress);
     }

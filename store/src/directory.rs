@@ -110,6 +110,10 @@ pub enum DirectoryError {
 /// The directory (see the module doc). Cheap to share behind an `Arc`.
 pub struct Directory {
     path: PathBuf,
+    /// How new ids are made: random (a data directory), or derived from the reference
+    /// ([`derived_id`]: tests, and the demo's invented references, so that a seeding
+    /// is the same every time).
+    derived: bool,
     /// No cache beside it: another process (`tracker forget`) may erase a row at any time.
     conn: Mutex<Connection>,
 }
@@ -153,14 +157,22 @@ impl Directory {
             conn.execute_batch(SCHEMA)
         })()
         .map_err(|e| failed(&e))?;
-        Ok(Self { path, conn: Mutex::new(conn) })
+        Ok(Self { path, derived: false, conn: Mutex::new(conn) })
+    }
+
+    /// The same directory, issuing ids derived from the references (see [`derived_id`]):
+    /// only for invented references (the demo), never for real persons, whose ids must
+    /// say nothing of them.
+    pub fn deriving_ids(mut self) -> Self {
+        self.derived = true;
+        self
     }
 
     /// A directory in memory, for tests and tools without a data directory.
     pub fn in_memory() -> Self {
         let conn = Connection::open_in_memory().expect("SQLite opens in memory");
         conn.execute_batch(SCHEMA).expect("the directory's schema");
-        Self { path: PathBuf::from(":memory:"), conn: Mutex::new(conn) }
+        Self { path: PathBuf::from(":memory:"), derived: true, conn: Mutex::new(conn) }
     }
 
     pub fn path(&self) -> &Path {
@@ -245,7 +257,7 @@ impl Directory {
                 ids.push(match found.and_then(|s| Uuid::parse_str(&s).ok()) {
                     Some(id) => id,
                     None => {
-                        let id = Uuid::new_v4();
+                        let id = if self.derived { derived_id(kind, scope, &reference) } else { Uuid::new_v4() };
                         insert
                             .execute(params![id.to_string(), kind.name(), scope, reference, now])
                             .map_err(|e| self.failed(e))?;
@@ -399,6 +411,13 @@ impl Directory {
             .map_err(|e| self.failed(e))?;
         Ok(erased)
     }
+}
+
+/// The id an in-memory directory (or the demo's) issues for a reference: a UUID v5 of it,
+/// which anyone can recompute, so never for real persons.
+pub fn derived_id(kind: PersonKind, scope: &str, reference: &str) -> Uuid {
+    const NAMESPACE: Uuid = Uuid::from_u128(0x6a1e_07de_7e57_4d1d_9e2f_0000_0000_0024);
+    Uuid::new_v5(&NAMESPACE, format!("{}:{scope}:{}", kind.name(), normalise(reference)).as_bytes())
 }
 
 fn normalise(reference: &str) -> String {

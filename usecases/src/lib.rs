@@ -140,11 +140,50 @@ async fn back_off(command_id: CommandId, attempt: usize) {
 pub struct UseCases {
     store: Arc<dyn EventStore>,
     lanes: Lanes,
+    /// Who stands behind the opaque ids the events carry (see [`UseCases::pseudonym`]).
+    people: Arc<store::Directory>,
+}
+
+/// Why a reference of a person was not turned into an id.
+#[derive(Debug, thiserror::Error)]
+pub enum PseudonymError {
+    /// It looks like personal data, not a pseudonym: refused before anything is kept.
+    #[error("the reference looks like {0}")]
+    PersonalData(domain::personal::LooksLike),
+    #[error(transparent)]
+    Directory(#[from] store::DirectoryError),
 }
 
 impl UseCases {
+    /// Use cases on `store`, with a directory of persons in memory whose ids are derived
+    /// from the references (tests and in-memory tools: the same reference, the same id).
     pub fn new(store: Arc<dyn EventStore>) -> Arc<Self> {
-        Arc::new(Self { store, lanes: Lanes::default() })
+        Self::with_people(store, Arc::new(store::Directory::in_memory()))
+    }
+
+    /// Use cases whose persons are in `people` (a data directory's directory).
+    pub fn with_people(store: Arc<dyn EventStore>, people: Arc<store::Directory>) -> Arc<Self> {
+        Arc::new(Self { store, lanes: Lanes::default(), people })
+    }
+
+    /// The directory of persons.
+    pub fn people(&self) -> &Arc<store::Directory> {
+        &self.people
+    }
+
+    /// The opaque id to record instead of a partner's reference of a person (an aidant
+    /// in a structure, a trainee of a purchase, a Pix candidate of a campaign), issued on
+    /// first use; the reference stays in the directory only, where it can be erased. A
+    /// reference that looks like an e-mail address, a phone number or a NIR is refused
+    /// first (blank ones are left to the domain's rules).
+    pub fn pseudonym(&self, kind: store::PersonKind, scope: &str, reference: &str) -> Result<String, PseudonymError> {
+        if reference.trim().is_empty() {
+            return Ok(String::new());
+        }
+        if let Some(looks_like) = domain::personal::looks_like(reference) {
+            return Err(PseudonymError::PersonalData(looks_like));
+        }
+        Ok(self.people.pseudonym(kind, scope, reference)?.to_string())
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {

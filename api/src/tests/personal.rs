@@ -9,7 +9,11 @@ const FORGET: &str =
 const MATRIX_PERSON: &str = "6d1c1a2e-0000-4000-8000-00000000f0f0";
 
 pub(super) fn matrix_person(api: &Api) {
-    api.state.directory.add_agent_with_id(uuid::Uuid::parse_str(MATRIX_PERSON).unwrap(), "opco", "Matrice").unwrap();
+    api.state
+        .use_cases
+        .people()
+        .add_agent_with_id(uuid::Uuid::parse_str(MATRIX_PERSON).unwrap(), "opco", "Matrice")
+        .unwrap();
 }
 
 pub(super) fn matrix_operations() -> Vec<(Operation, &'static str, Value)> {
@@ -24,7 +28,7 @@ fn code(answer: &Value) -> &Value {
 async fn anct_forgets_a_person_who_then_shows_as_erased_and_the_log_is_unchanged() {
     // Given an agent in the directory who acted, as their token's principal
     let api = Api::new();
-    let person = api.state.directory.add_agent("opco", "Marie Dupont").unwrap();
+    let person = api.state.use_cases.people().add_agent("opco", "Marie Dupont").unwrap();
     let marie = Principal {
         role: Role::Anct,
         structure: None,
@@ -59,7 +63,7 @@ async fn anct_forgets_a_person_who_then_shows_as_erased_and_the_log_is_unchanged
     }
     "#);
     assert_eq!(api.written(), written, "the log is untouched");
-    assert_eq!(api.state.directory.display(&person.to_string()), store::directory::ERASED);
+    assert_eq!(api.state.use_cases.people().display(&person.to_string()), store::directory::ERASED);
 
     // And a second erasure, an unknown id, a malformed one are refused with their codes
     let again = api.run(FORGET, json!({ "person": person.to_string() })).await;
@@ -86,8 +90,25 @@ async fn a_reference_that_looks_like_personal_data_is_refused_naming_the_field()
         let answer = api.run(REQUEST_HABILITATION, habilitation_request(2, BREST, aidant)).await;
         let error = &answer["errors"][0];
         assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{answer}");
-        assert_eq!(error["extensions"]["field"], "the aidant reference", "{answer}");
+        assert_eq!(error["extensions"]["field"], "aidant", "{answer}");
         assert_eq!(error["extensions"]["looksLike"], looks_like, "{answer}");
     }
     assert_eq!(api.written(), written, "nothing written");
+}
+
+#[tokio::test]
+async fn an_aidant_is_recorded_by_an_id_shown_by_reference_then_as_erased() {
+    let api = Api::new();
+    ok(api.run(REGISTER, register_input(1, BREST)).await);
+    let answer = ok(api.run(REQUEST_HABILITATION, habilitation_request(2, BREST, "AIDANT-SECRET-7")).await);
+    assert_eq!(answer["data"]["requestHabilitation"]["habilitation"]["aidant"], "AIDANT-SECRET-7");
+    let events = api.store.read_all(0, 100).await.unwrap();
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains("AIDANT-SECRET-7"), "the log holds the id, not the reference");
+    let person = api.state.use_cases.people().find(store::PersonKind::Aidant, &structure_id(BREST), "AIDANT-SECRET-7");
+    let person = person.unwrap().expect("issued");
+    assert!(text.contains(&person.to_string().to_uppercase()), "as the domain writes references: in upper case");
+    ok(api.run(FORGET, json!({ "person": person.to_string() })).await);
+    let listed = ok(api.query("{ habilitations { aidant status } }").await);
+    assert_eq!(listed["data"]["habilitations"][0]["aidant"], "personne effacée");
 }
