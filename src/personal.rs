@@ -366,7 +366,11 @@ pub async fn subject_access(data: &Path, who: &str) -> anyhow::Result<SubjectAcc
             for (i, needle) in needles.iter().enumerate() {
                 let role = if actor_person(&e.metadata.actor) == Some(persons[i].id) {
                     "auteur"
-                } else if e.payload.as_str().contains(needle.as_str()) || streams[i].contains(&e.stream) {
+                } else if streams[i].contains(&e.stream)
+                    || e.payload.as_str().contains(needle.as_str())
+                    // The domain writes references in upper case.
+                    || e.payload.as_str().contains(&needle.to_uppercase())
+                {
                     streams[i].insert(e.stream.clone());
                     "concerné"
                 } else {

@@ -138,3 +138,54 @@ fn the_migration_refuses_an_archive_inside_the_data_directory() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("outside the data directory"));
 }
+
+#[test]
+fn an_imported_aidant_is_in_no_file_but_the_directory_then_in_none_once_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(tracker(&["seed", "--scenario", "sample"], &data).status.success());
+    let events = stdout(&tracker(&["events"], &data));
+    let siret = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["eventType"] == "StructureRegistered")
+        .map(|e| e["payload"]["siret"].as_str().unwrap().to_string())
+        .unwrap();
+    // Given a structure's file: one aidant by a pseudonymous reference, one by an e-mail address
+    let file = dir.path().join("aidants.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "SIRET;Référence aidant;Étape;Date;Référence session;Moyen;Motif\n\
+             {siret};AIDANT-SECRET-77;demande;01/04/2021;;;\n\
+             {siret};marie.dupont@example.org;demande;01/04/2021;;;\n"
+        ),
+    )
+    .unwrap();
+    let imported = tracker(&["import", "habilitations", file.to_str().unwrap(), "--json"], &data);
+    let report: serde_json::Value = serde_json::from_slice(&imported.stdout).unwrap();
+    // Then the e-mail address is refused, naming the column, and goes nowhere
+    let text = report.to_string();
+    assert!(text.contains("ressemble à une adresse électronique"), "{text}");
+    assert!(files_containing(&data, "marie.dupont@example.org").is_empty());
+    // and the reference is in the directory only (log, WAL, snapshots)
+    assert!(tracker(&["rebuild"], &data).status.success());
+    assert_eq!(files_containing(&data, "AIDANT-SECRET-77"), vec![data.join("directory.sqlite3").display().to_string()]);
+    let access = tracker(&["subject-access", "AIDANT-SECRET-77"], &data);
+    let access: serde_json::Value = serde_json::from_slice(&access.stdout).unwrap();
+    let about = access["personnes"][0]["événements"].as_array().unwrap();
+    assert_eq!(about.len(), 1, "{access}");
+    assert_eq!(about[0]["type"], "HabilitationRequested");
+    assert_eq!(about[0]["qualité"], "concerné");
+    let (digest_before, figures_before) = (digest(&data), figures(&data));
+
+    // When the aidant is forgotten
+    assert!(tracker(&["forget", "AIDANT-SECRET-77"], &data).status.success());
+
+    // Then the reference is in no byte of the data directory, and nothing else changed
+    assert_eq!(files_containing(&data, "AIDANT-SECRET-77"), Vec::<String>::new());
+    assert_eq!(digest(&data), digest_before);
+    assert_eq!(figures(&data), figures_before);
+    assert!(tracker(&["rebuild"], &data).status.success());
+    assert_eq!(figures(&data), figures_before);
+}
