@@ -198,7 +198,12 @@ impl Application {
         // embedded log keeps both in its data directory.
         let shared = log.replica_state();
         let tokens = Arc::new(match &shared {
-            Some(state) => api::TokenStore::shared(state.clone()),
+            // The holders' names stay in this replica's directory of persons.
+            Some(state) => api::TokenStore::shared(state.clone()).with_directory(Arc::new(
+                store::Directory::open(&settings.data_dir).with_context(|| {
+                    format!("cannot open the directory of persons in {}", settings.data_dir.display())
+                })?,
+            )),
             None => api::TokenStore::open(&settings.data_dir)
                 .with_context(|| format!("cannot read the tokens of {}", settings.data_dir.display()))?,
         });
@@ -212,13 +217,7 @@ impl Application {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
         // References of persons become ids of the data directory's directory of persons.
-        let people =
-            match tokens.directory() {
-                Some(directory) => directory.clone(),
-                None => Arc::new(store::Directory::open(&settings.data_dir).with_context(|| {
-                    format!("cannot open the directory of persons in {}", settings.data_dir.display())
-                })?),
-            };
+        let people = tokens.directory().expect("the tokens keep their holders in the directory").clone();
         let use_cases = usecases::UseCases::with_people(store.clone(), people);
         let saga = match &shared {
             Some(state) => sagas::SagaRunner::spawn_leased(

@@ -228,6 +228,27 @@ enum Command {
         #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
         format: String,
     },
+    /// Erases from the directory of persons everyone whose retention period ran out
+    /// (idempotent: run it daily) and tells what it erased; the log is untouched.
+    Retention {
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
+        /// Years the references of aidants, trainees and Pix candidates are kept after
+        /// their last convention closes (or their last event): a term; 5 is ours.
+        #[arg(long, env = "TRACKER_RETENTION_PARTICIPANTS_YEARS", default_value_t = 5)]
+        participants_years: u32,
+        /// Years a token holder is kept after their last token was revoked: a term; 1 is ours.
+        #[arg(long, env = "TRACKER_RETENTION_AGENTS_YEARS", default_value_t = 1)]
+        agents_years: u32,
+        /// The day to count to (default: today).
+        #[arg(long)]
+        today: Option<chrono::NaiveDate>,
+        /// Say what would be erased, erase nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Migrates a data directory written before the directory of persons: token
     /// holders' names leave the log (a new chain, sealed with the old head digest) and
     /// the token file; the old log goes to ARCHIVE (outside the data directory).
@@ -402,6 +423,27 @@ async fn main() -> anyhow::Result<()> {
             match format.as_str() {
                 "csv" => print!("{}", export.csv()),
                 _ => println!("{}", serde_json::to_string_pretty(&export)?),
+            }
+            Ok(())
+        }
+        Command::Retention { data, participants_years, agents_years, today, dry_run, json } => {
+            let terms = tracker::personal::RetentionTerms { participants_years, agents_years };
+            let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let done = tracker::personal::retention(&data, terms, today, dry_run).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&done)?);
+            } else {
+                let verb = if dry_run { "would erase" } else { "erased" };
+                for e in &done.erased {
+                    println!("{verb} {} ({}): {}", e.person, e.kind, e.because);
+                }
+                println!(
+                    "{} {verb}, {} kept (terms: participants {} years, agents {} years)",
+                    done.erased.len(),
+                    done.kept,
+                    terms.participants_years,
+                    terms.agents_years
+                );
             }
             Ok(())
         }

@@ -395,6 +395,144 @@ pub async fn subject_access(data: &Path, who: &str) -> anyhow::Result<SubjectAcc
     })
 }
 
+/// How long the directory keeps a person: terms of the processing, our defaults (the
+/// plan sets none). Counted in years from a business date of the log.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionTerms {
+    /// Aidants, trainees and Pix candidates: this many years after the last convention
+    /// their events touch is closed (ours: 5, the time the accounts of a public
+    /// subsidy can be checked), or after their last event when they touch none.
+    pub participants_years: u32,
+    /// Token holders: this many years after their last token was revoked (ours: 1).
+    pub agents_years: u32,
+}
+
+impl Default for RetentionTerms {
+    fn default() -> Self {
+        Self { participants_years: 5, agents_years: 1 }
+    }
+}
+
+/// One erasure by retention, with why.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Expired {
+    pub person: Uuid,
+    pub kind: &'static str,
+    /// The date the period ran from, and what it was.
+    pub since: chrono::NaiveDate,
+    pub because: String,
+}
+
+/// What `tracker retention` did (or would do, in a dry run).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionReport {
+    pub today: chrono::NaiveDate,
+    pub terms: RetentionTerms,
+    pub dry_run: bool,
+    pub erased: Vec<Expired>,
+    /// Persons kept: their period has not run out.
+    pub kept: usize,
+}
+
+/// Erases from the directory every person whose retention period ran out by `today`
+/// (see [`RetentionTerms`]); idempotent, so it can run daily. The log is untouched.
+pub async fn retention(
+    data: &Path,
+    terms: RetentionTerms,
+    today: chrono::NaiveDate,
+    dry_run: bool,
+) -> anyhow::Result<RetentionReport> {
+    use chrono::{Months, NaiveDate};
+    use std::collections::{HashMap, HashSet};
+    let tokens = api::TokenStore::open(data)?;
+    let directory = tokens.directory().expect("a data directory's tokens have a directory").clone();
+    let persons = directory.persons()?;
+    let log = SqliteStore::open_read_only(data.join(crate::LOG_FILE))?;
+    // One pass over the log: when each convention closed, and for each participant the
+    // date of their last event and the conventions their events touch.
+    let mut closed: HashMap<String, NaiveDate> = HashMap::new();
+    let mut last: HashMap<Uuid, NaiveDate> = HashMap::new();
+    let mut touched: HashMap<Uuid, HashSet<String>> = HashMap::new();
+    let mut stream_person: HashMap<String, Uuid> = HashMap::new();
+    let participants: HashMap<String, Uuid> = persons
+        .iter()
+        .filter(|p| p.kind != store::PersonKind::Agent)
+        .map(|p| (p.id.to_string().to_uppercase(), p.id))
+        .collect();
+    let mut after = 0;
+    loop {
+        let page = log.read_all(after, 4096).await?;
+        let Some(end) = page.last() else { break };
+        after = end.position;
+        for e in &page {
+            if e.event_type == "ConventionClosed" {
+                closed.insert(e.stream_id().to_string(), e.business_date);
+            }
+            let text = e.payload.as_str();
+            let mut who = stream_person.get(&e.stream).copied();
+            if who.is_none() && !participants.is_empty() {
+                who = participants.iter().find(|(needle, _)| text.contains(needle.as_str())).map(|(_, id)| *id);
+                if let Some(id) = who {
+                    stream_person.insert(e.stream.clone(), id);
+                }
+            }
+            let Some(id) = who else { continue };
+            let date = last.entry(id).or_insert(e.business_date);
+            *date = (*date).max(e.business_date);
+            if let Ok(payload) = serde_json::from_str::<serde_json::Value>(text)
+                && let Some(convention) = payload.get("convention_id").and_then(|c| c.as_str())
+            {
+                touched.entry(id).or_default().insert(convention.to_string());
+            }
+        }
+    }
+    let years = |n: u32, from: NaiveDate| from.checked_add_months(Months::new(12 * n)).unwrap_or(NaiveDate::MAX);
+    let all_tokens = tokens.list().await;
+    let mut erased = Vec::new();
+    let mut kept = 0;
+    for p in &persons {
+        let expired = if p.kind == store::PersonKind::Agent {
+            let mine: Vec<_> = all_tokens.iter().filter(|t| t.person == Some(p.id)).collect();
+            let revoked: Option<NaiveDate> = if !mine.is_empty() && mine.iter().all(|t| t.revoked_at.is_some()) {
+                mine.iter().filter_map(|t| t.revoked_at).max().map(|d| d.date_naive())
+            } else {
+                None
+            };
+            revoked
+                .filter(|&since| years(terms.agents_years, since) <= today)
+                .map(|since| (since, format!("last token revoked on {since}, + {} years", terms.agents_years)))
+        } else {
+            let conventions = touched.get(&p.id).cloned().unwrap_or_default();
+            let since = if conventions.is_empty() {
+                last.get(&p.id).copied().map(|d| (d, format!("last event on {d}")))
+            } else if conventions.iter().all(|c| closed.contains_key(c)) {
+                let d = conventions.iter().map(|c| closed[c]).max().expect("not empty");
+                Some((d, format!("every convention of theirs closed, the last on {d}")))
+            } else {
+                None // a convention of theirs is still open
+            };
+            since
+                .filter(|(d, _)| years(terms.participants_years, *d) <= today)
+                .map(|(d, why)| (d, format!("{why}, + {} years", terms.participants_years)))
+        };
+        match expired {
+            Some((since, because)) => erased.push(Expired { person: p.id, kind: p.kind.name(), since, because }),
+            None => kept += 1,
+        }
+    }
+    if !dry_run && !erased.is_empty() {
+        for e in &erased {
+            tokens.revoke_person(e.person).await?;
+        }
+        let ids: Vec<Uuid> = erased.iter().map(|e| e.person).collect();
+        directory.forget_many(&ids, "retention")?;
+    }
+    Ok(RetentionReport { today, terms, dry_run, erased, kept })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -179,6 +179,19 @@ fn an_imported_aidant_is_in_no_file_but_the_directory_then_in_none_once_forgotte
     assert_eq!(about[0]["qualité"], "concerné");
     let (digest_before, figures_before) = (digest(&data), figures(&data));
 
+    // Retention: requested on 2021-04-01, no convention touched yet: kept 5 years (ours)
+    let early = tracker(&["retention", "--today", "2026-03-31", "--json"], &data);
+    let early: serde_json::Value = serde_json::from_slice(&early.stdout).unwrap();
+    let early_ids: Vec<&str> =
+        early["erased"].as_array().unwrap().iter().map(|e| e["person"].as_str().unwrap()).collect();
+    let aidant = access["personnes"][0]["identifiant"].as_str().unwrap();
+    assert!(!early_ids.contains(&aidant), "{early}");
+    let dry = tracker(&["retention", "--today", "2026-04-01", "--dry-run", "--json"], &data);
+    let dry: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    let due = dry["erased"].as_array().unwrap().iter().find(|e| e["person"] == aidant).expect("due on 2026-04-01");
+    assert_eq!(due["because"], "last event on 2021-04-01, + 5 years");
+    assert_eq!(files_containing(&data, "AIDANT-SECRET-77").len(), 1, "a dry run erases nothing");
+
     // When the aidant is forgotten
     assert!(tracker(&["forget", "AIDANT-SECRET-77"], &data).status.success());
 
