@@ -202,3 +202,38 @@ fn an_imported_aidant_is_in_no_file_but_the_directory_then_in_none_once_forgotte
     assert!(tracker(&["rebuild"], &data).status.success());
     assert_eq!(figures(&data), figures_before);
 }
+
+#[test]
+fn retention_erases_a_participant_whose_period_ran_out_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(tracker(&["seed", "--scenario", "sample"], &data).status.success());
+    let events = stdout(&tracker(&["events"], &data));
+    let siret = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["eventType"] == "StructureRegistered")
+        .map(|e| e["payload"]["siret"].as_str().unwrap().to_string())
+        .unwrap();
+    let file = dir.path().join("aidants.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "SIRET;Référence aidant;Étape;Date;Référence session;Moyen;Motif\n{siret};AIDANT-RETENU-9;demande;01/04/2021;;;\n"
+        ),
+    )
+    .unwrap();
+    assert!(tracker(&["import", "habilitations", file.to_str().unwrap()], &data).status.success());
+    let digest_before = digest(&data);
+    // Given five years (ours) after the aidant's last event, when retention runs
+    let run = tracker(&["retention", "--today", "2026-04-02"], &data);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    // Then it says whom it erased and why, the reference is gone, the log is the same
+    let out = stdout(&run);
+    assert!(out.contains("(aidant): last event on 2021-04-01, + 5 years"), "{out}");
+    assert_eq!(files_containing(&data, "AIDANT-RETENU-9"), Vec::<String>::new());
+    assert_eq!(digest(&data), digest_before);
+    // and, run again the next day, it finds nothing more to erase
+    let again = stdout(&tracker(&["retention", "--today", "2026-04-03"], &data));
+    assert!(again.contains("0 erased"), "{again}");
+}
