@@ -36,9 +36,9 @@ async fn anct_forgets_a_person_who_then_shows_as_erased_and_the_log_is_unchanged
         token_id: uuid::Uuid::from_u128(0x3f2a9c1e_0000_0000_0000_000000000000),
         person: Some(person),
     };
-    let request = async_graphql::Request::new(format!(
-        "mutation($input: SignConventionInput!) {{ signConvention(input: $input) {{ position }} }}"
-    ))
+    let request = async_graphql::Request::new(
+        "mutation($input: SignConventionInput!) { signConvention(input: $input) { position } }",
+    )
     .variables(async_graphql::Variables::from_json(json!({ "input": sign_input() })));
     let signed = serde_json::to_value(execute(&api.schema, request, marie).await).unwrap();
     assert_eq!(signed.get("errors"), None, "{signed}");
@@ -111,4 +111,23 @@ async fn an_aidant_is_recorded_by_an_id_shown_by_reference_then_as_erased() {
     ok(api.run(FORGET, json!({ "person": person.to_string() })).await);
     let listed = ok(api.query("{ habilitations { aidant status } }").await);
     assert_eq!(listed["data"]["habilitations"][0]["aidant"], "personne effacée");
+}
+
+#[tokio::test]
+async fn a_pix_candidate_is_recorded_by_an_id_and_a_candidate_that_looks_like_a_phone_number_is_refused() {
+    let api = Api::new();
+    let pix = sign_single(&api, 500, "ANCT-PIX-2021", "370000", "Certifications Pix", "CERTIFICATIONS").await;
+    ok(api.run(REGISTER, register_input(510, BREST)).await);
+    ok(api.run(OPEN_PIX, pix_input(520, pix, 2)).await);
+    let certified = ok(api.run(CERTIFY, certify_input(521, campaign(520), "PIX-SECRET-1", 812)).await);
+    let shown = &certified["data"]["recordPixCertification"]["campaign"]["certifications"][0]["candidate"];
+    assert_eq!(shown, "PIX-SECRET-1", "shown by reference");
+    let events = serde_json::to_string(&api.store.read_all(0, 100).await.unwrap()).unwrap();
+    assert!(!events.contains("PIX-SECRET-1"), "the log holds the candidate's id");
+    let written = api.written();
+    let refused = api.run(CERTIFY, certify_input(522, campaign(520), "07 98 76 54 32", 500)).await;
+    assert_eq!(code(&refused), "BAD_USER_INPUT", "{refused}");
+    assert_eq!(refused["errors"][0]["extensions"]["field"], "candidate");
+    assert_eq!(refused["errors"][0]["extensions"]["looksLike"], "PHONE_NUMBER");
+    assert_eq!(api.written(), written, "nothing written");
 }
