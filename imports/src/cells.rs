@@ -69,7 +69,8 @@ impl<'a> Cells<'a> {
     /// records: refused when it looks like an e-mail address, a phone number or a NIR.
     pub fn person(&self, column: &str, kind: store::PersonKind, scope: &str) -> Result<String, Refusal> {
         let reference = self.text(column, "")?;
-        self.people.pseudonym(kind, scope, &reference).map_err(|e| match e {
+        // Made durable once for the whole file, before any line is sent.
+        self.people.pseudonym_deferred(kind, scope, &reference).map_err(|e| match e {
             usecases::PseudonymError::PersonalData(looks_like) => Refusal::new(
                 "DonnéePersonnelle",
                 format!(

@@ -131,6 +131,10 @@ pub async fn import(
             Err(refusal) => outcomes[i] = Some(Err(refusal)),
         }
     }
+    // The ids the lines carry instead of persons' references, durable before any is sent.
+    if let Err(e) = uc.people().make_durable() {
+        return Err(FileError::new(None, None, format!("l'annuaire des personnes n'a pu être écrit : {e}")));
+    }
     let done = AtomicUsize::new(outcomes.iter().filter(|o| o.is_some()).count());
     progress(done.load(Ordering::Relaxed), total);
     let results: Vec<Vec<(usize, Result<bool, Refusal>)>> = futures::stream::iter(groups)

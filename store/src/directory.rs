@@ -116,6 +116,8 @@ pub struct Directory {
     derived: bool,
     /// No cache beside it: another process (`tracker forget`) may erase a row at any time.
     conn: Mutex<Connection>,
+    /// Ids issued since the last [`Directory::make_durable`].
+    pending: std::sync::atomic::AtomicBool,
 }
 
 const SCHEMA: &str = "
@@ -152,12 +154,14 @@ impl Directory {
             // Freed pages are overwritten with zeros: an erased row leaves no bytes behind.
             conn.pragma_update(None, "secure_delete", "ON")?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
-            // An id must be durable before an event that carries it is written.
-            conn.pragma_update(None, "synchronous", "FULL")?;
+            // An id must be durable before an event that carries it is written: commits are
+            // cheap (NORMAL), and [`Directory::make_durable`] checkpoints before the write,
+            // once for a whole file of references.
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.execute_batch(SCHEMA)
         })()
         .map_err(|e| failed(&e))?;
-        Ok(Self { path, derived: false, conn: Mutex::new(conn) })
+        Ok(Self { path, derived: false, conn: Mutex::new(conn), pending: Default::default() })
     }
 
     /// The same directory, issuing ids derived from the references (see [`derived_id`]):
@@ -172,7 +176,7 @@ impl Directory {
     pub fn in_memory() -> Self {
         let conn = Connection::open_in_memory().expect("SQLite opens in memory");
         conn.execute_batch(SCHEMA).expect("the directory's schema");
-        Self { path: PathBuf::from(":memory:"), derived: true, conn: Mutex::new(conn) }
+        Self { path: PathBuf::from(":memory:"), derived: true, conn: Mutex::new(conn), pending: Default::default() }
     }
 
     pub fn path(&self) -> &Path {
@@ -261,6 +265,7 @@ impl Directory {
                         insert
                             .execute(params![id.to_string(), kind.name(), scope, reference, now])
                             .map_err(|e| self.failed(e))?;
+                        self.pending.store(true, std::sync::atomic::Ordering::SeqCst);
                         id
                     }
                 });
@@ -268,6 +273,16 @@ impl Directory {
         }
         tx.commit().map_err(|e| self.failed(e))?;
         Ok(ids)
+    }
+
+    /// Makes the ids issued so far durable (a checkpoint, which syncs the file): call it
+    /// before writing events that carry them.
+    pub fn make_durable(&self) -> Result<(), DirectoryError> {
+        if !self.pending.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let conn = self.conn.lock().expect("directory poisoned");
+        conn.execute_batch("PRAGMA wal_checkpoint(FULL);").map_err(|e| self.failed(e))
     }
 
     /// The id already issued for a reference, without issuing one.

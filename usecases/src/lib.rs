@@ -183,6 +183,26 @@ impl UseCases {
         if let Some(looks_like) = domain::personal::looks_like(reference) {
             return Err(PseudonymError::PersonalData(looks_like));
         }
+        let id = self.pseudonym_deferred(kind, scope, reference)?;
+        self.people.make_durable()?;
+        Ok(id)
+    }
+
+    /// [`pseudonym`](Self::pseudonym) without making the new id durable yet: for a file
+    /// of references, made durable once with [`store::Directory::make_durable`] before
+    /// any of its lines is written.
+    pub fn pseudonym_deferred(
+        &self,
+        kind: store::PersonKind,
+        scope: &str,
+        reference: &str,
+    ) -> Result<String, PseudonymError> {
+        if reference.trim().is_empty() {
+            return Ok(String::new());
+        }
+        if let Some(looks_like) = domain::personal::looks_like(reference) {
+            return Err(PseudonymError::PersonalData(looks_like));
+        }
         Ok(self.people.pseudonym(kind, scope, reference)?.to_string())
     }
 
