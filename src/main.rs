@@ -215,6 +215,66 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         after: u64,
     },
+    /// Erases a person from the directory of persons (by id, or by their exact reference
+    /// or name): their name and references go, their tokens are revoked; the log, its
+    /// digest and every figure stay as they are (the person shows as "personne effacée").
+    Forget {
+        /// The person's id, or their exact reference or name.
+        person: String,
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
+        /// Erase every person the reference or name matches (several structures' aidants).
+        #[arg(long)]
+        all: bool,
+        /// Why: kept with the erasure (no personal data).
+        #[arg(long, default_value = "request")]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exports everything held about a person (directory entry, tokens, every event
+    /// about them), in French, as JSON or CSV.
+    SubjectAccess {
+        /// The person's id, or their exact reference or name.
+        person: String,
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
+        #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
+        format: String,
+    },
+    /// Erases from the directory of persons everyone whose retention period ran out
+    /// (idempotent: run it daily) and tells what it erased; the log is untouched.
+    Retention {
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
+        /// Years the references of aidants, trainees and Pix candidates are kept after
+        /// their last convention closes (or their last event): a term; 5 is ours.
+        #[arg(long, env = "TRACKER_RETENTION_PARTICIPANTS_YEARS", default_value_t = 5)]
+        participants_years: u32,
+        /// Years a token holder is kept after their last token was revoked: a term; 1 is ours.
+        #[arg(long, env = "TRACKER_RETENTION_AGENTS_YEARS", default_value_t = 1)]
+        agents_years: u32,
+        /// The day to count to (default: today).
+        #[arg(long)]
+        today: Option<chrono::NaiveDate>,
+        /// Say what would be erased, erase nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Migrates a data directory written before the directory of persons: token
+    /// holders' names leave the log (a new chain, sealed with the old head digest) and
+    /// the token file; the old log goes to ARCHIVE (outside the data directory).
+    MigratePersonalData {
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
+        /// Where the old log goes (it still holds the names: keep it sealed, or destroy it).
+        #[arg(long)]
+        archive: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -227,9 +287,13 @@ enum TokenAction {
         /// The structure a `structure` token is bound to (its id).
         #[arg(long)]
         structure: Option<uuid::Uuid>,
-        /// Who holds the token (recorded as the actor of every event it causes).
+        /// Who holds the token: their name goes into the directory of persons
+        /// (DATA/directory.sqlite3), and the log records only their opaque id.
+        #[arg(long, required_unless_present = "person", conflicts_with = "person")]
+        label: Option<String>,
+        /// Another token for a person already in the directory (their id).
         #[arg(long)]
-        label: String,
+        person: Option<uuid::Uuid>,
     },
     /// Revokes a token by id: requests with it are refused at once.
     Revoke { id: uuid::Uuid },
@@ -353,6 +417,65 @@ async fn main() -> anyhow::Result<()> {
         die_quietly_on_a_closed_pipe();
     }
     match command {
+        Command::Forget { person, data, all, reason, json } => {
+            let done = app::personal::forget(&data, &person, all, &reason).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&done)?);
+            } else {
+                for e in &done.erasures {
+                    println!("person {} ({}) erased: {} ({})", e.id, e.kind.name(), e.erased_at, e.reason);
+                }
+                for t in &done.tokens_revoked {
+                    println!("token {t} revoked");
+                }
+                println!("the log is unchanged: `tracker verify` gives the same head digest");
+            }
+            Ok(())
+        }
+        Command::SubjectAccess { person, data, format } => {
+            let export = app::personal::subject_access(&data, &person).await?;
+            match format.as_str() {
+                "csv" => print!("{}", export.csv()),
+                _ => println!("{}", serde_json::to_string_pretty(&export)?),
+            }
+            Ok(())
+        }
+        Command::Retention { data, participants_years, agents_years, today, dry_run, json } => {
+            let terms = app::personal::RetentionTerms { participants_years, agents_years };
+            let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let done = app::personal::retention(&data, terms, today, dry_run).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&done)?);
+            } else {
+                let verb = if dry_run { "would erase" } else { "erased" };
+                for e in &done.erased {
+                    println!("{verb} {} ({}): {}", e.person, e.kind, e.because);
+                }
+                println!(
+                    "{} {verb}, {} kept (terms: participants {} years, agents {} years)",
+                    done.erased.len(),
+                    done.kept,
+                    terms.participants_years,
+                    terms.agents_years
+                );
+            }
+            Ok(())
+        }
+        Command::MigratePersonalData { data, archive, json } => {
+            let done = app::personal::migrate(&data, &archive).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&done)?);
+            } else {
+                println!(
+                    "migrated {} events: {} actors named a person ({} persons moved to the directory)",
+                    done.events, done.actors_replaced, done.persons
+                );
+                println!("  old log, sealed: {} (head digest {})", done.archived_log.display(), done.previous_head);
+                println!("  prove it: tracker verify --data {} --expect {}", archive.display(), done.previous_head);
+                println!("  new log: head digest {} (its last event records the old digest)", done.head);
+            }
+            Ok(())
+        }
         Command::Serve { data, store, addr, demo, graphiql, scenario, rate_limit } => {
             let data_dir =
                 data.unwrap_or_else(|| if demo { PathBuf::from("data/demo") } else { PathBuf::from("data") });
@@ -738,27 +861,35 @@ async fn token(data: &std::path::Path, store: Option<&str>, action: TokenAction)
             let state = log.replica_state().with_context(|| {
                 format!("{} keeps no tokens: they stay in the data directory", store::redact_url(url))
             })?;
-            api::TokenStore::shared(state)
+            // The holders' names stay in this data directory's directory of persons.
+            api::TokenStore::shared(state).with_directory(std::sync::Arc::new(store::Directory::open(data)?))
         }
     };
     match action {
-        TokenAction::Create { role, structure, label } => {
+        TokenAction::Create { role, structure, label, person } => {
             let role = api::Role::parse(&role)
                 .with_context(|| format!("unknown role `{role}`: use anct, opco, structure, copil or auditor"))?;
-            let (record, secret) = tokens.create(role, structure, &label).await.map_err(|e| anyhow::anyhow!(e))?;
-            println!("token {} ({}, {})", record.id, role.name(), record.label);
+            let holder = match (&label, person) {
+                (_, Some(person)) => api::Holder::Person(person),
+                (Some(label), None) => api::Holder::Named(label),
+                (None, None) => anyhow::bail!("give --label NAME or --person ID"),
+            };
+            let (record, secret) = tokens.create(role, structure, holder).await?;
+            let person = record.person.map(|p| p.to_string()).unwrap_or_default();
+            println!("token {} ({}, {}, person {person})", record.id, role.name(), tokens.holder_name(&record));
             println!("{secret}");
             eprintln!("This secret is shown once: only its hash is kept. Send it as `Authorization: Bearer <secret>`.");
         }
         TokenAction::Revoke { id } => {
-            anyhow::ensure!(tokens.revoke(id).await.map_err(|e| anyhow::anyhow!(e))?, "no active token {id}");
+            anyhow::ensure!(tokens.revoke(id).await?, "no active token {id}");
             println!("token {id} revoked");
         }
         TokenAction::List => {
             for t in tokens.list().await {
                 let state = t.revoked_at.map_or("active".to_string(), |at| format!("revoked {at}"));
                 let structure = t.structure.map(|s| format!(" structure {s}")).unwrap_or_default();
-                println!("{}  {:<9} {}{structure}  ({state})", t.id, t.role.name(), t.label);
+                let person = t.person.map(|p| format!(" person {p}")).unwrap_or_default();
+                println!("{}  {:<9} {}{person}{structure}  ({state})", t.id, t.role.name(), tokens.holder_name(&t));
             }
         }
     }

@@ -102,6 +102,12 @@ pub struct HabilitationView {
     pub reason: Option<String>,
 }
 
+/// The view with the aidant's reference in place of the id the log holds.
+fn shown(state: &AppState, mut view: HabilitationView) -> HabilitationView {
+    view.aidant = crate::personal::shown(state, &view.aidant);
+    view
+}
+
 impl From<HabilitationRecord> for HabilitationView {
     fn from(h: HabilitationRecord) -> Self {
         HabilitationView {
@@ -186,7 +192,9 @@ fn answer(
 ) -> AidantsConnectPayload {
     AidantsConnectPayload {
         written: crate::mutation::Written::new(command_id, outcome),
-        habilitation: h.and_then(|h| state.programmes.read(|v| v.habilitations.get(&h).cloned())).map(Into::into),
+        habilitation: h
+            .and_then(|h| state.programmes.read(|v| v.habilitations.get(&h).cloned()))
+            .map(|h| shown(state, h.into())),
         session: s.and_then(|s| state.programmes.read(|v| v.sessions.get(&s).cloned())).map(Into::into),
     }
 }
@@ -254,12 +262,15 @@ impl AidantsMutation {
             // Another structure's: answered as if it did not exist.
             return Err(bad_input("structureId", format!("no structure {} is registered", structure.structure_id)));
         }
-        let id = HabilitationId::of(structure.structure_id, &input.aidant);
+        // The log records the aidant's opaque id; the reference stays in the directory.
+        let scope = structure.structure_id.0.to_string();
+        let aidant = crate::personal::pseudonym(state, store::PersonKind::Aidant, &scope, &input.aidant, "aidant")?;
+        let id = HabilitationId::of(structure.structure_id, &aidant);
         let command = HabilitationCommand::Request {
             habilitation_id: id,
             structure_id: structure.structure_id,
             departement: structure.departement.clone(),
-            aidant: input.aidant.clone(),
+            aidant,
             on: input.requested_on.0,
         };
         let meta = input.command.meta(&principal.actor())?;
@@ -383,7 +394,7 @@ impl AidantsQuery {
             .map(|id| domain::structure::StructureId::parse(&id).map_err(|e| bad_input("structureId", e)))
             .transpose()?;
         let state = ctx.data_unchecked::<AppState>();
-        let mut all: Vec<HabilitationRecord> = state.programmes.read(|v| {
+        let all: Vec<HabilitationRecord> = state.programmes.read(|v| {
             v.habilitations
                 .values()
                 .filter(|h| principal.sees_structure(h.structure_id.0))
@@ -392,7 +403,9 @@ impl AidantsQuery {
                 .cloned()
                 .collect()
         });
-        all.sort_by(|a, b| (a.requested_on, &a.aidant).cmp(&(b.requested_on, &b.aidant)));
-        Ok(all.into_iter().map(Into::into).collect())
+        // In the order of the references people know, not of the ids the log holds.
+        let mut views: Vec<HabilitationView> = all.into_iter().map(|h| shown(state, h.into())).collect();
+        views.sort_by(|a, b| (a.requested_on.0, &a.aidant).cmp(&(b.requested_on.0, &b.aidant)));
+        Ok(views)
     }
 }

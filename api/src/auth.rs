@@ -111,6 +111,7 @@ pub enum Operation {
     RecordCoFunderSpending,
     OrderRecovery,
     RecordRecoveryPaid,
+    ForgetPerson,
 }
 
 impl Operation {
@@ -178,6 +179,7 @@ impl Operation {
             Operation::RecordCoFunderSpending => "recordCoFunderSpending",
             Operation::OrderRecovery => "orderRecovery",
             Operation::RecordRecoveryPaid => "recordRecoveryPaid",
+            Operation::ForgetPerson => "forgetPerson",
         }
     }
 }
@@ -260,6 +262,8 @@ pub const MATRIX: &[(Operation, &[Role])] = &[
     (O::RecordCoFunderSpending, &[R::Opco]),
     (O::OrderRecovery, &[R::Anct]),
     (O::RecordRecoveryPaid, &[R::Anct]),
+    // Erasure in the directory of persons: ANCT, the controller of the processing.
+    (O::ForgetPerson, &[R::Anct]),
 ];
 
 pub fn allowed(role: Role, operation: Operation) -> bool {
@@ -291,14 +295,25 @@ pub struct Principal {
     pub role: Role,
     /// The structure a `structure` token is bound to.
     pub structure: Option<Uuid>,
+    /// The holder's name as the directory of persons has it (never recorded in the log;
+    /// [`store::directory::ERASED`] once erased), or a local tool's name.
     pub label: String,
     pub token_id: Uuid,
+    /// The person behind the token, an opaque id the directory issued; `None` for a
+    /// local tool (a seeder), which is no person.
+    pub person: Option<Uuid>,
 }
 
 impl Principal {
-    /// The actor recorded on every event this principal causes.
+    /// The actor recorded on every event this principal causes: the role and the opaque
+    /// id of the person behind the token (`opco:<person id> (token 3f2a9c1e)`), never a
+    /// name; a local tool's name for a principal no token stands behind.
     pub fn actor(&self) -> String {
-        format!("{}:{} (token {})", self.role.name(), self.label, &self.token_id.simple().to_string()[..8])
+        let who = match self.person {
+            Some(person) => person.to_string(),
+            None => self.label.clone(),
+        };
+        format!("{}:{who} (token {})", self.role.name(), &self.token_id.simple().to_string()[..8])
     }
 
     /// Whether this principal may see the data of `structure`: every role but `structure`
@@ -309,7 +324,7 @@ impl Principal {
 
     /// A principal that no token stands behind, for tests and in-process tools.
     pub fn local(role: Role, label: &str) -> Self {
-        Self { role, structure: None, label: label.into(), token_id: Uuid::nil() }
+        Self { role, structure: None, label: label.into(), token_id: Uuid::nil(), person: None }
     }
 }
 
@@ -337,7 +352,8 @@ pub enum AuthError {
     Unknown,
 }
 
-/// A token as stored: never the secret, only its hash.
+/// A token as stored: never the secret, only its hash; never its holder's name, only
+/// the opaque id of the person in the directory.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     pub id: Uuid,
@@ -345,9 +361,40 @@ pub struct TokenRecord {
     pub hash: String,
     pub role: Role,
     pub structure: Option<Uuid>,
+    /// The holder, in the directory of persons. `None` only in a token file written
+    /// before the directory existed (`tracker migrate-personal-data` fills it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<Uuid>,
+    /// The holder's name, as token files kept it before the directory: read to migrate
+    /// them, never written any more.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub label: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Why a token could not be created or revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("a structure token needs --structure <structure id>")]
+    StructureMissing,
+    #[error("only structure tokens are bound to a structure")]
+    StructureNotAllowed,
+    #[error("a token needs a label (who holds it) or the id of a person already in the directory")]
+    HolderMissing,
+    #[error("no person {0} in the directory of persons: create the token with --label")]
+    NoSuchPerson(Uuid),
+    #[error("cannot write {place}: {message}")]
+    Storage { place: String, message: String },
+    #[error(transparent)]
+    Directory(#[from] store::DirectoryError),
+}
+
+/// Who a new token is for: a new person of the directory (their name) or one it holds.
+#[derive(Clone, Copy, Debug)]
+pub enum Holder<'a> {
+    Named(&'a str),
+    Person(Uuid),
 }
 
 fn hash_secret(secret: &str) -> String {
@@ -365,6 +412,9 @@ fn well_formed(secret: &str) -> bool {
 /// once.
 pub struct TokenStore {
     backend: Backend,
+    /// Where the holders' names are (the data directory's); `None` for shared tokens
+    /// managed without one, whose holders are then ids only.
+    directory: Option<Arc<store::Directory>>,
 }
 
 enum Backend {
@@ -375,16 +425,33 @@ enum Backend {
 impl TokenStore {
     pub const FILE: &'static str = "tokens.json";
 
+    /// The tokens of a data directory, their holders in its directory of persons.
     pub fn open(data_dir: &Path) -> std::io::Result<Self> {
-        let store =
-            Self { backend: Backend::File { path: data_dir.join(Self::FILE), state: RwLock::new((None, Vec::new())) } };
+        let directory = store::Directory::open(data_dir).map_err(std::io::Error::other)?;
+        let store = Self {
+            backend: Backend::File { path: data_dir.join(Self::FILE), state: RwLock::new((None, Vec::new())) },
+            directory: Some(Arc::new(directory)),
+        };
         store.refresh()?;
+        store.move_labels_to_directory()?;
         Ok(store)
     }
 
-    /// The tokens the replicas of a shared log share (only hashes are stored there too).
+    /// The tokens the replicas of a shared log share (only hashes and person ids are
+    /// stored there).
     pub fn shared(state: Arc<dyn store::ReplicaState>) -> Self {
-        Self { backend: Backend::Shared(state) }
+        Self { backend: Backend::Shared(state), directory: None }
+    }
+
+    /// Keeps the holders' names in `directory` (a replica's data directory's).
+    pub fn with_directory(mut self, directory: Arc<store::Directory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// The directory of persons the holders are in, if any.
+    pub fn directory(&self) -> Option<&Arc<store::Directory>> {
+        self.directory.as_ref()
     }
 
     fn refresh(&self) -> std::io::Result<()> {
@@ -422,34 +489,50 @@ impl TokenStore {
     }
 
     /// Creates a token and returns its record and its secret, which is shown only once.
+    /// A named holder becomes a new person of the directory (the name is kept there
+    /// only); a token for a person already there shares their id.
     pub async fn create(
         &self,
         role: Role,
         structure: Option<Uuid>,
-        label: &str,
-    ) -> Result<(TokenRecord, String), String> {
+        holder: Holder<'_>,
+    ) -> Result<(TokenRecord, String), TokenError> {
         match (role, structure) {
-            (Role::Structure, None) => return Err("a structure token needs --structure <structure id>".into()),
-            (r, Some(_)) if r != Role::Structure => return Err("only structure tokens are bound to a structure".into()),
+            (Role::Structure, None) => return Err(TokenError::StructureMissing),
+            (r, Some(_)) if r != Role::Structure => return Err(TokenError::StructureNotAllowed),
             _ => {}
         }
-        if label.trim().is_empty() {
-            return Err("a token needs a label (who holds it)".into());
-        }
+        let person = match holder {
+            Holder::Named(name) if name.trim().is_empty() => return Err(TokenError::HolderMissing),
+            Holder::Named(name) => match &self.directory {
+                Some(directory) => directory.add_agent(role.name(), name)?,
+                None => Uuid::new_v4(),
+            },
+            Holder::Person(id) => {
+                if let Some(directory) = &self.directory
+                    && !matches!(directory.lookup(id)?, store::directory::Lookup::Known(_))
+                {
+                    return Err(TokenError::NoSuchPerson(id));
+                }
+                id
+            }
+        };
         let secret = format!("ct_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
         let record = TokenRecord {
             id: Uuid::new_v4(),
             hash: hash_secret(&secret),
             role,
             structure,
-            label: label.trim().to_string(),
+            person: Some(person),
+            label: String::new(),
             created_at: Utc::now(),
             revoked_at: None,
         };
-        let cannot = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", self.where_kept());
+        let cannot =
+            |e: &dyn std::fmt::Display| TokenError::Storage { place: self.where_kept(), message: e.to_string() };
         match &self.backend {
             Backend::File { .. } => {
-                self.refresh().map_err(|e| e.to_string())?;
+                self.refresh().map_err(|e| cannot(&e))?;
                 let mut tokens = self.list().await;
                 tokens.push(record.clone());
                 self.save(&tokens).map_err(|e| cannot(&e))?;
@@ -460,11 +543,12 @@ impl TokenStore {
     }
 
     /// Revokes a token by id; false when there is no such active token.
-    pub async fn revoke(&self, id: Uuid) -> Result<bool, String> {
-        let cannot = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", self.where_kept());
+    pub async fn revoke(&self, id: Uuid) -> Result<bool, TokenError> {
+        let cannot =
+            |e: &dyn std::fmt::Display| TokenError::Storage { place: self.where_kept(), message: e.to_string() };
         match &self.backend {
             Backend::File { .. } => {
-                self.refresh().map_err(|e| e.to_string())?;
+                self.refresh().map_err(|e| cannot(&e))?;
                 let mut tokens = self.list().await;
                 let Some(t) = tokens.iter_mut().find(|t| t.id == id && t.revoked_at.is_none()) else {
                     return Ok(false);
@@ -475,6 +559,53 @@ impl TokenStore {
             }
             Backend::Shared(state) => state.revoke_token(id, Utc::now()).await.map_err(|e| cannot(&e)),
         }
+    }
+
+    /// The holder's name for display: the directory's, "personne effacée", or the id.
+    pub fn holder_name(&self, record: &TokenRecord) -> String {
+        match (record.person, &self.directory) {
+            (Some(person), Some(directory)) => directory.display(&person.to_string()),
+            (Some(person), None) => person.to_string(),
+            (None, _) => record.label.clone(),
+        }
+    }
+
+    /// Revokes every active token of a person (an erased person acts no more); the
+    /// revoked tokens' ids.
+    pub async fn revoke_person(&self, person: Uuid) -> Result<Vec<Uuid>, TokenError> {
+        let mut revoked = Vec::new();
+        for t in self.list().await {
+            if t.person == Some(person) && t.revoked_at.is_none() && self.revoke(t.id).await? {
+                revoked.push(t.id);
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Rewrites a token file of before the directory, at open: each label becomes a
+    /// person of the directory (one per distinct role and label, the one the log's
+    /// migration finds too), and the file keeps only their ids.
+    fn move_labels_to_directory(&self) -> std::io::Result<()> {
+        let (Some(directory), Backend::File { state, .. }) = (&self.directory, &self.backend) else { return Ok(()) };
+        let mut tokens = state.read().expect("tokens poisoned").1.clone();
+        if !tokens.iter().any(|t| t.person.is_none()) {
+            return Ok(());
+        }
+        let mut people = std::collections::BTreeMap::new();
+        for t in tokens.iter_mut().filter(|t| t.person.is_none()) {
+            let key = (t.role.name().to_string(), t.label.clone());
+            let person = match people.get(&key) {
+                Some(p) => *p,
+                None => {
+                    let p = directory.agent(t.role.name(), &t.label).map_err(std::io::Error::other)?;
+                    people.insert(key, p);
+                    p
+                }
+            };
+            t.person = Some(person);
+            t.label.clear();
+        }
+        self.save(&tokens)
     }
 
     pub async fn list(&self) -> Vec<TokenRecord> {
@@ -541,7 +672,8 @@ impl TokenStore {
             },
         };
         let t = found.ok_or(AuthError::Unknown)?;
-        Ok(Principal { role: t.role, structure: t.structure, label: t.label.clone(), token_id: t.id })
+        let label = self.holder_name(&t);
+        Ok(Principal { role: t.role, structure: t.structure, label, token_id: t.id, person: t.person })
     }
 }
 
@@ -580,13 +712,16 @@ mod tests {
     async fn tokens_are_stored_hashed_and_revocable() {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::open(dir.path()).unwrap();
-        let (record, secret) = store.create(Role::Opco, None, "Marie (OPCO)").await.unwrap();
+        let (record, secret) = store.create(Role::Opco, None, Holder::Named("Marie (OPCO)")).await.unwrap();
         let file = std::fs::read_to_string(dir.path().join(TokenStore::FILE)).unwrap();
         assert!(!file.contains(&secret), "the secret is never stored");
         assert!(file.contains(&record.hash));
         let principal = store.authenticate(Some(&format!("Bearer {secret}"))).await.unwrap();
         assert_eq!((principal.role, principal.token_id), (Role::Opco, record.id));
-        assert!(principal.actor().starts_with("opco:Marie (OPCO) (token "));
+        let person = record.person.expect("a new token names its holder's id");
+        assert_eq!(principal.actor(), format!("opco:{person} (token {})", &record.id.simple().to_string()[..8]));
+        assert!(!file.contains("Marie"), "the holder's name is kept in the directory only");
+        assert_eq!(principal.label, "Marie (OPCO)");
 
         // Another process (the CLI) revokes it: the running store sees it.
         let cli = TokenStore::open(dir.path()).unwrap();
@@ -603,7 +738,7 @@ mod tests {
             (store::PostgresStore::connect(&url).await.unwrap(), store::PostgresStore::connect(&url).await.unwrap());
         let state: Arc<dyn store::ReplicaState> = Arc::new(a);
         let (one, other) = (TokenStore::shared(state.clone()), TokenStore::shared(Arc::new(b)));
-        let (record, secret) = one.create(Role::Opco, None, "Marie (OPCO)").await.unwrap();
+        let (record, secret) = one.create(Role::Opco, None, Holder::Named("Marie (OPCO)")).await.unwrap();
         let bearer = format!("Bearer {secret}");
         assert_eq!(other.authenticate(Some(&bearer)).await.unwrap().token_id, record.id);
         let stored = state.tokens().await.unwrap();
@@ -631,10 +766,16 @@ mod tests {
     async fn structure_tokens_are_bound_to_one_structure() {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::open(dir.path()).unwrap();
-        assert!(store.create(Role::Structure, None, "CCAS de Brest").await.is_err());
-        assert!(store.create(Role::Anct, Some(Uuid::new_v4()), "x").await.is_err());
+        let refused = store.create(Role::Structure, None, Holder::Named("CCAS de Brest")).await;
+        assert!(matches!(refused, Err(TokenError::StructureMissing)));
+        let refused = store.create(Role::Anct, Some(Uuid::new_v4()), Holder::Named("x")).await;
+        assert!(matches!(refused, Err(TokenError::StructureNotAllowed)));
+        assert!(matches!(store.create(Role::Anct, None, Holder::Named("  ")).await, Err(TokenError::HolderMissing)));
+        let nobody = Uuid::new_v4();
+        let refused = store.create(Role::Anct, None, Holder::Person(nobody)).await;
+        assert!(matches!(refused, Err(TokenError::NoSuchPerson(id)) if id == nobody));
         let id = Uuid::new_v4();
-        let (_, secret) = store.create(Role::Structure, Some(id), "CCAS de Brest").await.unwrap();
+        let (_, secret) = store.create(Role::Structure, Some(id), Holder::Named("CCAS de Brest")).await.unwrap();
         assert_eq!(store.authenticate(Some(&format!("Bearer {secret}"))).await.unwrap().structure, Some(id));
     }
 }

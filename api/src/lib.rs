@@ -20,6 +20,7 @@ mod inputs;
 mod limits;
 mod measures;
 mod mutation;
+mod personal;
 mod programmes;
 mod purchases;
 mod query;
@@ -39,7 +40,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::EventStore;
 
-pub use auth::{AuthError, MATRIX, Operation, Principal, Role, TokenStore, matrix_markdown};
+pub use auth::{
+    AuthError, Holder, MATRIX, Operation, Principal, Role, TokenError, TokenRecord, TokenStore, matrix_markdown,
+};
 pub use errors::codes;
 pub use limits::{DEFAULT_RATE_PER_SECOND, MAX_TEXT_CHARS};
 pub use scalars::{DateScalar, MoneyScalar};
@@ -89,6 +92,8 @@ pub struct AppState {
     pub heavy: Arc<heavy::HeavyLane>,
     /// Requests per token over HTTP.
     pub rate: Arc<limits::RateLimiter>,
+    /// The tokens, to revoke an erased person's.
+    pub tokens: Option<Arc<TokenStore>>,
 }
 
 impl AppState {
@@ -109,6 +114,7 @@ impl AppState {
             replays: Arc::new(tokio::sync::Semaphore::new(1)),
             heavy: heavy::HeavyLane::new(),
             rate: Arc::new(limits::RateLimiter::new(limits::DEFAULT_RATE_PER_SECOND)),
+            tokens: None,
         }
     }
 
@@ -138,6 +144,7 @@ impl AppState {
             replays: Arc::new(tokio::sync::Semaphore::new(1)),
             heavy: heavy::HeavyLane::new(),
             rate: Arc::new(limits::RateLimiter::new(limits::DEFAULT_RATE_PER_SECOND)),
+            tokens: None,
         }
     }
 
@@ -188,6 +195,14 @@ impl AppState {
     /// The same state, letting each token send `per_second` requests on average (0: no limit).
     pub fn with_rate_limit(mut self, per_second: u32) -> Self {
         self.rate = Arc::new(limits::RateLimiter::new(per_second));
+        self
+    }
+
+    /// The same state, with the data directory's tokens (`forgetPerson` revokes an
+    /// erased person's). The directory of persons is the use cases' (see
+    /// [`usecases::UseCases::people`]).
+    pub fn with_tokens(mut self, tokens: Arc<TokenStore>) -> Self {
+        self.tokens = Some(tokens);
         self
     }
 

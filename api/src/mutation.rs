@@ -201,4 +201,5 @@ pub struct Mutation(
     crate::claims::ClaimMutation,
     crate::measures::MeasureMutation,
     crate::disbursements::DisbursementMutation,
+    crate::personal::PersonalMutation,
 );

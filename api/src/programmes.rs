@@ -100,12 +100,13 @@ impl CampaignView {
     async fn opened_on(&self) -> DateScalar {
         self.0.opened_on.into()
     }
-    async fn certifications(&self) -> Vec<PixCertification> {
+    async fn certifications(&self, ctx: &Context<'_>) -> Vec<PixCertification> {
+        let state = ctx.data_unchecked::<AppState>();
         self.0
             .certifications
             .iter()
             .map(|c| PixCertification {
-                candidate: c.candidate.clone(),
+                candidate: crate::personal::shown(state, &c.candidate),
                 departement: (&c.departement).into(),
                 score: c.score,
                 certified_on: c.certified_on.into(),
@@ -248,9 +249,12 @@ impl ProgrammeMutation {
         let state = ctx.data_unchecked::<AppState>();
         let campaign_id = CampaignId::parse(&input.campaign_id).map_err(|e| bad_input("campaignId", e))?;
         let structure = structure(state, &input.structure_id).await?;
+        let scope = campaign_id.0.to_string();
+        let candidate =
+            crate::personal::pseudonym(state, store::PersonKind::Candidate, &scope, &input.candidate, "candidate")?;
         let command = PixCommand::RecordCertification {
             campaign_id,
-            candidate: input.candidate.clone(),
+            candidate,
             structure_id: structure.structure_id,
             departement: structure.departement.clone(),
             score: input.score,

@@ -10,6 +10,7 @@ mod concurrency;
 mod dashboard;
 mod disbursements;
 mod measures;
+mod personal;
 mod report;
 
 struct Api {
@@ -706,6 +707,7 @@ fn every_operation() -> Vec<(Operation, &'static str, Value)> {
     .chain(report::matrix_operations())
     .chain(measures::matrix_operations())
     .chain(disbursements::matrix_operations())
+    .chain(personal::matrix_operations())
     .collect()
 }
 
@@ -848,6 +850,7 @@ async fn a_structure_sees_only_itself_and_others_answer_as_if_absent() {
         structure: Some(uuid::Uuid::parse_str(&structure_id(BREST)).unwrap()),
         label: "CCAS de Brest".into(),
         token_id: uuid::Uuid::nil(),
+        person: None,
     };
     let as_brest = |query: String| {
         let (schema, brest) = (api.schema.clone(), brest.clone());
@@ -897,6 +900,7 @@ impl Api {
     /// state: 700 approved, 701 requested, 702 attended.
     async fn for_matrix() -> Self {
         let api = Self::with_budget().await;
+        personal::matrix_person(&api);
         // A commitment already served, so that a payment can be recorded on it.
         ok(api.run(COMMIT, commit_input(610, "ACHAT-0000", "10")).await);
         let serve = json!({ "commandId": cmd(611), "conventionId": convention_id(), "reference": "ACHAT-0000",
@@ -1060,6 +1064,7 @@ async fn a_structure_sees_only_its_own_purchases() {
         structure: Some(uuid::Uuid::parse_str(&structure_id(BORDEAUX)).unwrap()),
         label: "Bordeaux".into(),
         token_id: uuid::Uuid::nil(),
+        person: None,
     };
     let list = execute(&api.schema, async_graphql::Request::new("{ purchases { title } }"), bordeaux.clone()).await;
     assert_eq!(serde_json::to_value(list).unwrap()["data"]["purchases"], json!([]));
@@ -1184,7 +1189,9 @@ fn session(n: u128) -> String {
 
 fn habilitation(aidant: &str) -> String {
     let structure = domain::structure::StructureId::parse(&structure_id(BREST)).unwrap();
-    domain::aidants::HabilitationId::of(structure, aidant).0.to_string()
+    // The log names the aidant by the id the (in-memory, deriving) directory issued.
+    let id = store::directory::derived_id(store::PersonKind::Aidant, &structure.0.to_string(), aidant);
+    domain::aidants::HabilitationId::of(structure, &id.to_string()).0.to_string()
 }
 
 fn session_input(n: u128, convention: String, capacity: u32) -> Value {
@@ -1277,6 +1284,7 @@ async fn a_structure_asks_habilitations_for_its_own_aidants_only() {
         structure: Some(uuid::Uuid::parse_str(&structure_id(BREST)).unwrap()),
         label: "Brest".into(),
         token_id: uuid::Uuid::nil(),
+        person: None,
     };
     let request = |siret: &str, n: u128| {
         async_graphql::Request::new(REQUEST_HABILITATION)

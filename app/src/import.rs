@@ -59,7 +59,9 @@ pub async fn import(
 ) -> anyhow::Result<Result<Report, imports::FileError>> {
     let kind = kind(args.kind)?;
     let bytes = std::fs::read(args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-    let use_cases = usecases::UseCases::new(log);
+    // References of persons become ids of the data directory's directory of persons.
+    let people = Arc::new(store::Directory::open(args.data)?);
+    let use_cases = usecases::UseCases::with_people(log, people);
     let name = args.file.file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
     let who = Importer { actor: format!("import:{} (ligne de commande, {name})", kind.name()), structure: None };
     let bar = progress_bar();

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod import;
+pub mod personal;
 pub mod rebuild;
 
 use anyhow::Context;
@@ -115,7 +116,12 @@ impl Application {
         // embedded log keeps both in its data directory.
         let shared = log.replica_state();
         let tokens = Arc::new(match &shared {
-            Some(state) => api::TokenStore::shared(state.clone()),
+            // The holders' names stay in this replica's directory of persons.
+            Some(state) => api::TokenStore::shared(state.clone()).with_directory(Arc::new(
+                store::Directory::open(&settings.data_dir).with_context(|| {
+                    format!("cannot open the directory of persons in {}", settings.data_dir.display())
+                })?,
+            )),
             None => api::TokenStore::open(&settings.data_dir)
                 .with_context(|| format!("cannot read the tokens of {}", settings.data_dir.display()))?,
         });
@@ -128,7 +134,9 @@ impl Application {
         let head = *store.head().borrow();
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
-        let use_cases = usecases::UseCases::new(store.clone());
+        // References of persons become ids of the data directory's directory of persons.
+        let people = tokens.directory().expect("the tokens keep their holders in the directory").clone();
+        let use_cases = usecases::UseCases::with_people(store.clone(), people);
         let saga = match &shared {
             Some(state) => sagas::SagaRunner::spawn_leased(
                 store.clone(),
@@ -151,6 +159,7 @@ impl Application {
         let state = AppState::persisted(store, &settings.data_dir.join(SNAPSHOTS_DIR))
             .await
             .with_use_cases(use_cases)
+            .with_tokens(tokens.clone())
             .with_rate_limit(settings.rate_limit)
             .with_saga(saga);
         for (view, from) in state.resumed_from() {

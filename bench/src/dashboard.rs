@@ -73,7 +73,7 @@ pub(crate) async fn serve_in_process(
     label: &str,
 ) -> anyhow::Result<(String, String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let tokens = api::TokenStore::open(dir)?;
-    let (_, token) = tokens.create(role, None, label).await.map_err(|e| anyhow::anyhow!(e))?;
+    let (_, token) = tokens.create(role, None, api::Holder::Named(label)).await.map_err(|e| anyhow::anyhow!(e))?;
     let (base, stop, server) = start(&bench_settings(dir, None)).await?;
     Ok((base, token, stop, server))
 }

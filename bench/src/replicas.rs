@@ -36,7 +36,7 @@ async fn run(options: &WriteOptions, url: &str, replicas: usize) -> anyhow::Resu
     let log = Arc::new(store::PostgresStore::connect(url).await?);
     let state = store::EventStore::replica_state(log.as_ref()).expect("PostgreSQL shares its replicas' state");
     let (_, token) = api::TokenStore::shared(state)
-        .create(api::Role::Anct, None, "bench write")
+        .create(api::Role::Anct, None, api::Holder::Named("bench write"))
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     let mut servers = Vec::new();

@@ -350,6 +350,11 @@ pub enum HabilitationError {
     NoCompletedTraining,
     #[error("{field} must not be empty")]
     MissingField { field: &'static str },
+    /// A reference of a person must be a pseudonym (see [`crate::personal`]).
+    #[error(
+        "{field} looks like {looks_like}: give the structure's pseudonymous reference, never contact details or a NIR"
+    )]
+    PersonalData { field: &'static str, looks_like: crate::personal::LooksLike },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -391,6 +396,9 @@ impl Aggregate for Habilitation {
                 }
                 if aidant.trim().is_empty() {
                     return Err(HabilitationError::MissingField { field: "the aidant reference" });
+                }
+                if let Some(looks_like) = crate::personal::looks_like(aidant) {
+                    return Err(HabilitationError::PersonalData { field: "the aidant reference", looks_like });
                 }
                 E::HabilitationRequested {
                     habilitation_id: *habilitation_id,

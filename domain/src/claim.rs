@@ -385,6 +385,11 @@ impl DomainEvent for ClaimEvent {
 pub enum ClaimError {
     #[error("no annex claim has this id")]
     NotFound,
+    /// A reference of a person must be a pseudonym (see [`crate::personal`]).
+    #[error(
+        "{field} looks like {looks_like}: give the structure's pseudonymous reference, never contact details or a NIR"
+    )]
+    PersonalData { field: &'static str, looks_like: crate::personal::LooksLike },
     #[error("this trainee already has a claim for this training")]
     AlreadySubmitted,
     #[error("no attendance is recorded for this training: claims open once it is")]
@@ -512,6 +517,9 @@ impl AnnexClaim {
             return Err(ClaimError::MoreClaimsThanTrainees { present });
         }
         let trainee = reason("the trainee reference", &c.trainee)?;
+        if let Some(looks_like) = crate::personal::looks_like(&trainee) {
+            return Err(ClaimError::PersonalData { field: "the trainee reference", looks_like });
+        }
         if c.submitted_on < t.session_end {
             return Err(ClaimError::BeforeSessionEnd { submitted_on: c.submitted_on, session_end: t.session_end });
         }

@@ -18,6 +18,7 @@ pub mod funds_call;
 pub mod ids;
 pub mod measure;
 pub mod money;
+pub mod personal;
 pub mod pix;
 pub mod purchase;
 pub mod structure;

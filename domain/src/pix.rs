@@ -133,6 +133,11 @@ pub enum PixError {
     AllUsed { bought: u32 },
     #[error("candidate {candidate} is already certified in this campaign")]
     AlreadyCertified { candidate: String },
+    /// A reference of a person must be a pseudonym (see [`crate::personal`]).
+    #[error(
+        "{field} looks like {looks_like}: give the campaign's pseudonymous reference, never contact details or a NIR"
+    )]
+    PersonalData { field: &'static str, looks_like: crate::personal::LooksLike },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -179,6 +184,9 @@ impl Aggregate for PixCampaign {
                 let candidate = candidate.trim();
                 if candidate.is_empty() {
                     return Err(PixError::MissingCandidate);
+                }
+                if let Some(looks_like) = crate::personal::looks_like(candidate) {
+                    return Err(PixError::PersonalData { field: "the candidate reference", looks_like });
                 }
                 if self.candidates.contains(candidate) {
                     return Err(PixError::AlreadyCertified { candidate: candidate.into() });
@@ -273,6 +281,14 @@ mod tests {
         given::<PixCampaign>([opened(2), certified("A-1"), certified("A-2")])
             .when(certify("A-3", 300))
             .then_err(PixError::AllUsed { bought: 2 });
+    }
+
+    #[test]
+    fn a_candidate_reference_is_a_pseudonym_never_contact_details_or_a_nir() {
+        given::<PixCampaign>([opened(2)]).when(certify("2 85 05 75 123 456", 300)).then_err(PixError::PersonalData {
+            field: "the candidate reference",
+            looks_like: crate::personal::LooksLike::SocialSecurityNumber,
+        });
     }
 
     #[test]

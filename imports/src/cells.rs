@@ -38,6 +38,8 @@ pub fn normalise(s: &str) -> String {
 pub struct Cells<'a> {
     pub cells: &'a [String],
     pub index: &'a HashMap<&'static str, usize>,
+    /// Where references of persons become the opaque ids the log records.
+    pub people: &'a usecases::UseCases,
 }
 
 fn format_error(column: &str, value: &str, expected: &str) -> Refusal {
@@ -61,6 +63,25 @@ impl<'a> Cells<'a> {
                 .with("column", column));
         }
         Ok(v)
+    }
+
+    /// A reference of a person (`kind`, unique in `scope`), as the opaque id the log
+    /// records: refused when it looks like an e-mail address, a phone number or a NIR.
+    pub fn person(&self, column: &str, kind: store::PersonKind, scope: &str) -> Result<String, Refusal> {
+        let reference = self.text(column, "")?;
+        // Made durable once for the whole file, before any line is sent.
+        self.people.pseudonym_deferred(kind, scope, &reference).map_err(|e| match e {
+            usecases::PseudonymError::PersonalData(looks_like) => Refusal::new(
+                "DonnéePersonnelle",
+                format!(
+                    "colonne « {column} » : la référence ressemble à {} : donnez une référence pseudonyme, jamais de \
+                     coordonnées ni de NIR",
+                    looks_like.french()
+                ),
+            )
+            .with("column", column),
+            other => Refusal::new("Annuaire", format!("colonne « {column} » : {other}")).with("column", column),
+        })
     }
 
     /// A text, within the length limit.

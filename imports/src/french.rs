@@ -244,6 +244,10 @@ impl French for domain::pix::PixError {
             E::ScoreOverMax { score } => format!("un score Pix est sur 1 024 pix, pas {score}"),
             E::MissingCandidate => "la référence du candidat est vide".into(),
             E::AllUsed { bought } => format!("les {bought} certifications achetées sont toutes utilisées"),
+            E::PersonalData { looks_like, .. } => format!(
+                "la référence du candidat ressemble à {} : donnez une référence pseudonyme, jamais de coordonnées ni de NIR",
+                looks_like.french()
+            ),
             E::AlreadyCertified { candidate } => {
                 format!("le candidat {candidate} est déjà certifié dans cette campagne")
             }
@@ -296,6 +300,10 @@ impl French for domain::aidants::HabilitationError {
                 format!("l'habilitation est à l'état « {} » : elle ne peut pas être {} maintenant", state(s), action(a))
             }
             E::NoCompletedTraining => "pas de formation suivie, pas d'habilitation".into(),
+            E::PersonalData { looks_like, .. } => format!(
+                "la référence de l'aidant ressemble à {} : donnez une référence pseudonyme, jamais de coordonnées ni de NIR",
+                looks_like.french()
+            ),
             E::MissingField { field } => format!("{} est vide", field_fr(field)),
         })
     }
@@ -306,6 +314,10 @@ impl French for domain::claim::ClaimError {
         use domain::claim::ClaimError as E;
         Some(match self {
             E::AlreadySubmitted => "ce stagiaire a déjà une demande pour cette formation".into(),
+            E::PersonalData { looks_like, .. } => format!(
+                "la référence du stagiaire ressemble à {} : donnez une référence pseudonyme, jamais de coordonnées ni de NIR",
+                looks_like.french()
+            ),
             E::NoAttendance => {
                 "aucune présence n'est enregistrée pour cette formation : les demandes s'ouvrent ensuite".into()
             }

@@ -439,7 +439,8 @@ fn session(c: &Cells) -> Result<Line, Refusal> {
 fn habilitation(c: &Cells) -> Result<Line, Refusal> {
     use HabilitationStep as S;
     let structure_id = StructureId::for_siret(&c.siret(SIRET)?);
-    let aidant = c.text("Référence aidant", "")?;
+    // The log records the aidant's opaque id, not the structure's reference.
+    let aidant = c.person("Référence aidant", store::PersonKind::Aidant, &structure_id.0.to_string())?;
     let habilitation_id = HabilitationId::of(structure_id, &aidant);
     let step = c.choice(
         STEP,
@@ -505,9 +506,10 @@ fn pix_campaign(c: &Cells) -> Result<Line, Refusal> {
 
 fn pix_certification(c: &Cells) -> Result<Line, Refusal> {
     let score = c.count("Score", "")?;
+    let campaign_id = CampaignId(c.reference(CAMPAIGN, "pix-campaign")?);
     Ok(Line::PixCertification {
-        campaign_id: CampaignId(c.reference(CAMPAIGN, "pix-campaign")?),
-        candidate: c.text("Référence candidat", "")?,
+        campaign_id,
+        candidate: c.person("Référence candidat", store::PersonKind::Candidate, &campaign_id.0.to_string())?,
         structure_id: StructureId::for_siret(&c.siret(SIRET)?),
         // Above 1 024 is the domain's refusal (with its figure), not a format error.
         score: u16::try_from(score).unwrap_or(u16::MAX),
@@ -568,7 +570,7 @@ fn claim(c: &Cells) -> Result<Line, Refusal> {
     }
     Ok(Line::Claim {
         purchase_id,
-        trainee: c.text("Référence stagiaire", "")?,
+        trainee: c.person("Référence stagiaire", store::PersonKind::Trainee, &purchase_id.0.to_string())?,
         lines,
         submitted_on: c.date("Date de dépôt", "")?,
     })

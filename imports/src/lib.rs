@@ -106,7 +106,8 @@ pub async fn import(
     let table = read::read(bytes)?;
     let index = columns(kind, &table)?;
     let uc = if options.dry_run {
-        UseCases::new(Arc::new(usecases::dry_run::DryRunStore::new(use_cases.store().clone())))
+        let store = Arc::new(usecases::dry_run::DryRunStore::new(use_cases.store().clone()));
+        UseCases::with_people(store, use_cases.people().clone())
     } else {
         use_cases.clone()
     };
@@ -116,7 +117,7 @@ pub async fn import(
     let mut groups: Vec<Vec<(usize, kinds::Line, CommandId)>> = Vec::new();
     let mut group_of: HashMap<String, usize> = HashMap::new();
     for (i, row) in table.rows.iter().enumerate() {
-        let c = cells::Cells { cells: &row.cells, index: &index };
+        let c = cells::Cells { cells: &row.cells, index: &index, people: &uc };
         match kind.parse_line(&c) {
             Ok(line) => {
                 let content = serde_json::to_string(&line).expect("a parsed line serialises");
@@ -129,6 +130,10 @@ pub async fn import(
             }
             Err(refusal) => outcomes[i] = Some(Err(refusal)),
         }
+    }
+    // The ids the lines carry instead of persons' references, durable before any is sent.
+    if let Err(e) = uc.people().make_durable() {
+        return Err(FileError::new(None, None, format!("l'annuaire des personnes n'a pu être écrit : {e}")));
     }
     let done = AtomicUsize::new(outcomes.iter().filter(|o| o.is_some()).count());
     progress(done.load(Ordering::Relaxed), total);

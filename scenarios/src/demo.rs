@@ -263,14 +263,20 @@ pub fn demo_structure() -> Uuid {
 /// Creates one fresh token per role for the demo and returns their secrets; the previous
 /// demo tokens are revoked, so only the ones just printed work.
 pub async fn tokens(store: &api::TokenStore, structure: Uuid) -> anyhow::Result<Vec<(api::Role, String)>> {
-    for old in store.list().await.into_iter().filter(|t| t.revoked_at.is_none() && t.label.starts_with("demo ")) {
+    let demo = |t: &api::TokenRecord| store.holder_name(t).starts_with("demo ");
+    for old in store.list().await.into_iter().filter(|t| t.revoked_at.is_none() && demo(t)) {
         store.revoke(old.id).await.map_err(|e| anyhow::anyhow!(e))?;
     }
     let mut tokens = Vec::new();
     for role in api::Role::ALL {
         let structure = (role == api::Role::Structure).then_some(structure);
-        let (_, secret) =
-            store.create(role, structure, &format!("demo {}", role.name())).await.map_err(|e| anyhow::anyhow!(e))?;
+        // One demo person per role, whatever the number of starts.
+        let name = format!("demo {}", role.name());
+        let holder = match store.directory() {
+            Some(directory) => api::Holder::Person(directory.agent(role.name(), &name)?),
+            None => api::Holder::Named(&name),
+        };
+        let (_, secret) = store.create(role, structure, holder).await?;
         tokens.push((role, secret));
     }
     Ok(tokens)

@@ -14,6 +14,7 @@
 
 pub mod background;
 pub mod chain;
+pub mod directory;
 pub mod handler;
 #[cfg(feature = "kurrentdb")]
 pub mod kurrent;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use chain::ChainHash;
+pub use directory::{Directory, DirectoryError, PersonKind};
 pub use handler::{CommandOutcome, HandleError, handle};
 pub use memory::MemoryStore;
 pub use payload::Payload;

@@ -1,5 +1,7 @@
 //! The `tracker` command line, run as a user runs it: `seed`, `events`, `verify`.
 
+mod personal;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

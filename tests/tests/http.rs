@@ -25,7 +25,8 @@ async fn start_with(data_dir: &Path, graphiql: bool, rate_limit: u32) -> Running
     let mut tokens = std::collections::HashMap::new();
     for role in api::Role::ALL {
         let structure = (role == api::Role::Structure).then(uuid::Uuid::new_v4);
-        let (_, secret) = token_store.create(role, structure, &format!("e2e {}", role.name())).await.unwrap();
+        let (_, secret) =
+            token_store.create(role, structure, api::Holder::Named(&format!("e2e {}", role.name()))).await.unwrap();
         tokens.insert(role.name(), secret);
     }
     let settings = Settings {
@@ -135,8 +136,14 @@ async fn a_convention_signed_over_http_survives_a_restart() {
     let store = store::SqliteStore::open_read_only(dir.path().join(app::LOG_FILE)).unwrap();
     let events = store.read_all(0, 10).await.unwrap();
     let actors: Vec<&str> = events.iter().map(|e| e.metadata.actor.as_str()).collect();
-    assert!(actors[0].starts_with("anct:e2e anct (token ") && actors[1] == actors[0], "{actors:?}");
-    assert!(actors[2].starts_with("opco:e2e opco (token "), "{actors:?}");
+    // The log names each token's holder by an opaque id; the name is in the directory only.
+    assert!(actors[0].starts_with("anct:") && actors[1] == actors[0], "{actors:?}");
+    assert!(actors[2].starts_with("opco:"), "{actors:?}");
+    assert!(actors.iter().all(|a| !a.contains("e2e")), "{actors:?}");
+    let directory = store::Directory::open(dir.path()).unwrap();
+    let person = |actor: &str| actor.split_once(':').unwrap().1.split_once(" (token ").unwrap().0.to_string();
+    assert_eq!(directory.display(&person(actors[0])), "e2e anct");
+    assert_eq!(directory.display(&person(actors[2])), "e2e opco");
     server.stop().await;
 }
 
@@ -239,7 +246,7 @@ async fn bad_credentials_get_401_and_write_nothing() {
 
     // A revoked token is refused at once, without a restart.
     let tokens = api::TokenStore::open(dir.path()).unwrap();
-    let (record, secret) = tokens.create(api::Role::Anct, None, "leaving colleague").await.unwrap();
+    let (record, secret) = tokens.create(api::Role::Anct, None, api::Holder::Named("leaving colleague")).await.unwrap();
     let (status, _) = post_raw(&server, Some(&format!("Bearer {secret}")), body.clone()).await;
     assert_eq!(status, 200);
     tokens.revoke(record.id).await.unwrap();
@@ -441,7 +448,8 @@ async fn revoking_a_token_closes_its_open_websockets_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let tokens = api::TokenStore::open(dir.path()).unwrap();
-    let (record, secret) = tokens.create(api::Role::Copil, None, "comité member leaving").await.unwrap();
+    let (record, secret) =
+        tokens.create(api::Role::Copil, None, api::Holder::Named("comité member leaving")).await.unwrap();
     let mut ws = connect(&server).await;
     send(&mut ws, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {secret}") } }))
         .await;

@@ -43,7 +43,7 @@ async fn start(data_dir: &Path) -> Running {
 
 async fn token(dir: &Path, role: api::Role, structure: Option<uuid::Uuid>) -> String {
     let tokens = api::TokenStore::open(dir).unwrap();
-    tokens.create(role, structure, &format!("import {}", role.name())).await.unwrap().1
+    tokens.create(role, structure, api::Holder::Named(&format!("import {}", role.name()))).await.unwrap().1
 }
 
 impl Running {

@@ -142,21 +142,80 @@ async fn back_off(command_id: CommandId, attempt: usize) {
 pub struct UseCases {
     store: Arc<dyn EventStore>,
     lanes: Arc<Lanes>,
+    /// Who stands behind the opaque ids the events carry (see [`UseCases::pseudonym`]).
+    people: Arc<store::Directory>,
+}
+
+/// Why a reference of a person was not turned into an id.
+#[derive(Debug, thiserror::Error)]
+pub enum PseudonymError {
+    /// It looks like personal data, not a pseudonym: refused before anything is kept.
+    #[error("the reference looks like {0}")]
+    PersonalData(domain::personal::LooksLike),
+    #[error(transparent)]
+    Directory(#[from] store::DirectoryError),
 }
 
 impl UseCases {
-    /// The use cases on `store`, sharing this process's lanes on it with every other
-    /// `UseCases` on the same store (the server's, the seeders', the imports').
+    /// Use cases on `store`, with a directory of persons in memory whose ids are derived
+    /// from the references (tests and in-memory tools: the same reference, the same id).
     pub fn new(store: Arc<dyn EventStore>) -> Arc<Self> {
+        Self::with_people(store, Arc::new(store::Directory::in_memory()))
+    }
+
+    /// Use cases whose persons are in `people` (a data directory's directory), sharing
+    /// this process's lanes on `store` with every other `UseCases` on the same log (the
+    /// server's, the seeders', the imports').
+    pub fn with_people(store: Arc<dyn EventStore>, people: Arc<store::Directory>) -> Arc<Self> {
         let lanes = Lanes::shared(&store);
-        Arc::new(Self { store, lanes })
+        Arc::new(Self { store, lanes, people })
     }
 
     /// Use cases with lanes of their own, as another process on the same log would have
     /// (for tests of what happens between processes).
     pub fn another_process(store: Arc<dyn EventStore>) -> Arc<Self> {
         let lanes = Lanes::separate(&store);
-        Arc::new(Self { store, lanes })
+        Arc::new(Self { store, lanes, people: Arc::new(store::Directory::in_memory()) })
+    }
+
+    /// The directory of persons.
+    pub fn people(&self) -> &Arc<store::Directory> {
+        &self.people
+    }
+
+    /// The opaque id to record instead of a partner's reference of a person (an aidant
+    /// in a structure, a trainee of a purchase, a Pix candidate of a campaign), issued on
+    /// first use; the reference stays in the directory only, where it can be erased. A
+    /// reference that looks like an e-mail address, a phone number or a NIR is refused
+    /// first (blank ones are left to the domain's rules).
+    pub fn pseudonym(&self, kind: store::PersonKind, scope: &str, reference: &str) -> Result<String, PseudonymError> {
+        if reference.trim().is_empty() {
+            return Ok(String::new());
+        }
+        if let Some(looks_like) = domain::personal::looks_like(reference) {
+            return Err(PseudonymError::PersonalData(looks_like));
+        }
+        let id = self.pseudonym_deferred(kind, scope, reference)?;
+        self.people.make_durable()?;
+        Ok(id)
+    }
+
+    /// [`pseudonym`](Self::pseudonym) without making the new id durable yet: for a file
+    /// of references, made durable once with [`store::Directory::make_durable`] before
+    /// any of its lines is written.
+    pub fn pseudonym_deferred(
+        &self,
+        kind: store::PersonKind,
+        scope: &str,
+        reference: &str,
+    ) -> Result<String, PseudonymError> {
+        if reference.trim().is_empty() {
+            return Ok(String::new());
+        }
+        if let Some(looks_like) = domain::personal::looks_like(reference) {
+            return Err(PseudonymError::PersonalData(looks_like));
+        }
+        Ok(self.people.pseudonym(kind, scope, reference)?.to_string())
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {

@@ -93,12 +93,14 @@ impl ClaimMutation {
             (Role::Structure, Some(s)) => Some(StructureId(s)),
             _ => None,
         };
-        let id = ClaimId::of(purchase_id, &input.trainee);
+        let scope = purchase_id.0.to_string();
+        let trainee = crate::personal::pseudonym(state, store::PersonKind::Trainee, &scope, &input.trainee, "trainee")?;
+        let id = ClaimId::of(purchase_id, &trainee);
         let request = usecases::programmes::AnnexClaimRequest {
             claim_id: id,
             structure_id,
             purchase_id,
-            trainee: input.trainee.clone(),
+            trainee,
             lines: lines(&input.lines)?,
             submitted_on: input.submitted_on.0,
         };

@@ -48,8 +48,8 @@ impl ClaimView {
     async fn departement(&self) -> Departement {
         (&self.0.submitted.departement).into()
     }
-    async fn trainee(&self) -> &str {
-        &self.0.submitted.trainee
+    async fn trainee(&self, ctx: &Context<'_>) -> String {
+        crate::personal::shown(ctx.data_unchecked::<AppState>(), &self.0.submitted.trainee)
     }
     /// 1, then 2… after each resubmission.
     async fn submission(&self) -> u32 {

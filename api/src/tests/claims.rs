@@ -62,7 +62,9 @@ fn submit_input(n: u128, purchase_n: u128, trainee: &str) -> Value {
 
 fn claim(purchase_n: u128, trainee: &str) -> String {
     let purchase = domain::purchase::PurchaseId::parse(&purchase(purchase_n)).unwrap();
-    domain::claim::ClaimId::of(purchase, trainee).to_string()
+    // The log names the trainee by the id the (in-memory, deriving) directory issued.
+    let id = store::directory::derived_id(store::PersonKind::Trainee, &purchase.0.to_string(), trainee);
+    domain::claim::ClaimId::of(purchase, &id.to_string()).to_string()
 }
 
 fn call(n: u128) -> String {

@@ -199,3 +199,21 @@ fn only_a_habilitated_aidant_is_revoked() {
         .when(C::Revoke { habilitation_id: habilitation(), reason: "Fin de contrat".into(), on: d("2022-01-10") })
         .then_err(HabilitationError::WrongState { state: HabilitationState::EligibilityValidated, action: "revoked" });
 }
+
+#[test]
+fn an_aidant_reference_is_a_pseudonym_never_contact_details_or_a_nir() {
+    use crate::personal::LooksLike;
+    for (aidant, looks_like) in [
+        ("marie.dupont@ccas-brest.fr", LooksLike::EmailAddress),
+        ("06 12 34 56 78", LooksLike::PhoneNumber),
+        ("1 85 05 75 123 456 78", LooksLike::SocialSecurityNumber),
+    ] {
+        let mut command = request();
+        if let C::Request { aidant: a, .. } = &mut command {
+            *a = aidant.into();
+        }
+        given::<Habilitation>([])
+            .when(command)
+            .then_err(HabilitationError::PersonalData { field: "the aidant reference", looks_like });
+    }
+}

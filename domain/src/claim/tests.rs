@@ -360,3 +360,19 @@ fn a_waiting_event_keeps_the_rule_and_one_written_before_still_reads_with_its_se
     .unwrap();
     assert_eq!(old.waiting_reason().as_deref(), Some("envelope exhausted"));
 }
+
+#[test]
+fn a_trainee_reference_is_a_pseudonym_never_contact_details_or_a_nir() {
+    given::<AnnexClaim>([]).when(submit_with(|c| c.trainee = "jean.martin@example.org".into())).then_err(
+        ClaimError::PersonalData {
+            field: "the trainee reference",
+            looks_like: crate::personal::LooksLike::EmailAddress,
+        },
+    );
+    given::<AnnexClaim>([]).when(submit_with(|c| c.trainee = "+33 6 12 34 56 78".into())).then_err(
+        ClaimError::PersonalData {
+            field: "the trainee reference",
+            looks_like: crate::personal::LooksLike::PhoneNumber,
+        },
+    );
+}

@@ -30,6 +30,7 @@ mod index;
 pub(crate) mod legacy;
 mod read;
 pub(crate) mod record;
+pub mod rewrite;
 mod schema;
 #[cfg(test)]
 mod tests;

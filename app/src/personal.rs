@@ -1,0 +1,550 @@
+//! Personal data (RGPD): the migration of logs written before the directory of persons,
+//! erasure (`tracker forget`), the subject-access export and retention. The log never
+//! changes here (bar the one documented migration, which writes a new file); only the
+//! directory of persons beside it (`DATA/directory.sqlite3`) does.
+
+use anyhow::{Context, bail};
+use domain::ids::TRACKER_NAMESPACE;
+use domain::{CommandId, CommandMeta, EventId};
+use std::path::{Path, PathBuf};
+use store::directory::{Lookup, Person};
+use store::{AppendRequest, Directory, EventStore, ExpectedVersion, NewEvent, Payload, SqliteStore};
+use uuid::Uuid;
+
+/// The roles a token holder's actor starts with.
+const ROLES: [&str; 5] = ["anct", "opco", "structure", "copil", "auditor"];
+
+/// The actor of the migration's sealing event.
+pub const MIGRATION_ACTOR: &str = "tracker:migrate-personal-data";
+
+/// A token holder's actor as written before the directory: `role`, the name, and the
+/// token's first 8 hex digits (`opco:Marie Dupont (token 3f2a9c1e)`). Local tools
+/// (token 00000000) and processes are not persons.
+pub fn named_actor(actor: &str) -> Option<(&str, &str, &str)> {
+    let (role, rest) = actor.split_once(':')?;
+    if !ROLES.contains(&role) {
+        return None;
+    }
+    let (name, token) = rest.strip_suffix(')')?.rsplit_once(" (token ")?;
+    let opaque = Uuid::parse_str(name).is_ok();
+    (token.len() == 8 && token.bytes().all(|b| b.is_ascii_hexdigit()) && token != "00000000" && !opaque)
+        .then_some((role, name, token))
+}
+
+/// The person id in an actor written since the directory (`opco:<id> (token …)`).
+pub fn actor_person(actor: &str) -> Option<Uuid> {
+    let (role, rest) = actor.split_once(':')?;
+    if !ROLES.contains(&role) {
+        return None;
+    }
+    let id = rest.split_once(" (token ").map_or(rest, |(id, _)| id);
+    Uuid::parse_str(id).ok()
+}
+
+/// What the migration did.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Migration {
+    /// The old log's head digest (`POSITION:HASH`), verified before the copy.
+    pub previous_head: String,
+    pub events: u64,
+    /// Events whose actor named a person and now carries their id.
+    pub actors_replaced: u64,
+    /// Distinct (role, name) moved to the directory.
+    pub persons: usize,
+    /// The new log's head digest, after the sealing event.
+    pub head: String,
+    /// Where the old log went (outside the data directory).
+    pub archived_log: PathBuf,
+}
+
+/// Migrates a data directory written before the directory of persons: the actors'
+/// names go to the directory, and the log is copied into a new chain with their ids
+/// in their place (see [`store::sqlite::rewrite`]), sealed by a last event that
+/// records the old head digest. The old log goes to `archive` (which must not be inside
+/// the data directory), where `tracker verify --data ARCHIVE --expect <old digest>`
+/// still proves it.
+pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
+    let log_path = data.join(crate::LOG_FILE);
+    anyhow::ensure!(log_path.exists(), "no log at {}", log_path.display());
+    let data_abs = std::fs::canonicalize(data)?;
+    std::fs::create_dir_all(archive).with_context(|| format!("cannot create {}", archive.display()))?;
+    let archive_abs = std::fs::canonicalize(archive)?;
+    anyhow::ensure!(
+        !archive_abs.starts_with(&data_abs),
+        "the archive must be outside the data directory: the old log holds the names the migration takes out"
+    );
+    let archived_log = archive_abs.join(crate::LOG_FILE);
+    anyhow::ensure!(!archived_log.exists(), "{} exists already", archived_log.display());
+    // Held open for writing during the migration: no server writes meanwhile, and an
+    // older format is brought to the current one first.
+    let holder = SqliteStore::open(&log_path)?;
+    let before = store::sqlite::verify(&log_path, None)?;
+    if !before.is_intact() {
+        bail!("the log is ALTERED ({}): it is not migrated", log_path.display());
+    }
+    let previous_head = format!("{}:{}", before.head_position, before.head_hash);
+    // Opening the tokens moves their labels to the directory (the same person per role
+    // and name as the actors below).
+    let tokens = api::TokenStore::open(data)?;
+    let directory = tokens.directory().expect("a data directory's tokens have a directory").clone();
+    let mut failure = None;
+    let mut persons = std::collections::BTreeSet::new();
+    let new_path = data.join(format!("{}.migrating", crate::LOG_FILE));
+    let _ = std::fs::remove_file(&new_path);
+    let report = store::sqlite::rewrite::rewrite(&log_path, &new_path, |_, _, actor, payload| {
+        let actor = match named_actor(actor) {
+            Some((role, name, token)) => match directory.agent(role, name) {
+                Ok(person) => {
+                    persons.insert((role.to_string(), name.to_string()));
+                    format!("{role}:{person} (token {token})")
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    actor.to_string()
+                }
+            },
+            None => actor.to_string(),
+        };
+        store::sqlite::rewrite::Rewritten { actor, payload: payload.to_string() }
+    });
+    let report = match (report, failure) {
+        (Ok(r), None) => r,
+        (Err(e), _) => {
+            let _ = std::fs::remove_file(&new_path);
+            return Err(e.into());
+        }
+        (_, Some(e)) => {
+            let _ = std::fs::remove_file(&new_path);
+            return Err(e.into());
+        }
+    };
+    drop(holder);
+    // The seal: the old head digest, in the new chain.
+    {
+        let log = SqliteStore::open(&new_path)?;
+        let command_id =
+            CommandId(Uuid::new_v5(&TRACKER_NAMESPACE, format!("personal-data-migration:{previous_head}").as_bytes()));
+        let payload = serde_json::json!({
+            "type": "PersonalDataMigrated",
+            "previousHead": previous_head,
+            "previousEvents": before.events,
+            "actorsReplaced": report.changed,
+            "why": "token holders' names moved to the directory of persons; the old log is archived outside the data directory",
+        });
+        let stream = format!("logmigration-{}", command_id.0);
+        log.append(AppendRequest {
+            stream,
+            expected: ExpectedVersion::NoStream,
+            command_id,
+            fingerprint: previous_head.clone(),
+            events: vec![NewEvent {
+                event_id: EventId::for_command(command_id, 0),
+                event_type: "PersonalDataMigrated".into(),
+                schema_version: 1,
+                business_date: chrono::Utc::now().date_naive(),
+                payload: Payload::encode(&payload)?,
+                metadata: CommandMeta::new(command_id, MIGRATION_ACTOR),
+            }],
+        })
+        .await?;
+    }
+    let after = store::sqlite::verify(&new_path, None)?;
+    anyhow::ensure!(after.is_intact(), "the new log does not verify: nothing was replaced");
+    // The old log and its WAL to the archive, the new one in its place.
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", log_path.display()));
+        if from.exists() {
+            move_file(&from, &PathBuf::from(format!("{}{suffix}", archived_log.display())))?;
+        }
+    }
+    let _ = std::fs::remove_file(format!("{}.lock", log_path.display()));
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", new_path.display()));
+        if from.exists() {
+            std::fs::rename(&from, format!("{}{suffix}", log_path.display()))?;
+        }
+    }
+    let _ = std::fs::remove_file(format!("{}.lock", new_path.display()));
+    // The read models' snapshots name the old log's hashes: they would be refused anyway.
+    let _ = std::fs::remove_dir_all(data.join(crate::SNAPSHOTS_DIR));
+    Ok(Migration {
+        previous_head,
+        events: report.events,
+        actors_replaced: report.changed,
+        persons: persons.len(),
+        head: format!("{}:{}", after.head_position, after.head_hash),
+        archived_log,
+    })
+}
+
+fn move_file(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if std::fs::rename(from, to).is_err() {
+        std::fs::copy(from, to)?;
+        std::fs::remove_file(from)?;
+    }
+    Ok(())
+}
+
+/// The persons a command-line argument names: an id of the directory, or an exact
+/// reference or name (refused when it names nobody).
+pub fn resolve(directory: &Directory, who: &str) -> anyhow::Result<Vec<Person>> {
+    if let Ok(id) = Uuid::parse_str(who.trim()) {
+        return match directory.lookup(id)? {
+            Lookup::Known(p) => Ok(vec![p]),
+            Lookup::Erased(e) => bail!("person {id} was erased on {} ({})", e.erased_at, e.reason),
+            Lookup::Unknown => bail!("no person {id} in the directory"),
+        };
+    }
+    let found = directory.search(who)?;
+    anyhow::ensure!(!found.is_empty(), "no person in the directory has the reference or name `{who}`");
+    Ok(found)
+}
+
+/// What `tracker forget` did.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Forgotten {
+    pub erasures: Vec<store::directory::Erasure>,
+    pub tokens_revoked: Vec<Uuid>,
+}
+
+/// Erases persons from the directory (and revokes their tokens): the log is untouched.
+pub async fn forget(data: &Path, who: &str, all: bool, reason: &str) -> anyhow::Result<Forgotten> {
+    let tokens = api::TokenStore::open(data)?;
+    let directory = tokens.directory().expect("a data directory's tokens have a directory").clone();
+    let persons = resolve(&directory, who)?;
+    if persons.len() > 1 && !all {
+        let list: Vec<String> =
+            persons.iter().map(|p| format!("  {} ({}, {})", p.id, p.kind.name(), p.scope)).collect();
+        bail!("`{who}` names {} persons; give one id, or --all:\n{}", persons.len(), list.join("\n"));
+    }
+    let mut tokens_revoked = Vec::new();
+    for p in &persons {
+        tokens_revoked.extend(tokens.revoke_person(p.id).await?);
+    }
+    let ids: Vec<Uuid> = persons.iter().map(|p| p.id).collect();
+    let erasures = directory.forget_many(&ids, reason)?;
+    Ok(Forgotten { erasures, tokens_revoked })
+}
+
+/// Everything held about one or more persons (the persons a reference names), in French:
+/// the answer to an access request (article 15 of the RGPD).
+#[derive(Debug, serde::Serialize)]
+pub struct SubjectAccess {
+    #[serde(rename = "responsable du traitement")]
+    pub controller: &'static str,
+    #[serde(rename = "exporté le")]
+    pub exported_at: String,
+    #[serde(rename = "personnes")]
+    pub persons: Vec<PersonExport>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PersonExport {
+    #[serde(rename = "identifiant")]
+    pub id: Uuid,
+    #[serde(rename = "catégorie")]
+    pub kind: &'static str,
+    /// The structure, purchase or campaign the reference belongs to; an agent's role.
+    #[serde(rename = "portée")]
+    pub scope: String,
+    #[serde(rename = "référence ou nom")]
+    pub reference: String,
+    #[serde(rename = "enregistrée le")]
+    pub created_at: String,
+    #[serde(rename = "jetons")]
+    pub tokens: Vec<TokenExport>,
+    #[serde(rename = "événements")]
+    pub events: Vec<EventExport>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct TokenExport {
+    #[serde(rename = "identifiant")]
+    pub id: Uuid,
+    #[serde(rename = "rôle")]
+    pub role: &'static str,
+    #[serde(rename = "structure")]
+    pub structure: Option<Uuid>,
+    #[serde(rename = "créé le")]
+    pub created_at: String,
+    #[serde(rename = "révoqué le")]
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct EventExport {
+    pub position: u64,
+    #[serde(rename = "flux")]
+    pub stream: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(rename = "date métier")]
+    pub business_date: String,
+    #[serde(rename = "enregistré le")]
+    pub recorded_at: String,
+    /// `auteur` (they acted) or `concerné` (the event is about them).
+    #[serde(rename = "qualité")]
+    pub role: &'static str,
+    #[serde(rename = "contenu")]
+    pub payload: serde_json::Value,
+}
+
+impl SubjectAccess {
+    /// The same as CSV, one line per event (French headers, `;` as French spreadsheets
+    /// expect).
+    pub fn csv(&self) -> String {
+        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        let mut out = String::from(
+            "identifiant;catégorie;portée;référence ou nom;position;flux;type;date métier;enregistré le;qualité;contenu\n",
+        );
+        for p in &self.persons {
+            let head = [p.id.to_string(), p.kind.to_string(), p.scope.clone(), p.reference.clone()];
+            if p.events.is_empty() {
+                out += &head.iter().map(|s| quote(s)).collect::<Vec<_>>().join(";");
+                out += ";;;;;;;\n";
+            }
+            for e in &p.events {
+                let line = head.iter().cloned().chain([
+                    e.position.to_string(),
+                    e.stream.clone(),
+                    e.event_type.clone(),
+                    e.business_date.clone(),
+                    e.recorded_at.clone(),
+                    e.role.to_string(),
+                    e.payload.to_string(),
+                ]);
+                out += &line.map(|s| quote(&s)).collect::<Vec<_>>().join(";");
+                out += "\n";
+            }
+        }
+        out
+    }
+}
+
+/// Everything the data directory holds about the persons `who` names: their directory
+/// entry, their tokens, and every event they caused (actor) or that names them (payload).
+pub async fn subject_access(data: &Path, who: &str) -> anyhow::Result<SubjectAccess> {
+    let tokens = api::TokenStore::open(data)?;
+    let directory = tokens.directory().expect("a data directory's tokens have a directory").clone();
+    let persons = resolve(&directory, who)?;
+    let log = SqliteStore::open_read_only(data.join(crate::LOG_FILE))?;
+    let all_tokens = tokens.list().await;
+    let mut exports: Vec<PersonExport> = persons
+        .iter()
+        .map(|p| PersonExport {
+            id: p.id,
+            kind: p.kind.french(),
+            scope: p.scope.clone(),
+            reference: p.reference.clone(),
+            created_at: p.created_at.to_rfc3339(),
+            tokens: all_tokens
+                .iter()
+                .filter(|t| t.person == Some(p.id))
+                .map(|t| TokenExport {
+                    id: t.id,
+                    role: t.role.name(),
+                    structure: t.structure,
+                    created_at: t.created_at.to_rfc3339(),
+                    revoked_at: t.revoked_at.map(|r| r.to_rfc3339()),
+                })
+                .collect(),
+            events: Vec::new(),
+        })
+        .collect();
+    let needles: Vec<String> = persons.iter().map(|p| p.id.to_string()).collect();
+    // A person named in a stream's first events (an aidant's habilitation request) is
+    // concerned by the rest of that stream too.
+    let mut streams: Vec<std::collections::HashSet<String>> = vec![Default::default(); persons.len()];
+    let mut after = 0;
+    loop {
+        let page = log.read_all(after, 4096).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        for e in &page {
+            for (i, needle) in needles.iter().enumerate() {
+                let role = if actor_person(&e.metadata.actor) == Some(persons[i].id) {
+                    "auteur"
+                } else if streams[i].contains(&e.stream)
+                    || e.payload.as_str().contains(needle.as_str())
+                    // The domain writes references in upper case.
+                    || e.payload.as_str().contains(&needle.to_uppercase())
+                {
+                    streams[i].insert(e.stream.clone());
+                    "concerné"
+                } else {
+                    continue;
+                };
+                exports[i].events.push(EventExport {
+                    position: e.position,
+                    stream: e.stream.clone(),
+                    event_type: e.event_type.clone(),
+                    business_date: e.business_date.to_string(),
+                    recorded_at: e.recorded_at.to_rfc3339(),
+                    role,
+                    payload: serde_json::from_str(e.payload.as_str()).unwrap_or(serde_json::Value::Null),
+                });
+            }
+        }
+    }
+    Ok(SubjectAccess {
+        controller: "Agence nationale de la cohésion des territoires (ANCT), Programme Société Numérique",
+        exported_at: chrono::Utc::now().to_rfc3339(),
+        persons: exports,
+    })
+}
+
+/// How long the directory keeps a person: terms of the processing, our defaults (the
+/// plan sets none). Counted in years from a business date of the log.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionTerms {
+    /// Aidants, trainees and Pix candidates: this many years after the last convention
+    /// their events touch is closed (ours: 5, the time the accounts of a public
+    /// subsidy can be checked), or after their last event when they touch none.
+    pub participants_years: u32,
+    /// Token holders: this many years after their last token was revoked (ours: 1).
+    pub agents_years: u32,
+}
+
+impl Default for RetentionTerms {
+    fn default() -> Self {
+        Self { participants_years: 5, agents_years: 1 }
+    }
+}
+
+/// One erasure by retention, with why.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Expired {
+    pub person: Uuid,
+    pub kind: &'static str,
+    /// The date the period ran from, and what it was.
+    pub since: chrono::NaiveDate,
+    pub because: String,
+}
+
+/// What `tracker retention` did (or would do, in a dry run).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionReport {
+    pub today: chrono::NaiveDate,
+    pub terms: RetentionTerms,
+    pub dry_run: bool,
+    pub erased: Vec<Expired>,
+    /// Persons kept: their period has not run out.
+    pub kept: usize,
+}
+
+/// Erases from the directory every person whose retention period ran out by `today`
+/// (see [`RetentionTerms`]); idempotent, so it can run daily. The log is untouched.
+pub async fn retention(
+    data: &Path,
+    terms: RetentionTerms,
+    today: chrono::NaiveDate,
+    dry_run: bool,
+) -> anyhow::Result<RetentionReport> {
+    use chrono::{Months, NaiveDate};
+    use std::collections::{HashMap, HashSet};
+    let tokens = api::TokenStore::open(data)?;
+    let directory = tokens.directory().expect("a data directory's tokens have a directory").clone();
+    let persons = directory.persons()?;
+    let log = SqliteStore::open_read_only(data.join(crate::LOG_FILE))?;
+    // One pass over the log: when each convention closed, and for each participant the
+    // date of their last event and the conventions their events touch.
+    let mut closed: HashMap<String, NaiveDate> = HashMap::new();
+    let mut last: HashMap<Uuid, NaiveDate> = HashMap::new();
+    let mut touched: HashMap<Uuid, HashSet<String>> = HashMap::new();
+    let mut stream_person: HashMap<String, Uuid> = HashMap::new();
+    let participants: HashMap<String, Uuid> = persons
+        .iter()
+        .filter(|p| p.kind != store::PersonKind::Agent)
+        .map(|p| (p.id.to_string().to_uppercase(), p.id))
+        .collect();
+    let mut after = 0;
+    loop {
+        let page = log.read_all(after, 4096).await?;
+        let Some(end) = page.last() else { break };
+        after = end.position;
+        for e in &page {
+            if e.event_type == "ConventionClosed" {
+                closed.insert(e.stream_id().to_string(), e.business_date);
+            }
+            let text = e.payload.as_str();
+            let mut who = stream_person.get(&e.stream).copied();
+            if who.is_none() && !participants.is_empty() {
+                who = participants.iter().find(|(needle, _)| text.contains(needle.as_str())).map(|(_, id)| *id);
+                if let Some(id) = who {
+                    stream_person.insert(e.stream.clone(), id);
+                }
+            }
+            let Some(id) = who else { continue };
+            let date = last.entry(id).or_insert(e.business_date);
+            *date = (*date).max(e.business_date);
+            if let Ok(payload) = serde_json::from_str::<serde_json::Value>(text)
+                && let Some(convention) = payload.get("convention_id").and_then(|c| c.as_str())
+            {
+                touched.entry(id).or_default().insert(convention.to_string());
+            }
+        }
+    }
+    let years = |n: u32, from: NaiveDate| from.checked_add_months(Months::new(12 * n)).unwrap_or(NaiveDate::MAX);
+    let all_tokens = tokens.list().await;
+    let mut erased = Vec::new();
+    let mut kept = 0;
+    for p in &persons {
+        let expired = if p.kind == store::PersonKind::Agent {
+            let mine: Vec<_> = all_tokens.iter().filter(|t| t.person == Some(p.id)).collect();
+            let revoked: Option<NaiveDate> = if !mine.is_empty() && mine.iter().all(|t| t.revoked_at.is_some()) {
+                mine.iter().filter_map(|t| t.revoked_at).max().map(|d| d.date_naive())
+            } else {
+                None
+            };
+            revoked
+                .filter(|&since| years(terms.agents_years, since) <= today)
+                .map(|since| (since, format!("last token revoked on {since}, + {} years", terms.agents_years)))
+        } else {
+            let conventions = touched.get(&p.id).cloned().unwrap_or_default();
+            let since = if conventions.is_empty() {
+                last.get(&p.id).copied().map(|d| (d, format!("last event on {d}")))
+            } else if conventions.iter().all(|c| closed.contains_key(c)) {
+                let d = conventions.iter().map(|c| closed[c]).max().expect("not empty");
+                Some((d, format!("every convention of theirs closed, the last on {d}")))
+            } else {
+                None // a convention of theirs is still open
+            };
+            since
+                .filter(|(d, _)| years(terms.participants_years, *d) <= today)
+                .map(|(d, why)| (d, format!("{why}, + {} years", terms.participants_years)))
+        };
+        match expired {
+            Some((since, because)) => erased.push(Expired { person: p.id, kind: p.kind.name(), since, because }),
+            None => kept += 1,
+        }
+    }
+    if !dry_run && !erased.is_empty() {
+        for e in &erased {
+            tokens.revoke_person(e.person).await?;
+        }
+        let ids: Vec<Uuid> = erased.iter().map(|e| e.person).collect();
+        directory.forget_many(&ids, "retention")?;
+    }
+    Ok(RetentionReport { today, terms, dry_run, erased, kept })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_actor_names_a_person_only_with_a_role_a_name_and_a_real_token() {
+        assert_eq!(named_actor("opco:Marie Dupont (token 3f2a9c1e)"), Some(("opco", "Marie Dupont", "3f2a9c1e")));
+        assert_eq!(named_actor("anct:demo (token 00000000)"), None, "a local tool");
+        assert_eq!(named_actor("saga:reimbursement"), None);
+        let id = Uuid::new_v4();
+        assert_eq!(named_actor(&format!("opco:{id} (token 3f2a9c1e)")), None, "already an id");
+        assert_eq!(actor_person(&format!("opco:{id} (token 3f2a9c1e)")), Some(id));
+        assert_eq!(actor_person("opco:Marie Dupont (token 3f2a9c1e)"), None);
+    }
+}
