@@ -85,13 +85,18 @@ enum Command {
         data: PathBuf,
         /// Verify another event log than the embedded one: `postgres://...` (every
         /// chain, the head and the command records, as for the embedded log) or
-        /// `kurrentdb://...` (the per-stream chains of every event).
+        /// `kurrentdb://...` (the per-stream chains of every event, and the whole log
+        /// against its last seal).
         #[arg(long, env = "TRACKER_STORE")]
         store: Option<String>,
         /// A digest published earlier, as POSITION:HASH (what a previous verify printed):
         /// also proves nothing was cut from the end or rewritten since.
         #[arg(long, value_name = "POSITION:HASH")]
         expect: Option<String>,
+        /// KurrentDB only: once the log is found intact, write its digest in the log as a
+        /// seal, which every later verification checks.
+        #[arg(long)]
+        seal: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -155,6 +160,11 @@ enum Command {
         /// received, justified, recovered or co-funder-spent.
         #[arg(long)]
         figure: String,
+        /// Only this funder's part (e.g. ANCT, Uniformation): each event's effect is then
+        /// the funder's move by the envelope's financing plan. Without `--envelope`, every
+        /// envelope of the convention.
+        #[arg(long)]
+        funder: Option<String>,
         /// Only the events of this budget year (exercice: their business date's year),
         /// behind that year's figure in the report's fiscal years.
         #[arg(long)]
@@ -376,17 +386,29 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay { data, store, as_of, as_known_at, format, plain_csv } => {
             replay(&data, store.as_deref(), projections::report::Cutoff { as_of, as_known_at }, format, plain_csv).await
         }
-        Command::Explain { data, store, as_of, as_known_at, convention, envelope, figure, year, format, plain_csv } => {
+        Command::Explain {
+            data,
+            store,
+            as_of,
+            as_known_at,
+            convention,
+            envelope,
+            figure,
+            funder,
+            year,
+            format,
+            plain_csv,
+        } => {
             let cutoff = projections::report::Cutoff { as_of, as_known_at };
-            let asked = Explained { convention, envelope, figure, year };
+            let asked = Explained { convention, envelope, figure, funder, year };
             explain(&data, store.as_deref(), cutoff, asked, format, plain_csv).await
         }
         Command::Rebuild { data, store, json } => {
             let consistent = rebuild(&data, store, json).await?;
             std::process::exit(if consistent { 0 } else { 1 })
         }
-        Command::Verify { data, store, expect, json } => {
-            let intact = verify(&data, store.as_deref(), expect.as_deref(), json).await?;
+        Command::Verify { data, store, expect, seal, json } => {
+            let intact = verify(&data, store.as_deref(), expect.as_deref(), seal, json).await?;
             std::process::exit(if intact { 0 } else { 1 })
         }
     }
@@ -515,6 +537,7 @@ struct Explained {
     convention: String,
     envelope: String,
     figure: String,
+    funder: Option<String>,
     year: Option<i32>,
 }
 
@@ -531,11 +554,26 @@ async fn explain(
     )?;
     let (builder, _) = audited(data, store, cutoff).await?;
     let convention_id = domain::ConventionId::for_code(&asked.convention);
-    let events = if figure.of_partner() {
-        builder.explain_partner(convention_id, figure)
-    } else {
-        anyhow::ensure!(!asked.envelope.is_empty(), "--envelope names the envelope whose {figure:?} to explain");
-        builder.explain(convention_id, domain::EnvelopeId::for_name(convention_id, &asked.envelope), figure)
+    let envelope_id =
+        (!asked.envelope.is_empty()).then(|| domain::EnvelopeId::for_name(convention_id, &asked.envelope));
+    let events = match (&asked.funder, envelope_id) {
+        (Some(funder), envelope_id) => {
+            let funders = builder.funders_of(convention_id);
+            anyhow::ensure!(
+                funders.iter().any(|f| f.eq_ignore_ascii_case(funder)),
+                "--funder {funder:?} does not fund {}: its funders are {}",
+                asked.convention,
+                funders.join(", ")
+            );
+            builder.explain_funder(convention_id, envelope_id, figure, funder)
+        }
+        (None, _) if figure.of_partner() => builder.explain_partner(convention_id, figure),
+        (None, Some(envelope_id)) => builder.explain(convention_id, envelope_id, figure),
+        (None, None) => {
+            anyhow::bail!(
+                "--envelope names the envelope whose {figure:?} to explain (or --funder, for a funder's part of the whole convention)"
+            )
+        }
     };
     let events = match asked.year {
         Some(year) => projections::report::in_fiscal_year(events, year),
@@ -573,7 +611,13 @@ async fn rebuild(data: &std::path::Path, store: Option<String>, json: bool) -> a
     Ok(report.consistent())
 }
 
-async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str>, json: bool) -> anyhow::Result<bool> {
+async fn verify(
+    data: &std::path::Path,
+    store: Option<&str>,
+    expect: Option<&str>,
+    seal: bool,
+    json: bool,
+) -> anyhow::Result<bool> {
     let anchor = expect
         .map(|e| {
             let (position, hash) = e.split_once(':').context("--expect takes POSITION:HASH")?;
@@ -584,6 +628,14 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
         .transpose()?;
     let mut snapshots = Vec::new();
     let mut whole_log_chain = true;
+    // KurrentDB: the seal the log was checked against, and the one written now.
+    #[cfg_attr(not(feature = "kurrentdb"), allow(unused_mut))]
+    let mut seals: (Option<String>, Option<String>) = (None, None);
+    let kurrent = store.is_some_and(|url| !store::postgres::is_postgres_url(url));
+    anyhow::ensure!(
+        !seal || kurrent,
+        "--seal is for a KurrentDB log: the embedded and PostgreSQL logs keep a whole-log chain"
+    );
     let (path, report) = match store {
         None => {
             let path = data.join(app::LOG_FILE);
@@ -602,7 +654,21 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
                 .with_context(|| format!("cannot open the event log at {}", store::redact_url(url)))?;
             (store::redact_url(url), log.verify(anchor).await?)
         }
+        #[cfg(feature = "kurrentdb")]
+        Some(url) if store::kurrent::is_kurrent_url(url) => {
+            let log = store::kurrent::KurrentStore::connect(url)
+                .await
+                .with_context(|| format!("cannot open the event log at {}", store::redact_url(url)))?;
+            let (report, checked) = log.verify(anchor).await?;
+            let describe = |s: &store::kurrent::Seal| format!("{}:{} (sealed {})", s.position, s.hash, s.sealed_at);
+            seals.0 = checked.as_ref().map(describe);
+            if seal && report.is_intact() {
+                seals.1 = Some(describe(&log.seal(&report).await?));
+            }
+            (store::redact_url(url), report)
+        }
         Some(url) => {
+            anyhow::ensure!(!seal, "--seal needs a build with `--features kurrentdb`");
             anyhow::ensure!(
                 anchor.is_none(),
                 "--expect needs a whole-log chain, which the embedded and PostgreSQL logs keep and KurrentDB does not"
@@ -616,6 +682,10 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
     if json {
         let mut out = serde_json::to_value(&report)?;
         out["snapshots"] = serde_json::to_value(&snapshots)?;
+        if kurrent {
+            out["sealChecked"] = serde_json::to_value(&seals.0)?;
+            out["sealWritten"] = serde_json::to_value(&seals.1)?;
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(report.is_intact() && altered.is_empty());
     }
@@ -635,6 +705,16 @@ async fn verify(data: &std::path::Path, store: Option<&str>, expect: Option<&str
             println!("{path}: INTACT");
             println!("  {} events in {} streams, every hash chain verified", report.events, report.streams);
             println!("  head digest {}:{}", report.head_position, report.head_hash);
+            match &seals {
+                (Some(checked), _) => println!("  the whole log matches its last seal, {checked}"),
+                (None, _) if kurrent => {
+                    println!("  no seal in the log yet: `tracker verify --seal` writes one, checked from then on")
+                }
+                _ => {}
+            }
+            if let Some(written) = &seals.1 {
+                println!("  sealed: {written}");
+            }
             if whole_log_chain {
                 println!(
                     "  keep it: `tracker verify --expect {}:{}` proves later that nothing before it changed",

@@ -368,8 +368,8 @@ impl DashboardView {
             return Ok(None);
         }
         let state = ctx.data_unchecked::<AppState>();
-        let event = state.store.read_all(self.position - 1, 1).await.map_err(|e| crate::errors::internal(&e))?;
-        Ok(event.into_iter().next().map(|e| e.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+        let event = state.store.read_at(self.position).await.map_err(|e| crate::errors::internal(&e))?;
+        Ok(event.map(|e| e.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
     }
     /// The scope's figures: with no territory filter, the national total, which is the
     /// sum of every département plus `unassigned`.

@@ -34,6 +34,7 @@ pub struct InstalmentView {
 }
 
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct ClaimForPayment {
     pub number: u32,
     pub instalment: u32,
@@ -45,6 +46,29 @@ pub struct ClaimForPayment {
     pub paid_on: Option<DateScalar>,
     /// Paid after its due date.
     pub paid_late: bool,
+    #[graphql(skip)]
+    claim: Claim,
+}
+
+#[async_graphql::ComplexObject]
+impl ClaimForPayment {
+    /// Days ANCT was or is late on this claim as seen on `on` (today by default): paid by
+    /// then, from its due date to the payment; unpaid, since its due date; 0 when not late.
+    /// Computed from the dates, not recorded: an unpaid claim's lateness grows each day.
+    async fn days_late(&self, on: Option<DateScalar>) -> i64 {
+        self.days_late_on(on)
+    }
+
+    /// Late as seen on `on` (today by default): unpaid past its due date, or paid after it.
+    async fn late(&self, on: Option<DateScalar>) -> bool {
+        self.days_late_on(on) > 0
+    }
+}
+
+impl ClaimForPayment {
+    fn days_late_on(&self, on: Option<DateScalar>) -> i64 {
+        self.claim.days_late(on.map_or_else(|| chrono::Utc::now().date_naive(), |d| d.0))
+    }
 }
 
 impl From<&Claim> for ClaimForPayment {
@@ -58,6 +82,7 @@ impl From<&Claim> for ClaimForPayment {
             due_on: c.due_on.into(),
             paid_on: c.paid_on.map(Into::into),
             paid_late: c.paid_late,
+            claim: c.clone(),
         }
     }
 }

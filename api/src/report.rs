@@ -120,26 +120,61 @@ impl ReportQuery {
 
     /// The events behind one figure of one envelope of the report (provenance), or of
     /// the partner's balance (RECEIVED, JUSTIFIED, RECOVERED, CO_FUNDER_SPENT: the envelope
-    /// is then ignored).
+    /// is then ignored). With `funder` (e.g. "ANCT", "Uniformation"), only that funder's
+    /// part: each event's `effect` is then the funder's signed move by the envelope's
+    /// financing plan, so the effects add up to the funder's figure in `report`; without
+    /// `envelope`, over every envelope of the convention. A partner's received, justified
+    /// and recovered money is ANCT's; co-funder spending is its funder's.
     #[graphql(complexity = "crate::REPLAY_COST + child_complexity")]
+    #[allow(clippy::too_many_arguments)] // one per GraphQL argument
     async fn report_provenance(
         &self,
         ctx: &Context<'_>,
         as_of: Option<DateScalar>,
         as_known_at: Option<String>,
         convention_code: String,
-        envelope: String,
+        envelope: Option<String>,
         figure: ReportFigure,
+        funder: Option<String>,
     ) -> Result<Vec<ReportEvent>> {
         require(ctx, Operation::Report)?;
         let cutoff = cutoff(as_of, as_known_at)?;
+        let figure: projections::report::Figure = figure.into();
+        let envelope = envelope.filter(|e| !e.trim().is_empty());
+        let no_envelope = || {
+            bad_input(
+                "envelope",
+                "name the envelope whose figure to explain (or a funder, for its part of the whole convention)",
+            )
+        };
+        // Refused before the replay, which is the costly part.
+        if funder.is_none() && envelope.is_none() && !figure.of_partner() {
+            return Err(no_envelope());
+        }
         let (builder, _) = replayed(ctx.data_unchecked::<AppState>(), cutoff).await?;
         let convention = ConventionId::for_code(&convention_code);
-        let figure: projections::report::Figure = figure.into();
-        let events = if figure.of_partner() {
-            builder.explain_partner(convention, figure)
-        } else {
-            builder.explain(convention, EnvelopeId::for_name(convention, &envelope), figure)
+        let envelope = envelope.map(|name| EnvelopeId::for_name(convention, &name));
+        let events = match (funder, envelope) {
+            (Some(funder), envelope) => {
+                let funders = builder.funders_of(convention);
+                if !funders.iter().any(|f| f.eq_ignore_ascii_case(&funder)) {
+                    return Err(bad_input(
+                        "funder",
+                        format!(
+                            "`{funder}` does not fund {convention_code}: its funders are {}",
+                            if funders.is_empty() {
+                                "none (no such convention at that date)".into()
+                            } else {
+                                funders.join(", ")
+                            }
+                        ),
+                    ));
+                }
+                builder.explain_funder(convention, envelope, figure, &funder)
+            }
+            (None, _) if figure.of_partner() => builder.explain_partner(convention, figure),
+            (None, Some(envelope)) => builder.explain(convention, envelope, figure),
+            (None, None) => return Err(no_envelope()),
         };
         Ok(events.into_iter().map(ReportEvent::from).collect())
     }

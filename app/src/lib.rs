@@ -106,8 +106,9 @@ impl Application {
         if !log.atomic_multi_stream() {
             anyhow::bail!(
                 "this event log cannot append to several streams atomically, which the tracker's use cases need \
-                 (KurrentDB offers it from server 25.1 through its v2 protocol, which the kurrentdb 1.2 client \
-                 lacks): `serve` refuses it; `verify`, `replay`, `explain` and `rebuild` still read it"
+                 (KurrentDB offers it from server 25.1.1, through its v2 protocol, with the server's certificate \
+                 verified: see the warning above): `serve` refuses it; `verify`, `replay`, `explain` and `rebuild` \
+                 still read it"
             );
         }
         // Replicas of a shared log share its tokens and run the saga one at a time; the

@@ -96,6 +96,26 @@ pub async fn import(habilitations: usize, purchases: usize) -> anyhow::Result<Im
             by_step.push(run);
         }
     }
+    // The formation step again (other aidants), its companion's writes not pipelined: a
+    // use-case layer standing for another process on the log turns pipelining off.
+    for f in files(4, 1_000, aidants, 0) {
+        if f.kind != Kind::Habilitations {
+            timed(&uc, f.kind, &f.csv(), "CSV").await?;
+            continue;
+        }
+        for (i, chunk) in f.lines.chunks(aidants.max(1)).enumerate().take(4) {
+            let step = File { kind: f.kind, name: f.name.clone(), lines: chunk.to_vec() };
+            if i == 3 {
+                let _other = usecases::UseCases::another_process(log.clone());
+                let mut run = timed(&uc, f.kind, &step.csv(), "CSV").await?;
+                anyhow::ensure!(run.refused == 0, "{} lines refused in the bench", run.refused);
+                run.what = "habilitations, step formation, not pipelined".into();
+                by_step.push(run);
+            } else {
+                timed(&uc, f.kind, &step.csv(), "CSV").await?;
+            }
+        }
+    }
     Ok(ImportFigures { raw_appends_per_s: raw, runs, by_step })
 }
 

@@ -24,6 +24,10 @@ use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Who pays the disbursements: the partner's received, justified and recovered money is
+/// this funder's (the co-funder's own spending is recorded under its own name).
+pub const PAYER: &str = "ANCT";
+
 /// What makes an instalment payable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -219,6 +223,17 @@ pub struct Claim {
     pub paid_on: Option<NaiveDate>,
     /// Paid after its due date.
     pub paid_late: bool,
+}
+
+impl Claim {
+    /// How many days ANCT was or is late on this claim as seen on `on`: paid by then, the
+    /// days between its due date and the payment; unpaid by then, the days since its due
+    /// date. 0 when not late. Lateness is a fact of dates, so it is computed at the date
+    /// asked, not recorded: an unpaid claim's lateness grows until it is paid.
+    pub fn days_late(&self, on: NaiveDate) -> i64 {
+        let settled = self.paid_on.filter(|paid| *paid <= on).unwrap_or(on);
+        (settled - self.due_on).num_days().max(0)
+    }
 }
 
 /// The decision state of a convention's disbursements, also its balance.

@@ -387,6 +387,9 @@ pub struct ReportBuilder {
     reimbursements: ReimbursementsView,
     dashboard: DashboardView,
     provenance: BTreeMap<(ConventionId, EnvelopeId, Figure), Vec<EventRef>>,
+    /// Each funder's part of a figure, by the events that moved it (their `effect` is
+    /// the funder's signed move, so they add up to the funder's figure in the report).
+    funder_provenance: BTreeMap<(ConventionId, EnvelopeId, Figure, String), Vec<EventRef>>,
     disbursements: BTreeMap<ConventionId, domain::disbursement::Disbursements>,
     /// The latest business date kept: unpaid claims past their due date then are late.
     latest: Option<NaiveDate>,
@@ -407,6 +410,7 @@ impl ReportBuilder {
             reimbursements: ReimbursementsView::default(),
             dashboard: DashboardView::default(),
             provenance: BTreeMap::new(),
+            funder_provenance: BTreeMap::new(),
             disbursements: BTreeMap::new(),
             latest: None,
             references: BTreeMap::new(),
@@ -427,13 +431,17 @@ impl ReportBuilder {
             self.after_as_of += 1;
             return;
         }
+        let of_convention = e.category() == domain::convention::Convention::CATEGORY;
+        let before = if of_convention { self.funder_parts(e) } else { BTreeMap::new() };
         // A convention event that depends on a fact the cutoff leaves out (the budget
         // view refuses it) is listed, not counted.
         if self.budget.apply(e).is_err() {
             self.skipped.push(event_ref(e, None, None));
             return;
         }
-        if e.category() == domain::convention::Convention::CATEGORY {
+        if of_convention {
+            let after = self.funder_parts(e);
+            self.funder_moves(e, before, after);
             self.convention_event(e);
         }
         if e.category() == domain::disbursement::Disbursements::CATEGORY {
@@ -495,6 +503,58 @@ impl ReportBuilder {
         }
     }
 
+    /// Each funder's part of each figure of the event's convention's envelopes, as the
+    /// budget view splits them by their financing plans.
+    fn funder_parts(&self, e: &RecordedEvent) -> BTreeMap<(EnvelopeId, Figure, String), Money> {
+        let mut parts = BTreeMap::new();
+        let Ok(id) = ConventionId::parse(e.stream_id()) else { return parts };
+        let Some(convention) = self.budget.conventions.get(&id) else { return parts };
+        for envelope in &convention.envelopes {
+            for (funder, f) in envelope.funders() {
+                for (figure, amount) in [
+                    (Figure::Allocated, f.allocated),
+                    (Figure::Committed, f.committed),
+                    (Figure::ServiceDone, f.service_done),
+                    (Figure::Paid, f.paid),
+                ] {
+                    parts.insert((envelope.id, figure, funder.clone()), amount);
+                }
+            }
+        }
+        parts
+    }
+
+    /// Records the event under each funder's figure it moved, with the signed move: the
+    /// difference of the parts (not a split of the event's amount, which could stray by a
+    /// cent from the split of the cumulative figure the report shows).
+    fn funder_moves(
+        &mut self,
+        e: &RecordedEvent,
+        before: BTreeMap<(EnvelopeId, Figure, String), Money>,
+        after: BTreeMap<(EnvelopeId, Figure, String), Money>,
+    ) {
+        let Ok(convention) = ConventionId::parse(e.stream_id()) else { return };
+        let reference = e.payload.decode::<ConventionEvent>().ok().and_then(|event| match event {
+            ConventionEvent::FundsCommitted(c) => Some(c.reference),
+            ConventionEvent::FundsReleased(r) => Some(r.reference),
+            ConventionEvent::ServiceDoneRecorded(s) => Some(s.reference),
+            ConventionEvent::PaymentRecorded(p) => Some(p.reference),
+            _ => None,
+        });
+        for ((envelope, figure, funder), amount) in &after {
+            let old = before.get(&(*envelope, *figure, funder.clone())).map_or(Decimal::ZERO, |m| m.amount());
+            let moved = amount.amount() - old;
+            if moved.is_zero() {
+                continue;
+            }
+            let effect = if moved.is_sign_negative() { format!("{moved:.2}") } else { format!("+{moved:.2}") };
+            self.funder_provenance
+                .entry((convention, *envelope, *figure, funder.clone()))
+                .or_default()
+                .push(event_ref(e, Some(effect), reference.clone()));
+        }
+    }
+
     fn disbursement_event(&mut self, e: &RecordedEvent) {
         use domain::disbursement::DisbursementEvent as D;
         let Ok(event) = e.payload.decode::<D>() else { return };
@@ -510,7 +570,14 @@ impl ReportBuilder {
             _ => None,
         };
         if let Some((figure, effect)) = effect {
-            self.provenance.entry((convention, partner, figure)).or_default().push(event_ref(e, Some(effect), None));
+            // ANCT's money, but for the co-funder's own spending.
+            let funder = match &event {
+                D::CoFunderSpendingRecorded { funder, .. } => funder.clone(),
+                _ => domain::disbursement::PAYER.to_string(),
+            };
+            let r = event_ref(e, Some(effect), None);
+            self.funder_provenance.entry((convention, partner, figure, funder)).or_default().push(r.clone());
+            self.provenance.entry((convention, partner, figure)).or_default().push(r);
         }
         self.disbursements.entry(convention).or_default().evolve(&event);
     }
@@ -556,6 +623,48 @@ impl ReportBuilder {
     /// The events behind one figure of one envelope.
     pub fn explain(&self, convention: ConventionId, envelope: EnvelopeId, figure: Figure) -> Vec<EventRef> {
         self.provenance.get(&(convention, envelope, figure)).cloned().unwrap_or_default()
+    }
+
+    /// The events behind one funder's part of a figure: of one envelope, or of the whole
+    /// convention (every envelope, in log order) when `envelope` is `None`; for a partner's
+    /// figure the envelope is ignored. Each event's `effect` is the funder's signed move,
+    /// so the effects add up to the funder's figure in the report, to the cent.
+    pub fn explain_funder(
+        &self,
+        convention: ConventionId,
+        envelope: Option<EnvelopeId>,
+        figure: Figure,
+        funder: &str,
+    ) -> Vec<EventRef> {
+        let same = |name: &str| name.eq_ignore_ascii_case(funder);
+        let envelope = if figure.of_partner() { Some(EnvelopeId(uuid::Uuid::nil())) } else { envelope };
+        let mut events: Vec<EventRef> = self
+            .funder_provenance
+            .iter()
+            .filter(|((c, e, f, name), _)| {
+                *c == convention && *f == figure && same(name) && envelope.is_none_or(|want| want == *e)
+            })
+            .flat_map(|(_, events)| events.iter().cloned())
+            .collect();
+        events.sort_by_key(|e| e.position);
+        events
+    }
+
+    /// The funders named by the convention's shares, its financing plans or its co-funder
+    /// spending (what `explain_funder` accepts).
+    pub fn funders_of(&self, convention: ConventionId) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .budget
+            .conventions
+            .get(&convention)
+            .map(|c| c.by_funder().into_iter().map(|(name, _)| name).collect())
+            .unwrap_or_default();
+        for (c, _, _, name) in self.funder_provenance.keys() {
+            if *c == convention && !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
     }
 
     pub fn finish(self, integrity: &Integrity) -> FinancialReport {

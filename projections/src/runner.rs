@@ -97,7 +97,7 @@ pub async fn read_snapshot<V: Projection>(dir: &Path, store: &dyn EventStore) ->
         return None;
     }
     if snapshot.position > 0 {
-        let event = store.read_all(snapshot.position - 1, 1).await.ok()?.into_iter().next();
+        let event = store.read_at(snapshot.position).await.ok()?;
         let matches = event.is_some_and(|e| e.position == snapshot.position && Some(e.hash.to_hex()) == snapshot.hash);
         if !matches {
             tracing::warn!(path = %path.display(), position = snapshot.position,

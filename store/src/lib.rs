@@ -5,8 +5,8 @@
 //! their events or none: [`EventStore::append_all`]), reads a stream, reads the whole log
 //! from a global position and follows it live. It never edits or deletes an event.
 //! Backends: in-memory (tests), SQLite (the embedded default), PostgreSQL (a log shared
-//! by several replicas) and KurrentDB (feature `kurrentdb`, which cannot yet write several
-//! streams atomically). [`handler`] runs
+//! by several replicas) and KurrentDB (feature `kurrentdb`; writes need server 25.1.1 or
+//! later). [`handler`] runs
 //! commands against it: load → decide → append, with retries and idempotency.
 //!
 //! It must never decide a business rule: it checks only what a log promises (versions,
@@ -320,10 +320,21 @@ pub trait EventStore: Send + Sync + 'static {
     /// with [`StoreError::Unsupported`] rather than write them one by one.
     async fn append_all(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendOutcome>, StoreError>;
 
-    /// Whether `append_all` can write more than one stream atomically (false on KurrentDB
-    /// until the v2 protocol).
+    /// Whether `append_all` can write more than one stream atomically (false on a KurrentDB
+    /// server older than 25.1.1, which the tracker only reads).
     fn atomic_multi_stream(&self) -> bool {
         true
+    }
+
+    /// For a log whose `append_all` is handed to it, in call order, by the first poll of
+    /// its future (the rest only waits for the durable commit) and that no other process
+    /// writes: its shared state, the same for every handle on it in this process. A caller
+    /// may then let the next writer of a stream decide on top of an append still in flight
+    /// (pipelining): that writer's append expects the versions the first one writes, is
+    /// checked after it, and — all writers of this process sharing one turn per stream —
+    /// can only be written if the first one was. `None` unless the backend guarantees it.
+    fn ordered_log(&self) -> Option<std::sync::Arc<dyn std::any::Any + Send + Sync>> {
+        None
     }
 
     /// Every event of one stream, in version order.
@@ -338,6 +349,14 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Up to `limit` events with a global position greater than `after`, in order.
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The event at `position`, if there is one. By default the one `read_all` gives
+    /// after `position - 1`, which needs gapless positions; a backend whose positions have
+    /// gaps (KurrentDB) reads it where it is.
+    async fn read_at(&self, position: u64) -> Result<Option<RecordedEvent>, StoreError> {
+        let page = self.read_all(position.saturating_sub(1), 1).await?;
+        Ok(page.into_iter().next().filter(|e| e.position == position))
+    }
 
     /// The stored answer to a command already applied, with its fingerprint.
     async fn find_command(&self, command_id: CommandId) -> Result<Option<CommandRecord>, StoreError>;

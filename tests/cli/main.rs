@@ -59,6 +59,10 @@ fn verify_refuses_a_malformed_digest_and_a_missing_log() {
     let bad = tracker(&["verify", "--expect", "12:nothex"], dir.path());
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("64 hexadecimal digits"));
+    // A seal is KurrentDB's stand-in for the whole-log chain the embedded log keeps.
+    let seal = tracker(&["verify", "--seal"], dir.path());
+    assert!(!seal.status.success());
+    assert!(String::from_utf8_lossy(&seal.stderr).contains("--seal is for a KurrentDB log"));
 }
 
 #[test]
@@ -197,6 +201,52 @@ fn the_demo_replayed_at_several_dates_is_stable_and_byte_identical() {
     let effects: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["effect"].as_str().unwrap()).collect();
     assert_eq!(effects, ["+780000.00", "+1300000.00"], "{events}");
     assert!(events.as_array().unwrap().iter().all(|e| e["eventType"] == "DisbursementPaid"));
+    // A funder's part: its moves by the financing plans add up to its figure in the
+    // report, for the whole convention (every envelope) and for one envelope.
+    let whole: serde_json::Value = serde_json::from_slice(&report(dir.path(), &[]).stdout).unwrap();
+    let convention =
+        whole["conventions"].as_array().unwrap().iter().find(|c| c["code"] == "ANCT-UNIFORMATION-2021").unwrap();
+    let money = |v: &serde_json::Value| v.as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap();
+    let sum_of = |args: &[&str]| -> rust_decimal::Decimal {
+        let out = tracker(args, dir.path());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let events: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["effect"].as_str().unwrap().trim_start_matches('+').parse::<rust_decimal::Decimal>().unwrap())
+            .sum()
+    };
+    for funder in convention["funders"].as_array().unwrap() {
+        let name = funder["funder"].as_str().unwrap();
+        for (figure, field) in [("committed", "committed"), ("paid", "paid"), ("allocated", "allocated")] {
+            let explained =
+                sum_of(&["explain", "--convention", "ANCT-UNIFORMATION-2021", "--figure", figure, "--funder", name]);
+            assert_eq!(explained, money(&funder[field]), "{name} {figure}");
+        }
+    }
+    let annex = convention["envelopes"].as_array().unwrap().iter().find(|e| e["name"] == "Frais annexes").unwrap();
+    let anct = annex["funders"].as_array().unwrap().iter().find(|f| f["funder"] == "ANCT").unwrap();
+    let explained = sum_of(&[
+        "explain",
+        "--convention",
+        "ANCT-UNIFORMATION-2021",
+        "--envelope",
+        "Frais annexes",
+        "--figure",
+        "paid",
+        "--funder",
+        "anct",
+    ]);
+    assert_eq!(explained, money(&anct["paid"]), "annex costs are ANCT's alone");
+    let unknown = tracker(
+        &["explain", "--convention", "ANCT-UNIFORMATION-2021", "--figure", "paid", "--funder", "Région Bretagne"],
+        dir.path(),
+    );
+    assert!(!unknown.status.success());
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(said.contains("does not fund ANCT-UNIFORMATION-2021: its funders are ANCT, Uniformation"), "{said}");
     // A fiscal year's figure is explained by that year's events: their effects add up to
     // the year's committed net of releases, summed over the funders, in the report.
     let whole: serde_json::Value = serde_json::from_slice(&report(dir.path(), &[]).stdout).unwrap();

@@ -144,6 +144,10 @@ impl EventStore for DryRunStore {
         self.log.read_all(after, limit).await
     }
 
+    async fn read_at(&self, position: u64) -> Result<Option<RecordedEvent>, StoreError> {
+        self.log.read_at(position).await
+    }
+
     async fn find_command(&self, command_id: CommandId) -> Result<Option<CommandRecord>, StoreError> {
         if let Some(record) = self.overlay.lock().expect("overlay poisoned").commands.get(&command_id) {
             return Ok(Some(record.clone()));

@@ -7,7 +7,9 @@
 //! commands on a hot stream are decided one after the other and written as a group, so
 //! none is refused for contention while the rules allow it. Between processes, expected
 //! versions guard every write and a lost race is decided again. A command id already
-//! applied gets its first answer back, concurrent retries included.
+//! applied gets its first answer back, concurrent retries included. Every `UseCases` on
+//! one embedded log shares this process's lanes on it, which lets steps pipeline their
+//! companion's writes (see [`UseCases::step`]).
 //!
 //! It must never decide from a read model, nor write a use case's streams one by one.
 
@@ -139,12 +141,22 @@ async fn back_off(command_id: CommandId, attempt: usize) {
 /// What a use case needs: the log, and this process's lanes on it.
 pub struct UseCases {
     store: Arc<dyn EventStore>,
-    lanes: Lanes,
+    lanes: Arc<Lanes>,
 }
 
 impl UseCases {
+    /// The use cases on `store`, sharing this process's lanes on it with every other
+    /// `UseCases` on the same store (the server's, the seeders', the imports').
     pub fn new(store: Arc<dyn EventStore>) -> Arc<Self> {
-        Arc::new(Self { store, lanes: Lanes::default() })
+        let lanes = Lanes::shared(&store);
+        Arc::new(Self { store, lanes })
+    }
+
+    /// Use cases with lanes of their own, as another process on the same log would have
+    /// (for tests of what happens between processes).
+    pub fn another_process(store: Arc<dyn EventStore>) -> Arc<Self> {
+        let lanes = Lanes::separate(&store);
+        Arc::new(Self { store, lanes })
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -187,7 +199,11 @@ impl UseCases {
     /// append, companion first. `companion` names the companion's stream, if any, from the
     /// entity's state and the command; `complete` adds to the command what the companion
     /// knows (a count, say); `commands` gives the companion's commands for the entity's new
-    /// events. Both streams are held for this process for the whole decision.
+    /// events. Both streams are held for this process for the whole decision; on a log
+    /// that hands appends over in order ([`EventStore::ordered_log`]), the companion's turn
+    /// is released once the append is handed over (pipelining: the companion's next writer
+    /// decides on top of it and their commits share a group), and a refusal decided on
+    /// appends still in flight waits for them and stands only if they were written.
     pub async fn step<A, B>(
         &self,
         entity: String,
@@ -224,52 +240,110 @@ impl UseCases {
                 }
                 None => None,
             };
-            let events = folded.state.decide(&command).map_err(StepError::Domain)?;
-            let mut requests = Vec::with_capacity(2);
-            let mut companion_events = 0;
-            if let Some((stream, other)) = &mut other {
-                let commands = commands(&other.state, &folded.state, &events)?;
-                let mut decided = Vec::new();
-                for c in &commands {
-                    match other.state.decide(c) {
-                        Ok(new) => {
-                            other.dirty = true;
-                            for e in &new {
-                                other.state.evolve(e);
+            let decision: Result<_, StepError<A::Error>> = 'decide: {
+                let events = match folded.state.decide(&command) {
+                    Ok(events) => events,
+                    Err(e) => break 'decide Err(StepError::Domain(e)),
+                };
+                let mut requests = Vec::with_capacity(2);
+                let mut companion_events = 0;
+                if let Some((stream, other)) = &mut other {
+                    let commands = match commands(&other.state, &folded.state, &events) {
+                        Ok(commands) => commands,
+                        Err(e) => break 'decide Err(e),
+                    };
+                    let mut decided = Vec::new();
+                    for c in &commands {
+                        match other.state.decide(c) {
+                            Ok(new) => {
+                                other.dirty = true;
+                                for e in &new {
+                                    other.state.evolve(e);
+                                }
+                                decided.extend(new);
                             }
-                            decided.extend(new);
+                            Err(e) => {
+                                other.dirty |= !decided.is_empty();
+                                break 'decide Err(B::refused(e));
+                            }
                         }
-                        Err(e) => {
-                            other.dirty |= !decided.is_empty();
-                            return Err(B::refused(e));
+                    }
+                    if !decided.is_empty() {
+                        let meta = CommandMeta { command_id: derived(meta.command_id, B::CATEGORY), ..meta.clone() };
+                        match new_events(&decided, &meta) {
+                            Ok(new) => requests.push(AppendRequest {
+                                stream: stream.clone(),
+                                expected: expected(other.version),
+                                command_id: meta.command_id,
+                                fingerprint: store::handler::fingerprint(&commands)?,
+                                events: new,
+                            }),
+                            Err(e) => break 'decide Err(e.into()),
+                        }
+                    }
+                    companion_events = decided.len() as u64;
+                }
+                match new_events(&events, &meta) {
+                    Ok(new) => requests.push(AppendRequest {
+                        stream: entity.clone(),
+                        expected: expected(folded.version),
+                        command_id: meta.command_id,
+                        fingerprint: fingerprint.clone(),
+                        events: new,
+                    }),
+                    Err(e) => break 'decide Err(e.into()),
+                }
+                Ok((events, requests, companion_events))
+            };
+            let (events, requests, companion_events) = match decision {
+                Ok(decided) => decided,
+                Err(refusal) => {
+                    // A refusal decided on the companion's appends still in flight stands
+                    // once they are written; if one was not, the command is decided again.
+                    let pending = other.as_ref().map(|(_, o)| o.in_flight()).unwrap_or_default();
+                    drop(other);
+                    if pending.is_empty() || lanes::all_written(pending).await {
+                        return Err(refusal);
+                    }
+                    continue;
+                }
+            };
+            let mut append = self.store.append_all(requests);
+            let result = match other {
+                Some((_, mut other)) if self.lanes.pipelining() && companion_events > 0 => {
+                    match futures::poll!(&mut append) {
+                        std::task::Poll::Ready(result) => {
+                            if result.is_ok() {
+                                other.version += companion_events;
+                                other.dirty = false;
+                            }
+                            result
+                        }
+                        std::task::Poll::Pending => {
+                            // Handed to the log, in order: the companion's next writer may
+                            // decide on top of it while it commits (their commits share a
+                            // group). Its append is written only if this one is.
+                            other.version += companion_events;
+                            other.dirty = false;
+                            let in_flight = lanes::InFlight::register(&mut other);
+                            drop(other);
+                            let result = append.await;
+                            in_flight.settle(result.is_ok());
+                            result
                         }
                     }
                 }
-                if !decided.is_empty() {
-                    let meta = CommandMeta { command_id: derived(meta.command_id, B::CATEGORY), ..meta.clone() };
-                    requests.push(AppendRequest {
-                        stream: stream.clone(),
-                        expected: expected(other.version),
-                        command_id: meta.command_id,
-                        fingerprint: store::handler::fingerprint(&commands)?,
-                        events: new_events(&decided, &meta)?,
-                    });
-                }
-                companion_events = decided.len() as u64;
-            }
-            requests.push(AppendRequest {
-                stream: entity.clone(),
-                expected: expected(folded.version),
-                command_id: meta.command_id,
-                fingerprint: fingerprint.clone(),
-                events: new_events(&events, &meta)?,
-            });
-            match self.store.append_all(requests).await {
-                Ok(outcomes) => {
-                    if let Some((_, mut other)) = other {
+                other => {
+                    let result = append.await;
+                    if let (Ok(_), Some((_, mut other))) = (&result, other) {
                         other.version += companion_events;
                         other.dirty = false;
                     }
+                    result
+                }
+            };
+            match result {
+                Ok(outcomes) => {
                     for e in &events {
                         folded.state.evolve(e);
                     }
@@ -305,6 +379,12 @@ where
     A::Command: 'static,
 {
     for attempt in 0..MAX_ATTEMPTS {
+        // Steps' appends still in flight on this stream: decide on what they really wrote
+        // (a refusal must not rest on an append that then fails).
+        let pending = folded.in_flight();
+        if !pending.is_empty() {
+            lanes::all_written(pending).await;
+        }
         if let Err(e) = folded.refresh(store, stream).await {
             for job in jobs {
                 let _ = job.reply.send(Err(HandleError::Store(again(&e))));

@@ -259,7 +259,7 @@ async fn two_processes_on_one_log_never_over_commit() {
     // Two use-case layers on one log stand for two processes: their lanes do not see each
     // other, only the log's expected versions do.
     let store: Arc<dyn EventStore> = Arc::new(store::MemoryStore::new());
-    let (a, b) = (UseCases::new(store.clone()), UseCases::new(store.clone()));
+    let (a, b) = (UseCases::new(store.clone()), UseCases::another_process(store.clone()));
     signed(&a, &[("formations", EnvelopeKind::NonCertifyingTrainings, 300)]).await;
     let tasks: Vec<_> = (0..60)
         .map(|i| {
@@ -286,7 +286,7 @@ async fn a_lanes_folded_state_takes_in_what_another_process_wrote_before_decidin
     // Given a convention folded by this process's lane,
     let (_dir, store) = log();
     let store: Arc<dyn EventStore> = Arc::new(store);
-    let (here, there) = (UseCases::new(store.clone()), UseCases::new(store.clone()));
+    let (here, there) = (UseCases::new(store.clone()), UseCases::another_process(store.clone()));
     signed(&here, &[("formations", EnvelopeKind::NonCertifyingTrainings, 1_000)]).await;
     here.convention(commit("formations", "A-0".into(), 100), meta()).await.unwrap();
     // when another process commits 850 € of the 900 € left,
@@ -602,4 +602,211 @@ async fn a_funds_call_is_due_after_the_conventions_own_payment_delay() {
     // then it is due after the convention's term, read from its stream (30 days).
     let (ledger, _) = app.load::<FundsCallLedger>(&stream_name::<FundsCallLedger>(convention())).await.unwrap();
     assert_eq!(ledger.calls[&call_id].issued.due_on, d("2021-08-04"));
+}
+
+/// A log whose appends wait at a gate the test opens one at a time, written (or failed) in
+/// the order they came: it hands appends to the log in call order at the first poll, like
+/// the SQLite writer, so steps pipeline on it.
+struct GatedLog {
+    inner: store::MemoryStore,
+    shared: Arc<()>,
+    gate: std::sync::Mutex<Option<std::collections::VecDeque<Gated>>>,
+    queued: tokio::sync::Notify,
+}
+
+type Gated = (Vec<AppendRequest>, oneshot::Sender<Result<Vec<store::AppendOutcome>, StoreError>>);
+
+impl GatedLog {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: store::MemoryStore::new(),
+            shared: Arc::new(()),
+            gate: std::sync::Mutex::new(None),
+            queued: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn close(&self) {
+        *self.gate.lock().unwrap() = Some(Default::default());
+    }
+
+    fn waiting(&self) -> usize {
+        self.gate.lock().unwrap().as_ref().map_or(0, |q| q.len())
+    }
+
+    /// Waits until `n` appends wait at the gate.
+    async fn until_waiting(&self, n: usize) {
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while self.waiting() < n {
+                self.queued.notified().await;
+            }
+        })
+        .await
+        .expect("appends came to the gate");
+    }
+
+    /// Lets the first waiting append through: written, or refused without writing.
+    async fn open_one(&self, written: bool) {
+        let (requests, reply) = self.gate.lock().unwrap().as_mut().unwrap().pop_front().expect("an append waits");
+        let result = if written {
+            self.inner.append_all(requests).await
+        } else {
+            Err(StoreError::backend("refused by the test"))
+        };
+        let _ = reply.send(result);
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for GatedLog {
+    async fn append_all(&self, requests: Vec<AppendRequest>) -> Result<Vec<store::AppendOutcome>, StoreError> {
+        let answer = {
+            let mut gate = self.gate.lock().unwrap();
+            match gate.as_mut() {
+                None => None,
+                Some(queue) => {
+                    let (reply, answer) = oneshot::channel();
+                    queue.push_back((requests.clone(), reply));
+                    Some(answer)
+                }
+            }
+        };
+        match answer {
+            None => self.inner.append_all(requests).await,
+            Some(answer) => {
+                self.queued.notify_waiters();
+                answer.await.unwrap()
+            }
+        }
+    }
+    fn ordered_log(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        Some(self.shared.clone())
+    }
+    async fn read_stream(&self, stream: &str) -> Result<Vec<store::RecordedEvent>, StoreError> {
+        self.inner.read_stream(stream).await
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<store::RecordedEvent>, StoreError> {
+        self.inner.read_all(after, limit).await
+    }
+    async fn find_command(&self, id: CommandId) -> Result<Option<store::CommandRecord>, StoreError> {
+        self.inner.find_command(id).await
+    }
+    fn head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.head()
+    }
+}
+
+/// Two purchases of 1 000 € each, requested on `log` under an envelope of `envelope` €.
+async fn two_requested(log: &Arc<GatedLog>, envelope: i64) -> (Arc<UseCases>, PurchaseId, PurchaseId) {
+    let app = UseCases::new(log.clone());
+    signed(&app, &[("formations", EnvelopeKind::NonCertifyingTrainings, envelope)]).await;
+    let (a, request_a) = request(buyer(), 10);
+    let (b, request_b) = request(buyer(), 10);
+    app.purchase(request_a, meta()).await.unwrap();
+    app.purchase(request_b, meta()).await.unwrap();
+    (app, a, b)
+}
+
+fn approve(app: &Arc<UseCases>, id: PurchaseId) -> tokio::task::JoinHandle<Outcome<domain::purchase::PurchaseError>> {
+    let app = app.clone();
+    tokio::spawn(async move {
+        app.purchase(PurchaseCommand::Approve { purchase_id: id, approved_on: d("2021-04-02") }, meta()).await
+    })
+}
+
+type Outcome<E> = Result<CommandOutcome, StepError<E>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_decides_on_top_of_an_append_in_flight_and_is_written_after_it() {
+    // Given two approvals of 1 000 € on one convention with room for both,
+    let log = GatedLog::new();
+    let (app, a, b) = two_requested(&log, 2_000).await;
+    log.close();
+    // when the first one's append waits to be committed,
+    let first = approve(&app, a);
+    log.until_waiting(1).await;
+    // then the second is decided meanwhile (its append comes to the log before the first
+    // is answered: their commits can share one group),
+    let second = approve(&app, b);
+    log.until_waiting(2).await;
+    // and both are written, in order.
+    log.open_one(true).await;
+    log.open_one(true).await;
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    assert_eq!(convention_state(&app).await.envelopes[&envelope("formations")].committed, eur(2_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_decided_on_one_that_then_fails_is_refused_and_decided_again() {
+    // Given the second approval decided on top of the first one's append in flight,
+    let log = GatedLog::new();
+    let (app, a, b) = two_requested(&log, 2_000).await;
+    log.close();
+    let first = approve(&app, a);
+    log.until_waiting(1).await;
+    let second = approve(&app, b);
+    log.until_waiting(2).await;
+    // when the first is not written,
+    log.open_one(false).await;
+    assert!(matches!(first.await.unwrap(), Err(StepError::Store(_))));
+    // then the second's append, which expected the first's events, is refused by the log,
+    log.open_one(true).await;
+    // and the second is decided again on what the log holds, and written alone.
+    log.until_waiting(1).await;
+    log.open_one(true).await;
+    second.await.unwrap().unwrap();
+    let state = convention_state(&app).await;
+    assert_eq!(state.envelopes[&envelope("formations")].committed, eur(1_000));
+    assert_eq!(state.commitments.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_decided_on_an_append_in_flight_waits_for_it_and_stands_only_if_it_was_written() {
+    for first_written in [false, true] {
+        // Given an envelope with room for one approval, the first one's append in flight,
+        let log = GatedLog::new();
+        let (app, a, b) = two_requested(&log, 1_000).await;
+        log.close();
+        let first = approve(&app, a);
+        log.until_waiting(1).await;
+        // when the second is refused on the state that holds the first,
+        let second = approve(&app, b);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "the refusal waits for the append it rests on");
+        // then, if the first was written, the refusal stands;
+        log.open_one(first_written).await;
+        if first_written {
+            first.await.unwrap().unwrap();
+            let refused = second.await.unwrap();
+            assert!(
+                matches!(refused, Err(StepError::Convention(ConventionError::EnvelopeExceeded { .. }))),
+                "{refused:?}"
+            );
+        } else {
+            // if not, the second is decided again and accepted.
+            assert!(first.await.unwrap().is_err());
+            log.until_waiting(1).await;
+            log.open_one(true).await;
+            second.await.unwrap().unwrap();
+        }
+        let state = convention_state(&app).await;
+        assert_eq!(state.envelopes[&envelope("formations")].committed, eur(1_000), "{first_written}");
+    }
+}
+
+#[tokio::test]
+async fn use_cases_on_one_log_share_its_lanes_and_another_process_turns_pipelining_off() {
+    let log = GatedLog::new();
+    let (one, two) = (UseCases::new(log.clone()), UseCases::new(log.clone()));
+    assert!(Arc::ptr_eq(&one.lanes, &two.lanes));
+    assert!(one.lanes.pipelining());
+    let other = UseCases::another_process(log.clone());
+    assert!(!Arc::ptr_eq(&one.lanes, &other.lanes));
+    assert!(!one.lanes.pipelining() && !other.lanes.pipelining());
+    // A log that does not hand appends in order gets lanes of its own, without.
+    let memory: Arc<dyn EventStore> = Arc::new(store::MemoryStore::new());
+    let (three, four) = (UseCases::new(memory.clone()), UseCases::new(memory));
+    assert!(!Arc::ptr_eq(&three.lanes, &four.lanes));
+    assert!(!three.lanes.pipelining());
 }

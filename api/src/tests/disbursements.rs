@@ -204,3 +204,26 @@ pub(super) fn matrix_operations() -> Vec<(Operation, &'static str, Value)> {
         ),
     ]
 }
+
+#[tokio::test]
+async fn an_unpaid_claim_shows_late_from_its_due_date_until_it_is_paid() {
+    let api = Api::with_budget().await;
+    let c = convention_id();
+    ok(api.run(&schedule(), schedule_input(1600, &c, None)).await);
+    // Claimed on 25 March: due on 24 April (30 days, ours by default).
+    ok(api.run_as(Role::Opco, &claim(), claim_input(1601, &c, 1, "780000", "2021-03-25")).await);
+    let query = format!(
+        "{{ disbursements(conventionId: \"{c}\") {{ claims {{ number dueOn paidOn \
+             onDue: daysLate(on: \"2021-04-24\") later: daysLate(on: \"2021-05-04\") \
+             lateOnDue: late(on: \"2021-04-24\") lateLater: late(on: \"2021-05-04\") }} }} }}"
+    );
+    let unpaid = ok(api.query(&query).await);
+    let claim0 = &unpaid["data"]["disbursements"]["claims"][0];
+    assert_eq!((claim0["onDue"].as_i64(), claim0["later"].as_i64()), (Some(0), Some(10)), "{unpaid}");
+    assert_eq!((claim0["lateOnDue"].as_bool(), claim0["lateLater"].as_bool()), (Some(false), Some(true)));
+    // Paid on 29 April, five days late: seen from 4 May, it stays five days late.
+    ok(api.run(&pay(), pay_input(1602, &c, 1, "2021-04-29")).await);
+    let paid = ok(api.query(&query).await);
+    assert_eq!(paid["data"]["disbursements"]["claims"][0]["later"], 5, "{paid}");
+    insta::assert_json_snapshot!("disbursement_claim_lateness", [unpaid, paid]);
+}

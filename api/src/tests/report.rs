@@ -131,3 +131,38 @@ async fn a_report_whose_time_is_up_stops_replaying_and_frees_the_next_replay() {
     assert_eq!(reads.load(Ordering::SeqCst), stopped_at, "no page read after the request gave up");
     assert!(stopped_at < pages, "stopped before the end: {stopped_at} of {pages} pages");
 }
+
+#[tokio::test]
+async fn a_funders_part_of_a_figure_is_explained_by_its_moves() {
+    let api = Api::for_matrix().await;
+    let report = ok(api.query(r#"{ report }"#).await);
+    let convention = report["data"]["report"]["conventions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "ANCT-UNIFORMATION-2021")
+        .unwrap()
+        .clone();
+    let answer = ok(api
+        .query(r#"{ reportProvenance(conventionCode: "ANCT-UNIFORMATION-2021", figure: COMMITTED, funder: "Uniformation") { eventType businessDate effect reference } }"#)
+        .await);
+    let events = answer["data"]["reportProvenance"].as_array().unwrap();
+    let sum: rust_decimal::Decimal = events
+        .iter()
+        .map(|e| e["effect"].as_str().unwrap().trim_start_matches('+').parse::<rust_decimal::Decimal>().unwrap())
+        .sum();
+    let uniformation =
+        convention["funders"].as_array().unwrap().iter().find(|f| f["funder"] == "Uniformation").unwrap();
+    assert_eq!(sum.to_string(), uniformation["committed"].as_str().unwrap(), "{answer}");
+    insta::assert_json_snapshot!("report_provenance_by_funder", answer);
+
+    let unknown = api
+        .query(r#"{ reportProvenance(conventionCode: "ANCT-UNIFORMATION-2021", figure: PAID, funder: "Région") { position } }"#)
+        .await;
+    assert_eq!(unknown["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{unknown}");
+    assert_eq!(unknown["errors"][0]["extensions"]["field"], "funder", "{unknown}");
+    let nothing =
+        api.query(r#"{ reportProvenance(conventionCode: "ANCT-UNIFORMATION-2021", figure: PAID) { position } }"#).await;
+    assert_eq!(nothing["errors"][0]["extensions"]["field"], "envelope", "{nothing}");
+    insta::assert_json_snapshot!("report_provenance_errors", [unknown, nothing]);
+}

@@ -224,3 +224,25 @@ fn a_paid_funds_call_is_recorded_once_as_received_and_justified() {
     state.evolve(&paid);
     assert_eq!((state.funds_calls_paid(), state.received), (eur(513), Money::ZERO), "outside the schedule");
 }
+
+#[test]
+fn an_unpaid_claim_is_late_from_its_due_date_until_it_is_paid() {
+    // Given the advance claimed on 20 March, due on 19 April, and paid on 3 May
+    let claims = |events: Vec<Ev>| Disbursements::fold(&events).claims.into_iter().next().expect("the claim");
+    let unpaid = claims(vec![claimed(1, 1, "Avance", 780_000, "2021-03-20", "2021-04-19")]);
+    // Then, unpaid, it is not late on its due date, late by a day the day after, and more each day
+    assert_eq!(unpaid.days_late(d("2021-04-19")), 0);
+    assert_eq!(unpaid.days_late(d("2021-04-20")), 1);
+    assert_eq!(unpaid.days_late(d("2021-05-19")), 30);
+    let paid = claims(vec![
+        claimed(1, 1, "Avance", 780_000, "2021-03-20", "2021-04-19"),
+        Ev::ClaimPaid { number: 1, amount: eur(780_000), paid_on: d("2021-05-03"), late: true },
+    ]);
+    // And once paid, its lateness stops at the payment's date, seen from any later date
+    assert_eq!(paid.days_late(d("2022-01-01")), 14);
+    // But seen from before the payment, it is the days late so far
+    assert_eq!(paid.days_late(d("2021-04-25")), 6);
+    // And a claim paid on time is never late
+    let on_time = claims(advance_paid());
+    assert_eq!(on_time.days_late(d("2030-01-01")), 0);
+}

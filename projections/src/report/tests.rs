@@ -215,3 +215,74 @@ async fn fiscal_years_show_each_funders_engagements_payments_and_what_carries_ov
     assert!(csv.contains("ANCT-UNIFORMATION-2021,2021,Formations,ANCT,600.00,180.00,0.00,0.00,420.00\r\n"), "{csv}");
     assert!(csv.contains("ANCT-UNIFORMATION-2021,Formations,Uniformation,400000.00,280.00,280.00,160.00\r\n"), "{csv}");
 }
+
+fn sum_of_effects(events: &[EventRef]) -> Money {
+    let sum: rust_decimal::Decimal =
+        events.iter().map(|e| e.effect.as_deref().unwrap().trim_start_matches('+').parse::<Decimal>().unwrap()).sum();
+    Money::try_from(sum).unwrap()
+}
+
+#[tokio::test]
+async fn a_funders_part_is_explained_by_its_moves_which_add_up_to_it() {
+    // Given a 60/40 envelope, a commitment of 1 000 €, a release of 300 € and 700 € of
+    // service done, then odd amounts whose split leaves cents to place.
+    let store = MemoryStore::new();
+    late_correction(&store).await;
+    for (n, amount) in [(6u128, "0.05"), (7, "0.05"), (8, "333.33")] {
+        run(
+            &store,
+            n,
+            ConventionCommand::CommitFunds(CommitFunds {
+                convention_id: id(),
+                envelope_id: envelope(),
+                reference: format!("ACHAT-{n}"),
+                amount: Money::parse(amount).unwrap(),
+                committed_on: d("2022-02-01"),
+                departement: None,
+            }),
+        )
+        .await;
+    }
+    // When each funder's committed part of the envelope is explained
+    let builder = replay(&store, Cutoff::default(), 8).await.unwrap();
+    let anct = builder.explain_funder(id(), Some(envelope()), Figure::Committed, "ANCT");
+    let moves: Vec<_> = anct.iter().map(|e| (e.event_type.as_str(), e.effect.as_deref().unwrap())).collect();
+    // Then each event shows the funder's own move, a release as a negative one
+    assert_eq!(moves[..2], [("FundsCommitted", "+600.00"), ("FundsReleased", "-180.00")]);
+    assert_eq!(anct[0].reference.as_deref(), Some("ACHAT-1"));
+    // And, for every funder and figure, the moves add up to the funder's part in the report
+    let funders = builder.funders_of(id());
+    assert_eq!(funders, ["ANCT", "Uniformation"]);
+    let report = builder.finish(&integrity());
+    let convention = &report.conventions[0];
+    for funder in &convention.funders {
+        for (figure, want) in [
+            (Figure::Allocated, funder.allocated),
+            (Figure::Committed, funder.committed),
+            (Figure::ServiceDone, funder.service_done),
+            (Figure::Paid, funder.paid),
+        ] {
+            let again = replay(&store, Cutoff::default(), 8).await.unwrap();
+            let whole = again.explain_funder(id(), None, figure, &funder.funder);
+            assert_eq!(sum_of_effects(&whole), want, "{} {figure:?}", funder.funder);
+        }
+    }
+    assert_eq!(
+        convention.funders.iter().map(|f| f.committed).sum::<Money>(),
+        convention.budget.committed,
+        "the parts add up to the figure"
+    );
+}
+
+#[tokio::test]
+async fn a_partners_received_money_is_anct_s_and_co_funder_spending_its_funder_s() {
+    // Given a signed convention and nothing disbursed yet
+    let store = MemoryStore::new();
+    late_correction(&store).await;
+    let builder = replay(&store, Cutoff::default(), 5).await.unwrap();
+    // Then no partner figure has events, under any funder
+    assert!(builder.explain_funder(id(), None, Figure::Received, domain::disbursement::PAYER).is_empty());
+    assert!(builder.explain_funder(id(), None, Figure::CoFunderSpent, "Uniformation").is_empty());
+    // And a funder named in no plan explains nothing
+    assert!(builder.explain_funder(id(), None, Figure::Committed, "Région").is_empty());
+}

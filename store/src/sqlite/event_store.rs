@@ -9,6 +9,12 @@ impl EventStore for SqliteStore {
         self.write(requests).await
     }
 
+    /// One writer thread takes appends from a channel in order (the job is sent before the
+    /// first await), and a lock file keeps other processes from writing.
+    fn ordered_log(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.writing().then(|| self.shared.clone() as Arc<dyn std::any::Any + Send + Sync>)
+    }
+
     async fn read_stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, StoreError> {
         self.read_stream_from(stream, 1).await
     }
