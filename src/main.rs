@@ -692,9 +692,11 @@ async fn explain(
         }
         (None, _) if figure.of_partner() => builder.explain_partner(convention_id, figure),
         (None, Some(envelope_id)) => builder.explain(convention_id, envelope_id, figure),
-        (None, None) => anyhow::bail!(
-            "--envelope names the envelope whose {figure:?} to explain (or --funder, for a funder's part of the whole convention)"
-        ),
+        (None, None) => {
+            anyhow::bail!(
+                "--envelope names the envelope whose {figure:?} to explain (or --funder, for a funder's part of the whole convention)"
+            )
+        }
     };
     let events = match asked.year {
         Some(year) => projections::report::in_fiscal_year(events, year),
