@@ -952,7 +952,21 @@ impl Api {
         }
         claims::matrix_fixture(&api).await;
         disbursements::matrix_fixture(&api).await;
+        api.saga_settled().await;
         api
+    }
+
+    /// Waits until the saga has acted on every event, its own included, so that what a
+    /// test reads next does not depend on whether its background writes came first.
+    async fn saga_settled(&self) {
+        let saga = self.state.saga.clone().expect("the tests' API runs the saga");
+        loop {
+            let head = self.written();
+            assert!(saga.wait_for(head, std::time::Duration::from_secs(10)).await, "the saga keeps up");
+            if self.written() == head {
+                return;
+            }
+        }
     }
 }
 
