@@ -26,6 +26,7 @@ impl DomainCode for MeasureError {
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(remote = "domain::measure::Public")]
+#[allow(clippy::enum_variant_names)] // the plan's own names of its publics
 pub enum Public {
     /// Les médiateurs numériques.
     Mediators,
@@ -210,7 +211,7 @@ impl MeasureQuery {
             let mut parts = n.split('.').map(|p| p.parse().unwrap_or(0));
             (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
         };
-        all.sort_by(|a, b| (a.measure.public, key(&a.measure.number)).cmp(&(b.measure.public, key(&b.measure.number))));
+        all.sort_by_key(|m| (m.measure.public, key(&m.measure.number)));
         Ok(all.into_iter().map(MeasureView).collect())
     }
 }

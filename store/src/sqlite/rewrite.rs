@@ -76,7 +76,7 @@ pub fn rewrite(
         let mut buffer = Vec::with_capacity(512);
         while let Some(row) = rows.next()? {
             let position: u64 = row.get(0)?;
-            let blob = row.get_ref(1)?.as_blob().map_err(|e| StoreError::backend_from(e))?;
+            let blob = row.get_ref(1)?.as_blob().map_err(StoreError::backend_from)?;
             let r = record::decode(blob)
                 .ok_or_else(|| StoreError::corrupt(format!("event at position {position}: unreadable record")))?;
             let stream = names
