@@ -707,7 +707,7 @@ async fn two_requested(log: &Arc<GatedLog>, envelope: i64) -> (Arc<UseCases>, Pu
     (app, a, b)
 }
 
-fn approve(app: &Arc<UseCases>, id: PurchaseId) -> tokio::task::JoinHandle<Outcome<domain::purchase::PurchaseError>> {
+fn approve(app: &Arc<UseCases>, id: PurchaseId) -> Approval {
     let app = app.clone();
     tokio::spawn(async move {
         app.purchase(PurchaseCommand::Approve { purchase_id: id, approved_on: d("2021-04-02") }, meta()).await
@@ -716,20 +716,27 @@ fn approve(app: &Arc<UseCases>, id: PurchaseId) -> tokio::task::JoinHandle<Outco
 
 type Outcome<E> = Result<CommandOutcome, StepError<E>>;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_step_decides_on_top_of_an_append_in_flight_and_is_written_after_it() {
-    // Given two approvals of 1 000 € on one convention with room for both,
+type Approval = tokio::task::JoinHandle<Outcome<domain::purchase::PurchaseError>>;
+
+/// Two approvals of 1 000 € on one convention with room for both; the first one's append
+/// waits to be committed while the second is decided: both appends wait at the gate (the
+/// second came to the log before the first was answered — their commits can share a group).
+async fn both_in_flight() -> (Arc<GatedLog>, Arc<UseCases>, Approval, Approval) {
     let log = GatedLog::new();
     let (app, a, b) = two_requested(&log, 2_000).await;
     log.close();
-    // when the first one's append waits to be committed,
     let first = approve(&app, a);
     log.until_waiting(1).await;
-    // then the second is decided meanwhile (its append comes to the log before the first
-    // is answered: their commits can share one group),
     let second = approve(&app, b);
     log.until_waiting(2).await;
-    // and both are written, in order.
+    (log, app, first, second)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_decides_on_top_of_an_append_in_flight_and_is_written_after_it() {
+    // Given the second approval decided while the first one's append is in flight,
+    let (log, app, first, second) = both_in_flight().await;
+    // when both are let through, then both are written, in order.
     log.open_one(true).await;
     log.open_one(true).await;
     first.await.unwrap().unwrap();
@@ -740,13 +747,7 @@ async fn a_step_decides_on_top_of_an_append_in_flight_and_is_written_after_it() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_decided_on_one_that_then_fails_is_refused_and_decided_again() {
     // Given the second approval decided on top of the first one's append in flight,
-    let log = GatedLog::new();
-    let (app, a, b) = two_requested(&log, 2_000).await;
-    log.close();
-    let first = approve(&app, a);
-    log.until_waiting(1).await;
-    let second = approve(&app, b);
-    log.until_waiting(2).await;
+    let (log, app, first, second) = both_in_flight().await;
     // when the first is not written,
     log.open_one(false).await;
     assert!(matches!(first.await.unwrap(), Err(StepError::Store(_))));
