@@ -129,6 +129,10 @@ CREATE TABLE IF NOT EXISTS persons (
     created_at  TEXT NOT NULL
 ) STRICT;
 CREATE UNIQUE INDEX IF NOT EXISTS persons_by_reference ON persons (kind, scope, reference) WHERE kind <> 'agent';
+-- The lookups name the kind as a parameter, which the partial index above cannot serve
+-- (SQLite cannot prove `kind <> 'agent'` from `kind = ?`): without this one every lookup
+-- scanned the table (an import of 20 000 lines took 3x as long).
+CREATE INDEX IF NOT EXISTS persons_lookup ON persons (kind, scope, reference);
 CREATE TABLE IF NOT EXISTS erasures (
     id          TEXT PRIMARY KEY,
     kind        TEXT NOT NULL,
@@ -457,6 +461,21 @@ mod tests {
             }
         }
         found
+    }
+
+    #[test]
+    fn a_reference_is_found_through_an_index_not_a_scan_of_every_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let directory = Directory::open(dir.path()).unwrap();
+        let conn = directory.conn.lock().unwrap();
+        let plan: Vec<String> = conn
+            .prepare("EXPLAIN QUERY PLAN SELECT id FROM persons WHERE kind = ?1 AND scope = ?2 AND reference = ?3")
+            .unwrap()
+            .query_map(params!["aidant", "s", "A-1"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(plan.iter().any(|step| step.contains("USING INDEX persons_lookup")), "{plan:?}");
     }
 
     #[test]
