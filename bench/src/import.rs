@@ -61,7 +61,10 @@ pub async fn import(habilitations: usize, purchases: usize) -> anyhow::Result<Im
     };
     let log: Arc<dyn EventStore> = Arc::new(SqliteStore::open(dir.path().join(app::LOG_FILE))?);
     scenarios::demo::seed_conventions(log.clone()).await?;
-    let uc = usecases::UseCases::new(log.clone());
+    // The data directory's own directory of persons, as `tracker import` opens it: every
+    // reference becomes an id there, made durable once per file.
+    let people = Arc::new(store::Directory::open(dir.path())?);
+    let uc = usecases::UseCases::with_people(log.clone(), people);
     let mut runs = Vec::new();
     for (tag, format) in [(1, "CSV"), (2, "XLSX")] {
         let aidants = habilitations.div_ceil(5);
