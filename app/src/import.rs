@@ -62,8 +62,13 @@ pub async fn import(
     // References of persons become ids of the data directory's directory of persons.
     let people = Arc::new(store::Directory::open(args.data)?);
     let use_cases = usecases::UseCases::with_people(log, people);
-    let name = args.file.file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
-    let who = Importer { actor: format!("import:{} (ligne de commande, {name})", kind.name()), structure: None };
+    // The file is named by its digest, not its name: a name may carry a person's (issue 24).
+    let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes));
+    let digest: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let who = Importer {
+        actor: format!("import:{} (ligne de commande, fichier sha256 {digest}…)", kind.name()),
+        structure: None,
+    };
     let bar = progress_bar();
     bar.set_prefix(kind.name());
     let progress = |done: usize, total: usize| {

@@ -121,3 +121,24 @@ fn the_template_the_dry_run_and_an_unreadable_file_from_the_command_line() {
     assert!(err.contains("ligne 1, colonne « Type »"), "{err}");
     assert_eq!(head(), before);
 }
+
+#[test]
+fn a_file_is_recorded_by_its_digest_never_by_its_name() {
+    // Given a partner's file named after a person,
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(tracker(&["seed", "--scenario", "sample"], &data).status().unwrap().success());
+    let written = write_files(&files(7, 3, 0, 0), &dir.path().join("files"), |_| false).unwrap();
+    let named = dir.path().join("structures-de-marie-dupont.csv");
+    std::fs::copy(&written[0].1, &named).unwrap();
+    // when it is imported from the command line,
+    let out = tracker(&["import", "structures", named.to_str().unwrap()], &data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // then the events name the file by the start of its SHA-256, and the name is nowhere in the log.
+    let log = std::fs::read(data.join(app::LOG_FILE)).unwrap();
+    let events = tracker(&["events"], &data).output().unwrap();
+    let events = String::from_utf8(events.stdout).unwrap();
+    assert!(events.contains("ligne de commande, fichier sha256 "), "the actor names the file's digest");
+    assert!(!events.contains("marie-dupont"));
+    assert!(!log.windows(b"marie-dupont".len()).any(|w| w == b"marie-dupont"));
+}
