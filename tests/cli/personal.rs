@@ -2,7 +2,7 @@
 //! version before the directory of persons wrote it), then erasure, from the command line.
 
 use super::{stdout, tracker};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The files of a directory (recursively) whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
@@ -139,10 +139,9 @@ fn the_migration_refuses_an_archive_inside_the_data_directory() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("outside the data directory"));
 }
 
-#[test]
-fn an_imported_aidant_is_in_no_file_but_the_directory_then_in_none_once_forgotten() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+/// The sample seeded into `DIR/data`, and the SIRET of one of its structures.
+fn sample_and_a_siret(dir: &Path) -> (PathBuf, String) {
+    let data = dir.join("data");
     assert!(tracker(&["seed", "--scenario", "sample"], &data).status.success());
     let events = stdout(&tracker(&["events"], &data));
     let siret = events
@@ -151,6 +150,13 @@ fn an_imported_aidant_is_in_no_file_but_the_directory_then_in_none_once_forgotte
         .find(|e| e["eventType"] == "StructureRegistered")
         .map(|e| e["payload"]["siret"].as_str().unwrap().to_string())
         .unwrap();
+    (data, siret)
+}
+
+#[test]
+fn an_imported_aidant_is_in_no_file_but_the_directory_then_in_none_once_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, siret) = sample_and_a_siret(dir.path());
     // Given a structure's file: one aidant by a pseudonymous reference, one by an e-mail address
     let file = dir.path().join("aidants.csv");
     std::fs::write(
@@ -206,15 +212,7 @@ fn an_imported_aidant_is_in_no_file_but_the_directory_then_in_none_once_forgotte
 #[test]
 fn retention_erases_a_participant_whose_period_ran_out_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    assert!(tracker(&["seed", "--scenario", "sample"], &data).status.success());
-    let events = stdout(&tracker(&["events"], &data));
-    let siret = events
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|e| e["eventType"] == "StructureRegistered")
-        .map(|e| e["payload"]["siret"].as_str().unwrap().to_string())
-        .unwrap();
+    let (data, siret) = sample_and_a_siret(dir.path());
     let file = dir.path().join("aidants.csv");
     std::fs::write(
         &file,
