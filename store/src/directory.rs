@@ -243,6 +243,28 @@ impl Directory {
     /// [`pseudonym`](Self::pseudonym) for many references at once, in one transaction
     /// (the seeders issue thousands).
     pub fn pseudonyms(&self, kind: PersonKind, scope: &str, references: &[&str]) -> Result<Vec<Uuid>, DirectoryError> {
+        self.issue(kind, scope, references, self.derived)
+    }
+
+    /// [`pseudonyms`](Self::pseudonyms) for references the tracker invented itself (the
+    /// demo's and the plan's seeders): their ids are derived from them ([`derived_id`]),
+    /// so that a seeding writes the same log every time. Never for real persons.
+    pub fn invented_pseudonyms(
+        &self,
+        kind: PersonKind,
+        scope: &str,
+        references: &[&str],
+    ) -> Result<Vec<Uuid>, DirectoryError> {
+        self.issue(kind, scope, references, true)
+    }
+
+    fn issue(
+        &self,
+        kind: PersonKind,
+        scope: &str,
+        references: &[&str],
+        derived: bool,
+    ) -> Result<Vec<Uuid>, DirectoryError> {
         let mut conn = self.conn.lock().expect("directory poisoned");
         let tx = conn.transaction().map_err(|e| self.failed(e))?;
         let mut ids = Vec::with_capacity(references.len());
@@ -265,7 +287,7 @@ impl Directory {
                 ids.push(match found.and_then(|s| Uuid::parse_str(&s).ok()) {
                     Some(id) => id,
                     None => {
-                        let id = if self.derived { derived_id(kind, scope, &reference) } else { Uuid::new_v4() };
+                        let id = if derived { derived_id(kind, scope, &reference) } else { Uuid::new_v4() };
                         insert
                             .execute(params![id.to_string(), kind.name(), scope, reference, now])
                             .map_err(|e| self.failed(e))?;
