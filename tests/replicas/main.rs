@@ -457,6 +457,13 @@ async fn replicas_share_one_directory_of_persons_one_id_per_reference_and_every_
         let (_, body) = replica.graphql(&anct, LIST, json!({ "structure": structure })).await;
         assert_eq!(shown(&body), ["AIDANT-REPLIQUE-7"], "{}", replica.url);
     }
+    // The access request is answered from the shared database and log
+    let access = tracker(&["subject-access", "AIDANT-REPLIQUE-7", "--store", &url]).output().unwrap();
+    assert!(access.status.success(), "{}", String::from_utf8_lossy(&access.stderr));
+    let access: Value = serde_json::from_slice(&access.stdout).unwrap();
+    let events = access["personnes"][0]["événements"].as_array().unwrap_or_else(|| panic!("{access}"));
+    assert_eq!(events.len(), 1, "the one request: {access}");
+    assert!(events[0]["flux"].as_str().unwrap().contains(&habilitation), "{access}");
     // When the aidant is forgotten once, through the shared database
     let forgotten = tracker(&["forget", "AIDANT-REPLIQUE-7", "--store", &url, "--json"]).output().unwrap();
     assert!(forgotten.status.success(), "{}", String::from_utf8_lossy(&forgotten.stderr));
