@@ -294,6 +294,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copies the directory of persons a replica of a shared log kept in its data
+    /// directory (before it moved into the shared database) into the shared one, then
+    /// removes the file (kept when a reference has another id there, or with --keep).
+    ShareDirectory {
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
+        /// The shared log (`postgres://…`), whose database holds the shared directory.
+        #[arg(long, env = "TRACKER_STORE")]
+        store: Option<String>,
+        /// The shared directory, when not in the log's database (KurrentDB replicas).
+        #[arg(long, env = "TRACKER_DIRECTORY")]
+        directory: Option<String>,
+        /// Keep the replica's file after the copy.
+        #[arg(long)]
+        keep: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Migrates a data directory written before the directory of persons: token
     /// holders' names leave the log (a new chain, sealed with the old head digest) and
     /// the token file; the old log goes to ARCHIVE (outside the data directory).
@@ -492,6 +510,29 @@ async fn main() -> anyhow::Result<()> {
                     terms.participants_years,
                     terms.agents_years
                 );
+            }
+            Ok(())
+        }
+        Command::ShareDirectory { data, store, directory, keep, json } => {
+            let place = app::personal::Place { data: &data, store: store.as_deref(), directory: directory.as_deref() };
+            let done = app::personal::share_directory(&place, keep).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&done)?);
+            } else {
+                println!(
+                    "{} persons: {} added, {} already shared, {} erased there (not brought back); {} erasures added",
+                    done.persons, done.added, done.already_there, done.erased_there, done.erasures_added
+                );
+                for c in &done.conflicts {
+                    println!(
+                        "conflict: {} {} of {} is {} in the shared directory (this replica's events carry the first id)",
+                        c.kind, c.id, c.scope, c.shared
+                    );
+                }
+                match &done.removed {
+                    Some(file) => println!("{} removed", file.display()),
+                    None => println!("{} kept", data.join(store::Directory::FILE).display()),
+                }
             }
             Ok(())
         }

@@ -593,6 +593,89 @@ pub async fn retention(
     Ok(RetentionReport { today, terms, dry_run, erased, kept })
 }
 
+/// A person of the replica's file whose reference has another id in the shared directory.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflict {
+    pub kind: &'static str,
+    pub scope: String,
+    /// The id the replica's file issued (events written through that replica carry it).
+    pub id: Uuid,
+    /// The id the shared directory holds for the same reference.
+    pub shared: Uuid,
+}
+
+/// What `tracker share-directory` did.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedDirectory {
+    pub persons: usize,
+    pub added: usize,
+    pub already_there: usize,
+    /// Erased in the shared directory: not brought back.
+    pub erased_there: usize,
+    pub conflicts: Vec<Conflict>,
+    pub erasures_added: usize,
+    /// The replica's file, removed once everything in it is shared (kept with conflicts,
+    /// or with `--keep`).
+    pub removed: Option<PathBuf>,
+}
+
+/// Copies the directory of persons a replica kept in its data directory (before the
+/// directory moved into the shared database) into the shared one, ids and dates kept,
+/// erasures too; then removes the file, which would otherwise keep references an erasure
+/// on the shared directory does not reach.
+pub async fn share_directory(place: &Place<'_>, keep: bool) -> anyhow::Result<SharedDirectory> {
+    let file = place.data.join(Directory::FILE);
+    anyhow::ensure!(file.exists(), "no directory of persons in {}", place.data.display());
+    let shares = place.directory.or(place.store).is_some_and(store::postgres::is_postgres_url);
+    anyhow::ensure!(
+        shares,
+        "give the shared directory: --store postgres://… (the log's database) or --directory postgres://…"
+    );
+    let local = Directory::open(place.data)?;
+    let shared = crate::open_directory(place.data, place.store, place.directory)?;
+    let mut report = SharedDirectory {
+        persons: 0,
+        added: 0,
+        already_there: 0,
+        erased_there: 0,
+        conflicts: Vec::new(),
+        erasures_added: 0,
+        removed: None,
+    };
+    for person in local.persons()? {
+        report.persons += 1;
+        match shared.adopt(&person)? {
+            store::Adopted::Added => report.added += 1,
+            store::Adopted::AlreadyHere => report.already_there += 1,
+            store::Adopted::ErasedHere => report.erased_there += 1,
+            store::Adopted::Conflict { here } => report.conflicts.push(Conflict {
+                kind: person.kind.name(),
+                scope: person.scope.clone(),
+                id: person.id,
+                shared: here,
+            }),
+        }
+    }
+    for erasure in local.erasures()? {
+        if shared.adopt_erasure(&erasure)? {
+            report.erasures_added += 1;
+        }
+    }
+    drop(local);
+    if !keep && report.conflicts.is_empty() {
+        for suffix in ["", "-wal", "-shm"] {
+            let path = PathBuf::from(format!("{}{suffix}", file.display()));
+            if path.exists() {
+                std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+        report.removed = Some(file);
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

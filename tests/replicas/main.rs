@@ -509,3 +509,54 @@ fn a_directory_is_refused_where_it_cannot_be() {
     assert!(!elsewhere.to_string().contains("s3cret"), "{elsewhere}");
     assert!(!dir.path().join(store::Directory::FILE).exists(), "nothing opened");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(postgres_missing, ignore = "needs TRACKER_TEST_POSTGRES_URL when built (.ci/run starts a server)")]
+async fn a_replicas_own_directory_is_copied_into_the_shared_one_ids_and_erasures_kept() {
+    use store::{Directory, PersonKind};
+    let Some(url) = store::postgres::testing::fresh_url("a_replicas_own_directory_is_copied").await else { return };
+    // Given a replica's data directory holding the persons it registered before the
+    // directory was shared: an agent, two aidants (one erased), and one aidant whose
+    // reference another replica registered in the shared directory under another id
+    let data = tempfile::tempdir().unwrap();
+    let local = Directory::open(data.path()).unwrap();
+    let marie = local.add_agent("opco", "Marie Dupont").unwrap();
+    let aidants = local.pseudonyms(PersonKind::Aidant, "s1", &["AIDANT-1", "AIDANT-2", "AIDANT-3"]).unwrap();
+    local.forget(aidants[1], "request").unwrap();
+    drop(local);
+    let shared = Directory::connect_postgres(&url).unwrap();
+    let other = shared.pseudonym(PersonKind::Aidant, "s1", "AIDANT-3").unwrap();
+    // When it is copied
+    let copy = |extra: &[&str]| {
+        let out = tracker(&["share-directory", "--store", &url, "--json"])
+            .arg("--data")
+            .arg(data.path())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let report = copy(&[]);
+    // Then the shared directory shows them by the ids the log carries, the erasure too
+    assert_eq!(report["persons"], 3, "{report}");
+    assert_eq!(report["added"], 2, "{report}");
+    assert_eq!(report["erasuresAdded"], 1, "{report}");
+    assert_eq!(shared.display(&marie.to_string()), "Marie Dupont");
+    assert_eq!(shared.display(&aidants[0].to_string()), "AIDANT-1");
+    assert_eq!(shared.display(&aidants[1].to_string()), store::directory::ERASED);
+    // And the reference with two ids is a conflict, named by ids only; the file is kept
+    assert_eq!(report["conflicts"][0]["id"], aidants[2].to_string(), "{report}");
+    assert_eq!(report["conflicts"][0]["shared"], other.to_string(), "{report}");
+    assert!(!report.to_string().contains("AIDANT-3"), "{report}");
+    assert_eq!(report["removed"], Value::Null);
+    assert!(data.path().join(Directory::FILE).exists());
+    // When the conflict is settled (the person erased from the replica's file) and it is
+    // copied again, nothing is added twice and the file goes
+    Directory::open(data.path()).unwrap().forget(aidants[2], "request").unwrap();
+    let again = copy(&[]);
+    assert_eq!(again["added"], 0, "{again}");
+    assert_eq!(again["alreadyThere"], 2, "{again}");
+    assert!(again["removed"].is_string(), "{again}");
+    assert!(!data.path().join(Directory::FILE).exists());
+}

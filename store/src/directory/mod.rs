@@ -147,6 +147,25 @@ trait Rows: Send + Sync {
     fn forget(&self, ids: &[Uuid], reason: &str, at: DateTime<Utc>) -> Result<Vec<Erasure>, DirectoryError>;
     /// Makes the rows written so far durable.
     fn sync(&self) -> Result<(), DirectoryError>;
+    /// Takes a person from another directory, with their id and date.
+    fn adopt(&self, person: &Person) -> Result<Adopted, DirectoryError>;
+    /// Takes an erasure from another directory; whether it was new here.
+    fn adopt_erasure(&self, erasure: &Erasure) -> Result<bool, DirectoryError>;
+}
+
+/// What [`Directory::adopt`] did with a person from another directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adopted {
+    Added,
+    /// The same id was here already.
+    AlreadyHere,
+    /// The same reference has another id here (two directories each issued one): the
+    /// person is not added; the log's events carry both ids.
+    Conflict {
+        here: Uuid,
+    },
+    /// The id was erased here: the person is not brought back.
+    ErasedHere,
 }
 
 /// The directory (see the module doc). Cheap to share behind an `Arc`.
@@ -303,6 +322,21 @@ impl Directory {
         self.rows.erasures()
     }
 
+    /// Takes a person from another directory (an older replica's file), with their id and
+    /// the date they were registered.
+    pub fn adopt(&self, person: &Person) -> Result<Adopted, DirectoryError> {
+        if let Lookup::Erased(_) = self.lookup(person.id)? {
+            return Ok(Adopted::ErasedHere);
+        }
+        let person = Person { reference: normalise_for(person.kind, &person.reference), ..person.clone() };
+        self.rows.adopt(&person)
+    }
+
+    /// Takes an erasure from another directory: the id shows as erased here too.
+    pub fn adopt_erasure(&self, erasure: &Erasure) -> Result<bool, DirectoryError> {
+        self.rows.adopt_erasure(erasure)
+    }
+
     /// Erases a person: their row goes, an [`Erasure`] stays, and no byte of the row is
     /// left in the directory's files.
     pub fn forget(&self, id: Uuid, reason: &str) -> Result<Erasure, DirectoryError> {
@@ -325,4 +359,12 @@ pub fn derived_id(kind: PersonKind, scope: &str, reference: &str) -> Uuid {
 
 fn normalise(reference: &str) -> String {
     reference.trim().to_uppercase()
+}
+
+/// Agents' names are kept as written (trimmed); references in upper case.
+fn normalise_for(kind: PersonKind, reference: &str) -> String {
+    match kind {
+        PersonKind::Agent => reference.trim().to_string(),
+        _ => normalise(reference),
+    }
 }

@@ -6,7 +6,7 @@
 //! caller's runtime drives: a caller blocks (in place, on a multi-threaded runtime) for
 //! one round trip, and can never wait on itself.
 
-use super::{DirectoryError, Erasure, Lookup, Person, PersonKind, Rows};
+use super::{Adopted, DirectoryError, Erasure, Lookup, Person, PersonKind, Rows};
 use crate::postgres::{config, pg, pool, pool_error};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -307,5 +307,54 @@ impl Rows for PostgresRows {
     fn sync(&self) -> Result<(), DirectoryError> {
         // Every statement above commits durably (PostgreSQL's `synchronous_commit`).
         Ok(())
+    }
+
+    fn adopt(&self, person: &Person) -> Result<Adopted, DirectoryError> {
+        let person = person.clone();
+        self.run(|pool, place| async move {
+            let client = pool.get().await.map_err(|e| failed(&place, pool_error(e)))?;
+            // One statement: the id's row, or the reference's (participants), or a new row.
+            let inserted = client
+                .execute(
+                    "INSERT INTO tracker_persons (id, kind, scope, reference, created_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT DO NOTHING",
+                    &[&person.id, &person.kind.name(), &person.scope, &person.reference, &person.created_at],
+                )
+                .await
+                .map_err(|e| failed(&place, pg(e)))?;
+            if inserted > 0 {
+                return Ok(Adopted::Added);
+            }
+            let here: Option<Uuid> = client
+                .query_opt(
+                    "SELECT id FROM tracker_persons WHERE id = $1 \
+                     OR (kind = $2 AND kind <> 'agent' AND scope = $3 AND reference = $4) ORDER BY id = $1 DESC LIMIT 1",
+                    &[&person.id, &person.kind.name(), &person.scope, &person.reference],
+                )
+                .await
+                .map_err(|e| failed(&place, pg(e)))?
+                .map(|r| r.get(0));
+            Ok(match here {
+                Some(id) if id == person.id => Adopted::AlreadyHere,
+                Some(here) => Adopted::Conflict { here },
+                None => Adopted::AlreadyHere,
+            })
+        })
+    }
+
+    fn adopt_erasure(&self, erasure: &Erasure) -> Result<bool, DirectoryError> {
+        let erasure = erasure.clone();
+        self.run(|pool, place| async move {
+            let client = pool.get().await.map_err(|e| failed(&place, pool_error(e)))?;
+            let added = client
+                .execute(
+                    "INSERT INTO tracker_erasures (id, kind, erased_at, reason) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&erasure.id, &erasure.kind.name(), &erasure.erased_at, &erasure.reason],
+                )
+                .await
+                .map_err(|e| failed(&place, pg(e)))?;
+            Ok(added > 0)
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! The directory of an embedded log: its own SQLite file beside the log, so that it can
 //! be erased while the log stays as it is.
 
-use super::{DirectoryError, Erasure, Lookup, Person, PersonKind, Rows};
+use super::{Adopted, DirectoryError, Erasure, Lookup, Person, PersonKind, Rows};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -268,6 +268,41 @@ impl Rows for SqliteRows {
 
     fn sync(&self) -> Result<(), DirectoryError> {
         self.conn().execute_batch("PRAGMA wal_checkpoint(FULL);").map_err(|e| self.failed(e))
+    }
+
+    fn adopt(&self, person: &Person) -> Result<Adopted, DirectoryError> {
+        if let Lookup::Known(_) = self.lookup(person.id)? {
+            return Ok(Adopted::AlreadyHere);
+        }
+        if person.kind != PersonKind::Agent
+            && let Some(here) = self.find(person.kind, &person.scope, &person.reference)?
+        {
+            return Ok(Adopted::Conflict { here });
+        }
+        self.conn()
+            .execute(
+                "INSERT INTO persons (id, kind, scope, reference, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    person.id.to_string(),
+                    person.kind.name(),
+                    person.scope,
+                    person.reference,
+                    person.created_at.to_rfc3339()
+                ],
+            )
+            .map_err(|e| self.failed(e))?;
+        Ok(Adopted::Added)
+    }
+
+    fn adopt_erasure(&self, erasure: &Erasure) -> Result<bool, DirectoryError> {
+        let added = self
+            .conn()
+            .execute(
+                "INSERT OR IGNORE INTO erasures (id, kind, erased_at, reason) VALUES (?1, ?2, ?3, ?4)",
+                params![erasure.id.to_string(), erasure.kind.name(), erasure.erased_at.to_rfc3339(), erasure.reason],
+            )
+            .map_err(|e| self.failed(e))?;
+        Ok(added > 0)
     }
 }
 
