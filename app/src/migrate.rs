@@ -1,0 +1,480 @@
+//! `tracker migrate-personal-data`: a log written before the directory of persons names
+//! persons in clear, inside hash-chained fields that can never be edited: token holders
+//! in the actors (`opco:Marie Dupont (token 3f2a9c1e)`), aidants, trainees and Pix
+//! candidates by the partner's reference in the payloads, and the ids derived from those
+//! references (a habilitation's, a claim's: UUID v5 of the reference, which anyone can
+//! recompute by trying `AIDANT-00001`, `AIDANT-00002`…) in stream names, in other events
+//! (seats, roll of claimants, the money's references on the convention, funds calls) and
+//! in commands' fingerprints.
+//!
+//! The migration copies the log into a new chain as the current version would have
+//! written it: names and references go to the directory, the events carry the ids the
+//! directory issues, and the derived ids become those the entry points derive from these
+//! ids today, everywhere they appear. The copy is sealed by a last event recording the old
+//! head digest and what was done; the old log is archived outside the data directory,
+//! where it still proves its digest.
+
+use crate::personal::named_actor;
+use anyhow::{Context, bail};
+use domain::aidants::HabilitationId;
+use domain::claim::ClaimId;
+use domain::ids::TRACKER_NAMESPACE;
+use domain::purchase::PurchaseId;
+use domain::structure::StructureId;
+use domain::{CommandId, CommandMeta, EventId};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use store::sqlite::rewrite::{Rewrite, Rewritten};
+use store::{AppendRequest, Directory, EventStore, ExpectedVersion, NewEvent, Payload, PersonKind, SqliteStore};
+use uuid::Uuid;
+
+/// The actor of the migration's sealing event.
+pub const MIGRATION_ACTOR: &str = "tracker:migrate-personal-data";
+
+/// The sealing event's type.
+pub const SEAL: &str = "PersonalDataMigrated";
+
+/// What the migration did.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Migration {
+    /// The old log's head digest (`POSITION:HASH`), verified before the copy.
+    pub previous_head: String,
+    pub events: u64,
+    /// Events whose actor named a person and now carries their id.
+    pub actors_replaced: u64,
+    /// Distinct (role, name) of token holders moved to the directory.
+    pub persons: usize,
+    /// Events whose person's reference was replaced by its id, by kind of person
+    /// (`aidant`, `trainee`, `candidate`).
+    pub references_replaced: BTreeMap<&'static str, u64>,
+    /// Distinct persons behind those references (one per reference and scope).
+    pub reference_persons: usize,
+    /// References already ids (a log written since the directory), left as they are.
+    pub references_already_ids: u64,
+    /// Ids derived from a reference, remapped to those derived from its id, by kind
+    /// (`habilitation`, `claim`).
+    pub ids_remapped: BTreeMap<&'static str, u64>,
+    /// Streams renamed (a habilitation's or a claim's stream is named by its id).
+    pub streams_renamed: u64,
+    /// Commands whose fingerprint (a digest of their content, which held the
+    /// reference or a derived id) was replaced.
+    pub fingerprints_replaced: u64,
+    /// The new log's head digest, after the sealing event.
+    pub head: String,
+    /// Where the old log went (outside the data directory).
+    pub archived_log: PathBuf,
+}
+
+/// Where an event written by an entry point holds a person's reference: the kind of
+/// person, the payload's field, the scope the reference is unique in (as the entry points
+/// name it to the directory), and the field of the id derived from it, if any.
+struct Site {
+    kind: PersonKind,
+    field: &'static str,
+    scope: String,
+    derived: Option<&'static str>,
+}
+
+/// The person's reference an event holds (see [`Site`]): the aidant of a habilitation
+/// request (scope: the structure), the trainee of an annex-cost claim (the purchase),
+/// the candidate of a Pix certification (the campaign, which names the stream).
+fn site(event_type: &str, stream: &str, payload: &Value) -> Option<(Site, String)> {
+    let text = |field: &str| payload.get(field).and_then(Value::as_str).map(str::to_string);
+    let (kind, field, scope, derived) = match event_type {
+        "HabilitationRequested" => (PersonKind::Aidant, "aidant", text("structure_id")?, Some("habilitation_id")),
+        "AnnexClaimSubmitted" => (PersonKind::Trainee, "trainee", text("purchase_id")?, Some("claim_id")),
+        "PixCertificationRecorded" => {
+            (PersonKind::Candidate, "candidate", stream.strip_prefix("pixcampaign-")?.to_string(), None)
+        }
+        _ => return None,
+    };
+    let reference = text(field)?;
+    // Scopes as the entry points write them: a UUID in lower case.
+    let scope = Uuid::parse_str(&scope).map(|u| u.to_string()).unwrap_or(scope);
+    Some((Site { kind, field, scope, derived }, reference))
+}
+
+/// A reference as the directory compares them.
+fn key(kind: PersonKind, scope: &str, reference: &str) -> Key {
+    (kind.name(), scope.to_string(), reference.trim().to_uppercase())
+}
+
+/// A person's reference: kind (its name), scope, reference as the directory compares it.
+type Key = (&'static str, String, String);
+
+/// A value already an id (issued by a directory, or a partner's UUID): never migrated,
+/// which makes a second migration find nothing to do.
+fn is_id(reference: &str) -> bool {
+    Uuid::parse_str(reference.trim()).is_ok()
+}
+
+/// How the current version writes a person's id in the event: the domain upper-cases an
+/// aidant's reference, and keeps the others as given.
+fn written(kind: PersonKind, id: Uuid) -> String {
+    match kind {
+        PersonKind::Aidant => id.to_string().to_uppercase(),
+        _ => id.to_string(),
+    }
+}
+
+/// The id the current entry points derive from the person's id (`api/src/aidants.rs`,
+/// `api/src/claims/resolvers.rs`, `imports/src/kinds.rs`).
+fn derive(kind: PersonKind, scope: &str, id: Uuid) -> Option<Uuid> {
+    let scope = Uuid::parse_str(scope).ok()?;
+    match kind {
+        PersonKind::Aidant => Some(HabilitationId::of(StructureId(scope), &id.to_string()).0),
+        PersonKind::Trainee => Some(ClaimId::of(PurchaseId(scope), &id.to_string()).0),
+        _ => None,
+    }
+}
+
+fn derived_kind(kind: PersonKind) -> &'static str {
+    match kind {
+        PersonKind::Aidant => "habilitation",
+        _ => "claim",
+    }
+}
+
+/// What the first pass found in the old log.
+#[derive(Default)]
+struct Found {
+    named_actors: u64,
+    /// Clear references, by (kind, scope, reference as the directory compares it), with
+    /// the ids derived from them (as text).
+    references: BTreeMap<Key, BTreeSet<String>>,
+    already_ids: u64,
+    /// The last seal of an earlier migration: position and date.
+    sealed: Option<(u64, chrono::NaiveDate)>,
+}
+
+async fn survey(log: &SqliteStore) -> anyhow::Result<Found> {
+    let mut found = Found::default();
+    let mut after = 0;
+    loop {
+        let page = log.read_all(after, 4096).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        for e in &page {
+            found.named_actors += u64::from(named_actor(&e.metadata.actor).is_some());
+            if e.event_type == SEAL {
+                found.sealed = Some((e.position, e.business_date));
+            }
+            if !matches!(
+                e.event_type.as_str(),
+                "HabilitationRequested" | "AnnexClaimSubmitted" | "PixCertificationRecorded"
+            ) {
+                continue;
+            }
+            let payload: Value = serde_json::from_str(e.payload.as_str())
+                .with_context(|| format!("event at position {}: unreadable payload", e.position))?;
+            let Some((site, reference)) = site(&e.event_type, &e.stream, &payload) else {
+                bail!(
+                    "event at position {} ({}): its person's reference or scope is missing",
+                    e.position,
+                    e.event_type
+                );
+            };
+            if is_id(&reference) {
+                found.already_ids += 1;
+                continue;
+            }
+            let derived = found.references.entry(key(site.kind, &site.scope, &reference)).or_default();
+            if let Some(id) = site.derived.and_then(|f| payload.get(f)).and_then(Value::as_str) {
+                derived.insert(id.to_lowercase());
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The second pass: the copy, as [`store::sqlite::rewrite`] makes it.
+struct Migrator<'a> {
+    directory: &'a Directory,
+    /// Each clear reference's id.
+    pseudonyms: HashMap<Key, Uuid>,
+    /// Derived ids (lower-case text) and what they become.
+    ids: HashMap<String, String>,
+    agents: BTreeSet<(String, String)>,
+    actors_replaced: u64,
+    references_replaced: BTreeMap<&'static str, u64>,
+    failure: Option<anyhow::Error>,
+}
+
+impl Migrator<'_> {
+    fn actor(&mut self, actor: &str) -> String {
+        let Some((role, name, token)) = named_actor(actor) else { return actor.to_string() };
+        match self.directory.agent(role, name) {
+            Ok(person) => {
+                self.agents.insert((role.to_string(), name.to_string()));
+                self.actors_replaced += 1;
+                format!("{role}:{person} (token {token})")
+            }
+            Err(e) => {
+                self.fail(e);
+                actor.to_string()
+            }
+        }
+    }
+
+    fn fail(&mut self, e: impl Into<anyhow::Error>) {
+        self.failure.get_or_insert(e.into());
+    }
+
+    /// The payload with its person's reference replaced by the id.
+    fn reference<'p>(&mut self, stream: &str, event_type: &str, payload: &'p str) -> Cow<'p, str> {
+        let Ok(mut value) = serde_json::from_str::<Value>(payload) else { return Cow::Borrowed(payload) };
+        let Some((site, reference)) = site(event_type, stream, &value) else { return Cow::Borrowed(payload) };
+        if is_id(&reference) {
+            return Cow::Borrowed(payload);
+        }
+        let Some(&id) = self.pseudonyms.get(&key(site.kind, &site.scope, &reference)) else {
+            self.fail(anyhow::anyhow!("{event_type} in {stream}: a reference the first pass did not see"));
+            return Cow::Borrowed(payload);
+        };
+        let new = written(site.kind, id);
+        *self.references_replaced.entry(site.kind.name()).or_default() += 1;
+        // In place, so that the rest of the payload stays byte for byte as written.
+        let token = |v: &str| format!("\"{}\":{}", site.field, Value::String(v.to_string()));
+        let (from, to) = (token(&reference), token(&new));
+        if payload.matches(&from).count() == 1 {
+            return Cow::Owned(payload.replacen(&from, &to, 1));
+        }
+        value[site.field] = Value::String(new);
+        Cow::Owned(value.to_string())
+    }
+}
+
+impl Rewrite for &mut Migrator<'_> {
+    fn stream(&mut self, name: &str) -> String {
+        substitute_ids(name, &self.ids).into_owned()
+    }
+
+    fn event(&mut self, stream: &str, event_type: &str, actor: &str, payload: &str) -> Rewritten {
+        let actor = self.actor(actor);
+        let payload = self.reference(stream, event_type, payload);
+        let payload = substitute_ids(&payload, &self.ids).into_owned();
+        Rewritten { actor, payload }
+    }
+
+    /// A changed command's fingerprint was a digest of content holding the reference or a
+    /// derived id: a guess of the reference could be checked against it. It becomes a
+    /// digest of what the copy holds; a retry of that command after the migration is
+    /// answered as another command's reuse of its id (`CONFLICT`).
+    fn fingerprint(&mut self, command_id: Uuid, stream: &str, old: &str, changed: bool, payloads: &[&str]) -> String {
+        if !changed {
+            return old.to_string();
+        }
+        let mut digest = Sha256::new();
+        digest.update(format!("personal-data-migration\n{command_id}\n{stream}\n").as_bytes());
+        for p in payloads {
+            digest.update(p.as_bytes());
+            digest.update(b"\n");
+        }
+        digest.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// `text` with every id of `ids` (a UUID, in either case) replaced by its new one.
+fn substitute_ids<'t>(text: &'t str, ids: &HashMap<String, String>) -> Cow<'t, str> {
+    const LEN: usize = 36;
+    let bytes = text.as_bytes();
+    if ids.is_empty() || bytes.len() < LEN {
+        return Cow::Borrowed(text);
+    }
+    let uuid_like = |w: &[u8]| {
+        w.iter()
+            .enumerate()
+            .all(|(k, c)| if matches!(k, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+    };
+    let mut out = String::new();
+    let (mut last, mut i) = (0, 0);
+    while i + LEN <= bytes.len() {
+        // ASCII from i to i + LEN: both are character boundaries.
+        if uuid_like(&bytes[i..i + LEN]) {
+            let window = &text[i..i + LEN];
+            if let Some(new) = ids.get(&window.to_ascii_lowercase()) {
+                out.push_str(&text[last..i]);
+                let upper = window.bytes().any(|c| c.is_ascii_uppercase());
+                out.push_str(&if upper { new.to_uppercase() } else { new.clone() });
+                i += LEN;
+                last = i;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    if last == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[last..]);
+    Cow::Owned(out)
+}
+
+/// Migrates a data directory written before the directory of persons (see the module
+/// doc): the log is copied into a new chain (see [`store::sqlite::rewrite`]) sealed by a
+/// last event that records the old head digest and what was done. The old log goes to
+/// `archive` (which must not be inside the data directory), where `tracker verify --data
+/// ARCHIVE --expect <old digest>` still proves it. A log that names nobody in clear (one
+/// already migrated, or written since the directory) is refused, and left as it is.
+pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
+    let log_path = data.join(crate::LOG_FILE);
+    anyhow::ensure!(log_path.exists(), "no log at {}", log_path.display());
+    let data_abs = std::fs::canonicalize(data)?;
+    std::fs::create_dir_all(archive).with_context(|| format!("cannot create {}", archive.display()))?;
+    let archive_abs = std::fs::canonicalize(archive)?;
+    anyhow::ensure!(
+        !archive_abs.starts_with(&data_abs),
+        "the archive must be outside the data directory: the old log holds the names the migration takes out"
+    );
+    let archived_log = archive_abs.join(crate::LOG_FILE);
+    // Held open for writing during the migration: no server writes meanwhile, and an
+    // older format is brought to the current one first.
+    let holder = SqliteStore::open(&log_path)?;
+    let before = store::sqlite::verify(&log_path, None)?;
+    if !before.is_intact() {
+        bail!("the log is ALTERED ({}): it is not migrated", log_path.display());
+    }
+    let previous_head = format!("{}:{}", before.head_position, before.head_hash);
+    let found = survey(&holder).await?;
+    if found.named_actors == 0 && found.references.is_empty() {
+        let since = match found.sealed {
+            Some((position, on)) => format!(" (it was migrated on {on}: its event at position {position})"),
+            None => String::new(),
+        };
+        bail!(
+            "nothing to migrate: the log names no person in clear{since} — no token holder's name in its actors, no \
+             reference of an aidant, a trainee or a Pix candidate in its events; it is left as it is"
+        );
+    }
+    anyhow::ensure!(!archived_log.exists(), "{} exists already", archived_log.display());
+    // Opening the tokens moves their labels to the directory (the same person per role
+    // and name as the actors below).
+    let tokens = api::TokenStore::open(data)?;
+    let directory = tokens.directory().expect("a data directory's tokens have a directory").clone();
+    // The ids, issued (random) and made durable before any event carries them.
+    let mut migrator = Migrator {
+        directory: &directory,
+        pseudonyms: HashMap::new(),
+        ids: HashMap::new(),
+        agents: BTreeSet::new(),
+        actors_replaced: 0,
+        references_replaced: BTreeMap::new(),
+        failure: None,
+    };
+    let mut ids_remapped: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for (person, derived) in &found.references {
+        let (kind_name, scope, reference) = person;
+        let kind = PersonKind::parse(kind_name).expect("a kind's own name");
+        let id = directory.pseudonym(kind, scope, reference)?;
+        migrator.pseudonyms.insert(person.clone(), id);
+        if let Some(new) = derive(kind, scope, id) {
+            for old in derived {
+                migrator.ids.insert(old.clone(), new.to_string());
+                *ids_remapped.entry(derived_kind(kind)).or_default() += 1;
+            }
+        }
+    }
+    directory.make_durable()?;
+    let new_path = data.join(format!("{}.migrating", crate::LOG_FILE));
+    let _ = std::fs::remove_file(&new_path);
+    let report = store::sqlite::rewrite::rewrite_with(&log_path, &new_path, &mut migrator);
+    let report = match (report, migrator.failure.take()) {
+        (Ok(r), None) => r,
+        (Err(e), _) => {
+            let _ = std::fs::remove_file(&new_path);
+            return Err(e.into());
+        }
+        (_, Some(e)) => {
+            let _ = std::fs::remove_file(&new_path);
+            return Err(e);
+        }
+    };
+    drop(holder);
+    let references_replaced = migrator.references_replaced.clone();
+    // The seal: the old head digest and what was done, in the new chain.
+    {
+        let log = SqliteStore::open(&new_path)?;
+        let command_id =
+            CommandId(Uuid::new_v5(&TRACKER_NAMESPACE, format!("personal-data-migration:{previous_head}").as_bytes()));
+        let payload = serde_json::json!({
+            "type": SEAL,
+            "previousHead": previous_head,
+            "previousEvents": before.events,
+            "actorsReplaced": migrator.actors_replaced,
+            "referencesReplaced": references_replaced,
+            "referencePersons": found.references.len(),
+            "referencesAlreadyIds": found.already_ids,
+            "idsRemapped": ids_remapped,
+            "streamsRenamed": report.streams_renamed,
+            "fingerprintsReplaced": report.fingerprints_changed,
+            "why": "token holders' names and the references of aidants, trainees and Pix candidates moved to the \
+                    directory of persons; ids derived from references derived from the persons' ids instead; the \
+                    old log is archived outside the data directory",
+        });
+        let stream = format!("logmigration-{}", command_id.0);
+        log.append(AppendRequest {
+            stream,
+            expected: ExpectedVersion::NoStream,
+            command_id,
+            fingerprint: previous_head.clone(),
+            events: vec![NewEvent {
+                event_id: EventId::for_command(command_id, 0),
+                event_type: SEAL.into(),
+                schema_version: 1,
+                business_date: chrono::Utc::now().date_naive(),
+                payload: Payload::encode(&payload)?,
+                metadata: CommandMeta::new(command_id, MIGRATION_ACTOR),
+            }],
+        })
+        .await?;
+    }
+    let after = store::sqlite::verify(&new_path, None)?;
+    anyhow::ensure!(after.is_intact(), "the new log does not verify: nothing was replaced");
+    // The old log and its WAL to the archive, the new one in its place.
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", log_path.display()));
+        if from.exists() {
+            move_file(&from, &PathBuf::from(format!("{}{suffix}", archived_log.display())))?;
+        }
+    }
+    let _ = std::fs::remove_file(format!("{}.lock", log_path.display()));
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", new_path.display()));
+        if from.exists() {
+            std::fs::rename(&from, format!("{}{suffix}", log_path.display()))?;
+        }
+    }
+    let _ = std::fs::remove_file(format!("{}.lock", new_path.display()));
+    // The read models' snapshots name the old log's hashes (and its ids): they would be
+    // refused anyway.
+    let _ = std::fs::remove_dir_all(data.join(crate::SNAPSHOTS_DIR));
+    Ok(Migration {
+        previous_head,
+        events: report.events,
+        actors_replaced: migrator.actors_replaced,
+        persons: migrator.agents.len(),
+        references_replaced,
+        reference_persons: found.references.len(),
+        references_already_ids: found.already_ids,
+        ids_remapped,
+        streams_renamed: report.streams_renamed,
+        fingerprints_replaced: report.fingerprints_changed,
+        head: format!("{}:{}", after.head_position, after.head_hash),
+        archived_log,
+    })
+}
+
+fn move_file(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if std::fs::rename(from, to).is_err() {
+        std::fs::copy(from, to)?;
+        std::fs::remove_file(from)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
