@@ -412,8 +412,8 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
             "streamsRenamed": report.streams_renamed,
             "fingerprintsReplaced": report.fingerprints_changed,
             "why": "token holders' names and the references of aidants, trainees and Pix candidates moved to the \
-                    directory of persons; ids derived from references derived from the persons' ids instead; the \
-                    old log is archived outside the data directory",
+                    directory of persons, replaced by their ids; the ids derived from references (habilitations, \
+                    claims) derived from those ids instead; the old log is archived outside the data directory",
         });
         let stream = format!("logmigration-{}", command_id.0);
         log.append(AppendRequest {
