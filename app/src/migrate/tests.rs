@@ -284,20 +284,32 @@ async fn references_in_clear_and_the_ids_derived_from_them_leave_the_log_with_th
     let request = log.find_command(migrated[0].metadata.command_id).await.unwrap().unwrap();
     assert_eq!(request.outcome.stream, stream_name::<aidants::Habilitation>(habilitation.0));
 
-    // the same aidant given again finds the same habilitation (an active one: refused)
-    let again = HabilitationCommand::Request {
-        habilitation_id: habilitation,
-        structure_id: history.structure,
-        departement: DepartementCode::parse("75").unwrap(),
-        aidant: aidant.clone(),
-        on: date("2022-05-02"),
-    };
-    let refused = uc.habilitation(again, meta()).await.unwrap_err();
-    assert!(refused.to_string().contains("already has an active habilitation"), "{refused}");
+    // the same aidant given again through GraphQL (same structure, same reference)
+    // finds the same habilitation: an active one, so the request is refused
+    let store: Arc<dyn EventStore> = Arc::new(log.clone());
+    let state = api::AppState::new(store.clone()).with_use_cases(uc.clone());
+    assert!(state.wait_for(*store.head().borrow(), std::time::Duration::from_secs(20)).await);
+    let schema = api::schema(state, false);
+    let request = async_graphql::Request::new(
+        "mutation($input: RequestHabilitationInput!) { requestHabilitation(input: $input) { position } }",
+    )
+    .variables(async_graphql::Variables::from_json(serde_json::json!({ "input": {
+        "commandId": Uuid::new_v4().to_string(),
+        "structureId": history.structure.0.to_string(),
+        "aidant": "aidant-hist-1",
+        "requestedOn": "2022-05-02",
+    }})));
+    let head = *store.head().borrow();
+    let answer =
+        serde_json::to_value(api::execute(&schema, request, api::Principal::local(api::Role::Anct, "t")).await)
+            .unwrap();
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "CONFLICT", "{answer}");
+    assert_eq!(answer["errors"][0]["extensions"]["rule"], "AlreadyActive", "{answer}");
+    assert_eq!(*store.head().borrow(), head, "nothing written");
 
     // the new log verifies and is sealed with the old digest and what was done; the
     // archived old log still proves its digest
-    drop((uc, log));
+    drop((uc, log, schema, store));
     let new = store::sqlite::verify(&log_path, None).unwrap();
     assert!(new.is_intact());
     assert_eq!(done.head, format!("{}:{}", new.head_position, new.head_hash));
