@@ -483,8 +483,10 @@ async fn main() -> anyhow::Result<()> {
                     done.references_already_ids
                 );
                 println!(
-                    "  ids derived from references remapped: {} ({} streams renamed, {} commands' fingerprints replaced)",
+                    "  ids derived from references remapped: {} ({} at random: taken since the directory; {} streams \
+                     renamed, {} commands' fingerprints replaced)",
                     by_kind(&done.ids_remapped),
+                    done.ids_remapped_at_random,
                     done.streams_renamed,
                     done.fingerprints_replaced
                 );

@@ -58,6 +58,9 @@ pub struct Migration {
     /// Ids derived from a reference, remapped to those derived from its id, by kind
     /// (`habilitation`, `claim`).
     pub ids_remapped: BTreeMap<&'static str, u64>,
+    /// Of those, ids remapped to a random id: the id derived from the person's id already
+    /// named another stream (the same person given again since the directory exists).
+    pub ids_remapped_at_random: u64,
     /// Streams renamed (a habilitation's or a claim's stream is named by its id).
     pub streams_renamed: u64,
     /// Commands whose fingerprint (a digest of their content, which held the
@@ -147,6 +150,8 @@ struct Found {
     /// the ids derived from them (as text).
     references: BTreeMap<Key, BTreeSet<String>>,
     already_ids: u64,
+    /// The ids in streams' names (lower case): where an id derived anew is taken.
+    streams: std::collections::HashSet<String>,
     /// The last seal of an earlier migration: position and date.
     sealed: Option<(u64, chrono::NaiveDate)>,
 }
@@ -159,6 +164,7 @@ async fn survey(log: &SqliteStore) -> anyhow::Result<Found> {
         let Some(last) = page.last() else { break };
         after = last.position;
         for e in &page {
+            found.streams.insert(e.stream_id().to_lowercase());
             found.named_actors += u64::from(named_actor(&e.metadata.actor).is_some());
             if e.event_type == SEAL {
                 found.sealed = Some((e.position, e.business_date));
@@ -366,12 +372,21 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
         failure: None,
     };
     let mut ids_remapped: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut kept_apart = 0;
     for (person, derived) in &found.references {
         let (kind_name, scope, reference) = person;
         let kind = PersonKind::parse(kind_name).expect("a kind's own name");
         let id = directory.pseudonym(kind, scope, reference)?;
         migrator.pseudonyms.insert(person.clone(), id);
-        if let Some(new) = derive(kind, scope, id) {
+        if let Some(mut new) = derive(kind, scope, id) {
+            if found.streams.contains(&new.to_string()) {
+                // A log written partly since the directory: the same person's reference
+                // given again then already named a stream by the id derived from their id
+                // (a new habilitation request, a claim). The old stream cannot take that
+                // name: it gets a random one, derived from nothing.
+                new = Uuid::new_v4();
+                kept_apart += 1;
+            }
             for old in derived {
                 migrator.ids.insert(old.clone(), new.to_string());
                 *ids_remapped.entry(derived_kind(kind)).or_default() += 1;
@@ -409,6 +424,7 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
             "referencePersons": found.references.len(),
             "referencesAlreadyIds": found.already_ids,
             "idsRemapped": ids_remapped,
+            "idsRemappedAtRandom": kept_apart,
             "streamsRenamed": report.streams_renamed,
             "fingerprintsReplaced": report.fingerprints_changed,
             "why": "token holders' names and the references of aidants, trainees and Pix candidates moved to the \
@@ -461,6 +477,7 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
         reference_persons: found.references.len(),
         references_already_ids: found.already_ids,
         ids_remapped,
+        ids_remapped_at_random: kept_apart,
         streams_renamed: report.streams_renamed,
         fingerprints_replaced: report.fingerprints_changed,
         head: format!("{}:{}", after.head_position, after.head_hash),

@@ -354,6 +354,65 @@ async fn references_in_clear_and_the_ids_derived_from_them_leave_the_log_with_th
     assert!(!root.path().join("archive-2").join(crate::LOG_FILE).exists());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_written_partly_since_the_directory_keeps_the_newer_stream_of_the_same_aidant() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, archive) = (root.path().join("data"), root.path().join("archive"));
+    let history = old_style_log(&data).await;
+    // Given an aidant habilitated by a reference in clear (before the directory), revoked,
+    // then requested again through today's entry points (after it): a stream named by
+    // the id derived from their id exists already
+    let (old_events, newer) = {
+        let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(data.join(crate::LOG_FILE)).unwrap());
+        let uc = UseCases::with_people(store.clone(), Arc::new(Directory::open(&data).unwrap()));
+        let revoke = HabilitationCommand::Revoke {
+            habilitation_id: history.habilitation,
+            reason: "fin de contrat".into(),
+            on: date("2022-01-03"),
+        };
+        uc.habilitation(revoke, meta()).await.unwrap();
+        let aidant = uc.pseudonym(PersonKind::Aidant, &history.structure.0.to_string(), AIDANT).unwrap();
+        let newer = HabilitationId::of(history.structure, &aidant);
+        let request = HabilitationCommand::Request {
+            habilitation_id: newer,
+            structure_id: history.structure,
+            departement: DepartementCode::parse("75").unwrap(),
+            aidant,
+            on: date("2022-02-01"),
+        };
+        uc.habilitation(request, meta()).await.unwrap();
+        (store.read_stream(&stream_name::<aidants::Habilitation>(history.habilitation.0)).await.unwrap(), newer)
+    };
+
+    // When the log is migrated
+    let done = migrate(&data, &archive).await.unwrap();
+
+    // Then the newer stream keeps its name and its events, the older one takes a random
+    // name with all of its events, and the reference is in no file but the directory
+    assert_eq!(done.ids_remapped_at_random, 1, "{done:?}");
+    assert_eq!(files_containing(&data, AIDANT), vec![Directory::FILE.to_string()]);
+    let log = SqliteStore::open_read_only(data.join(crate::LOG_FILE)).unwrap();
+    let streams: Vec<_> = log
+        .read_all(0, 1_000_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e.event_type == "HabilitationRequested" && e.payload.as_str().contains(&history.structure.0.to_string())
+        })
+        .map(|e| (e.stream.clone(), e.payload.to_value()["aidant"].as_str().unwrap().to_string()))
+        .collect();
+    let newer_stream = stream_name::<aidants::Habilitation>(newer.0);
+    let mine: Vec<_> =
+        streams.iter().filter(|(_, a)| *a == streams.iter().find(|(s, _)| *s == newer_stream).unwrap().1).collect();
+    assert_eq!(mine.len(), 2, "the same aidant's two habilitations: {streams:?}");
+    let older = &mine.iter().find(|(s, _)| *s != newer_stream).unwrap().0;
+    assert_ne!(older, &stream_name::<aidants::Habilitation>(history.habilitation.0));
+    assert_eq!(log.read_stream(older).await.unwrap().len(), old_events.len());
+    assert_eq!(log.read_stream(&newer_stream).await.unwrap().len(), 1);
+    assert!(store::sqlite::verify(&data.join(crate::LOG_FILE), None).unwrap().is_intact());
+}
+
 #[test]
 fn only_whole_ids_of_the_map_are_replaced_in_either_case() {
     let (old, new) = (Uuid::from_u128(1).to_string(), Uuid::from_u128(2).to_string());

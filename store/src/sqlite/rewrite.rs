@@ -122,7 +122,10 @@ pub fn rewrite_with(from: &Path, to: &Path, mut change: impl Rewrite) -> Result<
             let (id, old): (i64, String) = (row.get(0)?, row.get(1)?);
             let new = change.stream(&old);
             insert.execute(params![id, new]).map_err(|e| {
-                StoreError::backend_context(format!("stream {old} cannot be renamed {new} (taken?)"), e)
+                StoreError::backend_context(
+                    format!("stream {old} cannot be named {new} in the copy: two streams would have that name"),
+                    e,
+                )
             })?;
             report.streams_renamed += u64::from(new != old);
             renamed.insert(id, new != old);
