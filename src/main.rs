@@ -490,6 +490,10 @@ async fn main() -> anyhow::Result<()> {
                     done.streams_renamed,
                     done.fingerprints_replaced
                 );
+                println!(
+                    "  command ids derived from them remapped: {} ({} events with an id remapped)",
+                    done.command_ids_remapped, done.events_with_ids_remapped
+                );
                 println!("  old log, sealed: {} (head digest {})", done.archived_log.display(), done.previous_head);
                 println!("  prove it: tracker verify --data {} --expect {}", archive.display(), done.previous_head);
                 println!("  new log: head digest {} (its last event records the old digest)", done.head);

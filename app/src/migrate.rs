@@ -63,6 +63,13 @@ pub struct Migration {
     pub ids_remapped_at_random: u64,
     /// Streams renamed (a habilitation's or a claim's stream is named by its id).
     pub streams_renamed: u64,
+    /// Commands whose id was derived from a remapped id (the reimbursement saga's, from
+    /// a claim's id; their companions'), or from a reference (lines imported from the
+    /// command line), given the id derived today (random for imported lines).
+    pub command_ids_remapped: u64,
+    /// Events with an id remapped: their own (derived from their command's), their
+    /// command's, their correlation's or their causation's.
+    pub events_with_ids_remapped: u64,
     /// Commands whose fingerprint (a digest of their content, which held the
     /// reference or a derived id) was replaced.
     pub fingerprints_replaced: u64,
@@ -204,6 +211,8 @@ struct Migrator<'a> {
     pseudonyms: HashMap<Key, Uuid>,
     /// Derived ids (lower-case text) and what they become.
     ids: HashMap<String, String>,
+    /// Command, event and correlation ids derived from those (see [`remap_commands`]).
+    commands: HashMap<Uuid, Uuid>,
     agents: BTreeSet<(String, String)>,
     actors_replaced: u64,
     references_replaced: BTreeMap<&'static str, u64>,
@@ -257,6 +266,10 @@ impl Migrator<'_> {
 impl Rewrite for &mut Migrator<'_> {
     fn stream(&mut self, name: &str) -> String {
         substitute_ids(name, &self.ids).into_owned()
+    }
+
+    fn id(&mut self, id: Uuid) -> Uuid {
+        self.commands.get(&id).copied().unwrap_or(id)
     }
 
     fn event(&mut self, stream: &str, event_type: &str, actor: &str, payload: &str) -> Rewritten {
@@ -320,6 +333,195 @@ fn substitute_ids<'t>(text: &'t str, ids: &HashMap<String, String>) -> Cow<'t, s
     Cow::Owned(out)
 }
 
+/// One append of the old log, as the id remapping needs it.
+struct Append {
+    command: Uuid,
+    actor: String,
+    causation: Option<Uuid>,
+    events: Vec<Uuid>,
+    /// Old claim ids its stream or payloads name.
+    claims: Vec<Uuid>,
+    /// Its stream is renamed, or a payload changes.
+    changed: bool,
+}
+
+/// How the reimbursement saga derives its commands' ids (`sagas/src/reimbursement.rs`):
+/// from what caused them, the claim's id among it.
+fn saga_id(cause: &str) -> Uuid {
+    Uuid::new_v5(&TRACKER_NAMESPACE, format!("saga:reimbursement:{cause}").as_bytes())
+}
+
+/// Labels of the saga's steps that name a claim.
+const SAGA_CLAIM_LABELS: [&str; 6] = ["commit", "funded", "called", "service-done", "payment", "reimbursed"];
+
+/// The categories of streams a use case's companion write may go to: its command id is
+/// derived from the step's and the category (`usecases::derived`).
+const CATEGORIES: [&str; 12] = [
+    "acsession",
+    "habilitation",
+    "structure",
+    "convention",
+    "claimroll",
+    "fundscalls",
+    "measure",
+    "ccasaction",
+    "disbursements",
+    "pixcampaign",
+    "annexclaim",
+    "purchase",
+];
+
+/// The ids derived, directly or not, from a person's reference (or from a derived id),
+/// and what they become: the commands the reimbursement saga derived from an old claim
+/// id (and from the events of such commands), those of lines imported from the command
+/// line (derived from the line's content, its reference included: they become random),
+/// the companions of those commands, the events of all of them (an event's id is derived
+/// from its command's), and the correlations and causations that name them. The new ids
+/// are the ones the saga and the use cases derive today from the new ids, so that a
+/// saga replaying the log finds every command it sent.
+fn remap_commands(appends: &[Append], claims: &HashMap<Uuid, Uuid>) -> HashMap<Uuid, Uuid> {
+    let mut ids: HashMap<Uuid, Uuid> = HashMap::new();
+    let mut companions: HashMap<Uuid, Uuid> = HashMap::new();
+    let claim_of = |c: &Uuid| claims.get(c).copied().unwrap_or(*c);
+    // A companion write carries its step's actor: it follows its step, whichever of the
+    // two the log holds first.
+    let commands: std::collections::HashSet<Uuid> = appends.iter().map(|a| a.command).collect();
+    let companion: std::collections::HashSet<Uuid> = appends
+        .iter()
+        .flat_map(|a| CATEGORIES.map(|c| usecases::derived(CommandId(a.command), c).0))
+        .filter(|id| commands.contains(id))
+        .collect();
+    loop {
+        let before = ids.len();
+        for a in appends {
+            if ids.contains_key(&a.command) {
+                continue;
+            }
+            let new = if let Some(&new) = companions.get(&a.command) {
+                Some(new)
+            } else if a.actor == sagas::ACTOR {
+                saga_command(a, &ids, &claim_of)
+            } else if a.actor.starts_with("import:") && a.changed && !companion.contains(&a.command) {
+                Some(Uuid::new_v4())
+            } else {
+                None
+            };
+            let Some(new) = new.filter(|n| *n != a.command) else { continue };
+            ids.insert(a.command, new);
+            for (i, event) in a.events.iter().enumerate() {
+                if *event == EventId::for_command(CommandId(a.command), i).0 {
+                    ids.insert(*event, EventId::for_command(CommandId(new), i).0);
+                }
+            }
+            for category in CATEGORIES {
+                companions.insert(
+                    usecases::derived(CommandId(a.command), category).0,
+                    usecases::derived(CommandId(new), category).0,
+                );
+            }
+        }
+        if ids.len() == before {
+            return ids;
+        }
+    }
+}
+
+/// The id the saga derives today for one of its commands, when it differs.
+fn saga_command(a: &Append, ids: &HashMap<Uuid, Uuid>, claim_of: &impl Fn(&Uuid) -> Uuid) -> Option<Uuid> {
+    let Some(trigger) = a.causation else {
+        // A deadline's: `overdue:{claim}:{submission}`.
+        for c in &a.claims {
+            for n in 1..=32 {
+                if saga_id(&format!("overdue:{c}:{n}")) == a.command {
+                    return Some(saga_id(&format!("overdue:{}:{n}", claim_of(c))));
+                }
+            }
+        }
+        return None;
+    };
+    let new_trigger = ids.get(&trigger).copied().unwrap_or(trigger);
+    if saga_id(&format!("{trigger}:queue")) == a.command {
+        return Some(saga_id(&format!("{new_trigger}:queue")));
+    }
+    for c in &a.claims {
+        for label in SAGA_CLAIM_LABELS {
+            let old = saga_id(&format!("{trigger}:{label}:{c}"));
+            let new = saga_id(&format!("{new_trigger}:{label}:{}", claim_of(c)));
+            if old == a.command {
+                return Some(new);
+            }
+            // The claim waiting for funds: derived from the commitment's id.
+            if label == "commit" && Uuid::new_v5(&old, b"waiting") == a.command {
+                return Some(Uuid::new_v5(&new, b"waiting"));
+            }
+        }
+    }
+    None
+}
+
+/// The UUIDs in `text` that are keys of `of`.
+fn ids_in(text: &str, of: &HashMap<Uuid, Uuid>, found: &mut Vec<Uuid>) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i + 36 <= bytes.len() {
+        if let Ok(id) = std::str::from_utf8(&bytes[i..i + 36]).map(Uuid::try_parse)
+            && let Ok(id) = id
+            && of.contains_key(&id)
+        {
+            if !found.contains(&id) {
+                found.push(id);
+            }
+            i += 36;
+            continue;
+        }
+        i += 1;
+    }
+}
+
+/// The appends of the old log (consecutive events of one command on one stream), with
+/// what [`remap_commands`] needs, given the derived ids that change (`ids`, as text) and
+/// the claims' among them.
+async fn appends(
+    log: &SqliteStore,
+    ids: &HashMap<String, String>,
+    claims: &HashMap<Uuid, Uuid>,
+) -> anyhow::Result<Vec<Append>> {
+    let mut appends: Vec<Append> = Vec::new();
+    let mut current: Option<(Uuid, String)> = None;
+    let mut after = 0;
+    loop {
+        let page = log.read_all(after, 4096).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        for e in &page {
+            let key = (e.metadata.command_id.0, e.stream.clone());
+            if current.as_ref() != Some(&key) {
+                let mut claims_named = Vec::new();
+                ids_in(&e.stream, claims, &mut claims_named);
+                appends.push(Append {
+                    command: key.0,
+                    actor: e.metadata.actor.clone(),
+                    causation: e.metadata.causation_id.map(|c| c.0),
+                    events: Vec::new(),
+                    claims: claims_named,
+                    changed: substitute_ids(&e.stream, ids) != e.stream,
+                });
+                current = Some(key);
+            }
+            let a = appends.last_mut().expect("just pushed");
+            a.events.push(e.event_id.0);
+            let payload = e.payload.as_str();
+            ids_in(payload, claims, &mut a.claims);
+            let clear = serde_json::from_str::<Value>(payload)
+                .ok()
+                .and_then(|v| site(&e.event_type, &e.stream, &v))
+                .is_some_and(|(_, reference)| !is_id(&reference));
+            a.changed |= clear || substitute_ids(payload, ids) != payload;
+        }
+    }
+    Ok(appends)
+}
+
 /// Migrates a data directory written before the directory of persons (see the module
 /// doc): the log is copied into a new chain (see [`store::sqlite::rewrite`]) sealed by a
 /// last event that records the old head digest and what was done. The old log goes to
@@ -366,6 +568,7 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
         directory: &directory,
         pseudonyms: HashMap::new(),
         ids: HashMap::new(),
+        commands: HashMap::new(),
         agents: BTreeSet::new(),
         actors_replaced: 0,
         references_replaced: BTreeMap::new(),
@@ -373,6 +576,7 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
     };
     let mut ids_remapped: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut kept_apart = 0;
+    let mut claims: HashMap<Uuid, Uuid> = HashMap::new();
     for (person, derived) in &found.references {
         let (kind_name, scope, reference) = person;
         let kind = PersonKind::parse(kind_name).expect("a kind's own name");
@@ -388,12 +592,20 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
                 kept_apart += 1;
             }
             for old in derived {
+                if kind == PersonKind::Trainee
+                    && let Ok(old) = Uuid::parse_str(old)
+                {
+                    claims.insert(old, new);
+                }
                 migrator.ids.insert(old.clone(), new.to_string());
                 *ids_remapped.entry(derived_kind(kind)).or_default() += 1;
             }
         }
     }
     directory.make_durable()?;
+    let appends = appends(&holder, &migrator.ids, &claims).await?;
+    migrator.commands = remap_commands(&appends, &claims);
+    let commands_remapped = appends.iter().filter(|a| migrator.commands.contains_key(&a.command)).count() as u64;
     let new_path = data.join(format!("{}.migrating", crate::LOG_FILE));
     let _ = std::fs::remove_file(&new_path);
     let report = store::sqlite::rewrite::rewrite_with(&log_path, &new_path, &mut migrator);
@@ -426,6 +638,8 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
             "idsRemapped": ids_remapped,
             "idsRemappedAtRandom": kept_apart,
             "streamsRenamed": report.streams_renamed,
+            "commandIdsRemapped": commands_remapped,
+            "eventsWithIdsRemapped": report.ids_changed,
             "fingerprintsReplaced": report.fingerprints_changed,
             "why": "token holders' names and the references of aidants, trainees and Pix candidates moved to the \
                     directory of persons, replaced by their ids; the ids derived from references (habilitations, \
@@ -479,6 +693,8 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
         ids_remapped,
         ids_remapped_at_random: kept_apart,
         streams_renamed: report.streams_renamed,
+        command_ids_remapped: commands_remapped,
+        events_with_ids_remapped: report.ids_changed,
         fingerprints_replaced: report.fingerprints_changed,
         head: format!("{}:{}", after.head_position, after.head_hash),
         archived_log,

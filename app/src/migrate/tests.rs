@@ -28,6 +28,13 @@ fn meta() -> CommandMeta {
     CommandMeta::new(CommandId::new_random(), "opco:Marie Dupont (token 3f2a9c1e)")
 }
 
+/// A line of a file imported from the command line before the directory: its command id
+/// derived from the line's content, the reference in clear among it.
+fn imported(content: &str) -> CommandMeta {
+    let id = CommandId(Uuid::new_v5(&TRACKER_NAMESPACE, format!("import:habilitations:{content}").as_bytes()));
+    CommandMeta::new(id, "import:habilitations (ligne de commande, fichier sha256 0123abcd…)")
+}
+
 /// The first payload field `field` of an event of type `event_type`.
 async fn first(log: &dyn EventStore, event_type: &str, field: &str) -> String {
     let events = log.read_all(0, 100_000).await.unwrap();
@@ -43,6 +50,8 @@ struct History {
     campaign: CampaignId,
     habilitation: HabilitationId,
     claim: ClaimId,
+    /// The imported lines' commands: the aidant's request, their registration.
+    imported: [CommandId; 2],
 }
 
 /// Given a log as the version before the directory wrote it: the sample (whose invented
@@ -71,19 +80,20 @@ async fn old_style_log(data: &Path) -> History {
 
     let habilitation = HabilitationId::of(structure, AIDANT);
     let step = |c| uc.habilitation(c, meta());
-    step(HabilitationCommand::Request {
+    let (request, registration) = (imported(&format!("{AIDANT}:demande")), imported(&format!("{AIDANT}:inscription")));
+    let imported = [request.command_id, registration.command_id];
+    let request_command = HabilitationCommand::Request {
         habilitation_id: habilitation,
         structure_id: structure,
         departement: departement.clone(),
         aidant: AIDANT.into(),
         on: date("2021-04-21"),
-    })
-    .await
-    .unwrap();
+    };
+    uc.habilitation(request_command, request).await.unwrap();
     step(HabilitationCommand::ValidateEligibility { habilitation_id: habilitation, on: date("2021-04-28") })
         .await
         .unwrap();
-    uc.register_to_session(habilitation, session, date("2021-05-03"), meta()).await.unwrap();
+    uc.register_to_session(habilitation, session, date("2021-05-03"), registration).await.unwrap();
     step(HabilitationCommand::CompleteTraining { habilitation_id: habilitation, on: date("2021-05-17") })
         .await
         .unwrap();
@@ -146,7 +156,21 @@ async fn old_style_log(data: &Path) -> History {
     let paid = FundsCallCommand::RecordPayment { convention_id: uniformation, call_id, paid_on: date("2022-04-20") };
     uc.funds_call(paid, meta()).await.unwrap();
     saga.run_until_idle().await.unwrap();
-    History { structure, purchase, campaign, habilitation, claim }
+    drop((saga, uc, store));
+    released(data).await;
+    History { structure, purchase, campaign, habilitation, claim, imported }
+}
+
+/// Waits until nothing of this process writes the log of `data` any more: the use
+/// cases' tasks let go of it in their own time, and the migration (another writer) needs
+/// it, as an operator stops the server first.
+async fn released(data: &Path) {
+    let path = data.join(crate::LOG_FILE);
+    let started = std::time::Instant::now();
+    while let Err(e) = SqliteStore::open(&path) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{e}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// The files under `dir` whose bytes contain `needle`.
@@ -198,6 +222,46 @@ async fn clear_references(path: &Path) -> Vec<(PersonKind, String, String, Optio
     found
 }
 
+/// The reimbursement saga's commands in the log whose id is not the one the saga derives
+/// from their cause (trigger event, claim, submission, call), as it does today: none when
+/// a saga replaying the log would find every command it sent.
+async fn saga_commands_not_derived_from_their_cause(path: &Path) -> Vec<String> {
+    let log = SqliteStore::open_read_only(path).unwrap();
+    let events = log.read_all(0, 1_000_000).await.unwrap();
+    let claims: HashMap<Uuid, Uuid> = events
+        .iter()
+        .filter_map(|e| e.stream.strip_prefix("annexclaim-").and_then(|id| Uuid::parse_str(id).ok()))
+        .map(|id| (id, id))
+        .collect();
+    let mut wrong = Vec::new();
+    let mut seen = BTreeSet::new();
+    for e in events.iter().filter(|e| e.metadata.actor == sagas::ACTOR) {
+        let command = e.metadata.command_id.0;
+        if !seen.insert((command, e.stream.clone())) {
+            continue;
+        }
+        let mut named = Vec::new();
+        ids_in(&e.stream, &claims, &mut named);
+        ids_in(e.payload.as_str(), &claims, &mut named);
+        let a = Append {
+            command,
+            actor: e.metadata.actor.clone(),
+            causation: e.metadata.causation_id.map(|c| c.0),
+            events: vec![],
+            claims: named,
+            changed: false,
+        };
+        // Derived from its cause: the same id comes back (a claim maps to itself here).
+        let explained = saga_command(&a, &HashMap::new(), &|c: &Uuid| *c).is_some()
+            || saga_id(&format!("{}:queue", a.causation.unwrap_or_default())) == command
+            || e.payload.to_value()["call_id"].as_str().is_some_and(|call| saga_id(&format!("late:{call}")) == command);
+        if !explained {
+            wrong.push(format!("{} {} {command}", e.event_type, e.stream));
+        }
+    }
+    wrong
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn references_in_clear_and_the_ids_derived_from_them_leave_the_log_with_the_same_figures() {
     let root = tempfile::tempdir().unwrap();
@@ -225,6 +289,7 @@ async fn references_in_clear_and_the_ids_derived_from_them_leave_the_log_with_th
         )
     };
     assert_eq!(old_habilitation.len(), 5, "requested, eligible, registered, trained, habilitated");
+    assert_eq!(saga_commands_not_derived_from_their_cause(&log_path).await, Vec::<String>::new());
 
     // When it is migrated
     let done = migrate(&data, &archive).await.unwrap();
@@ -245,6 +310,11 @@ async fn references_in_clear_and_the_ids_derived_from_them_leave_the_log_with_th
     assert_eq!(done.references_replaced.values().sum::<u64>(), references.len() as u64);
     assert!(done.ids_remapped["habilitation"] >= 1 && done.ids_remapped["claim"] >= 1, "{done:?}");
     assert_eq!(done.streams_renamed, done.ids_remapped.values().sum::<u64>(), "one stream per habilitation, per claim");
+
+    // the reimbursement saga's commands have the ids it derives today from their cause
+    // (a claim's new id), and their events the ids derived from their command's
+    assert!(done.command_ids_remapped >= 1, "{done:?}");
+    assert_eq!(saga_commands_not_derived_from_their_cause(&log_path).await, Vec::<String>::new());
 
     // the aidant's and the trainee's streams are renamed for the ids the entry points
     // derive today, with all their events, and the ids they were known by elsewhere follow
@@ -283,6 +353,51 @@ async fn references_in_clear_and_the_ids_derived_from_them_leave_the_log_with_th
     // and the commands' records follow their streams
     let request = log.find_command(migrated[0].metadata.command_id).await.unwrap().unwrap();
     assert_eq!(request.outcome.stream, stream_name::<aidants::Habilitation>(habilitation.0));
+    // the imported lines' commands, whose ids were derived from the reference, have new
+    // ones (random), their events the ids derived from those, and the seat the id the
+    // use case derives from its registration's
+    let new_request = migrated[0].metadata.command_id;
+    assert_ne!(new_request, history.imported[0]);
+    assert!(log.find_command(history.imported[0]).await.unwrap().is_none());
+    assert_eq!(migrated[0].event_id, EventId::for_command(new_request, 0));
+    assert_eq!(migrated[0].metadata.correlation_id.0, new_request.0);
+    let registered = migrated.iter().find(|e| e.event_type == "RegisteredToSession").unwrap();
+    assert_ne!(registered.metadata.command_id, history.imported[1]);
+    let seat = all
+        .iter()
+        .find(|e| {
+            e.event_type == "AidantsConnectSeatReserved" && e.payload.as_str().contains(&habilitation.0.to_string())
+        })
+        .unwrap();
+    let (registration, seat) = (registered.metadata.command_id, seat.metadata.command_id);
+    assert!(
+        seat == usecases::derived(registration, "acsession") || registration == usecases::derived(seat, "habilitation"),
+        "the seat's command is the registration's companion"
+    );
+
+    // the reimbursement saga, replaying the new log from its start (its checkpoint
+    // lost), finds every command it sent and sends nothing again
+    {
+        let store: Arc<dyn EventStore> = Arc::new(log.clone());
+        let head = *store.head().borrow();
+        let mut saga = sagas::ReimbursementProcess::start(
+            store.clone(),
+            Arc::new(sagas::MemoryCheckpoint::default()),
+            Arc::new(sagas::SystemClock),
+        )
+        .await
+        .unwrap()
+        .with_use_cases(uc.clone());
+        saga.run_until_idle().await.unwrap();
+        let sent: Vec<String> = store
+            .read_all(head, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| format!("{} {} {}", e.event_type, e.stream, e.metadata.command_id.0))
+            .collect();
+        assert_eq!(sent, Vec::<String>::new(), "the saga sent again");
+    }
 
     // the same aidant given again through GraphQL (same structure, same reference)
     // finds the same habilitation: an active one, so the request is refused
@@ -310,6 +425,7 @@ async fn references_in_clear_and_the_ids_derived_from_them_leave_the_log_with_th
     // the new log verifies and is sealed with the old digest and what was done; the
     // archived old log still proves its digest
     drop((uc, log, schema, store));
+    released(&data).await;
     let new = store::sqlite::verify(&log_path, None).unwrap();
     assert!(new.is_intact());
     assert_eq!(done.head, format!("{}:{}", new.head_position, new.head_hash));
@@ -383,6 +499,7 @@ async fn a_log_written_partly_since_the_directory_keeps_the_newer_stream_of_the_
         uc.habilitation(request, meta()).await.unwrap();
         (store.read_stream(&stream_name::<aidants::Habilitation>(history.habilitation.0)).await.unwrap(), newer)
     };
+    released(&data).await;
 
     // When the log is migrated
     let done = migrate(&data, &archive).await.unwrap();

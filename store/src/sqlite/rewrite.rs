@@ -5,10 +5,9 @@
 //! and the caller keeps the old one (sealed by its head digest, which the copy records in
 //! its last event) where it decides.
 //!
-//! Positions, versions, event ids, command ids, dates, recording instants and append
-//! marks are copied as they are; only what the [`Rewrite`] changes differs (streams'
-//! names, actors, payloads, commands' fingerprints), and every hash is computed again
-//! over the new content. A command's record follows its stream when the stream is
+//! Positions, versions, dates, recording instants and append marks are copied as they
+//! are; only what the [`Rewrite`] changes differs (streams' names, actors, payloads, ids,
+//! commands' fingerprints), and every hash is computed again over the new content. A command's record follows its stream when the stream is
 //! renamed: records name streams by their number, which the copy keeps.
 
 use super::record::{self, Append, Fingerprint};
@@ -33,6 +32,13 @@ pub trait Rewrite {
     /// may not end up with one name (the copy is refused).
     fn stream(&mut self, name: &str) -> String {
         name.to_string()
+    }
+
+    /// An id in the copy: each event's id, its command's, its correlation's and its
+    /// causation's go through it (an id derived from something the copy changes changes
+    /// with it).
+    fn id(&mut self, id: Uuid) -> Uuid {
+        id
     }
 
     /// An event's actor and payload in the copy; `stream` is its stream's new name.
@@ -70,6 +76,9 @@ pub struct RewriteReport {
     pub streams_renamed: u64,
     /// Commands whose fingerprint changed.
     pub fingerprints_changed: u64,
+    /// Events one of whose ids (its own, its command's, correlation's or causation's)
+    /// changed.
+    pub ids_changed: u64,
     /// The new file's head: position and log hash.
     pub head_position: u64,
     pub head_hash: ChainHash,
@@ -107,6 +116,7 @@ pub fn rewrite_with(from: &Path, to: &Path, mut change: impl Rewrite) -> Result<
         changed: 0,
         streams_renamed: 0,
         fingerprints_changed: 0,
+        ids_changed: 0,
         head_position: 0,
         head_hash: ChainHash::GENESIS,
     };
@@ -189,8 +199,13 @@ impl Chain {
         let mut new = Vec::with_capacity(append.len());
         let mut payload_changed = false;
         for (position, blob) in append {
-            let r = record::decode(blob)
+            let mut r = record::decode(blob)
                 .ok_or_else(|| StoreError::corrupt(format!("event at position {position}: unreadable record")))?;
+            let mut id = |bytes: [u8; 16]| change.id(Uuid::from_bytes(bytes)).into_bytes();
+            let ids = (id(r.event_id), id(r.command_id), id(r.correlation_id), r.causation_id.map(&mut id));
+            report.ids_changed +=
+                u64::from((ids.0, ids.1, ids.2, ids.3) != (r.event_id, r.command_id, r.correlation_id, r.causation_id));
+            (r.event_id, r.command_id, r.correlation_id, r.causation_id) = ids;
             let stream = names
                 .get(&r.stream_id)
                 .ok_or_else(|| StoreError::corrupt(format!("event at position {position}: unknown stream")))?;
@@ -273,9 +288,13 @@ mod tests {
         }
     }
 
-    struct Renaming;
+    /// Renames `…-old` streams, takes `secret` out of payloads, gives a command another id.
+    struct Renaming(Uuid, Uuid);
 
     impl Rewrite for Renaming {
+        fn id(&mut self, id: Uuid) -> Uuid {
+            if id == self.0 { self.1 } else { id }
+        }
         fn stream(&mut self, name: &str) -> String {
             name.replace("old", "new")
         }
@@ -312,17 +331,21 @@ mod tests {
             }
         }
         // When it is rewritten
-        let report = rewrite_with(&from, &to, Renaming).unwrap();
+        let moved = CommandId::new_random();
+        let report = rewrite_with(&from, &to, Renaming(renamed_command.0, moved.0)).unwrap();
         // Then the stream has its new name, its command finds it there with its new
         // fingerprint, the other keeps its own, and the copy verifies
         assert_eq!((report.events, report.changed, report.streams_renamed, report.fingerprints_changed), (3, 1, 1, 1));
+        assert_eq!(report.ids_changed, 2, "the command and correlation ids of the renamed stream's two events");
         assert!(super::super::verify(&to, None).unwrap().is_intact());
         let log = SqliteStore::open(&to).unwrap();
         let events = log.read_stream("thing-new").await.unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].payload.as_str(), r#"{"a":"id"}"#);
         assert!(log.read_stream("thing-old").await.unwrap().is_empty());
-        let record = log.find_command(renamed_command).await.unwrap().unwrap();
+        assert!(log.find_command(renamed_command).await.unwrap().is_none());
+        assert_eq!(events[1].metadata.command_id, moved);
+        let record = log.find_command(moved).await.unwrap().unwrap();
         assert_eq!(record.outcome.stream, "thing-new");
         assert_eq!(record.fingerprint, r#"thing-new:{"a":"id"}+{"b":1}"#);
         assert_eq!(log.find_command(kept_command).await.unwrap().unwrap().fingerprint, "fp-other-1");
