@@ -89,6 +89,9 @@ struct Site {
     derived: Option<&'static str>,
 }
 
+/// The types of the events that hold a person's reference (see [`site`]).
+const SITES: [&str; 3] = ["HabilitationRequested", "AnnexClaimSubmitted", "PixCertificationRecorded"];
+
 /// The person's reference an event holds (see [`Site`]): the aidant of a habilitation
 /// request (scope: the structure), the trainee of an annex-cost claim (the purchase),
 /// the candidate of a Pix certification (the campaign, which names the stream).
@@ -176,10 +179,7 @@ async fn survey(log: &SqliteStore) -> anyhow::Result<Found> {
             if e.event_type == SEAL {
                 found.sealed = Some((e.position, e.business_date));
             }
-            if !matches!(
-                e.event_type.as_str(),
-                "HabilitationRequested" | "AnnexClaimSubmitted" | "PixCertificationRecorded"
-            ) {
+            if !SITES.contains(&e.event_type.as_str()) {
                 continue;
             }
             let payload: Value = serde_json::from_str(e.payload.as_str())
@@ -241,6 +241,9 @@ impl Migrator<'_> {
 
     /// The payload with its person's reference replaced by the id.
     fn reference<'p>(&mut self, stream: &str, event_type: &str, payload: &'p str) -> Cow<'p, str> {
+        if !SITES.contains(&event_type) {
+            return Cow::Borrowed(payload);
+        }
         let Ok(mut value) = serde_json::from_str::<Value>(payload) else { return Cow::Borrowed(payload) };
         let Some((site, reference)) = site(event_type, stream, &value) else { return Cow::Borrowed(payload) };
         if is_id(&reference) {
@@ -304,11 +307,6 @@ fn substitute_ids<'t>(text: &'t str, ids: &HashMap<String, String>) -> Cow<'t, s
     if ids.is_empty() || bytes.len() < LEN {
         return Cow::Borrowed(text);
     }
-    let uuid_like = |w: &[u8]| {
-        w.iter()
-            .enumerate()
-            .all(|(k, c)| if matches!(k, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
-    };
     let mut out = String::new();
     let (mut last, mut i) = (0, 0);
     while i + LEN <= bytes.len() {
@@ -459,13 +457,24 @@ fn saga_command(a: &Append, ids: &HashMap<Uuid, Uuid>, claim_of: &impl Fn(&Uuid)
     None
 }
 
+/// Whether 36 bytes have the shape of a UUID's text (hex digits and four hyphens).
+fn uuid_like(w: &[u8]) -> bool {
+    w.len() == 36
+        && w.iter()
+            .enumerate()
+            .all(|(k, c)| if matches!(k, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+}
+
 /// The UUIDs in `text` that are keys of `of`.
 fn ids_in(text: &str, of: &HashMap<Uuid, Uuid>, found: &mut Vec<Uuid>) {
     let bytes = text.as_bytes();
+    if of.is_empty() {
+        return;
+    }
     let mut i = 0;
     while i + 36 <= bytes.len() {
-        if let Ok(id) = std::str::from_utf8(&bytes[i..i + 36]).map(Uuid::try_parse)
-            && let Ok(id) = id
+        if uuid_like(&bytes[i..i + 36])
+            && let Ok(id) = Uuid::try_parse_ascii(&bytes[i..i + 36])
             && of.contains_key(&id)
         {
             if !found.contains(&id) {
@@ -512,10 +521,11 @@ async fn appends(
             a.events.push(e.event_id.0);
             let payload = e.payload.as_str();
             ids_in(payload, claims, &mut a.claims);
-            let clear = serde_json::from_str::<Value>(payload)
-                .ok()
-                .and_then(|v| site(&e.event_type, &e.stream, &v))
-                .is_some_and(|(_, reference)| !is_id(&reference));
+            let clear = SITES.contains(&e.event_type.as_str())
+                && serde_json::from_str::<Value>(payload)
+                    .ok()
+                    .and_then(|v| site(&e.event_type, &e.stream, &v))
+                    .is_some_and(|(_, reference)| !is_id(&reference));
             a.changed |= clear || substitute_ids(payload, ids) != payload;
         }
     }
