@@ -690,21 +690,24 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
     }
     let after = store::sqlite::verify(&new_path, None)?;
     anyhow::ensure!(after.is_intact(), "the new log does not verify: nothing was replaced");
-    // The old log and its WAL to the archive, the new one in its place.
-    for suffix in ["", "-wal", "-shm"] {
-        let from = PathBuf::from(format!("{}{suffix}", log_path.display()));
-        if from.exists() {
-            move_file(&from, &PathBuf::from(format!("{}{suffix}", archived_log.display())))?;
-        }
+    // The old log copied to the archive (and proven there), then the new one renamed in
+    // its place: whenever this stops, the data directory holds one whole log, the old
+    // or the new (each made one file first: a WAL left beside the other would be
+    // applied to it).
+    store::sqlite::rewrite::settle(&log_path)?;
+    store::sqlite::rewrite::settle(&new_path)?;
+    std::fs::copy(&log_path, &archived_log)
+        .with_context(|| format!("cannot copy the old log to {}", archived_log.display()))?;
+    std::fs::File::open(&archived_log)?.sync_all()?;
+    let archived = store::sqlite::verify(&archived_log, None)?;
+    if format!("{}:{}", archived.head_position, archived.head_hash) != previous_head || !archived.is_intact() {
+        let _ = std::fs::remove_file(&new_path);
+        bail!("the archived copy {} does not prove {previous_head}: nothing was replaced", archived_log.display());
     }
-    let _ = std::fs::remove_file(format!("{}.lock", log_path.display()));
-    for suffix in ["", "-wal", "-shm"] {
-        let from = PathBuf::from(format!("{}{suffix}", new_path.display()));
-        if from.exists() {
-            std::fs::rename(&from, format!("{}{suffix}", log_path.display()))?;
-        }
+    std::fs::rename(&new_path, &log_path)?;
+    for leftover in [format!("{}.lock", new_path.display()), format!("{}.lock", log_path.display())] {
+        let _ = std::fs::remove_file(leftover);
     }
-    let _ = std::fs::remove_file(format!("{}.lock", new_path.display()));
     // The read models' snapshots name the old log's hashes (and its ids): they would be
     // refused anyway.
     let _ = std::fs::remove_dir_all(data.join(crate::SNAPSHOTS_DIR));
@@ -725,14 +728,6 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
         head: format!("{}:{}", after.head_position, after.head_hash),
         archived_log,
     })
-}
-
-fn move_file(from: &Path, to: &Path) -> anyhow::Result<()> {
-    if std::fs::rename(from, to).is_err() {
-        std::fs::copy(from, to)?;
-        std::fs::remove_file(from)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

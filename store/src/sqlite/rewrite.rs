@@ -177,6 +177,20 @@ pub fn rewrite_with(from: &Path, to: &Path, mut change: impl Rewrite) -> Result<
     Ok(report)
 }
 
+/// Makes the log at `path` one self-contained file: its WAL copied back into it and
+/// removed (rollback journal mode; the next writer to open it turns WAL on again), so
+/// that the file can be copied or renamed alone. Nothing may have it open.
+pub fn settle(path: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Err(StoreError::backend(format!("{} is still in {mode} mode: is it open elsewhere?", path.display())));
+    }
+    Ok(())
+}
+
 /// The new chain as it is written: each stream's last hash, the log's.
 struct Chain {
     tips: HashMap<i64, ChainHash>,
