@@ -64,8 +64,8 @@ pub struct Migration {
     /// Streams renamed (a habilitation's or a claim's stream is named by its id).
     pub streams_renamed: u64,
     /// Commands whose id was derived from a remapped id (the reimbursement saga's, from
-    /// a claim's id; their companions'), or from a reference (lines imported from the
-    /// command line), given the id derived today (random for imported lines).
+    /// a claim's id; their companions'), or from a reference (imported lines), given the
+    /// id derived today (random for imported lines).
     pub command_ids_remapped: u64,
     /// Events with an id remapped: their own (derived from their command's), their
     /// command's, their correlation's or their causation's.
@@ -371,8 +371,8 @@ const CATEGORIES: [&str; 12] = [
 
 /// The ids derived, directly or not, from a person's reference (or from a derived id),
 /// and what they become: the commands the reimbursement saga derived from an old claim
-/// id (and from the events of such commands), those of lines imported from the command
-/// line (derived from the line's content, its reference included: they become random),
+/// id (and from the events of such commands), those of imported lines (derived from the
+/// line's content, its reference included: they become random, see [`root`]),
 /// the companions of those commands, the events of all of them (an event's id is derived
 /// from its command's), and the correlations and causations that name them. The new ids
 /// are the ones the saga and the use cases derive today from the new ids, so that a
@@ -386,7 +386,7 @@ fn remap_commands(appends: &[Append], claims: &HashMap<Uuid, Uuid>) -> HashMap<U
     let commands: std::collections::HashSet<Uuid> = appends.iter().map(|a| a.command).collect();
     let companion: std::collections::HashSet<Uuid> = appends
         .iter()
-        .filter(|a| a.actor.starts_with("import:"))
+        .filter(|a| root(a))
         .flat_map(|a| CATEGORIES.map(|c| usecases::derived(CommandId(a.command), c).0))
         .filter(|id| commands.contains(id))
         .collect();
@@ -400,7 +400,7 @@ fn remap_commands(appends: &[Append], claims: &HashMap<Uuid, Uuid>) -> HashMap<U
                 Some(new)
             } else if a.actor == sagas::ACTOR {
                 saga_command(a, &ids, &claim_of)
-            } else if a.actor.starts_with("import:") && a.changed && !companion.contains(&a.command) {
+            } else if root(a) && !companion.contains(&a.command) {
                 Some(Uuid::new_v4())
             } else {
                 None
@@ -423,6 +423,19 @@ fn remap_commands(appends: &[Append], claims: &HashMap<Uuid, Uuid>) -> HashMap<U
             return ids;
         }
     }
+}
+
+/// Whether an append's command id may have been derived from content that named a
+/// person, and gets a random one: it changes (its content named a reference or a derived
+/// id), and it is a line imported from the command line (`import:…`, derived from the
+/// line's content), or a token holder's command whose id is a UUID v5 (derived from
+/// something: a line imported over HTTP, or a client's key drawn from its content). A
+/// random id (v4) says nothing; local tools' (the seeders', token 00000000) derive from
+/// their steps' labels, and stay, so that seeding again finds its steps.
+fn root(a: &Append) -> bool {
+    let token = a.actor.strip_suffix(')').and_then(|s| s.rsplit_once(" (token ")).map(|(_, t)| t);
+    let token_holder = token.is_some_and(|t| t != "00000000");
+    a.changed && (a.actor.starts_with("import:") || (token_holder && a.command.get_version_num() == 5))
 }
 
 /// The id the saga derives today for one of its commands, when it differs.

@@ -50,8 +50,11 @@ struct History {
     campaign: CampaignId,
     habilitation: HabilitationId,
     claim: ClaimId,
-    /// The imported lines' commands: the aidant's request, their registration.
-    imported: [CommandId; 2],
+    /// The imported lines' commands: the aidant's request, their registration (from the
+    /// command line), the trainee's claim (over HTTP).
+    imported: [CommandId; 3],
+    /// The candidate's certification, sent with a random id.
+    certification: CommandId,
 }
 
 /// Given a log as the version before the directory wrote it: the sample (whose invented
@@ -81,7 +84,7 @@ async fn old_style_log(data: &Path) -> History {
     let habilitation = HabilitationId::of(structure, AIDANT);
     let step = |c| uc.habilitation(c, meta());
     let (request, registration) = (imported(&format!("{AIDANT}:demande")), imported(&format!("{AIDANT}:inscription")));
-    let imported = [request.command_id, registration.command_id];
+    let mut imported = [request.command_id, registration.command_id, CommandId(Uuid::nil())];
     let request_command = HabilitationCommand::Request {
         habilitation_id: habilitation,
         structure_id: structure,
@@ -101,6 +104,8 @@ async fn old_style_log(data: &Path) -> History {
         .await
         .unwrap();
 
+    let certification = meta();
+    let certification_id = certification.command_id;
     uc.pix(
         PixCommand::RecordCertification {
             campaign_id: campaign,
@@ -110,7 +115,7 @@ async fn old_style_log(data: &Path) -> History {
             score: 700,
             certified_on: date("2021-06-11"),
         },
-        meta(),
+        certification,
     )
     .await
     .unwrap();
@@ -131,7 +136,10 @@ async fn old_style_log(data: &Path) -> History {
         lines: vec![line],
         submitted_on: date("2021-06-07"),
     };
-    uc.submit_annex_claim(request, meta()).await.unwrap();
+    // A line imported over HTTP: the token holder's actor, an id derived from the line.
+    let line = CommandId(Uuid::new_v5(&TRACKER_NAMESPACE, format!("import:claims:{TRAINEE}").as_bytes()));
+    imported[2] = line;
+    uc.submit_annex_claim(request, CommandMeta::new(line, "structure:Jean Martin (token 0badcafe)")).await.unwrap();
     let claim_step = |c| uc.plain::<AnnexClaim>(stream_name::<AnnexClaim>(claim.0), c, meta());
     claim_step(ClaimCommand::Approve { claim_id: claim, reductions: vec![], approved_on: date("2021-06-14") })
         .await
@@ -158,7 +166,7 @@ async fn old_style_log(data: &Path) -> History {
     saga.run_until_idle().await.unwrap();
     drop((saga, uc, store));
     released(data).await;
-    History { structure, purchase, campaign, habilitation, claim, imported }
+    History { structure, purchase, campaign, habilitation, claim, imported, certification: certification_id }
 }
 
 /// Waits until nothing of this process writes the log of `data` any more: the use
@@ -374,6 +382,16 @@ async fn references_in_clear_and_the_ids_derived_from_them_leave_the_log_with_th
         seat == usecases::derived(registration, "acsession") || registration == usecases::derived(seat, "habilitation"),
         "the seat's command is the registration's companion"
     );
+    let submitted = log.read_stream(&stream_name::<AnnexClaim>(claim.0)).await.unwrap().remove(0);
+    let enrolled = all
+        .iter()
+        .find(|e| e.event_type == "ClaimantEnrolled" && e.payload.as_str().contains(&claim.0.to_string()))
+        .unwrap();
+    assert_ne!(submitted.metadata.command_id, history.imported[2], "the line imported over HTTP");
+    assert_eq!(enrolled.metadata.command_id, usecases::derived(submitted.metadata.command_id, "claimroll"));
+    // a command whose id was random (a client's) keeps it
+    let certified = all.iter().find(|e| e.payload.as_str().contains(&candidate.to_string())).unwrap();
+    assert_eq!(certified.metadata.command_id, history.certification);
 
     // the reimbursement saga, replaying the new log from its start (its checkpoint
     // lost), finds every command it sent and sends nothing again
