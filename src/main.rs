@@ -313,8 +313,10 @@ enum Command {
         json: bool,
     },
     /// Migrates a data directory written before the directory of persons: token
-    /// holders' names leave the log (a new chain, sealed with the old head digest) and
-    /// the token file; the old log goes to ARCHIVE (outside the data directory).
+    /// holders' names and the references of aidants, trainees and Pix candidates leave
+    /// the log (a new chain with ids, the ids derived from references remapped, sealed
+    /// with the old head digest) and the token file; the old log goes to ARCHIVE (outside
+    /// the data directory). A log that names nobody in clear is refused, left as it is.
     MigratePersonalData {
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
         data: PathBuf,
@@ -557,6 +559,28 @@ async fn main() -> anyhow::Result<()> {
                 println!(
                     "migrated {} events: {} actors named a person ({} persons moved to the directory)",
                     done.events, done.actors_replaced, done.persons
+                );
+                let by_kind = |m: &std::collections::BTreeMap<&str, _>| {
+                    m.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
+                };
+                println!(
+                    "  references replaced by ids: {} events ({}), {} persons; {} already ids, left as they are",
+                    done.references_replaced.values().sum::<u64>(),
+                    by_kind(&done.references_replaced),
+                    done.reference_persons,
+                    done.references_already_ids
+                );
+                println!(
+                    "  ids derived from references remapped: {} ({} at random: taken since the directory; {} streams \
+                     renamed, {} commands' fingerprints replaced)",
+                    by_kind(&done.ids_remapped),
+                    done.ids_remapped_at_random,
+                    done.streams_renamed,
+                    done.fingerprints_replaced
+                );
+                println!(
+                    "  command ids derived from them remapped: {} ({} events with an id remapped)",
+                    done.command_ids_remapped, done.events_with_ids_remapped
                 );
                 println!("  old log, sealed: {} (head digest {})", done.archived_log.display(), done.previous_head);
                 println!("  prove it: tracker verify --data {} --expect {}", archive.display(), done.previous_head);

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod import;
+pub mod migrate;
 pub mod personal;
 pub mod rebuild;
 

@@ -1,22 +1,18 @@
-//! Personal data (RGPD): the migration of logs written before the directory of persons,
-//! erasure (`tracker forget`), the subject-access export and retention. The log never
-//! changes here (bar the one documented migration, which writes a new file); only the
-//! directory of persons beside it (`DATA/directory.sqlite3`) does.
+//! Personal data (RGPD): erasure (`tracker forget`), the subject-access export,
+//! retention, and a replica's own directory shared (`tracker share-directory`); the
+//! migration of logs written before the directory of persons is in [`crate::migrate`].
+//! The log never changes here; only the directory of persons beside it does.
 
+pub use crate::migrate::{MIGRATION_ACTOR, Migration, migrate};
 use anyhow::{Context, bail};
-use domain::ids::TRACKER_NAMESPACE;
-use domain::{CommandId, CommandMeta, EventId};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use store::directory::{Lookup, Person};
-use store::{AppendRequest, Directory, EventStore, ExpectedVersion, NewEvent, Payload, SqliteStore};
+use store::{Directory, EventStore, SqliteStore};
 use uuid::Uuid;
 
 /// The roles a token holder's actor starts with.
 const ROLES: [&str; 5] = ["anct", "opco", "structure", "copil", "auditor"];
-
-/// The actor of the migration's sealing event.
-pub const MIGRATION_ACTOR: &str = "tracker:migrate-personal-data";
 
 /// A token holder's actor as written before the directory: `role`, the name, and the
 /// token's first 8 hex digits (`opco:Marie Dupont (token 3f2a9c1e)`). Local tools
@@ -40,151 +36,6 @@ pub fn actor_person(actor: &str) -> Option<Uuid> {
     }
     let id = rest.split_once(" (token ").map_or(rest, |(id, _)| id);
     Uuid::parse_str(id).ok()
-}
-
-/// What the migration did.
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Migration {
-    /// The old log's head digest (`POSITION:HASH`), verified before the copy.
-    pub previous_head: String,
-    pub events: u64,
-    /// Events whose actor named a person and now carries their id.
-    pub actors_replaced: u64,
-    /// Distinct (role, name) moved to the directory.
-    pub persons: usize,
-    /// The new log's head digest, after the sealing event.
-    pub head: String,
-    /// Where the old log went (outside the data directory).
-    pub archived_log: PathBuf,
-}
-
-/// Migrates a data directory written before the directory of persons: the actors'
-/// names go to the directory, and the log is copied into a new chain with their ids
-/// in their place (see [`store::sqlite::rewrite`]), sealed by a last event that
-/// records the old head digest. The old log goes to `archive` (which must not be inside
-/// the data directory), where `tracker verify --data ARCHIVE --expect <old digest>`
-/// still proves it.
-pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
-    let log_path = data.join(crate::LOG_FILE);
-    anyhow::ensure!(log_path.exists(), "no log at {}", log_path.display());
-    let data_abs = std::fs::canonicalize(data)?;
-    std::fs::create_dir_all(archive).with_context(|| format!("cannot create {}", archive.display()))?;
-    let archive_abs = std::fs::canonicalize(archive)?;
-    anyhow::ensure!(
-        !archive_abs.starts_with(&data_abs),
-        "the archive must be outside the data directory: the old log holds the names the migration takes out"
-    );
-    let archived_log = archive_abs.join(crate::LOG_FILE);
-    anyhow::ensure!(!archived_log.exists(), "{} exists already", archived_log.display());
-    // Held open for writing during the migration: no server writes meanwhile, and an
-    // older format is brought to the current one first.
-    let holder = SqliteStore::open(&log_path)?;
-    let before = store::sqlite::verify(&log_path, None)?;
-    if !before.is_intact() {
-        bail!("the log is ALTERED ({}): it is not migrated", log_path.display());
-    }
-    let previous_head = format!("{}:{}", before.head_position, before.head_hash);
-    // Opening the tokens moves their labels to the directory (the same person per role
-    // and name as the actors below).
-    let tokens = api::TokenStore::open(data)?;
-    let directory = tokens.directory().expect("a data directory's tokens have a directory").clone();
-    let mut failure = None;
-    let mut persons = std::collections::BTreeSet::new();
-    let new_path = data.join(format!("{}.migrating", crate::LOG_FILE));
-    let _ = std::fs::remove_file(&new_path);
-    let report = store::sqlite::rewrite::rewrite(&log_path, &new_path, |_, _, actor, payload| {
-        let actor = match named_actor(actor) {
-            Some((role, name, token)) => match directory.agent(role, name) {
-                Ok(person) => {
-                    persons.insert((role.to_string(), name.to_string()));
-                    format!("{role}:{person} (token {token})")
-                }
-                Err(e) => {
-                    failure.get_or_insert(e);
-                    actor.to_string()
-                }
-            },
-            None => actor.to_string(),
-        };
-        store::sqlite::rewrite::Rewritten { actor, payload: payload.to_string() }
-    });
-    let report = match (report, failure) {
-        (Ok(r), None) => r,
-        (Err(e), _) => {
-            let _ = std::fs::remove_file(&new_path);
-            return Err(e.into());
-        }
-        (_, Some(e)) => {
-            let _ = std::fs::remove_file(&new_path);
-            return Err(e.into());
-        }
-    };
-    drop(holder);
-    // The seal: the old head digest, in the new chain.
-    {
-        let log = SqliteStore::open(&new_path)?;
-        let command_id =
-            CommandId(Uuid::new_v5(&TRACKER_NAMESPACE, format!("personal-data-migration:{previous_head}").as_bytes()));
-        let payload = serde_json::json!({
-            "type": "PersonalDataMigrated",
-            "previousHead": previous_head,
-            "previousEvents": before.events,
-            "actorsReplaced": report.changed,
-            "why": "token holders' names moved to the directory of persons; the old log is archived outside the data directory",
-        });
-        let stream = format!("logmigration-{}", command_id.0);
-        log.append(AppendRequest {
-            stream,
-            expected: ExpectedVersion::NoStream,
-            command_id,
-            fingerprint: previous_head.clone(),
-            events: vec![NewEvent {
-                event_id: EventId::for_command(command_id, 0),
-                event_type: "PersonalDataMigrated".into(),
-                schema_version: 1,
-                business_date: chrono::Utc::now().date_naive(),
-                payload: Payload::encode(&payload)?,
-                metadata: CommandMeta::new(command_id, MIGRATION_ACTOR),
-            }],
-        })
-        .await?;
-    }
-    let after = store::sqlite::verify(&new_path, None)?;
-    anyhow::ensure!(after.is_intact(), "the new log does not verify: nothing was replaced");
-    // The old log and its WAL to the archive, the new one in its place.
-    for suffix in ["", "-wal", "-shm"] {
-        let from = PathBuf::from(format!("{}{suffix}", log_path.display()));
-        if from.exists() {
-            move_file(&from, &PathBuf::from(format!("{}{suffix}", archived_log.display())))?;
-        }
-    }
-    let _ = std::fs::remove_file(format!("{}.lock", log_path.display()));
-    for suffix in ["", "-wal", "-shm"] {
-        let from = PathBuf::from(format!("{}{suffix}", new_path.display()));
-        if from.exists() {
-            std::fs::rename(&from, format!("{}{suffix}", log_path.display()))?;
-        }
-    }
-    let _ = std::fs::remove_file(format!("{}.lock", new_path.display()));
-    // The read models' snapshots name the old log's hashes: they would be refused anyway.
-    let _ = std::fs::remove_dir_all(data.join(crate::SNAPSHOTS_DIR));
-    Ok(Migration {
-        previous_head,
-        events: report.events,
-        actors_replaced: report.changed,
-        persons: persons.len(),
-        head: format!("{}:{}", after.head_position, after.head_hash),
-        archived_log,
-    })
-}
-
-fn move_file(from: &Path, to: &Path) -> anyhow::Result<()> {
-    if std::fs::rename(from, to).is_err() {
-        std::fs::copy(from, to)?;
-        std::fs::remove_file(from)?;
-    }
-    Ok(())
 }
 
 /// The persons a command-line argument names: an id of the directory, or an exact

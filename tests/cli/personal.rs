@@ -129,6 +129,73 @@ fn a_log_naming_its_actors_is_migrated_then_an_agent_forgotten_with_the_same_dig
     assert!(files_containing(&data, "Marie Dupont").is_empty(), "nor in the rebuilt snapshots");
 }
 
+/// The references of persons an events listing holds in clear (not ids): aidants,
+/// trainees, Pix candidates, as the versions before the directory wrote them.
+fn clear_references(events: &str) -> Vec<String> {
+    events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|e| {
+            let field = match e["eventType"].as_str()? {
+                "HabilitationRequested" => "aidant",
+                "AnnexClaimSubmitted" => "trainee",
+                "PixCertificationRecorded" => "candidate",
+                _ => return None,
+            };
+            let reference = e["payload"][field].as_str()?.to_string();
+            uuid::Uuid::parse_str(&reference).is_err().then_some(reference)
+        })
+        .collect()
+}
+
+#[test]
+fn references_in_clear_leave_every_file_but_the_directory_and_a_second_migration_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let (seeded, data, archive) = (root.path().join("seeded"), root.path().join("data"), root.path().join("archive"));
+    assert!(tracker(&["seed", "--scenario", "sample"], &seeded).status.success());
+    // Given a log as the versions before the directory wrote it: actors naming their
+    // token holder, and the persons' references as given (the sample's invented ones,
+    // when it records them so)
+    std::fs::create_dir_all(&data).unwrap();
+    let mut n = 0;
+    store::sqlite::rewrite::rewrite(&seeded.join("events.sqlite3"), &data.join("events.sqlite3"), |_, _, actor, p| {
+        n += 1;
+        let actor = if n % 2 == 0 { "anct:Paul Durand (token 0123abcd)".to_string() } else { actor.to_string() };
+        store::sqlite::rewrite::Rewritten { actor, payload: p.to_string() }
+    })
+    .unwrap();
+    let references = clear_references(&stdout(&tracker(&["events"], &data)));
+    let (old_digest, old_figures) = (digest(&data), figures(&data));
+
+    // When it is migrated
+    let migrated = tracker(&["migrate-personal-data", "--archive", archive.to_str().unwrap(), "--json"], &data);
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&migrated.stdout).unwrap();
+
+    // Then every reference was replaced, and is in no file but the directory, nor once
+    // the read models are rebuilt; the log verifies with the same figures, and the old
+    // digest is proven by the archive
+    let replaced: u64 = report["referencesReplaced"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(replaced, references.len() as u64);
+    assert!(clear_references(&stdout(&tracker(&["events"], &data))).is_empty());
+    assert!(tracker(&["rebuild"], &data).status.success());
+    for reference in references.iter().map(|r| format!("\"{r}\"")) {
+        let directory_only = files_containing(&data, &reference[1..reference.len() - 1]);
+        assert!(directory_only.iter().all(|f| f.contains("directory.sqlite3")), "{reference} in {directory_only:?}");
+    }
+    assert_eq!(figures(&data), old_figures);
+    let new_digest = digest(&data);
+    assert_eq!(report["head"], new_digest);
+    let archived = tracker(&["verify", "--expect", &old_digest], &archive);
+    assert_eq!(archived.status.code(), Some(0), "{}", stdout(&archived));
+
+    // When it is migrated again, it is refused, and nothing changes
+    let again = tracker(&["migrate-personal-data", "--archive", root.path().join("again").to_str().unwrap()], &data);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to migrate"), "{again:?}");
+    assert_eq!(digest(&data), new_digest);
+}
+
 #[test]
 fn the_migration_refuses_an_archive_inside_the_data_directory() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,24 +1,69 @@
 //! A copy of a log with some fields changed, chained anew: the one way a log's content
 //! ever changes, for a migration that must take something out of it (the actors' names
-//! written before the directory of persons). It never touches the original: it writes a
-//! new file, and the caller keeps the old one (sealed by its head digest, which the copy
-//! records in its last event) where it decides.
+//! and the persons' references written before the directory of persons, and the ids
+//! derived from those references). It never touches the original: it writes a new file,
+//! and the caller keeps the old one (sealed by its head digest, which the copy records in
+//! its last event) where it decides.
 //!
-//! Positions, versions, event ids, command ids, dates, recording instants, append marks
-//! and fingerprints are copied as they are; only what `change` changes differs, and every
-//! hash is computed again over the new content.
+//! Positions, versions, dates, recording instants and append marks are copied as they
+//! are; only what the [`Rewrite`] changes differs (streams' names, actors, payloads, ids,
+//! commands' fingerprints), and every hash is computed again over the new content. A command's record follows its stream when the stream is
+//! renamed: records name streams by their number, which the copy keeps.
 
-use super::{FORMAT, SCHEMA, configure, record};
+use super::record::{self, Append, Fingerprint};
+use super::{FORMAT, SCHEMA, configure};
 use crate::StoreError;
 use crate::chain::{self, ChainHash};
 use rusqlite::{Connection, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::path::Path;
+use uuid::Uuid;
 
 /// What a rewrite may change in an event.
 pub struct Rewritten {
     pub actor: String,
     pub payload: String,
+}
+
+/// What changes in the copy. Only [`Rewrite::event`] is required; by default streams keep
+/// their names and commands their fingerprints.
+pub trait Rewrite {
+    /// A stream's name in the copy (called once per stream, before any event). Two streams
+    /// may not end up with one name (the copy is refused).
+    fn stream(&mut self, name: &str) -> String {
+        name.to_string()
+    }
+
+    /// An id in the copy: each event's id, its command's, its correlation's and its
+    /// causation's go through it (an id derived from something the copy changes changes
+    /// with it).
+    fn id(&mut self, id: Uuid) -> Uuid {
+        id
+    }
+
+    /// An event's actor and payload in the copy; `stream` is its stream's new name.
+    fn event(&mut self, stream: &str, event_type: &str, actor: &str, payload: &str) -> Rewritten;
+
+    /// The fingerprint the copy keeps for the command of one append (to `stream`, its new
+    /// name), given its events' new payloads; `changed` says whether the stream was
+    /// renamed or a payload of the append changed (the command then had other content).
+    fn fingerprint(
+        &mut self,
+        _command_id: Uuid,
+        _stream: &str,
+        old: &str,
+        _changed: bool,
+        _payloads: &[&str],
+    ) -> String {
+        old.to_string()
+    }
+}
+
+/// A closure of `(stream, event type, actor, payload)` changes events only.
+impl<F: FnMut(&str, &str, &str, &str) -> Rewritten> Rewrite for F {
+    fn event(&mut self, stream: &str, event_type: &str, actor: &str, payload: &str) -> Rewritten {
+        self(stream, event_type, actor, payload)
+    }
 }
 
 /// What a rewrite did.
@@ -27,6 +72,13 @@ pub struct RewriteReport {
     pub events: u64,
     /// Events whose actor or payload changed.
     pub changed: u64,
+    /// Streams whose name changed.
+    pub streams_renamed: u64,
+    /// Commands whose fingerprint changed.
+    pub fingerprints_changed: u64,
+    /// Events one of whose ids (its own, its command's, correlation's or causation's)
+    /// changed.
+    pub ids_changed: u64,
     /// The new file's head: position and log hash.
     pub head_position: u64,
     pub head_hash: ChainHash,
@@ -37,8 +89,14 @@ pub struct RewriteReport {
 pub fn rewrite(
     from: &Path,
     to: &Path,
-    mut change: impl FnMut(&str, &str, &str, &str) -> Rewritten,
+    change: impl FnMut(&str, &str, &str, &str) -> Rewritten,
 ) -> Result<RewriteReport, StoreError> {
+    rewrite_with(from, to, change)
+}
+
+/// Copies the format-3 log at `from` into a new file `to`, with `change` applied (see
+/// [`Rewrite`]), in one transaction.
+pub fn rewrite_with(from: &Path, to: &Path, mut change: impl Rewrite) -> Result<RewriteReport, StoreError> {
     if to.exists() {
         return Err(StoreError::backend(format!("{} exists already: the copy goes into a new file", to.display())));
     }
@@ -53,40 +111,142 @@ pub fn rewrite(
     configure(&target)?;
     let tx = target.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch(SCHEMA)?;
-    // The same stream ids, in the same order: the records name streams by id.
+    let mut report = RewriteReport {
+        events: 0,
+        changed: 0,
+        streams_renamed: 0,
+        fingerprints_changed: 0,
+        ids_changed: 0,
+        head_position: 0,
+        head_hash: ChainHash::GENESIS,
+    };
+    // The same stream ids, in the same order (the records name streams by id), with
+    // their new names.
+    let mut names: HashMap<i64, String> = HashMap::new();
+    let mut renamed: HashMap<i64, bool> = HashMap::new();
     {
-        let mut names = source.prepare("SELECT id, name FROM streams ORDER BY id")?;
+        let mut read = source.prepare("SELECT id, name FROM streams ORDER BY id")?;
         let mut insert = tx.prepare("INSERT INTO streams (id, name) VALUES (?1, ?2)")?;
-        let mut rows = names.query([])?;
+        let mut rows = read.query([])?;
         while let Some(row) = rows.next()? {
-            insert.execute(params![row.get::<_, i64>(0)?, row.get::<_, String>(1)?])?;
+            let (id, old): (i64, String) = (row.get(0)?, row.get(1)?);
+            let new = change.stream(&old);
+            insert.execute(params![id, new]).map_err(|e| {
+                StoreError::backend_context(
+                    format!("stream {old} cannot be named {new} in the copy: two streams would have that name"),
+                    e,
+                )
+            })?;
+            report.streams_renamed += u64::from(new != old);
+            renamed.insert(id, new != old);
+            names.insert(id, new);
         }
     }
-    let names: HashMap<i64, String> = source
-        .prepare("SELECT id, name FROM streams")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    let mut report = RewriteReport { events: 0, changed: 0, head_position: 0, head_hash: ChainHash::GENESIS };
     {
         let mut read = source.prepare("SELECT position, record FROM events ORDER BY position")?;
         let mut insert = tx.prepare("INSERT INTO events (position, record) VALUES (?1, ?2)")?;
         let mut rows = read.query([])?;
-        let mut tips: HashMap<i64, ChainHash> = HashMap::new();
-        let mut log = ChainHash::GENESIS;
-        let mut buffer = Vec::with_capacity(512);
+        let mut chain = Chain { tips: HashMap::new(), log: ChainHash::GENESIS, buffer: Vec::with_capacity(512) };
+        // The events of the append being read: an append's events are consecutive, and its
+        // fingerprint (on its first) depends on all of their new payloads.
+        let mut append: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut expected = 0usize;
         while let Some(row) = rows.next()? {
             let position: u64 = row.get(0)?;
-            let blob = row.get_ref(1)?.as_blob().map_err(StoreError::backend_from)?;
-            let r = record::decode(blob)
+            let blob = row.get_ref(1)?.as_blob().map_err(StoreError::backend_from)?.to_vec();
+            let r = record::decode(&blob)
                 .ok_or_else(|| StoreError::corrupt(format!("event at position {position}: unreadable record")))?;
+            if append.is_empty() {
+                expected = match r.append {
+                    Append::Starts { events, .. } => events.max(1) as usize,
+                    Append::Unmarked | Append::Continues => 1,
+                };
+            }
+            append.push((position, blob));
+            if append.len() >= expected {
+                chain.copy(&append, &names, &renamed, &mut change, &mut insert, &mut report)?;
+                append.clear();
+            }
+        }
+        if !append.is_empty() {
+            chain.copy(&append, &names, &renamed, &mut change, &mut insert, &mut report)?;
+        }
+    }
+    tx.commit()?;
+    target.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+    Ok(report)
+}
+
+/// Makes the log at `path` one self-contained file: its WAL copied back into it and
+/// removed (rollback journal mode; the next writer to open it turns WAL on again), so
+/// that the file can be copied or renamed alone. Nothing may have it open.
+pub fn settle(path: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Err(StoreError::backend(format!("{} is still in {mode} mode: is it open elsewhere?", path.display())));
+    }
+    Ok(())
+}
+
+/// The new chain as it is written: each stream's last hash, the log's.
+struct Chain {
+    tips: HashMap<i64, ChainHash>,
+    log: ChainHash,
+    buffer: Vec<u8>,
+}
+
+impl Chain {
+    /// Writes the events of one append, changed, and chained.
+    fn copy(
+        &mut self,
+        append: &[(u64, Vec<u8>)],
+        names: &HashMap<i64, String>,
+        renamed: &HashMap<i64, bool>,
+        change: &mut impl Rewrite,
+        insert: &mut rusqlite::Statement<'_>,
+        report: &mut RewriteReport,
+    ) -> Result<(), StoreError> {
+        let mut records = Vec::with_capacity(append.len());
+        let mut new = Vec::with_capacity(append.len());
+        let mut payload_changed = false;
+        for (position, blob) in append {
+            let mut r = record::decode(blob)
+                .ok_or_else(|| StoreError::corrupt(format!("event at position {position}: unreadable record")))?;
+            let mut id = |bytes: [u8; 16]| change.id(Uuid::from_bytes(bytes)).into_bytes();
+            let ids = (id(r.event_id), id(r.command_id), id(r.correlation_id), r.causation_id.map(&mut id));
+            report.ids_changed +=
+                u64::from((ids.0, ids.1, ids.2, ids.3) != (r.event_id, r.command_id, r.correlation_id, r.causation_id));
+            (r.event_id, r.command_id, r.correlation_id, r.causation_id) = ids;
             let stream = names
                 .get(&r.stream_id)
                 .ok_or_else(|| StoreError::corrupt(format!("event at position {position}: unknown stream")))?;
-            let new = change(stream, r.event_type, r.actor, r.payload);
-            if new.actor != r.actor || new.payload != r.payload {
+            let n = change.event(stream, r.event_type, r.actor, r.payload);
+            if n.actor != r.actor || n.payload != r.payload {
                 report.changed += 1;
             }
-            let previous = tips.get(&r.stream_id).copied().unwrap_or(ChainHash::GENESIS);
+            payload_changed |= n.payload != r.payload;
+            records.push((*position, r));
+            new.push(n);
+        }
+        let first = &records[0].1;
+        let stream = &names[&first.stream_id];
+        let fingerprint = match first.append {
+            Append::Starts { fingerprint, .. } => {
+                let old = fingerprint.text();
+                let changed = payload_changed || renamed.get(&first.stream_id).copied().unwrap_or(false);
+                let payloads: Vec<&str> = new.iter().map(|n| n.payload.as_str()).collect();
+                let fresh = change.fingerprint(Uuid::from_bytes(first.command_id), stream, &old, changed, &payloads);
+                report.fingerprints_changed += u64::from(fresh != old);
+                Some(fresh)
+            }
+            _ => None,
+        };
+        for (i, ((position, r), n)) in records.into_iter().zip(&new).enumerate() {
+            let stream = &names[&r.stream_id];
+            let previous = self.tips.get(&r.stream_id).copied().unwrap_or(ChainHash::GENESIS);
             let hash = chain::event_hash(
                 &previous,
                 &chain::HashedFields {
@@ -97,26 +257,111 @@ pub fn rewrite(
                     schema_version: r.schema_version,
                     business_date: r.business_date,
                     recorded_at_micros: r.recorded_at_micros,
-                    payload: &new.payload,
+                    payload: &n.payload,
                     command_id: &r.command_id,
-                    actor: &new.actor,
+                    actor: &n.actor,
                     correlation_id: &r.correlation_id,
                     causation_id: r.causation_id.as_ref(),
                 },
             );
-            log = chain::log_hash(&log, position, &hash);
-            tips.insert(r.stream_id, hash);
+            self.log = chain::log_hash(&self.log, position, &hash);
+            self.tips.insert(r.stream_id, hash);
+            let append = match (i, r.append, &fingerprint) {
+                (0, Append::Starts { events, .. }, Some(f)) => {
+                    Append::Starts { events, fingerprint: Fingerprint::new(f) }
+                }
+                (_, other, _) => other,
+            };
             record::encode(
-                &record::Record { hash, log_hash: log, actor: &new.actor, payload: &new.payload, ..r },
-                &mut buffer,
+                &record::Record { hash, log_hash: self.log, actor: &n.actor, payload: &n.payload, append, ..r },
+                &mut self.buffer,
             );
-            insert.execute(params![position, &buffer[..]])?;
+            insert.execute(params![position, &self.buffer[..]])?;
             report.events += 1;
             report.head_position = position;
-            report.head_hash = log;
+            report.head_hash = self.log;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AppendRequest, EventStore, ExpectedVersion, NewEvent, Payload, SqliteStore};
+    use domain::{CommandId, CommandMeta, EventId};
+
+    fn event(command_id: CommandId, i: usize, payload: &str) -> NewEvent {
+        NewEvent {
+            event_id: EventId::for_command(command_id, i),
+            event_type: "Noted".into(),
+            schema_version: 1,
+            business_date: chrono::NaiveDate::from_ymd_opt(2021, 3, 1).unwrap(),
+            payload: Payload::from_text(payload.to_string()),
+            metadata: CommandMeta::new(command_id, "anct"),
         }
     }
-    tx.commit()?;
-    target.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
-    Ok(report)
+
+    /// Renames `…-old` streams, takes `secret` out of payloads, gives a command another id.
+    struct Renaming(Uuid, Uuid);
+
+    impl Rewrite for Renaming {
+        fn id(&mut self, id: Uuid) -> Uuid {
+            if id == self.0 { self.1 } else { id }
+        }
+        fn stream(&mut self, name: &str) -> String {
+            name.replace("old", "new")
+        }
+        fn event(&mut self, _: &str, _: &str, actor: &str, payload: &str) -> Rewritten {
+            Rewritten { actor: actor.to_string(), payload: payload.replace("secret", "id") }
+        }
+        fn fingerprint(&mut self, _: Uuid, stream: &str, old: &str, changed: bool, payloads: &[&str]) -> String {
+            if changed { format!("{stream}:{}", payloads.join("+")) } else { old.to_string() }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_renamed_stream_keeps_its_events_and_commands_and_a_changed_command_its_new_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("old.sqlite3"), dir.path().join("new.sqlite3"));
+        // Given a log with a stream to rename (two events in one append) and another one
+        let (renamed_command, kept_command) = (CommandId::new_random(), CommandId::new_random());
+        {
+            let log = SqliteStore::open(&from).unwrap();
+            for (stream, command_id, payloads) in [
+                ("thing-old", renamed_command, vec![r#"{"a":"secret"}"#, r#"{"b":1}"#]),
+                ("other-1", kept_command, vec![r#"{"c":2}"#]),
+            ] {
+                let events = payloads.iter().enumerate().map(|(i, p)| event(command_id, i, p)).collect();
+                log.append(AppendRequest {
+                    stream: stream.into(),
+                    expected: ExpectedVersion::NoStream,
+                    command_id,
+                    fingerprint: format!("fp-{stream}"),
+                    events,
+                })
+                .await
+                .unwrap();
+            }
+        }
+        // When it is rewritten
+        let moved = CommandId::new_random();
+        let report = rewrite_with(&from, &to, Renaming(renamed_command.0, moved.0)).unwrap();
+        // Then the stream has its new name, its command finds it there with its new
+        // fingerprint, the other keeps its own, and the copy verifies
+        assert_eq!((report.events, report.changed, report.streams_renamed, report.fingerprints_changed), (3, 1, 1, 1));
+        assert_eq!(report.ids_changed, 2, "the command and correlation ids of the renamed stream's two events");
+        assert!(super::super::verify(&to, None).unwrap().is_intact());
+        let log = SqliteStore::open(&to).unwrap();
+        let events = log.read_stream("thing-new").await.unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].payload.as_str(), r#"{"a":"id"}"#);
+        assert!(log.read_stream("thing-old").await.unwrap().is_empty());
+        assert!(log.find_command(renamed_command).await.unwrap().is_none());
+        assert_eq!(events[1].metadata.command_id, moved);
+        let record = log.find_command(moved).await.unwrap().unwrap();
+        assert_eq!(record.outcome.stream, "thing-new");
+        assert_eq!(record.fingerprint, r#"thing-new:{"a":"id"}+{"b":1}"#);
+        assert_eq!(log.find_command(kept_command).await.unwrap().unwrap().fingerprint, "fp-other-1");
+    }
 }
