@@ -127,7 +127,8 @@ impl Application {
         });
         let mut demo_tokens = Vec::new();
         if settings.demo {
-            settings.scenario.seed_once(log.clone(), &settings.data_dir).await?;
+            let people = tokens.directory().expect("the tokens keep their holders in the directory").clone();
+            settings.scenario.seed_once(log.clone(), people, &settings.data_dir).await?;
             demo_tokens = scenarios::demo::tokens(&tokens, settings.scenario.structure()).await?;
         }
         let store = log.clone();

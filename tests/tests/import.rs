@@ -20,7 +20,8 @@ struct Running {
 
 async fn start(data_dir: &Path) -> Running {
     let log = app::open_store(data_dir).unwrap();
-    scenarios::Scenario::Sample.seed_once(log.clone(), data_dir).await.unwrap();
+    let people = std::sync::Arc::new(store::Directory::open(data_dir).unwrap());
+    scenarios::Scenario::Sample.seed_once(log.clone(), people, data_dir).await.unwrap();
     drop(log);
     let settings = Settings {
         data_dir: data_dir.to_path_buf(),
