@@ -243,19 +243,21 @@ impl Directory {
     /// [`pseudonym`](Self::pseudonym) for many references at once, in one transaction
     /// (the seeders issue thousands).
     pub fn pseudonyms(&self, kind: PersonKind, scope: &str, references: &[&str]) -> Result<Vec<Uuid>, DirectoryError> {
-        self.issue(kind, scope, references, self.derived)
+        self.issue(kind, scope, references, self.derived, false)
     }
 
     /// [`pseudonyms`](Self::pseudonyms) for references the tracker invented itself (the
     /// demo's and the plan's seeders): their ids are derived from them ([`derived_id`]),
-    /// so that a seeding writes the same log every time. Never for real persons.
+    /// so that a seeding writes the same log every time. Never for real persons. One
+    /// erased before stays erased (its id is given back, no row): seeding again must not
+    /// link the log's id to its reference again.
     pub fn invented_pseudonyms(
         &self,
         kind: PersonKind,
         scope: &str,
         references: &[&str],
     ) -> Result<Vec<Uuid>, DirectoryError> {
-        self.issue(kind, scope, references, true)
+        self.issue(kind, scope, references, true, true)
     }
 
     fn issue(
@@ -264,6 +266,7 @@ impl Directory {
         scope: &str,
         references: &[&str],
         derived: bool,
+        invented: bool,
     ) -> Result<Vec<Uuid>, DirectoryError> {
         let mut conn = self.conn.lock().expect("directory poisoned");
         let tx = conn.transaction().map_err(|e| self.failed(e))?;
@@ -277,6 +280,8 @@ impl Directory {
                     "INSERT INTO persons (id, kind, scope, reference, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(|e| self.failed(e))?;
+            let mut was_erased =
+                tx.prepare_cached("SELECT 1 FROM erasures WHERE id = ?1").map_err(|e| self.failed(e))?;
             let now = Utc::now().to_rfc3339();
             for r in references {
                 let reference = normalise(r);
@@ -288,10 +293,18 @@ impl Directory {
                     Some(id) => id,
                     None => {
                         let id = if derived { derived_id(kind, scope, &reference) } else { Uuid::new_v4() };
-                        insert
-                            .execute(params![id.to_string(), kind.name(), scope, reference, now])
-                            .map_err(|e| self.failed(e))?;
-                        self.pending.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let erased = invented
+                            && was_erased
+                                .query_row([id.to_string()], |_| Ok(()))
+                                .optional()
+                                .map_err(|e| self.failed(e))?
+                                .is_some();
+                        if !erased {
+                            insert
+                                .execute(params![id.to_string(), kind.name(), scope, reference, now])
+                                .map_err(|e| self.failed(e))?;
+                            self.pending.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
                         id
                     }
                 });
@@ -531,5 +544,20 @@ mod tests {
         assert!(matches!(d.forget(ids[3], "request"), Err(DirectoryError::NoSuchPerson(_))));
         // The same reference coming back is a new person: nothing links it to the erased one.
         assert_ne!(d.pseudonym(PersonKind::Aidant, "s1", "AIDANT-00003").unwrap(), ids[3]);
+    }
+
+    #[test]
+    fn an_invented_reference_gets_its_derived_id_and_once_erased_stays_erased() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Directory::open(dir.path()).unwrap();
+        let ids = d.invented_pseudonyms(PersonKind::Aidant, "s1", &["AIDANT-001", "AIDANT-002"]).unwrap();
+        assert_eq!(ids[0], derived_id(PersonKind::Aidant, "s1", "aidant-001"), "the same log at every seeding");
+        assert_eq!(d.pseudonym(PersonKind::Aidant, "s1", "AIDANT-001").unwrap(), ids[0], "a user's later command");
+        d.forget(ids[0], "request").unwrap();
+        // Seeded again: the log's id comes back, not the reference.
+        let again = d.invented_pseudonyms(PersonKind::Aidant, "s1", &["AIDANT-001", "AIDANT-002"]).unwrap();
+        assert_eq!(again, ids);
+        assert!(matches!(d.lookup(ids[0]).unwrap(), Lookup::Erased(_)));
+        assert_eq!(files_contain(dir.path(), b"AIDANT-001"), Vec::<String>::new());
     }
 }
