@@ -702,7 +702,7 @@ impl Generator {
                     let meals = Money::euros((2 * nights * self.rng.range(12, 22)) as i64);
                     lines.push(line(ExpenseKind::Meal, 2 * nights, None, meals, format!("REPAS-{made}")));
                 }
-                if t % 4 == 0 {
+                if t.is_multiple_of(4) {
                     let km = self.rng.range(20, 180);
                     lines.push(line(
                         ExpenseKind::Car,
