@@ -40,6 +40,10 @@ enum Command {
         /// build with `--features kurrentdb`).
         #[arg(long, env = "TRACKER_STORE")]
         store: Option<String>,
+        /// The directory of persons, when not where the log is: a PostgreSQL database
+        /// (`postgres://…`) that KurrentDB replicas share (see Données personnelles).
+        #[arg(long, env = "TRACKER_DIRECTORY")]
+        directory: Option<String>,
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, env = "TRACKER_ADDR", default_value = "127.0.0.1:8080")]
         addr: String,
@@ -67,6 +71,9 @@ enum Command {
         /// The shared log whose replicas' tokens to manage (`postgres://...`).
         #[arg(long, env = "TRACKER_STORE", global = true)]
         store: Option<String>,
+        /// The directory of persons (holders' names), when not where the log is.
+        #[arg(long, env = "TRACKER_DIRECTORY", global = true)]
+        directory: Option<String>,
         #[command(subcommand)]
         action: TokenAction,
     },
@@ -223,6 +230,14 @@ enum Command {
         person: String,
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
         data: PathBuf,
+        /// A shared log (`postgres://…`): its replicas' tokens and directory of persons,
+        /// instead of the data directory's.
+        #[arg(long, env = "TRACKER_STORE")]
+        store: Option<String>,
+        /// The directory of persons, when not where the log is: a PostgreSQL database
+        /// (`postgres://…`) that KurrentDB replicas share (see Données personnelles).
+        #[arg(long, env = "TRACKER_DIRECTORY")]
+        directory: Option<String>,
         /// Erase every person the reference or name matches (several structures' aidants).
         #[arg(long)]
         all: bool,
@@ -239,6 +254,14 @@ enum Command {
         person: String,
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
         data: PathBuf,
+        /// A shared log (`postgres://…`): its replicas' tokens and directory of persons,
+        /// instead of the data directory's.
+        #[arg(long, env = "TRACKER_STORE")]
+        store: Option<String>,
+        /// The directory of persons, when not where the log is: a PostgreSQL database
+        /// (`postgres://…`) that KurrentDB replicas share (see Données personnelles).
+        #[arg(long, env = "TRACKER_DIRECTORY")]
+        directory: Option<String>,
         #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
         format: String,
     },
@@ -247,6 +270,14 @@ enum Command {
     Retention {
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
         data: PathBuf,
+        /// A shared log (`postgres://…`): its replicas' tokens and directory of persons,
+        /// instead of the data directory's.
+        #[arg(long, env = "TRACKER_STORE")]
+        store: Option<String>,
+        /// The directory of persons, when not where the log is: a PostgreSQL database
+        /// (`postgres://…`) that KurrentDB replicas share (see Données personnelles).
+        #[arg(long, env = "TRACKER_DIRECTORY")]
+        directory: Option<String>,
         /// Years the references of aidants, trainees and Pix candidates are kept after
         /// their last convention closes (or their last event): a term; 5 is ours.
         #[arg(long, env = "TRACKER_RETENTION_PARTICIPANTS_YEARS", default_value_t = 5)]
@@ -260,6 +291,24 @@ enum Command {
         /// Say what would be erased, erase nothing.
         #[arg(long)]
         dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copies the directory of persons a replica of a shared log kept in its data
+    /// directory (before it moved into the shared database) into the shared one, then
+    /// removes the file (kept when a reference has another id there, or with --keep).
+    ShareDirectory {
+        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+        data: PathBuf,
+        /// The shared log (`postgres://…`), whose database holds the shared directory.
+        #[arg(long, env = "TRACKER_STORE")]
+        store: Option<String>,
+        /// The shared directory, when not in the log's database (KurrentDB replicas).
+        #[arg(long, env = "TRACKER_DIRECTORY")]
+        directory: Option<String>,
+        /// Keep the replica's file after the copy.
+        #[arg(long)]
+        keep: bool,
         #[arg(long)]
         json: bool,
     },
@@ -417,8 +466,9 @@ async fn main() -> anyhow::Result<()> {
         die_quietly_on_a_closed_pipe();
     }
     match command {
-        Command::Forget { person, data, all, reason, json } => {
-            let done = app::personal::forget(&data, &person, all, &reason).await?;
+        Command::Forget { person, data, store, directory, all, reason, json } => {
+            let place = app::personal::Place { data: &data, store: store.as_deref(), directory: directory.as_deref() };
+            let done = app::personal::forget(&place, &person, all, &reason).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&done)?);
             } else {
@@ -432,18 +482,20 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::SubjectAccess { person, data, format } => {
-            let export = app::personal::subject_access(&data, &person).await?;
+        Command::SubjectAccess { person, data, store, directory, format } => {
+            let place = app::personal::Place { data: &data, store: store.as_deref(), directory: directory.as_deref() };
+            let export = app::personal::subject_access(&place, &person).await?;
             match format.as_str() {
                 "csv" => print!("{}", export.csv()),
                 _ => println!("{}", serde_json::to_string_pretty(&export)?),
             }
             Ok(())
         }
-        Command::Retention { data, participants_years, agents_years, today, dry_run, json } => {
+        Command::Retention { data, store, directory, participants_years, agents_years, today, dry_run, json } => {
+            let place = app::personal::Place { data: &data, store: store.as_deref(), directory: directory.as_deref() };
             let terms = app::personal::RetentionTerms { participants_years, agents_years };
             let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
-            let done = app::personal::retention(&data, terms, today, dry_run).await?;
+            let done = app::personal::retention(&place, terms, today, dry_run).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&done)?);
             } else {
@@ -458,6 +510,29 @@ async fn main() -> anyhow::Result<()> {
                     terms.participants_years,
                     terms.agents_years
                 );
+            }
+            Ok(())
+        }
+        Command::ShareDirectory { data, store, directory, keep, json } => {
+            let place = app::personal::Place { data: &data, store: store.as_deref(), directory: directory.as_deref() };
+            let done = app::personal::share_directory(&place, keep).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&done)?);
+            } else {
+                println!(
+                    "{} persons: {} added, {} already shared, {} erased there (not brought back); {} erasures added",
+                    done.persons, done.added, done.already_there, done.erased_there, done.erasures_added
+                );
+                for c in &done.conflicts {
+                    println!(
+                        "conflict: {} {} of {} is {} in the shared directory (this replica's events carry the first id)",
+                        c.kind, c.id, c.scope, c.shared
+                    );
+                }
+                match &done.removed {
+                    Some(file) => println!("{} removed", file.display()),
+                    None => println!("{} kept", data.join(store::Directory::FILE).display()),
+                }
             }
             Ok(())
         }
@@ -476,7 +551,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Serve { data, store, addr, demo, graphiql, scenario, rate_limit } => {
+        Command::Serve { data, store, directory, addr, demo, graphiql, scenario, rate_limit } => {
             let data_dir =
                 data.unwrap_or_else(|| if demo { PathBuf::from("data/demo") } else { PathBuf::from("data") });
             if demo {
@@ -486,9 +561,11 @@ async fn main() -> anyhow::Result<()> {
                     data_dir.display()
                 );
             }
-            serve(Settings { data_dir, store, addr, demo, scenario, graphiql, rate_limit }).await
+            serve(Settings { data_dir, store, directory, addr, demo, scenario, graphiql, rate_limit }).await
         }
-        Command::Token { data, store, action } => token(&data, store.as_deref(), action).await,
+        Command::Token { data, store, directory, action } => {
+            token(&data, store.as_deref(), directory.as_deref(), action).await
+        }
         Command::Seed { data, scenario } => seed(&data, scenario).await,
         Command::Events { data, store, after } => print_events(&data, store.as_deref(), after).await,
         Command::Import { template: Some(kind), .. } => app::import::template(&kind),
@@ -857,16 +934,25 @@ async fn verify(
     Ok(report.is_intact() && altered.is_empty())
 }
 
-async fn token(data: &std::path::Path, store: Option<&str>, action: TokenAction) -> anyhow::Result<()> {
+async fn token(
+    data: &std::path::Path,
+    store: Option<&str>,
+    directory: Option<&str>,
+    action: TokenAction,
+) -> anyhow::Result<()> {
     let tokens = match store {
-        None => api::TokenStore::open(data)?,
+        None => {
+            anyhow::ensure!(directory.is_none(), "give --directory only with --store");
+            api::TokenStore::open(data)?
+        }
         Some(url) => {
             let log = app::connect_store(url).await?;
-            let state = log.replica_state().with_context(|| {
-                format!("{} keeps no tokens: they stay in the data directory", store::redact_url(url))
-            })?;
-            // The holders' names stay in this data directory's directory of persons.
-            api::TokenStore::shared(state).with_directory(std::sync::Arc::new(store::Directory::open(data)?))
+            anyhow::ensure!(
+                log.replica_state().is_some(),
+                "{} keeps no tokens: they stay in the data directory",
+                store::redact_url(url)
+            );
+            app::open_tokens(data, &log, Some(url), directory)?
         }
     };
     match action {

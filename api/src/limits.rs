@@ -3,7 +3,7 @@
 
 use crate::errors::codes;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Positioned, ServerError, ServerResult, Value, Variables};
 use std::sync::Arc;
 
@@ -26,16 +26,49 @@ pub fn text_problem(text: &str) -> Option<String> {
     })
 }
 
-fn check(path: &str, value: &Value) -> Result<(), (String, String)> {
+/// The inputs people write freely, where a sentence about a person can slip in
+/// (reasons, titles, labels). Names of organisations, references of purchases and
+/// receipts are codes and names of bodies; the references of persons (`aidant`,
+/// `trainee`, `candidate`) are checked where they become ids, with their own error
+/// (`crate::personal::pseudonym`); identifiers, codes and amounts are the domain's to
+/// parse (a 13-digit SIRET is a wrong SIRET, not a NIR).
+const FREE_TEXT: [&str; 7] = ["reason", "reductionReason", "title", "label", "comment", "description", "note"];
+
+/// Why a text is refused, and what personal datum it looks like when that is why.
+type Refused = (String, String, Option<domain::personal::LooksLike>);
+
+/// Checks every string of `value`; in a mutation (`written`), a free text ([`FREE_TEXT`])
+/// that holds an e-mail address, a phone number or a NIR is refused too: what a mutation
+/// writes stays in the log for ever, where nothing can be erased.
+fn check(path: &str, value: &Value, written: bool) -> Result<(), Refused> {
     match value {
-        Value::String(s) => text_problem(s).map_or(Ok(()), |problem| Err((path.to_string(), problem))),
-        Value::List(items) => items.iter().enumerate().try_for_each(|(i, v)| check(&format!("{path}[{i}]"), v)),
-        Value::Object(fields) => fields.iter().try_for_each(|(k, v)| check(&format!("{path}.{k}"), v)),
+        Value::String(s) => {
+            if let Some(problem) = text_problem(s) {
+                return Err((path.to_string(), problem, None));
+            }
+            let key = path.rsplit(['.', '(']).next().unwrap_or(path).trim_end_matches(')');
+            let key = key.split('[').next().unwrap_or(key);
+            match domain::personal::looks_like(s) {
+                Some(looks_like) if written && FREE_TEXT.contains(&key) => Err((
+                    path.to_string(),
+                    format!(
+                        "holds what looks like {looks_like}: free text stays in the log for ever, where it cannot be \
+                         erased; write no contact details nor social security number in it"
+                    ),
+                    Some(looks_like),
+                )),
+                _ => Ok(()),
+            }
+        }
+        Value::List(items) => {
+            items.iter().enumerate().try_for_each(|(i, v)| check(&format!("{path}[{i}]"), v, written))
+        }
+        Value::Object(fields) => fields.iter().try_for_each(|(k, v)| check(&format!("{path}.{k}"), v, written)),
         _ => Ok(()),
     }
 }
 
-fn check_selection(set: &Positioned<SelectionSet>) -> Result<(), (String, String)> {
+fn check_selection(set: &Positioned<SelectionSet>, written: bool) -> Result<(), Refused> {
     for item in &set.node.items {
         match &item.node {
             Selection::Field(field) => {
@@ -43,25 +76,26 @@ fn check_selection(set: &Positioned<SelectionSet>) -> Result<(), (String, String
                     // Variables are checked with the variables.
                     let value = value.node.clone().into_const_with(|_| Ok::<_, std::convert::Infallible>(Value::Null));
                     let value = value.unwrap_or(Value::Null);
-                    check(&format!("{}({})", field.node.name.node, name.node), &value)?;
+                    check(&format!("{}({})", field.node.name.node, name.node), &value, written)?;
                 }
-                check_selection(&field.node.selection_set)?;
+                check_selection(&field.node.selection_set, written)?;
             }
-            Selection::InlineFragment(fragment) => check_selection(&fragment.node.selection_set)?,
+            Selection::InlineFragment(fragment) => check_selection(&fragment.node.selection_set, written)?,
             Selection::FragmentSpread(_) => {} // checked with the fragments
         }
     }
     Ok(())
 }
 
-fn check_request(document: &ExecutableDocument, variables: &Variables) -> Result<(), (String, String)> {
+fn check_request(document: &ExecutableDocument, variables: &Variables) -> Result<(), Refused> {
+    let written = document.operations.iter().any(|(_, o)| o.node.ty == OperationType::Mutation);
     for (name, value) in variables.iter() {
-        check(&format!("${name}"), value)?;
+        check(&format!("${name}"), value, written)?;
     }
     for (_, operation) in document.operations.iter() {
-        check_selection(&operation.node.selection_set)?;
+        check_selection(&operation.node.selection_set, operation.node.ty == OperationType::Mutation)?;
     }
-    document.fragments.values().try_for_each(|f| check_selection(&f.node.selection_set))
+    document.fragments.values().try_for_each(|f| check_selection(&f.node.selection_set, written))
 }
 
 /// The extension that applies the limits as the query is parsed.
@@ -87,11 +121,15 @@ impl Extension for TextLimitsExtension {
         let document = next.run(ctx, query, variables).await?;
         match check_request(&document, variables) {
             Ok(()) => Ok(document),
-            Err((field, problem)) => {
+            Err((field, problem, looks_like)) => {
                 let mut error = ServerError::new(format!("the text of {field} {problem}"), None);
                 let extensions = error.extensions.get_or_insert_with(Default::default);
                 extensions.set("code", codes::BAD_USER_INPUT);
                 extensions.set("field", field);
+                if let Some(looks_like) = looks_like {
+                    let name = serde_json::to_value(looks_like).ok().and_then(|v| v.as_str().map(String::from));
+                    extensions.set("looksLike", name.unwrap_or_default());
+                }
                 Err(error)
             }
         }

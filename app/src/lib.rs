@@ -39,6 +39,9 @@ pub struct Settings {
     /// Another event log than the embedded one: `postgres://user@host/db` (shared by
     /// replicas) or `kurrentdb://host:2113?tls=false`.
     pub store: Option<String>,
+    /// Where the directory of persons is, when not where the log is (see
+    /// [`open_directory`]): a PostgreSQL database shared by KurrentDB replicas.
+    pub directory: Option<String>,
     pub addr: String,
     /// Seed the demo scenario before serving, and create one token per role.
     pub demo: bool,
@@ -83,6 +86,67 @@ pub async fn connect_store(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
     )
 }
 
+/// The directory of persons of the log `store` names (`None`: the embedded log of
+/// `data_dir`), or the one `directory` names: the data directory's file for the embedded
+/// log; the log's own database for PostgreSQL, so that its replicas issue one id per
+/// reference and see every erasure; for KurrentDB, which can erase nothing, a PostgreSQL
+/// database given as `directory`, else the data directory's file (each replica its own:
+/// see the README).
+pub fn open_directory(
+    data_dir: &Path,
+    store: Option<&str>,
+    directory: Option<&str>,
+) -> anyhow::Result<Arc<store::Directory>> {
+    let postgres = |url: &str| {
+        store::Directory::connect_postgres(url)
+            .with_context(|| format!("cannot open the directory of persons at {}", store::redact_url(url)))
+    };
+    let directory = match (store, directory) {
+        (None, Some(_)) => anyhow::bail!(
+            "the embedded log keeps its directory of persons in its data directory: give --directory only with --store"
+        ),
+        (_, Some(url)) if !store::postgres::is_postgres_url(url) => anyhow::bail!(
+            "`{}` is not a directory of persons: give a PostgreSQL database (postgres://user@host:5432/db)",
+            store::redact_url(url)
+        ),
+        (_, Some(url)) => postgres(url)?,
+        (Some(url), None) if store::postgres::is_postgres_url(url) => postgres(url)?,
+        (Some(_), None) => {
+            tracing::warn!(
+                data_dir = %data_dir.display(),
+                "the directory of persons stays in this replica's data directory: replicas of this log do not \
+                 share it (a reference gets an id on each, an erasure is made on each); give --directory \
+                 postgres://… to share one"
+            );
+            store::Directory::open(data_dir)?
+        }
+        (None, None) => store::Directory::open(data_dir)?,
+    };
+    Ok(Arc::new(directory))
+}
+
+/// The tokens of `log` with their holders' directory (see [`open_directory`]): the data
+/// directory's for the embedded log, the log's shared ones for replicas (`store` names
+/// the log).
+pub fn open_tokens(
+    data_dir: &Path,
+    log: &Arc<dyn EventStore>,
+    store: Option<&str>,
+    directory: Option<&str>,
+) -> anyhow::Result<api::TokenStore> {
+    Ok(match log.replica_state() {
+        Some(state) => api::TokenStore::shared(state).with_directory(open_directory(data_dir, store, directory)?),
+        None => {
+            anyhow::ensure!(
+                directory.is_none(),
+                "the embedded log keeps its directory of persons in its data directory: give --directory only with --store"
+            );
+            api::TokenStore::open(data_dir)
+                .with_context(|| format!("cannot read the tokens of {}", data_dir.display()))?
+        }
+    })
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: tokio::net::TcpListener,
@@ -115,16 +179,8 @@ impl Application {
         // Replicas of a shared log share its tokens and run the saga one at a time; the
         // embedded log keeps both in its data directory.
         let shared = log.replica_state();
-        let tokens = Arc::new(match &shared {
-            // The holders' names stay in this replica's directory of persons.
-            Some(state) => api::TokenStore::shared(state.clone()).with_directory(Arc::new(
-                store::Directory::open(&settings.data_dir).with_context(|| {
-                    format!("cannot open the directory of persons in {}", settings.data_dir.display())
-                })?,
-            )),
-            None => api::TokenStore::open(&settings.data_dir)
-                .with_context(|| format!("cannot read the tokens of {}", settings.data_dir.display()))?,
-        });
+        let tokens =
+            Arc::new(open_tokens(&settings.data_dir, &log, settings.store.as_deref(), settings.directory.as_deref())?);
         let mut demo_tokens = Vec::new();
         if settings.demo {
             let people = tokens.directory().expect("the tokens keep their holders in the directory").clone();

@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use domain::ids::TRACKER_NAMESPACE;
 use domain::{CommandId, CommandMeta, EventId};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use store::directory::{Lookup, Person};
 use store::{AppendRequest, Directory, EventStore, ExpectedVersion, NewEvent, Payload, SqliteStore};
 use uuid::Uuid;
@@ -201,6 +202,64 @@ pub fn resolve(directory: &Directory, who: &str) -> anyhow::Result<Vec<Person>> 
     Ok(found)
 }
 
+/// What the personal-data tools work on: a log's tokens, its directory of persons, and
+/// the log (read only).
+struct Held {
+    tokens: api::TokenStore,
+    directory: Arc<Directory>,
+    /// A shared log, connected; the embedded one is opened when needed.
+    shared: Option<Arc<dyn EventStore>>,
+}
+
+/// Where the personal data of a log is: its data directory, the shared log (`store`,
+/// `None` for the embedded one), and the directory of persons when not where the log is
+/// (see [`crate::open_directory`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Place<'a> {
+    pub data: &'a Path,
+    pub store: Option<&'a str>,
+    pub directory: Option<&'a str>,
+}
+
+impl<'a> Place<'a> {
+    /// The embedded log of `data`.
+    pub fn data(data: &'a Path) -> Self {
+        Self { data, store: None, directory: None }
+    }
+}
+
+impl Held {
+    async fn open(place: &Place<'_>) -> anyhow::Result<Self> {
+        let (tokens, shared) = match place.store {
+            None => {
+                anyhow::ensure!(
+                    place.directory.is_none(),
+                    "the embedded log keeps its directory of persons in its data directory: give --directory only with --store"
+                );
+                (api::TokenStore::open(place.data)?, None)
+            }
+            Some(url) => {
+                let log = crate::connect_store(url).await?;
+                anyhow::ensure!(
+                    log.replica_state().is_some(),
+                    "{} keeps no tokens nor persons: give the data directory instead",
+                    store::redact_url(url)
+                );
+                (crate::open_tokens(place.data, &log, place.store, place.directory)?, Some(log))
+            }
+        };
+        let directory = tokens.directory().expect("tokens keep their holders in a directory").clone();
+        Ok(Self { tokens, directory, shared })
+    }
+
+    fn log(&self, data: &Path) -> anyhow::Result<Arc<dyn EventStore>> {
+        Ok(match &self.shared {
+            Some(log) => log.clone(),
+            None => Arc::new(SqliteStore::open_read_only(data.join(crate::LOG_FILE))?),
+        })
+    }
+}
+
 /// What `tracker forget` did.
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -210,9 +269,10 @@ pub struct Forgotten {
 }
 
 /// Erases persons from the directory (and revokes their tokens): the log is untouched.
-pub async fn forget(data: &Path, who: &str, all: bool, reason: &str) -> anyhow::Result<Forgotten> {
-    let tokens = api::TokenStore::open(data)?;
-    let directory = tokens.directory().expect("a data directory's tokens have a directory").clone();
+/// `store` names a shared log (PostgreSQL), whose replicas share their tokens and
+/// directory; `None`: the embedded log of `data`.
+pub async fn forget(place: &Place<'_>, who: &str, all: bool, reason: &str) -> anyhow::Result<Forgotten> {
+    let Held { tokens, directory, .. } = Held::open(place).await?;
     let persons = resolve(&directory, who)?;
     if persons.len() > 1 && !all {
         let list: Vec<String> =
@@ -325,11 +385,11 @@ impl SubjectAccess {
 
 /// Everything the data directory holds about the persons `who` names: their directory
 /// entry, their tokens, and every event they caused (actor) or that names them (payload).
-pub async fn subject_access(data: &Path, who: &str) -> anyhow::Result<SubjectAccess> {
-    let tokens = api::TokenStore::open(data)?;
-    let directory = tokens.directory().expect("a data directory's tokens have a directory").clone();
-    let persons = resolve(&directory, who)?;
-    let log = SqliteStore::open_read_only(data.join(crate::LOG_FILE))?;
+pub async fn subject_access(place: &Place<'_>, who: &str) -> anyhow::Result<SubjectAccess> {
+    let held = Held::open(place).await?;
+    let (tokens, directory) = (&held.tokens, &held.directory);
+    let persons = resolve(directory, who)?;
+    let log = held.log(place.data)?;
     let all_tokens = tokens.list().await;
     let mut exports: Vec<PersonExport> = persons
         .iter()
@@ -440,17 +500,17 @@ pub struct RetentionReport {
 /// Erases from the directory every person whose retention period ran out by `today`
 /// (see [`RetentionTerms`]); idempotent, so it can run daily. The log is untouched.
 pub async fn retention(
-    data: &Path,
+    place: &Place<'_>,
     terms: RetentionTerms,
     today: chrono::NaiveDate,
     dry_run: bool,
 ) -> anyhow::Result<RetentionReport> {
     use chrono::{Months, NaiveDate};
     use std::collections::{HashMap, HashSet};
-    let tokens = api::TokenStore::open(data)?;
-    let directory = tokens.directory().expect("a data directory's tokens have a directory").clone();
+    let held = Held::open(place).await?;
+    let (tokens, directory) = (&held.tokens, &held.directory);
     let persons = directory.persons()?;
-    let log = SqliteStore::open_read_only(data.join(crate::LOG_FILE))?;
+    let log = held.log(place.data)?;
     // One pass over the log: when each convention closed, and for each participant the
     // date of their last event and the conventions their events touch.
     let mut closed: HashMap<String, NaiveDate> = HashMap::new();
@@ -531,6 +591,89 @@ pub async fn retention(
         directory.forget_many(&ids, "retention")?;
     }
     Ok(RetentionReport { today, terms, dry_run, erased, kept })
+}
+
+/// A person of the replica's file whose reference has another id in the shared directory.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflict {
+    pub kind: &'static str,
+    pub scope: String,
+    /// The id the replica's file issued (events written through that replica carry it).
+    pub id: Uuid,
+    /// The id the shared directory holds for the same reference.
+    pub shared: Uuid,
+}
+
+/// What `tracker share-directory` did.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedDirectory {
+    pub persons: usize,
+    pub added: usize,
+    pub already_there: usize,
+    /// Erased in the shared directory: not brought back.
+    pub erased_there: usize,
+    pub conflicts: Vec<Conflict>,
+    pub erasures_added: usize,
+    /// The replica's file, removed once everything in it is shared (kept with conflicts,
+    /// or with `--keep`).
+    pub removed: Option<PathBuf>,
+}
+
+/// Copies the directory of persons a replica kept in its data directory (before the
+/// directory moved into the shared database) into the shared one, ids and dates kept,
+/// erasures too; then removes the file, which would otherwise keep references an erasure
+/// on the shared directory does not reach.
+pub async fn share_directory(place: &Place<'_>, keep: bool) -> anyhow::Result<SharedDirectory> {
+    let file = place.data.join(Directory::FILE);
+    anyhow::ensure!(file.exists(), "no directory of persons in {}", place.data.display());
+    let shares = place.directory.or(place.store).is_some_and(store::postgres::is_postgres_url);
+    anyhow::ensure!(
+        shares,
+        "give the shared directory: --store postgres://… (the log's database) or --directory postgres://…"
+    );
+    let local = Directory::open(place.data)?;
+    let shared = crate::open_directory(place.data, place.store, place.directory)?;
+    let mut report = SharedDirectory {
+        persons: 0,
+        added: 0,
+        already_there: 0,
+        erased_there: 0,
+        conflicts: Vec::new(),
+        erasures_added: 0,
+        removed: None,
+    };
+    for person in local.persons()? {
+        report.persons += 1;
+        match shared.adopt(&person)? {
+            store::Adopted::Added => report.added += 1,
+            store::Adopted::AlreadyHere => report.already_there += 1,
+            store::Adopted::ErasedHere => report.erased_there += 1,
+            store::Adopted::Conflict { here } => report.conflicts.push(Conflict {
+                kind: person.kind.name(),
+                scope: person.scope.clone(),
+                id: person.id,
+                shared: here,
+            }),
+        }
+    }
+    for erasure in local.erasures()? {
+        if shared.adopt_erasure(&erasure)? {
+            report.erasures_added += 1;
+        }
+    }
+    drop(local);
+    if !keep && report.conflicts.is_empty() {
+        for suffix in ["", "-wal", "-shm"] {
+            let path = PathBuf::from(format!("{}{suffix}", file.display()));
+            if path.exists() {
+                std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+        report.removed = Some(file);
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ pub(crate) fn bench_settings(dir: &std::path::Path, store: Option<String>) -> Se
     Settings {
         data_dir: dir.to_path_buf(),
         store,
+        directory: None,
         addr: "127.0.0.1:0".into(),
         demo: false,
         scenario: scenarios::Scenario::Sample,

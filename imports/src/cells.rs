@@ -84,6 +84,25 @@ impl<'a> Cells<'a> {
         })
     }
 
+    /// A free text (a reason, a title), within the length limit, refused when it holds
+    /// an e-mail address, a phone number or a NIR: it stays in the log for ever, where
+    /// nothing can be erased (as GraphQL refuses it in a mutation's free text).
+    pub fn free_text(&self, column: &str, why: &str) -> Result<String, Refusal> {
+        let text = self.text(column, why)?;
+        match domain::personal::looks_like(&text) {
+            None => Ok(text),
+            Some(looks_like) => Err(Refusal::new(
+                "DonnéePersonnelle",
+                format!(
+                    "colonne « {column} » : le texte contient ce qui ressemble à {} : un texte reste dans le journal \
+                     pour toujours, sans effacement possible ; n'y écrivez ni coordonnées ni NIR",
+                    looks_like.french()
+                ),
+            )
+            .with("column", column)),
+        }
+    }
+
     /// A text, within the length limit.
     pub fn text(&self, column: &str, why: &str) -> Result<String, Refusal> {
         let v = self.required(column, why)?;

@@ -392,7 +392,7 @@ fn purchase(c: &Cells) -> Result<Line, Refusal> {
                 convention_id: c.convention(CONVENTION, why)?,
                 structure_id: StructureId::for_siret(&siret),
                 provider: c.text("Organisme de formation", why)?,
-                title: c.text(TITLE, why)?,
+                title: c.free_text(TITLE, why)?,
                 certification,
                 blocks: c.blocks(BLOCKS, why)?,
                 metier: c.choice(
@@ -421,7 +421,7 @@ fn purchase(c: &Cells) -> Result<Line, Refusal> {
         }),
         S::Payment => Line::Purchase(PurchaseCommand::RecordPayment { purchase_id, paid_on: on }),
         S::Cancel => {
-            Line::Purchase(PurchaseCommand::Cancel { purchase_id, reason: c.text(REASON, why)?, cancelled_on: on })
+            Line::Purchase(PurchaseCommand::Cancel { purchase_id, reason: c.free_text(REASON, why)?, cancelled_on: on })
         }
     })
 }
@@ -457,7 +457,7 @@ fn habilitation(c: &Cells) -> Result<Line, Refusal> {
         ],
     )?;
     let on = c.date(DATE, "")?;
-    let reason = |step: &str| c.text(REASON, &format!("pour l'étape « {step} »"));
+    let reason = |step: &str| c.free_text(REASON, &format!("pour l'étape « {step} »"));
     use HabilitationCommand as H;
     Ok(match step {
         S::Request => Line::HabilitationRequest { habilitation_id, structure_id, aidant, on },
@@ -522,7 +522,7 @@ fn ccas(c: &Cells) -> Result<Line, Refusal> {
         action_id: CcasActionId(c.reference("Référence action", "ccas-action")?),
         convention_id: c.convention(CONVENTION, "")?,
         structure_id: StructureId::for_siret(&c.siret(SIRET)?),
-        title: c.text(TITLE, "")?,
+        title: c.free_text(TITLE, "")?,
         agents: c.count("Agents", "")?,
         managers: c.count("Cadres", "")?,
         blocks: c.blocks(BLOCKS, "")?,

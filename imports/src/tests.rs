@@ -348,6 +348,35 @@ async fn purchases_with_attendance_and_payment_every_rule_that_refuses_a_line() 
 }
 
 #[tokio::test]
+async fn a_free_text_holding_contact_details_or_a_nir_refuses_its_line_in_french() {
+    // Given a purchase, then lines whose reason or title says how to reach a person
+    let (store, uc) = log().await;
+    with_structures(&uc).await;
+    let lines = vec![
+        purchase("UNIF-1", &[]),
+        step("UNIF-1", "annulation", "20/03/2021", &[("Motif", "Annulée, rappeler Mme X au 06 12 34 56 78")]),
+        purchase("UNIF-2", &[("Intitulé", "Démarches en ligne, inscriptions : marie@ccas-brest.fr")]),
+        step("UNIF-1", "annulation", "20/03/2021", &[("Motif", "Annulée à la demande de la structure")]),
+    ];
+    // When the file is imported
+    let report =
+        run(&uc, Kind::Purchases, &csv(Kind::Purchases, &refs(&lines).iter().map(Vec::as_slice).collect::<Vec<_>>()))
+            .await;
+    // Then those lines are refused, saying which column and what it looks like; the others pass
+    assert_eq!(rules(&report), vec![(3, "DonnéePersonnelle"), (4, "DonnéePersonnelle")]);
+    assert_eq!(counts(&report), (2, 0, 2));
+    assert!(report.refused_lines[0].message.contains("colonne « Motif »"), "{}", report.refused_lines[0].message);
+    assert!(report.refused_lines[0].message.contains("un numéro de téléphone"), "{}", report.refused_lines[0].message);
+    assert!(
+        report.refused_lines[1].message.contains("une adresse électronique"),
+        "{}",
+        report.refused_lines[1].message
+    );
+    let log = serde_json::to_string(&store.read_all(0, 1000).await.unwrap()).unwrap();
+    assert!(!log.contains("06 12 34 56 78") && !log.contains("marie@ccas-brest.fr"), "nothing of them written");
+}
+
+#[tokio::test]
 async fn aidants_connect_sessions_and_habilitation_steps() {
     let (store, uc) = log().await;
     with_structures(&uc).await;

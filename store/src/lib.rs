@@ -35,7 +35,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use chain::ChainHash;
-pub use directory::{Directory, DirectoryError, PersonKind};
+pub use directory::{Adopted, Directory, DirectoryError, PersonKind};
 pub use handler::{CommandOutcome, HandleError, handle};
 pub use memory::MemoryStore;
 pub use payload::Payload;

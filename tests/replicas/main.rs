@@ -86,8 +86,8 @@ impl Replica {
 async fn seeded(test: &str) -> Option<(String, Arc<PostgresStore>)> {
     let url = store::postgres::testing::fresh_url(test).await?;
     let log = Arc::new(PostgresStore::connect(&url).await.expect("the test server is reachable"));
-    // (each replica keeps a directory of persons of its own: the sample's in none of them)
-    let people = Arc::new(store::Directory::in_memory());
+    // The sample's invented references in the directory the replicas share.
+    let people = Arc::new(store::Directory::connect_postgres(&url).expect("the shared directory"));
     scenarios::Scenario::Sample.seed(log.clone(), people).await.expect("the sample seeds");
     Some((url, log))
 }
@@ -418,4 +418,147 @@ async fn the_command_line_reads_a_postgres_log_and_never_prints_its_password() {
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("tracker:***@") && !err.contains("s3cret"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(postgres_missing, ignore = "needs TRACKER_TEST_POSTGRES_URL when built (.ci/run starts a server)")]
+async fn replicas_share_one_directory_of_persons_one_id_per_reference_and_every_erasure() {
+    const REQUEST: &str = "mutation($input: RequestHabilitationInput!) { requestHabilitation(input: $input) { habilitation { id aidant } } }";
+    const LIST: &str = "query($structure: ID) { habilitations(structureId: $structure) { id aidant } }";
+    let Some((url, _log)) = seeded("replicas_share_one_directory_of_persons").await else { return };
+    let replicas: Vec<_> = (0..2).map(|_| Replica::start(&url)).collect();
+    let (_, anct) = token(&url, "anct");
+    let structure = scenarios::demo::demo_structure().to_string();
+    let request = |n: u128| {
+        json!({ "input": {
+            "commandId": uuid::Uuid::from_u128(0x24_0000 + n).to_string(),
+            "structureId": structure,
+            "aidant": "AIDANT-REPLIQUE-7",
+            "requestedOn": "2021-04-01",
+        }})
+    };
+    // Given an aidant's habilitation requested through the first replica
+    let (status, first) = replicas[0].graphql(&anct, REQUEST, request(1)).await;
+    assert_eq!(status, 200, "{first}");
+    let habilitation = first["data"]["requestHabilitation"]["habilitation"]["id"].as_str().unwrap().to_string();
+    assert_eq!(first["data"]["requestHabilitation"]["habilitation"]["aidant"], "AIDANT-REPLIQUE-7", "{first}");
+    // When the same reference comes through the second replica
+    let (_, second) = replicas[1].graphql(&anct, REQUEST, request(2)).await;
+    // Then it names the same person, whose habilitation is already active there
+    assert_eq!(second["errors"][0]["extensions"]["code"], "CONFLICT", "{second}");
+    let shown = |body: &Value| -> Vec<String> {
+        body["data"]["habilitations"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .filter(|h| h["id"] == habilitation.as_str())
+            .map(|h| h["aidant"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for replica in &replicas {
+        let (_, body) = replica.graphql(&anct, LIST, json!({ "structure": structure })).await;
+        assert_eq!(shown(&body), ["AIDANT-REPLIQUE-7"], "{}", replica.url);
+    }
+    // The access request is answered from the shared database and log
+    let access = tracker(&["subject-access", "AIDANT-REPLIQUE-7", "--store", &url]).output().unwrap();
+    assert!(access.status.success(), "{}", String::from_utf8_lossy(&access.stderr));
+    let access: Value = serde_json::from_slice(&access.stdout).unwrap();
+    let events = access["personnes"][0]["événements"].as_array().unwrap_or_else(|| panic!("{access}"));
+    assert_eq!(events.len(), 1, "the one request: {access}");
+    assert!(events[0]["flux"].as_str().unwrap().contains(&habilitation), "{access}");
+    // When the aidant is forgotten once, through the shared database
+    let forgotten = tracker(&["forget", "AIDANT-REPLIQUE-7", "--store", &url, "--json"]).output().unwrap();
+    assert!(forgotten.status.success(), "{}", String::from_utf8_lossy(&forgotten.stderr));
+    // Then every replica shows the person erased, and the log still verifies
+    for replica in &replicas {
+        let (_, body) = replica.graphql(&anct, LIST, json!({ "structure": structure })).await;
+        assert_eq!(shown(&body), [store::directory::ERASED], "{}", replica.url);
+    }
+    let again = tracker(&["subject-access", "AIDANT-REPLIQUE-7", "--store", &url]).output().unwrap();
+    assert!(!again.status.success(), "nobody is left to export");
+    verify(&url);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(postgres_missing, ignore = "needs TRACKER_TEST_POSTGRES_URL when built (.ci/run starts a server)")]
+async fn replicas_of_a_log_that_cannot_erase_share_the_directory_in_the_database_given() {
+    let Some(url) = store::postgres::testing::fresh_url("replicas_of_a_log_that_cannot_erase").await else { return };
+    // Given two KurrentDB replicas, each with a data directory of its own, given one directory
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let on_a = app::open_directory(a.path(), Some("kurrentdb://node1:2113?tls=false"), Some(&url)).unwrap();
+    let on_b = app::open_directory(b.path(), Some("kurrentdb://node2:2113?tls=false"), Some(&url)).unwrap();
+    // When one issues an id
+    let id = on_a.pseudonym(store::PersonKind::Aidant, "s1", "AIDANT-9").unwrap();
+    // Then the other finds it, and neither data directory holds a directory file
+    assert_eq!(on_b.find(store::PersonKind::Aidant, "s1", "AIDANT-9").unwrap(), Some(id));
+    on_b.forget(id, "request").unwrap();
+    assert_eq!(on_a.display(&id.to_string()), store::directory::ERASED);
+    for dir in [&a, &b] {
+        assert!(!dir.path().join(store::Directory::FILE).exists());
+    }
+}
+
+#[test]
+fn a_directory_is_refused_where_it_cannot_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = app::open_directory(dir.path(), None, Some("postgres://tracker@db/tracker")).err().unwrap();
+    assert!(embedded.to_string().contains("embedded log keeps its directory"), "{embedded}");
+    let elsewhere =
+        app::open_directory(dir.path(), Some("kurrentdb://node1:2113"), Some("mysql://tracker:s3cret@db/tracker"))
+            .err()
+            .unwrap();
+    assert!(elsewhere.to_string().contains("not a directory of persons"), "{elsewhere}");
+    assert!(!elsewhere.to_string().contains("s3cret"), "{elsewhere}");
+    assert!(!dir.path().join(store::Directory::FILE).exists(), "nothing opened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(postgres_missing, ignore = "needs TRACKER_TEST_POSTGRES_URL when built (.ci/run starts a server)")]
+async fn a_replicas_own_directory_is_copied_into_the_shared_one_ids_and_erasures_kept() {
+    use store::{Directory, PersonKind};
+    let Some(url) = store::postgres::testing::fresh_url("a_replicas_own_directory_is_copied").await else { return };
+    // Given a replica's data directory holding the persons it registered before the
+    // directory was shared: an agent, two aidants (one erased), and one aidant whose
+    // reference another replica registered in the shared directory under another id
+    let data = tempfile::tempdir().unwrap();
+    let local = Directory::open(data.path()).unwrap();
+    let marie = local.add_agent("opco", "Marie Dupont").unwrap();
+    let aidants = local.pseudonyms(PersonKind::Aidant, "s1", &["AIDANT-1", "AIDANT-2", "AIDANT-3"]).unwrap();
+    local.forget(aidants[1], "request").unwrap();
+    drop(local);
+    let shared = Directory::connect_postgres(&url).unwrap();
+    let other = shared.pseudonym(PersonKind::Aidant, "s1", "AIDANT-3").unwrap();
+    // When it is copied
+    let copy = |extra: &[&str]| {
+        let out = tracker(&["share-directory", "--store", &url, "--json"])
+            .arg("--data")
+            .arg(data.path())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let report = copy(&[]);
+    // Then the shared directory shows them by the ids the log carries, the erasure too
+    assert_eq!(report["persons"], 3, "{report}");
+    assert_eq!(report["added"], 2, "{report}");
+    assert_eq!(report["erasuresAdded"], 1, "{report}");
+    assert_eq!(shared.display(&marie.to_string()), "Marie Dupont");
+    assert_eq!(shared.display(&aidants[0].to_string()), "AIDANT-1");
+    assert_eq!(shared.display(&aidants[1].to_string()), store::directory::ERASED);
+    // And the reference with two ids is a conflict, named by ids only; the file is kept
+    assert_eq!(report["conflicts"][0]["id"], aidants[2].to_string(), "{report}");
+    assert_eq!(report["conflicts"][0]["shared"], other.to_string(), "{report}");
+    assert!(!report.to_string().contains("AIDANT-3"), "{report}");
+    assert_eq!(report["removed"], Value::Null);
+    assert!(data.path().join(Directory::FILE).exists());
+    // When the conflict is settled (the person erased from the replica's file) and it is
+    // copied again, nothing is added twice and the file goes
+    Directory::open(data.path()).unwrap().forget(aidants[2], "request").unwrap();
+    let again = copy(&[]);
+    assert_eq!(again["added"], 0, "{again}");
+    assert_eq!(again["alreadyThere"], 2, "{again}");
+    assert!(again["removed"].is_string(), "{again}");
+    assert!(!data.path().join(Directory::FILE).exists());
 }

@@ -32,6 +32,7 @@ async fn start_with(data_dir: &Path, graphiql: bool, rate_limit: u32) -> Running
     let settings = Settings {
         data_dir: data_dir.to_path_buf(),
         store: None,
+        directory: None,
         addr: "127.0.0.1:0".into(),
         demo: false,
         scenario: scenarios::Scenario::Sample,
@@ -202,6 +203,7 @@ async fn an_unknown_event_log_url_is_refused_clearly() {
     let settings = Settings {
         data_dir: dir.path().to_path_buf(),
         store: Some("mysql://tracker:s3cret@localhost/tracker".into()),
+        directory: None,
         addr: "127.0.0.1:0".into(),
         demo: false,
         scenario: scenarios::Scenario::Sample,

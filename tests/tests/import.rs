@@ -26,6 +26,7 @@ async fn start(data_dir: &Path) -> Running {
     let settings = Settings {
         data_dir: data_dir.to_path_buf(),
         store: None,
+        directory: None,
         addr: "127.0.0.1:0".into(),
         demo: false,
         scenario: scenarios::Scenario::Sample,

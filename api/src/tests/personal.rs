@@ -131,3 +131,33 @@ async fn a_pix_candidate_is_recorded_by_an_id_and_a_candidate_that_looks_like_a_
     assert_eq!(refused["errors"][0]["extensions"]["looksLike"], "PHONE_NUMBER");
     assert_eq!(api.written(), written, "nothing written");
 }
+
+#[tokio::test]
+async fn free_text_holding_contact_details_or_a_nir_is_refused_in_any_mutation_and_nothing_is_written() {
+    // Given an aidant's habilitation
+    let step = |name: &str| HABILITATION_STEP.replace("STEP", name);
+    let api = Api::new();
+    ok(api.run(REGISTER, register_input(1, BREST)).await);
+    ok(api.run(REQUEST_HABILITATION, habilitation_request(2, BREST, "AIDANT-1")).await);
+    let written = api.written();
+    // When a reason names how to reach a person
+    for (reason, looks_like) in [
+        ("Départ de la structure, joignable au 06 12 34 56 78", "PHONE_NUMBER"),
+        ("Écrire à marie.dupont@ccas-brest.fr", "EMAIL_ADDRESS"),
+        ("NIR 1 85 05 75 123 456 78 erroné", "SOCIAL_SECURITY_NUMBER"),
+    ] {
+        let answer = api.run(&step("refuseHabilitation"), hstep(3, "AIDANT-1", json!({ "reason": reason }))).await;
+        // Then it is refused, naming the field and what the text looks like
+        let error = &answer["errors"][0];
+        assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{answer}");
+        assert_eq!(error["extensions"]["field"], "$input.reason", "{answer}");
+        assert_eq!(error["extensions"]["looksLike"], looks_like, "{answer}");
+    }
+    assert_eq!(api.written(), written, "nothing written");
+    // A reason without them is taken
+    ok(api.run(&step("refuseHabilitation"), hstep(4, "AIDANT-1", json!({ "reason": "Départ de la structure" }))).await);
+    // And a query is not a write: its arguments are not held to the rule
+    let asked = api.query(r#"{ habilitations(structureId: "marie@ccas.fr") { id } }"#).await;
+    assert_eq!(asked["errors"][0]["extensions"]["field"], "structureId", "{asked}");
+    assert_eq!(asked["errors"][0]["extensions"].get("looksLike"), None, "{asked}");
+}

@@ -147,7 +147,7 @@ fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
-fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+pub(crate) fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => pg(e),
         other => StoreError::backend_context("PostgreSQL connection pool", other),
@@ -183,29 +183,8 @@ impl PostgresStore {
     /// its current schema (`?options=-csearch_path%3Dname` picks another) if they are
     /// missing. Errors never repeat the URL (it may hold a password).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
-            StoreError::backend_context(format_args!("{} is not a PostgreSQL URL", crate::redact_url(url)), e)
-        })?;
-        if config.get_application_name().is_none() {
-            config.application_name("convention-tracker");
-        }
-        config.connect_timeout(Duration::from_secs(10));
-        // Appended to the URL's own options (a search path, say).
-        let options = match config.get_options() {
-            Some(given) => format!("{given} -c statement_timeout={STATEMENT_TIMEOUT_MS}"),
-            None => format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"),
-        };
-        config.options(&options);
-        config.keepalives_idle(Duration::from_secs(30));
-        let manager =
-            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .wait_timeout(Some(Duration::from_secs(30)))
-            .create_timeout(Some(Duration::from_secs(10)))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::backend_context("PostgreSQL connection pool", e))?;
+        let config = config(url)?;
+        let pool = pool(&config, POOL_SIZE)?;
         let schema = prepare(&pool).await?;
         let channel = channel_of(&schema);
         let client = pool.get().await.map_err(pool_error)?;
@@ -240,6 +219,39 @@ impl PostgresStore {
     pub fn channel(&self) -> &str {
         &self.shared.channel
     }
+}
+
+/// The connection settings a `postgres://` URL names, with ours added: an application
+/// name, timeouts and keepalives. Errors never repeat the URL (it may hold a password).
+pub(crate) fn config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        StoreError::backend_context(format_args!("{} is not a PostgreSQL URL", crate::redact_url(url)), e)
+    })?;
+    if config.get_application_name().is_none() {
+        config.application_name("convention-tracker");
+    }
+    config.connect_timeout(Duration::from_secs(10));
+    // Appended to the URL's own options (a search path, say).
+    let options = match config.get_options() {
+        Some(given) => format!("{given} -c statement_timeout={STATEMENT_TIMEOUT_MS}"),
+        None => format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"),
+    };
+    config.options(&options);
+    config.keepalives_idle(Duration::from_secs(30));
+    Ok(config)
+}
+
+/// A pool of at most `size` connections, made when first needed.
+pub(crate) fn pool(config: &tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
+    let manager =
+        Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(Duration::from_secs(30)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| StoreError::backend_context("PostgreSQL connection pool", e))
 }
 
 /// Creates the tables if missing, under an advisory lock so that replicas starting
