@@ -426,6 +426,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         writers: usize,
     },
+    /// The directory of persons: ids issued one per request, a file's, a seeding's batch,
+    /// and lookups, on the SQLite file (baseline: its lookups) and on PostgreSQL if given.
+    Directory {
+        /// References per measure.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// Also on this PostgreSQL database (in a schema of its own, dropped afterwards).
+        #[arg(long, env = "TRACKER_BENCH_POSTGRES")]
+        postgres: Option<String>,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Imports: Aidants Connect habilitation lines and purchase lines from CSV and xlsx,
     /// lines/s against the store's raw append rate measured in the same run.
     Import {
@@ -658,6 +671,10 @@ fn generate_files(dir: &std::path::Path) -> anyhow::Result<()> {
 async fn bench(what: BenchCommand) -> anyhow::Result<()> {
     let scale = |small: bool| if small { scenarios::plan::Scale::TINY } else { scenarios::plan::Scale::FULL };
     match what {
+        BenchCommand::Directory { count, postgres, json } => {
+            let figures = bench::directory::directory(count, postgres).await?;
+            print_figures(&figures, json, bench::directory::report)
+        }
         BenchCommand::Import { habilitations, purchases, json } => {
             let figures = bench::import::import(habilitations, purchases).await?;
             print_figures(&figures, json, bench::import::report)

@@ -6,6 +6,7 @@
 
 pub mod attack;
 pub mod dashboard;
+pub mod directory;
 pub mod import;
 pub mod log;
 pub mod replicas;
