@@ -670,8 +670,10 @@ fn print_figures<T: serde::Serialize>(value: &T, json: bool, text: impl FnOnce(&
 
 async fn seed(data: &std::path::Path, scenario: Scenario) -> anyhow::Result<()> {
     let store = open_store(data)?;
+    // The invented references of persons go into the data directory's directory of persons.
+    let people = std::sync::Arc::new(store::Directory::open(data)?);
     let started = std::time::Instant::now();
-    let written = scenario.seed_once(store, data).await?;
+    let written = scenario.seed_once(store, people, data).await?;
     println!(
         "seeded {} into {} ({written} new events in {:.1} s)",
         scenario.name(),

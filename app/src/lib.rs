@@ -184,7 +184,8 @@ impl Application {
             Arc::new(open_tokens(&settings.data_dir, &log, settings.store.as_deref(), settings.directory.as_deref())?);
         let mut demo_tokens = Vec::new();
         if settings.demo {
-            settings.scenario.seed_once(log.clone(), &settings.data_dir).await?;
+            let people = tokens.directory().expect("the tokens keep their holders in the directory").clone();
+            settings.scenario.seed_once(log.clone(), people, &settings.data_dir).await?;
             demo_tokens = scenarios::demo::tokens(&tokens, settings.scenario.structure()).await?;
         }
         let store = log.clone();

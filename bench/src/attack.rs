@@ -49,7 +49,8 @@ struct Tally {
 pub async fn attack(scale: Scale, attackers: usize, rate: u64, window: Duration) -> anyhow::Result<AttackFigures> {
     let dir = tempfile::tempdir()?;
     let store = open_store(dir.path())?;
-    seed(store.clone(), scale, 2021, scenarios::plan::CONCURRENCY).await?;
+    let people = Arc::new(store::Directory::open(dir.path())?);
+    seed(store.clone(), people, scale, 2021, scenarios::plan::CONCURRENCY).await?;
     let events = *store.head().borrow();
     drop(store);
 

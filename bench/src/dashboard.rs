@@ -205,7 +205,8 @@ pub(crate) async fn closed_loop(client: &reqwest::Client, target: &Target, clien
 pub async fn dashboard(scale: Scale, rate: u64, window: Duration, clients: usize) -> anyhow::Result<DashboardFigures> {
     let dir = tempfile::tempdir()?;
     let store = open_store(dir.path())?;
-    let seeded = seed(store.clone(), scale, 2021, scenarios::plan::CONCURRENCY).await?;
+    let people = std::sync::Arc::new(store::Directory::open(dir.path())?);
+    let seeded = seed(store.clone(), people, scale, 2021, scenarios::plan::CONCURRENCY).await?;
     let events = *store.head().borrow();
     let rebuilt = app::rebuild::rebuild(store.as_ref(), &dir.path().join("bench-snapshots")).await?;
     drop(store);

@@ -24,7 +24,7 @@ use domain::purchase::{PurchaseCommand, PurchaseId, RequestPurchase};
 use domain::structure::{HeadCount, RegisterStructure, Siret, StructureCommand, StructureId, StructureKind};
 use domain::{CommandId, CommandMeta, ConventionId, DepartementCode, EnvelopeId, Money};
 use std::sync::Arc;
-use store::EventStore;
+use store::{EventStore, PersonKind};
 use usecases::programmes::AnnexClaimRequest;
 use uuid::Uuid;
 
@@ -428,8 +428,9 @@ fn purchases(steps: &mut Steps) -> Vec<PurchaseId> {
     purchases
 }
 
-/// A Pix campaign for aidants, with its first certifications.
-fn pix(steps: &mut Steps) {
+/// A Pix campaign for aidants, with its first certifications (candidates by the ids the
+/// directory issued for their invented references, as the API records them).
+fn pix(steps: &mut Steps, seeder: &Seeder) -> anyhow::Result<()> {
     let campaign = steps.push(Role::Anct, |id| {
         Command::Pix(PixCommand::OpenCampaign {
             campaign_id: CampaignId::for_command(id),
@@ -440,11 +441,15 @@ fn pix(steps: &mut Steps) {
             opened_on: date("2021-04-01"),
         })
     });
-    for (i, score) in [512, 688, 430, 801, 615].into_iter().enumerate() {
+    let campaign_id = CampaignId::for_command(campaign);
+    let references: Vec<String> = (1..=5).map(|i| format!("PIX-{i:04}")).collect();
+    let references: Vec<&str> = references.iter().map(String::as_str).collect();
+    let candidates = seeder.invented(PersonKind::Candidate, &campaign_id.0.to_string(), &references)?;
+    for (i, (score, candidate)) in [512, 688, 430, 801, 615].into_iter().zip(candidates).enumerate() {
         steps.push(Role::Anct, |_| {
             Command::Pix(PixCommand::RecordCertification {
-                campaign_id: CampaignId::for_command(campaign),
-                candidate: format!("PIX-{:04}", i + 1),
+                campaign_id,
+                candidate,
                 structure_id: structure_id(i),
                 departement: structure_departement(i),
                 score,
@@ -452,6 +457,7 @@ fn pix(steps: &mut Steps) {
             })
         });
     }
+    Ok(())
 }
 
 /// CCAS actions of the two CCAS.
@@ -475,8 +481,10 @@ fn ccas(steps: &mut Steps) {
     }
 }
 
-/// Aidants Connect: a session and four aidants of the first structure at different stages.
-fn aidants_connect(steps: &mut Steps) {
+/// Aidants Connect: a session and four aidants of the first structure at different stages
+/// (by the ids the directory issued for their invented references, as the API records
+/// them: the habilitation ids are derived from those ids, as the API derives them).
+fn aidants_connect(steps: &mut Steps, seeder: &Seeder) -> anyhow::Result<()> {
     let session = steps.push(Role::Anct, |id| {
         Command::Session(SessionCommand::Open {
             session_id: SessionId::for_command(id),
@@ -487,8 +495,10 @@ fn aidants_connect(steps: &mut Steps) {
         })
     });
     let session = SessionId::for_command(session);
-    for (i, stage) in [4, 3, 2, 0].into_iter().enumerate() {
-        let aidant = format!("AIDANT-{:03}", i + 1);
+    let references: Vec<String> = (1..=4).map(|i| format!("AIDANT-{i:03}")).collect();
+    let references: Vec<&str> = references.iter().map(String::as_str).collect();
+    let aidants = seeder.invented(PersonKind::Aidant, &structure_id(0).0.to_string(), &references)?;
+    for (stage, aidant) in [4, 3, 2, 0].into_iter().zip(aidants) {
         let h = HabilitationId::of(structure_id(0), &aidant);
         steps.push(Role::Anct, |_| {
             Command::Habilitation(HabilitationCommand::Request {
@@ -516,6 +526,7 @@ fn aidants_connect(steps: &mut Steps) {
             steps.push(Role::Anct, |_| command);
         }
     }
+    Ok(())
 }
 
 fn lines(nights: u32, area: StayArea, night_cost: Money, km: u32) -> Vec<ExpenseLine> {
@@ -538,9 +549,9 @@ fn lines(nights: u32, area: StayArea, night_cost: Money, km: u32) -> Vec<Expense
 }
 
 /// Annex-cost claims in every state on the first two trainings attended, and the funds
-/// calls that follow.
-fn claims(steps: &mut Steps, purchases: &[PurchaseId]) {
-    let claim_id = |p: usize, trainee: &str| ClaimId::of(purchases[p], trainee);
+/// calls that follow. Trainees go by the ids the directory issued for their invented
+/// references (one batch per purchase), and claim ids derive from those, as in the API.
+fn claims(steps: &mut Steps, purchases: &[PurchaseId], seeder: &Seeder) -> anyhow::Result<()> {
     let submissions = [
         // Paris (session ended 2021-05-24): paid and reimbursed (one partly), rejected,
         // sent back and resubmitted.
@@ -555,12 +566,20 @@ fn claims(steps: &mut Steps, purchases: &[PurchaseId]) {
         (1, "STAGIAIRE-103", "2021-07-05", lines(1, StayArea::LargeCity, Money::euros(80), 0)),
         (1, "STAGIAIRE-104", "2021-07-06", lines(1, StayArea::Standard, Money::euros(70), 60)),
     ];
-    for (p, trainee, on, lines) in submissions {
+    let mut trainees = std::collections::HashMap::new();
+    for p in [0, 1] {
+        let references: Vec<&str> = submissions.iter().filter(|s| s.0 == p).map(|s| s.1).collect();
+        let ids = seeder.invented(PersonKind::Trainee, &purchases[p].0.to_string(), &references)?;
+        trainees.extend(references.into_iter().zip(ids));
+    }
+    let trainee = |reference: &str| trainees[reference].clone();
+    let claim_id = |p: usize, reference: &str| ClaimId::of(purchases[p], &trainee(reference));
+    for (p, reference, on, lines) in submissions {
         let request = AnnexClaimRequest {
-            claim_id: claim_id(p, trainee),
+            claim_id: claim_id(p, reference),
             structure_id: Some(structure_id(BUYERS[p])),
             purchase_id: purchases[p],
-            trainee: trainee.into(),
+            trainee: trainee(reference),
             lines,
             submitted_on: date(on),
         };
@@ -631,6 +650,7 @@ fn claims(steps: &mut Steps, purchases: &[PurchaseId]) {
         })
     });
     steps.push(Role::Opco, |id| issue(id, "2021-10-01", "2021-12-31", "2022-01-07"));
+    Ok(())
 }
 
 /// The money between ANCT and its partners, as it flows: each advance claimed and paid
@@ -694,33 +714,43 @@ fn disbursements(steps: &mut Steps) {
 /// after each claim and funds-call step: structures, training purchases at every stage, a
 /// Pix campaign, CCAS actions, Aidants Connect habilitations, claims and funds calls. Any
 /// refused step fails the seeding.
-async fn seed_programmes(store: Arc<dyn EventStore>, progress: Progress) -> anyhow::Result<()> {
+async fn seed_programmes(
+    store: Arc<dyn EventStore>,
+    people: Arc<store::Directory>,
+    progress: Progress,
+) -> anyhow::Result<()> {
+    let seeder = Seeder::new(store, people, progress).await?;
     let mut steps = Steps::default();
     structures(&mut steps);
     let purchases = purchases(&mut steps);
-    pix(&mut steps);
+    pix(&mut steps, &seeder)?;
     ccas(&mut steps);
-    aidants_connect(&mut steps);
-    claims(&mut steps, &purchases);
+    aidants_connect(&mut steps, &seeder)?;
+    claims(&mut steps, &purchases, &seeder)?;
     disbursements(&mut steps);
-    let seeder = Seeder::new(store, progress).await?;
     seeder.steps("sample", steps.0).await?;
     seeder.steps("register of measures", crate::register::steps()).await?;
     seeder.progress().finish();
     Ok(())
 }
 
-/// Seeds the demo into `store`. Refuses a log that holds anything but the demo.
-pub async fn seed(store: Arc<dyn EventStore>) -> anyhow::Result<usize> {
-    seed_with_progress(store, Progress::hidden()).await
+/// Seeds the demo into `store`, its invented references of persons into `people` (the
+/// data directory's directory of persons, where the server looks the log's ids up).
+/// Refuses a log that holds anything but the demo.
+pub async fn seed(store: Arc<dyn EventStore>, people: Arc<store::Directory>) -> anyhow::Result<usize> {
+    seed_with_progress(store, people, Progress::hidden()).await
 }
 
 /// [`seed`], drawing its progress.
-pub async fn seed_with_progress(store: Arc<dyn EventStore>, progress: Progress) -> anyhow::Result<usize> {
+pub async fn seed_with_progress(
+    store: Arc<dyn EventStore>,
+    people: Arc<store::Directory>,
+    progress: Progress,
+) -> anyhow::Result<usize> {
     let before = *store.head().borrow();
     progress.begin(before);
     seed_conventions(store.clone()).await?;
-    seed_programmes(store.clone(), progress).await?;
+    seed_programmes(store.clone(), people, progress).await?;
     Ok((*store.head().borrow() - before) as usize)
 }
 
@@ -754,9 +784,10 @@ mod tests {
     #[tokio::test]
     async fn seeds_every_step_once_and_is_idempotent() {
         let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
-        let n = seed(store.clone()).await.unwrap();
+        let people = Arc::new(store::Directory::in_memory());
+        let n = seed(store.clone(), people.clone()).await.unwrap();
         assert!(n > commands().len(), "conventions, then programmes: {n} events");
-        assert_eq!(seed(store.clone()).await.unwrap(), 0, "seeding again writes nothing");
+        assert_eq!(seed(store.clone(), people.clone()).await.unwrap(), 0, "seeding again writes nothing");
         let events = store.read_all(0, 10_000).await.unwrap();
         assert_eq!(events.len(), n);
         for kind in [
@@ -782,6 +813,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn invented_references_are_in_the_directory_and_the_log_holds_ids_as_the_api_derives_them() {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        let people = Arc::new(store::Directory::in_memory());
+        seed(store.clone(), people.clone()).await.unwrap();
+        let events = store.read_all(0, 10_000).await.unwrap();
+        let log: String =
+            events.iter().map(|e| format!("{} {} {:?}\n", e.stream, e.payload.as_str(), e.metadata)).collect();
+        for reference in ["AIDANT-001", "STAGIAIRE-001", "PIX-0001"] {
+            assert!(!log.contains(reference), "{reference} is in the log");
+        }
+        // The aidant's habilitation is the one the API addresses for the same reference.
+        let aidant = people.find(PersonKind::Aidant, &structure_id(0).0.to_string(), "AIDANT-001").unwrap().unwrap();
+        let habilitation = HabilitationId::of(structure_id(0), &aidant.to_string());
+        let stream = stream_name::<domain::aidants::Habilitation>(habilitation.0);
+        assert!(events.iter().any(|e| e.stream == stream && e.event_type == "Habilitated"));
+        // and likewise the trainee's claim and the candidate's certification.
+        let first_purchase = events.iter().find(|e| e.event_type == "PurchaseRequested").unwrap();
+        let purchase = PurchaseId(first_purchase.stream_id().parse().unwrap());
+        let trainee = people.find(PersonKind::Trainee, &purchase.0.to_string(), "STAGIAIRE-001").unwrap().unwrap();
+        let claim = ClaimId::of(purchase, &trainee.to_string());
+        let stream = stream_name::<domain::claim::AnnexClaim>(claim.0);
+        assert!(events.iter().any(|e| e.stream == stream && e.event_type == "AnnexClaimReimbursed"));
+        let certified = events.iter().find(|e| e.event_type == "PixCertificationRecorded").unwrap();
+        let campaign = certified.stream_id().to_string();
+        let candidate = people.find(PersonKind::Candidate, &campaign, "PIX-0001").unwrap().unwrap();
+        assert_eq!(certified.payload.to_value()["candidate"], candidate.to_string());
+    }
+
+    #[tokio::test]
     async fn demo_tokens_replace_the_previous_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = api::TokenStore::open(dir.path()).unwrap();
@@ -803,6 +863,6 @@ mod tests {
         handle::<Convention>(&store, &stream_name::<Convention>(command.convention_id()), command, &other)
             .await
             .unwrap();
-        assert!(seed(Arc::new(store)).await.is_err());
+        assert!(seed(Arc::new(store), Arc::new(store::Directory::in_memory())).await.is_err());
     }
 }

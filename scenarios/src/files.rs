@@ -184,12 +184,18 @@ pub fn demo_structure() -> uuid::Uuid {
 /// The demo seeded from generated files through the import path: the plan's conventions,
 /// then structures, sessions, habilitations and purchases files (xlsx for the
 /// habilitations, as Aidants Connect sends them; CSV for the rest). Idempotent: importing
-/// again finds every line already there.
-pub async fn seed_from_files(log: Arc<dyn EventStore>, dir: &Path, progress: Progress) -> anyhow::Result<u64> {
+/// again finds every line already there. The aidants' references go into `people` as an
+/// imported file's do (`tracker import`'s path, ids issued as for any partner's file).
+pub async fn seed_from_files(
+    log: Arc<dyn EventStore>,
+    people: Arc<store::Directory>,
+    dir: &Path,
+    progress: Progress,
+) -> anyhow::Result<u64> {
     let before = *log.head().borrow();
     progress.begin(before);
     crate::demo::seed_conventions(log.clone()).await?;
-    let uc = usecases::UseCases::new(log.clone());
+    let uc = usecases::UseCases::with_people(log.clone(), people);
     let who = Importer { actor: "import:demo (fichiers générés)".into(), structure: None };
     for (kind, path) in write_files(&demo_files(), dir, |k| k == Kind::Habilitations)? {
         let bytes = std::fs::read(&path)?;

@@ -28,19 +28,21 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    /// Seeds the scenario (idempotent); returns the events written.
-    pub async fn seed(self, log: Arc<dyn EventStore>) -> anyhow::Result<u64> {
+    /// Seeds the scenario (idempotent); returns the events written. The references of
+    /// persons it invents go into `people`, the directory of the data directory seeded
+    /// (the log records their ids only, as for every entry point).
+    pub async fn seed(self, log: Arc<dyn EventStore>, people: Arc<store::Directory>) -> anyhow::Result<u64> {
         match self {
             Scenario::Plan2021 => {
                 let progress = seeding::Progress::stderr();
-                Ok(plan::seed_with_progress(log, plan::Scale::FULL, plan::SEED, plan::CONCURRENCY, progress)
+                Ok(plan::seed_with_progress(log, people, plan::Scale::FULL, plan::SEED, plan::CONCURRENCY, progress)
                     .await?
                     .events)
             }
-            Scenario::Sample => Ok(demo::seed_with_progress(log, seeding::Progress::stderr()).await? as u64),
+            Scenario::Sample => Ok(demo::seed_with_progress(log, people, seeding::Progress::stderr()).await? as u64),
             Scenario::Files => {
                 let dir = tempfile::tempdir()?;
-                files::seed_from_files(log, dir.path(), seeding::Progress::stderr()).await
+                files::seed_from_files(log, people, dir.path(), seeding::Progress::stderr()).await
             }
         }
     }
@@ -50,14 +52,19 @@ impl Scenario {
     /// whose log still reaches it skips the seeding (for the full plan, 5 s of lookups
     /// that would find every step applied). Deleting the marker makes the next start check
     /// every step again.
-    pub async fn seed_once(self, log: Arc<dyn EventStore>, data_dir: &Path) -> anyhow::Result<u64> {
+    pub async fn seed_once(
+        self,
+        log: Arc<dyn EventStore>,
+        people: Arc<store::Directory>,
+        data_dir: &Path,
+    ) -> anyhow::Result<u64> {
         let marker = data_dir.join(format!("seeded-{}", self.name()));
         let head = *log.head().borrow();
         let seeded_to = std::fs::read_to_string(&marker).ok().and_then(|t| t.trim().parse::<u64>().ok());
         if seeded_to.is_some_and(|at| at > 0 && head >= at) {
             return Ok(0);
         }
-        let written = self.seed(log.clone()).await?;
+        let written = self.seed(log.clone(), people).await?;
         std::fs::create_dir_all(data_dir)?;
         std::fs::write(&marker, format!("{}\n", *log.head().borrow()))
             .with_context(|| format!("cannot write {}", marker.display()))?;

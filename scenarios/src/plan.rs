@@ -24,7 +24,7 @@ use domain::purchase::{PurchaseCommand, PurchaseId, RequestPurchase};
 use domain::structure::{HeadCount, RegisterStructure, Siret, StructureCommand, StructureId, StructureKind};
 use domain::{CommandId, ConventionId, DepartementCode, Money};
 use std::sync::Arc;
-use store::EventStore;
+use store::{EventStore, PersonKind};
 use usecases::programmes::AnnexClaimRequest;
 use uuid::Uuid;
 
@@ -459,12 +459,32 @@ impl Generator {
             .collect()
     }
 
-    /// Aidants at every stage of their habilitation.
-    fn aidants(&mut self) -> Vec<Flow> {
+    /// Aidants at every stage of their habilitation, by the ids the directory issued for
+    /// their invented references (one batch per structure), the habilitation ids derived
+    /// from those ids as the API derives them.
+    fn aidants(&mut self, seeder: &Seeder) -> anyhow::Result<Vec<Flow>> {
+        // The draws first, in the plan's order: each aidant's structure and stage.
+        let drawn: Vec<(usize, u64)> = (0..self.scale.aidants)
+            .map(|_| {
+                let s = self.some_structure();
+                (s, self.rng.below(100))
+            })
+            .collect();
+        let mut by_structure: Vec<Vec<usize>> = vec![Vec::new(); self.homes.len()];
+        for (a, (s, _)) in drawn.iter().enumerate() {
+            by_structure[*s].push(a);
+        }
+        let mut ids = vec![String::new(); drawn.len()];
+        for (s, aidants) in by_structure.iter().enumerate().filter(|(_, a)| !a.is_empty()) {
+            let references: Vec<String> = aidants.iter().map(|a| format!("AIDANT-{:05}", a + 1)).collect();
+            let references: Vec<&str> = references.iter().map(String::as_str).collect();
+            let issued = seeder.invented(PersonKind::Aidant, &self.homes[s].id.0.to_string(), &references)?;
+            for (a, id) in aidants.iter().zip(issued) {
+                ids[*a] = id;
+            }
+        }
         let mut flows = Vec::with_capacity(self.scale.aidants);
-        for a in 0..self.scale.aidants {
-            let s = self.some_structure();
-            let aidant = format!("AIDANT-{:05}", a + 1);
+        for (a, ((s, draw), aidant)) in drawn.into_iter().zip(ids).enumerate() {
             let h = HabilitationId::of(self.homes[s].id, &aidant);
             // Round robin over the sessions: flows running at the same time register to
             // different sessions instead of waiting for the same one.
@@ -473,7 +493,7 @@ impl Generator {
             let label = format!("aidant:{a}");
             // Stages: 0 requested, 1 validated, 2 registered, 3 trained, 4 habilitated,
             // 5 revoked, 6 refused, 7 cancelled; most reach habilitation.
-            let stage = match self.rng.below(100) {
+            let stage = match draw {
                 0..=4 => 0,
                 5..=11 => 1,
                 12..=19 => 2,
@@ -551,11 +571,13 @@ impl Generator {
             }
             flows.push(flow);
         }
-        flows
+        Ok(flows)
     }
 
-    /// Pix: one campaign per public, then certifications of candidates of the structures.
-    fn pix(&mut self, convention: ConventionId) -> (Vec<Flow>, Vec<Flow>) {
+    /// Pix: one campaign per public, then certifications of candidates of the structures
+    /// (by the ids the directory issued for their invented references, one batch per
+    /// campaign).
+    fn pix(&mut self, convention: ConventionId, seeder: &Seeder) -> anyhow::Result<(Vec<Flow>, Vec<Flow>)> {
         let campaigns =
             [(PixPublic::AidantsNumeriques, "pix:aidants"), (PixPublic::ConseillersEtMediateurs, "pix:mediateurs")];
         let per_campaign = self.scale.pix_certifications.div_ceil(2).max(1);
@@ -574,15 +596,28 @@ impl Generator {
                 })]
             })
             .collect();
-        let certifications = (0..self.scale.pix_certifications)
-            .map(|c| {
+        let mut candidates = vec![String::new(); self.scale.pix_certifications];
+        for (n, (_, label)) in campaigns.iter().enumerate() {
+            let campaign_id = CampaignId::for_command(step_id(self.seed, label));
+            let of_campaign: Vec<usize> = (n..self.scale.pix_certifications).step_by(2).collect();
+            let references: Vec<String> = of_campaign.iter().map(|c| format!("PIX-{:05}", c + 1)).collect();
+            let references: Vec<&str> = references.iter().map(String::as_str).collect();
+            let issued = seeder.invented(PersonKind::Candidate, &campaign_id.0.to_string(), &references)?;
+            for (c, id) in of_campaign.into_iter().zip(issued) {
+                candidates[c] = id;
+            }
+        }
+        let certifications = candidates
+            .into_iter()
+            .enumerate()
+            .map(|(c, candidate)| {
                 let campaign_id = CampaignId::for_command(step_id(self.seed, campaigns[c % 2].1));
                 let s = self.some_structure();
                 let score = self.rng.range(180, 880) as u16;
                 let certified_on = day(self.rng.range(20, 600));
                 let command = PixCommand::RecordCertification {
                     campaign_id,
-                    candidate: format!("PIX-{:05}", c + 1),
+                    candidate,
                     structure_id: self.homes[s].id,
                     departement: self.homes[s].departement.clone(),
                     score,
@@ -591,7 +626,7 @@ impl Generator {
                 vec![self.step(Role::Anct, format!("pix:{c}"), |_| Command::Pix(command))]
             })
             .collect();
-        (opened, certifications)
+        Ok((opened, certifications))
     }
 
     /// CCAS actions, in CCAS and CIAS only.
@@ -624,18 +659,24 @@ impl Generator {
             .collect()
     }
 
-    /// Annex-cost claims on attended trainings, in every state.
-    fn claims(&mut self, attended: &[Attended]) -> Claims {
+    /// Annex-cost claims on attended trainings, in every state; trainees by the ids the
+    /// directory issued for their invented references (one batch per purchase), the claim
+    /// ids derived from those ids as the API derives them.
+    fn claims(&mut self, attended: &[Attended], seeder: &Seeder) -> anyhow::Result<Claims> {
         let mut claims =
             Claims { submissions: Vec::new(), assessments: Vec::new(), payments: Vec::new(), paid_by: Vec::new() };
         let mut made = 0;
-        'purchases: for training in attended {
-            for t in 0..training.present {
-                if made >= self.scale.claims {
-                    break 'purchases;
-                }
+        for training in attended {
+            let count = training.present.min((self.scale.claims - made) as u64);
+            if count == 0 {
+                break;
+            }
+            let references: Vec<String> = (1..=count).map(|n| format!("STAGIAIRE-{:05}", made as u64 + n)).collect();
+            let references: Vec<&str> = references.iter().map(String::as_str).collect();
+            let trainees = seeder.invented(PersonKind::Trainee, &training.purchase.0.to_string(), &references)?;
+            for (t, trainee) in trainees.into_iter().enumerate() {
+                let t = t as u64;
                 made += 1;
-                let trainee = format!("STAGIAIRE-{made:05}");
                 let claim = ClaimId::of(training.purchase, &trainee);
                 let label = format!("claim:{made}");
                 let nights = self.rng.range(0, 3);
@@ -661,7 +702,7 @@ impl Generator {
                     let meals = Money::euros((2 * nights * self.rng.range(12, 22)) as i64);
                     lines.push(line(ExpenseKind::Meal, 2 * nights, None, meals, format!("REPAS-{made}")));
                 }
-                if t % 4 == 0 {
+                if t.is_multiple_of(4) {
                     let km = self.rng.range(20, 180);
                     lines.push(line(
                         ExpenseKind::Car,
@@ -735,7 +776,7 @@ impl Generator {
                 }
             }
         }
-        claims
+        Ok(claims)
     }
 
     /// Quarterly funds calls of the claims paid; ANCT paid all but the last. Each call
@@ -782,19 +823,22 @@ impl Generator {
 }
 
 /// Seeds the plan at `scale` into `store` (after the conventions of the small demo), with
-/// `concurrency` flows at a time. Idempotent.
+/// `concurrency` flows at a time, its invented references of persons into `people` (the
+/// data directory's directory of persons). Idempotent.
 pub async fn seed(
     store: Arc<dyn EventStore>,
+    people: Arc<store::Directory>,
     scale: Scale,
     seed: u64,
     concurrency: usize,
 ) -> anyhow::Result<SeedReport> {
-    seed_with_progress(store, scale, seed, concurrency, Progress::hidden()).await
+    seed_with_progress(store, people, scale, seed, concurrency, Progress::hidden()).await
 }
 
 /// [`seed`], drawing its progress.
 pub async fn seed_with_progress(
     store: Arc<dyn EventStore>,
+    people: Arc<store::Directory>,
     scale: Scale,
     seed: u64,
     concurrency: usize,
@@ -804,7 +848,7 @@ pub async fn seed_with_progress(
     let before = *store.head().borrow();
     progress.begin(before);
     crate::demo::seed_conventions(store.clone()).await?;
-    let seeder = Seeder::new(store.clone(), progress).await?;
+    let seeder = Seeder::new(store.clone(), people, progress).await?;
     let code = ConventionId::for_code;
     let mut plan = Generator { rng: Rng(seed), seed, scale, homes: Vec::with_capacity(scale.structures) };
 
@@ -814,10 +858,10 @@ pub async fn seed_with_progress(
     let structures = plan.structures();
     let (purchases, attended) = plan.purchases(code("ANCT-UNIFORMATION-2021"));
     let sessions = plan.sessions(code("ANCT-AIDANTS-CONNECT-2021"));
-    let aidants = plan.aidants();
-    let (campaigns, certifications) = plan.pix(code("ANCT-PIX-2021"));
+    let aidants = plan.aidants(&seeder)?;
+    let (campaigns, certifications) = plan.pix(code("ANCT-PIX-2021"), &seeder)?;
     let ccas = plan.ccas(code("ANCT-UNCCAS-2021"));
-    let claims = plan.claims(&attended);
+    let claims = plan.claims(&attended, &seeder)?;
     let calls = plan.funds_calls(code("ANCT-UNIFORMATION-2021"), &claims.paid_by);
 
     seeder.flows("structures", structures, concurrency).await?;
@@ -858,7 +902,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_small_plan_seeds_every_programme_deterministically_and_once() {
         let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
-        let report = seed(store.clone(), Scale::TINY, 7, 8).await.unwrap();
+        let people = Arc::new(store::Directory::in_memory());
+        let report = seed(store.clone(), people.clone(), Scale::TINY, 7, 8).await.unwrap();
         assert!(report.events > 300, "{report:?}");
         let events = store.read_all(0, 100_000).await.unwrap();
         for kind in [
@@ -874,11 +919,12 @@ mod tests {
         ] {
             assert!(events.iter().any(|e| e.event_type == kind), "the plan has a {kind}");
         }
-        let again = seed(store.clone(), Scale::TINY, 7, 8).await.unwrap();
+        let again = seed(store.clone(), people, Scale::TINY, 7, 8).await.unwrap();
         assert_eq!(again.events, 0, "seeding again writes nothing");
         // The same seed gives the same events (payloads) on another log.
         let other: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
-        seed(other.clone(), Scale::TINY, 7, 8).await.unwrap();
+        // (with another directory of persons: the invented references' ids are derived)
+        seed(other.clone(), Arc::new(store::Directory::in_memory()), Scale::TINY, 7, 8).await.unwrap();
         let mut a: Vec<String> = events.iter().map(|e| format!("{} {}", e.stream, e.payload.as_str())).collect();
         let mut b: Vec<String> = other
             .read_all(0, 100_000)

@@ -117,10 +117,15 @@ pub(crate) struct Seeder {
 }
 
 impl Seeder {
-    /// A seeder on `store`, the reimbursement saga started from the beginning of the log
-    /// (what it already wrote it finds there, and sends nothing twice).
-    pub async fn new(store: Arc<dyn EventStore>, progress: Progress) -> anyhow::Result<Self> {
-        let use_cases = UseCases::new(store.clone());
+    /// A seeder on `store` whose persons are in `people` (the seeded data directory's
+    /// directory), the reimbursement saga started from the beginning of the log (what it
+    /// already wrote it finds there, and sends nothing twice).
+    pub async fn new(
+        store: Arc<dyn EventStore>,
+        people: Arc<store::Directory>,
+        progress: Progress,
+    ) -> anyhow::Result<Self> {
+        let use_cases = UseCases::with_people(store.clone(), people);
         let process = sagas::ReimbursementProcess::start(
             store,
             Arc::new(sagas::MemoryCheckpoint::default()),
@@ -138,6 +143,21 @@ impl Seeder {
 
     pub fn progress(&self) -> &Progress {
         &self.progress
+    }
+
+    /// The ids the log records for references the scenario invented (`AIDANT-001`…), all
+    /// in `scope` (the structure of aidants, the purchase of trainees, the campaign of Pix
+    /// candidates, as the API scopes them), issued in one go: see
+    /// [`UseCases::invented_pseudonyms`]. Made durable before the next phase writes.
+    pub fn invented(&self, kind: store::PersonKind, scope: &str, references: &[&str]) -> anyhow::Result<Vec<String>> {
+        self.use_cases
+            .invented_pseudonyms(kind, scope, references)
+            .with_context(|| format!("the invented references of {} in {scope}", kind.name()))
+    }
+
+    /// The ids issued so far made durable (one checkpoint), before events carry them.
+    fn durable(&self) -> anyhow::Result<()> {
+        self.use_cases.people().make_durable().context("the directory of persons")
     }
 
     fn store(&self) -> &Arc<dyn EventStore> {
@@ -195,6 +215,7 @@ impl Seeder {
     /// Runs the flows of a phase, `concurrency` at a time (each flow's steps in order);
     /// the first refusal fails the seeding.
     pub async fn flows(&self, phase: &'static str, flows: Vec<Flow>, concurrency: usize) -> anyhow::Result<()> {
+        self.durable()?;
         let expected = flows.iter().flatten().map(|s| s.command.expected_events()).sum();
         let started = self.progress.phase(phase, expected, *self.store().head().borrow());
         let results: Vec<anyhow::Result<()>> = futures::stream::iter(flows)
@@ -216,6 +237,7 @@ impl Seeder {
     /// Steps one after the other, the saga acting after each claim or funds-call step
     /// (as it did when every such answer waited for it): the next steps may rely on it.
     pub async fn steps(&self, phase: &'static str, steps: Vec<Step>) -> anyhow::Result<()> {
+        self.durable()?;
         let expected = steps.iter().map(|s| s.command.expected_events()).sum();
         let started = self.progress.phase(phase, expected, *self.store().head().borrow());
         for step in steps {

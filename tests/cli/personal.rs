@@ -302,3 +302,53 @@ fn retention_erases_a_participant_whose_period_ran_out_and_says_why() {
     let again = stdout(&tracker(&["retention", "--today", "2026-04-03"], &data));
     assert!(again.contains("0 erased"), "{again}");
 }
+
+#[test]
+fn the_seeded_samples_invented_references_are_in_the_directory_only_then_in_no_file_once_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = sample_and_a_siret(dir.path());
+    let references = ["AIDANT-001", "STAGIAIRE-001", "PIX-0001"];
+    // Given the sample seeded, and its read models' snapshots written
+    assert!(tracker(&["rebuild"], &data).status.success());
+    // Then its invented references of persons are in the directory of persons only: the
+    // log (and its WAL, the snapshots) hold the ids it issued
+    let directory = vec![data.join("directory.sqlite3").display().to_string()];
+    for reference in references {
+        assert_eq!(files_containing(&data, reference), directory, "{reference}");
+    }
+    // and the access request of the aidant lists their habilitation, every step of it
+    let access = tracker(&["subject-access", "AIDANT-001"], &data);
+    assert!(access.status.success(), "{}", String::from_utf8_lossy(&access.stderr));
+    let access: serde_json::Value = serde_json::from_slice(&access.stdout).unwrap();
+    let person = &access["personnes"][0];
+    assert_eq!(
+        (person["catégorie"].as_str(), person["référence ou nom"].as_str()),
+        (Some("aidant"), Some("AIDANT-001"))
+    );
+    let about = person["événements"].as_array().unwrap();
+    let types: Vec<&str> = about.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    for step in ["HabilitationRequested", "EligibilityValidated", "TrainingCompleted", "Habilitated"] {
+        assert!(types.contains(&step), "{step}: {types:?}");
+    }
+    assert!(about.iter().all(|e| e["qualité"] == "concerné"));
+    let trainee = tracker(&["subject-access", "STAGIAIRE-001"], &data);
+    let trainee: serde_json::Value = serde_json::from_slice(&trainee.stdout).unwrap();
+    let types = trainee["personnes"][0]["événements"].to_string();
+    assert!(types.contains("AnnexClaimSubmitted") && types.contains("AnnexClaimReimbursed"), "{types}");
+    let (digest_before, figures_before) = (digest(&data), figures(&data));
+
+    // When the three are forgotten
+    for reference in references {
+        let forgotten = tracker(&["forget", reference, "--all"], &data);
+        assert!(forgotten.status.success(), "{}", String::from_utf8_lossy(&forgotten.stderr));
+    }
+
+    // Then none is in any byte of the data directory, and nothing else changed
+    for reference in references {
+        assert_eq!(files_containing(&data, reference), Vec::<String>::new(), "{reference}");
+    }
+    assert_eq!(digest(&data), digest_before);
+    assert_eq!(figures(&data), figures_before);
+    assert!(tracker(&["rebuild"], &data).status.success());
+    assert_eq!(figures(&data), figures_before);
+}

@@ -86,7 +86,9 @@ impl Replica {
 async fn seeded(test: &str) -> Option<(String, Arc<PostgresStore>)> {
     let url = store::postgres::testing::fresh_url(test).await?;
     let log = Arc::new(PostgresStore::connect(&url).await.expect("the test server is reachable"));
-    scenarios::Scenario::Sample.seed(log.clone()).await.expect("the sample seeds");
+    // The sample's invented references in the directory the replicas share.
+    let people = Arc::new(store::Directory::connect_postgres(&url).expect("the shared directory"));
+    scenarios::Scenario::Sample.seed(log.clone(), people).await.expect("the sample seeds");
     Some((url, log))
 }
 

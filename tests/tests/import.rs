@@ -20,7 +20,8 @@ struct Running {
 
 async fn start(data_dir: &Path) -> Running {
     let log = app::open_store(data_dir).unwrap();
-    scenarios::Scenario::Sample.seed_once(log.clone(), data_dir).await.unwrap();
+    let people = std::sync::Arc::new(store::Directory::open(data_dir).unwrap());
+    scenarios::Scenario::Sample.seed_once(log.clone(), people, data_dir).await.unwrap();
     drop(log);
     let settings = Settings {
         data_dir: data_dir.to_path_buf(),
@@ -166,6 +167,57 @@ async fn partners_import_their_files_under_their_roles_and_get_a_report() {
     assert_eq!(status, 400);
     assert_eq!((body["error"]["line"].as_u64(), body["error"]["column"].as_str()), (Some(1), Some("Référence aidant")));
     assert_eq!(server.head(), before);
+
+    server.stop.send(()).unwrap();
+    server.task.await.unwrap().unwrap();
+}
+
+/// The sample's invented aidants are shown by their references (the log holds ids of the
+/// data directory's directory of persons), and a partner's file naming one of them again
+/// reaches the habilitation the seeder wrote: the same reference, the same id, the same
+/// habilitation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_samples_aidants_show_by_reference_and_a_file_naming_one_again_reaches_its_habilitation() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let anct = token(dir.path(), api::Role::Anct, None).await;
+    let query = |q: &'static str| {
+        let request = server.client.post(format!("{}/graphql", server.url)).bearer_auth(&anct);
+        async move {
+            let response = request.json(&serde_json::json!({ "query": q })).send().await.unwrap();
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let habilitations = query("{ habilitations { aidant status } }").await;
+    let shown: Vec<(String, String)> = habilitations["data"]["habilitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["aidant"].as_str().unwrap().into(), h["status"].as_str().unwrap().into()))
+        .collect();
+    assert!(shown.contains(&("AIDANT-004".into(), "REQUESTED".into())), "{habilitations}");
+    assert!(shown.contains(&("AIDANT-001".into(), "HABILITATED".into())), "{habilitations}");
+    let events = server.log.read_all(0, 10_000).await.unwrap();
+    assert!(events.iter().all(|e| !e.payload.as_str().contains("AIDANT-00")), "the log holds ids only");
+    let siret = events
+        .iter()
+        .map(|e| e.payload.to_value())
+        .find(|p| p["name"] == "Emmaüs Connect Paris")
+        .map(|p| p["siret"].as_str().unwrap().to_string())
+        .unwrap();
+
+    // When a file validates the eligibility of the sample's AIDANT-004 (only requested)
+    let line: &[(&str, &str)] =
+        &[("SIRET", &siret), ("Référence aidant", "aidant-004"), ("Étape", "éligibilité"), ("Date", "28/04/2021")];
+    let (status, report) =
+        server.import(Some(&anct), "/import/habilitations", CSV, file(imports::Kind::Habilitations, &[line])).await;
+
+    // Then it reaches the seeded habilitation (a new one would have been refused: not requested)
+    assert_eq!((status, report["accepted"].as_u64()), (200, Some(1)), "{report}");
+    let habilitations = query("{ habilitations { aidant status } }").await;
+    let aidant_4 =
+        habilitations["data"]["habilitations"].as_array().unwrap().iter().find(|h| h["aidant"] == "AIDANT-004");
+    assert_eq!(aidant_4.unwrap()["status"], "ELIGIBILITY_VALIDATED", "{habilitations}");
 
     server.stop.send(()).unwrap();
     server.task.await.unwrap().unwrap();

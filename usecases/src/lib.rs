@@ -218,6 +218,25 @@ impl UseCases {
         Ok(self.people.pseudonym(kind, scope, reference)?.to_string())
     }
 
+    /// The ids of references the tracker **invented itself** (the demo's and the plan's
+    /// seeders: `AIDANT-001`…), all in `scope`, in one transaction: in the directory like
+    /// any reference (shown, found by `subject-access`, erased by `forget`), with ids
+    /// derived from them so that a seeding writes the same log every time. Never for real
+    /// persons, whose ids must say nothing of them: use [`pseudonym`](Self::pseudonym).
+    /// Not durable yet: call [`store::Directory::make_durable`] before writing them.
+    pub fn invented_pseudonyms(
+        &self,
+        kind: store::PersonKind,
+        scope: &str,
+        references: &[&str],
+    ) -> Result<Vec<String>, PseudonymError> {
+        if let Some(looks_like) = references.iter().find_map(|r| domain::personal::looks_like(r)) {
+            return Err(PseudonymError::PersonalData(looks_like));
+        }
+        let ids = self.people.invented_pseudonyms(kind, scope, references)?;
+        Ok(ids.into_iter().map(|id| id.to_string()).collect())
+    }
+
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
     }

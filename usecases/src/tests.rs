@@ -811,3 +811,17 @@ async fn use_cases_on_one_log_share_its_lanes_and_another_process_turns_pipelini
     assert!(!Arc::ptr_eq(&three.lanes, &four.lanes));
     assert!(!three.lanes.pipelining());
 }
+
+#[test]
+fn invented_references_get_derived_ids_in_the_directory_and_personal_data_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = Arc::new(store::Directory::open(dir.path()).unwrap());
+    let uc = UseCases::with_people(Arc::new(store::MemoryStore::new()), people.clone());
+    let ids = uc.invented_pseudonyms(store::PersonKind::Trainee, "p1", &["STAGIAIRE-001"]).unwrap();
+    assert_eq!(ids, vec![store::directory::derived_id(store::PersonKind::Trainee, "p1", "STAGIAIRE-001").to_string()]);
+    // A user naming the same trainee later gets the same id.
+    assert_eq!(uc.pseudonym(store::PersonKind::Trainee, "p1", "stagiaire-001").unwrap(), ids[0]);
+    let refused = uc.invented_pseudonyms(store::PersonKind::Trainee, "p1", &["S-2", "jean@example.org"]);
+    assert!(matches!(refused, Err(PseudonymError::PersonalData(_))));
+    assert_eq!(people.find(store::PersonKind::Trainee, "p1", "S-2").unwrap(), None, "nothing kept");
+}

@@ -251,14 +251,27 @@ impl Directory {
 
     /// [`pseudonyms`](Self::pseudonyms) for references the tracker invented itself (the
     /// demo's and the plan's seeders): their ids are derived from them ([`derived_id`]),
-    /// so that a seeding writes the same log every time. Never for real persons.
+    /// so that a seeding writes the same log every time. Never for real persons. One
+    /// erased before stays erased (its id is given back, no row): seeding again must not
+    /// link the log's id to its reference again.
     pub fn invented_pseudonyms(
         &self,
         kind: PersonKind,
         scope: &str,
         references: &[&str],
     ) -> Result<Vec<Uuid>, DirectoryError> {
-        self.issue(kind, scope, references, true)
+        // One read of the erasures per batch (none, usually).
+        let erased: std::collections::HashSet<Uuid> = self.rows.erasures()?.into_iter().map(|e| e.id).collect();
+        let derived = |r: &str| derived_id(kind, scope, &normalise(r));
+        let kept: Vec<&str> = references.iter().copied().filter(|r| !erased.contains(&derived(r))).collect();
+        let mut issued = self.issue(kind, scope, &kept, true)?.into_iter();
+        Ok(references
+            .iter()
+            .map(|r| {
+                let id = derived(r);
+                if erased.contains(&id) { id } else { issued.next().expect("one id per kept reference") }
+            })
+            .collect())
     }
 
     fn issue(

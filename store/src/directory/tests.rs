@@ -174,3 +174,18 @@ mod postgres {
         assert!(!error.contains("s3cret"), "{error}");
     }
 }
+
+#[test]
+fn an_invented_reference_gets_its_derived_id_and_once_erased_stays_erased() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Directory::open(dir.path()).unwrap();
+    let ids = d.invented_pseudonyms(PersonKind::Aidant, "s1", &["AIDANT-001", "AIDANT-002"]).unwrap();
+    assert_eq!(ids[0], derived_id(PersonKind::Aidant, "s1", "aidant-001"), "the same log at every seeding");
+    assert_eq!(d.pseudonym(PersonKind::Aidant, "s1", "AIDANT-001").unwrap(), ids[0], "a user's later command");
+    d.forget(ids[0], "request").unwrap();
+    // Seeded again: the log's id comes back, not the reference.
+    let again = d.invented_pseudonyms(PersonKind::Aidant, "s1", &["AIDANT-001", "AIDANT-002"]).unwrap();
+    assert_eq!(again, ids);
+    assert!(matches!(d.lookup(ids[0]).unwrap(), Lookup::Erased(_)));
+    assert_eq!(files_contain(dir.path(), b"AIDANT-001"), Vec::<String>::new());
+}
