@@ -57,14 +57,15 @@ struct History {
     certification: CommandId,
 }
 
-/// Given a log as the version before the directory wrote it: the sample (whose invented
-/// references it records as given), and an aidant trained and habilitated, a trainee's
+/// Given a log as the version before the directory wrote it: the sample (seeded as this
+/// version seeds it: its invented references already ids of the data directory's
+/// directory, which the migration leaves alone), and an aidant trained and habilitated, a trainee's
 /// claim paid, called and reimbursed, a Pix candidate certified, each by a reference in
 /// clear with the ids derived from it, sent through the use cases as the entry points
 /// sent them (the reimbursement saga acting after each step, as the server's does).
 async fn old_style_log(data: &Path) -> History {
     let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(data.join(crate::LOG_FILE)).unwrap());
-    scenarios::demo::seed(store.clone()).await.unwrap();
+    scenarios::demo::seed(store.clone(), Arc::new(store::Directory::open(data).unwrap())).await.unwrap();
     let uc = UseCases::new(store.clone());
     let mut saga = sagas::ReimbursementProcess::start(
         store.clone(),

@@ -291,7 +291,8 @@ impl Directory {
     }
 
     /// Makes the ids issued so far durable: call it before writing events that carry
-    /// them (a checkpoint of the SQLite file; PostgreSQL's commits already are).
+    /// them (a checkpoint of the SQLite file; one durable commit on PostgreSQL, which
+    /// flushes every id issued before it).
     pub fn make_durable(&self) -> Result<(), DirectoryError> {
         if !self.pending.swap(false, Ordering::SeqCst) {
             return Ok(());
