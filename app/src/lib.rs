@@ -61,6 +61,21 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<SqliteStore>> {
     Ok(Arc::new(store))
 }
 
+/// Calls `visit` with every event of `log`, in order, reading it a page at a time: the
+/// personal-data tools (access, retention, migration) read the whole log once each.
+pub(crate) async fn each_event(
+    log: &dyn EventStore,
+    mut visit: impl FnMut(&store::RecordedEvent) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut after = 0;
+    loop {
+        let page = log.read_all(after, 4096).await?;
+        let Some(last) = page.last() else { return Ok(()) };
+        after = last.position;
+        page.iter().try_for_each(&mut visit)?;
+    }
+}
+
 /// Connects to the event log a URL names: PostgreSQL (`postgres://…`) or KurrentDB.
 /// Errors never repeat a password the URL holds.
 pub async fn connect_store(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {

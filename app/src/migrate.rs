@@ -168,39 +168,31 @@ struct Found {
 
 async fn survey(log: &SqliteStore) -> anyhow::Result<Found> {
     let mut found = Found::default();
-    let mut after = 0;
-    loop {
-        let page = log.read_all(after, 4096).await?;
-        let Some(last) = page.last() else { break };
-        after = last.position;
-        for e in &page {
-            found.streams.insert(e.stream_id().to_lowercase());
-            found.named_actors += u64::from(named_actor(&e.metadata.actor).is_some());
-            if e.event_type == SEAL {
-                found.sealed = Some((e.position, e.business_date));
-            }
-            if !SITES.contains(&e.event_type.as_str()) {
-                continue;
-            }
-            let payload: Value = serde_json::from_str(e.payload.as_str())
-                .with_context(|| format!("event at position {}: unreadable payload", e.position))?;
-            let Some((site, reference)) = site(&e.event_type, &e.stream, &payload) else {
-                bail!(
-                    "event at position {} ({}): its person's reference or scope is missing",
-                    e.position,
-                    e.event_type
-                );
-            };
-            if is_id(&reference) {
-                found.already_ids += 1;
-                continue;
-            }
-            let derived = found.references.entry(key(site.kind, &site.scope, &reference)).or_default();
-            if let Some(id) = site.derived.and_then(|f| payload.get(f)).and_then(Value::as_str) {
-                derived.insert(id.to_lowercase());
-            }
+    crate::each_event(log, |e| {
+        found.streams.insert(e.stream_id().to_lowercase());
+        found.named_actors += u64::from(named_actor(&e.metadata.actor).is_some());
+        if e.event_type == SEAL {
+            found.sealed = Some((e.position, e.business_date));
         }
-    }
+        if !SITES.contains(&e.event_type.as_str()) {
+            return Ok(());
+        }
+        let payload: Value = serde_json::from_str(e.payload.as_str())
+            .with_context(|| format!("event at position {}: unreadable payload", e.position))?;
+        let Some((site, reference)) = site(&e.event_type, &e.stream, &payload) else {
+            bail!("event at position {} ({}): its person's reference or scope is missing", e.position, e.event_type);
+        };
+        if is_id(&reference) {
+            found.already_ids += 1;
+            return Ok(());
+        }
+        let derived = found.references.entry(key(site.kind, &site.scope, &reference)).or_default();
+        if let Some(id) = site.derived.and_then(|f| payload.get(f)).and_then(Value::as_str) {
+            derived.insert(id.to_lowercase());
+        }
+        Ok(())
+    })
+    .await?;
     Ok(found)
 }
 
@@ -511,38 +503,34 @@ async fn appends(
 ) -> anyhow::Result<Vec<Append>> {
     let mut appends: Vec<Append> = Vec::new();
     let mut current: Option<(Uuid, String)> = None;
-    let mut after = 0;
-    loop {
-        let page = log.read_all(after, 4096).await?;
-        let Some(last) = page.last() else { break };
-        after = last.position;
-        for e in &page {
-            let key = (e.metadata.command_id.0, e.stream.clone());
-            if current.as_ref() != Some(&key) {
-                let mut claims_named = Vec::new();
-                ids_in(&e.stream, claims, &mut claims_named);
-                appends.push(Append {
-                    command: key.0,
-                    actor: e.metadata.actor.clone(),
-                    causation: e.metadata.causation_id.map(|c| c.0),
-                    events: Vec::new(),
-                    claims: claims_named,
-                    changed: substitute_ids(&e.stream, ids) != e.stream,
-                });
-                current = Some(key);
-            }
-            let a = appends.last_mut().expect("just pushed");
-            a.events.push(e.event_id.0);
-            let payload = e.payload.as_str();
-            ids_in(payload, claims, &mut a.claims);
-            let clear = SITES.contains(&e.event_type.as_str())
-                && serde_json::from_str::<Value>(payload)
-                    .ok()
-                    .and_then(|v| site(&e.event_type, &e.stream, &v))
-                    .is_some_and(|(_, reference)| !is_id(&reference));
-            a.changed |= clear || substitute_ids(payload, ids) != payload;
+    crate::each_event(log, |e| {
+        let key = (e.metadata.command_id.0, e.stream.clone());
+        if current.as_ref() != Some(&key) {
+            let mut claims_named = Vec::new();
+            ids_in(&e.stream, claims, &mut claims_named);
+            appends.push(Append {
+                command: key.0,
+                actor: e.metadata.actor.clone(),
+                causation: e.metadata.causation_id.map(|c| c.0),
+                events: Vec::new(),
+                claims: claims_named,
+                changed: substitute_ids(&e.stream, ids) != e.stream,
+            });
+            current = Some(key);
         }
-    }
+        let a = appends.last_mut().expect("just pushed");
+        a.events.push(e.event_id.0);
+        let payload = e.payload.as_str();
+        ids_in(payload, claims, &mut a.claims);
+        let clear = SITES.contains(&e.event_type.as_str())
+            && serde_json::from_str::<Value>(payload)
+                .ok()
+                .and_then(|v| site(&e.event_type, &e.stream, &v))
+                .is_some_and(|(_, reference)| !is_id(&reference));
+        a.changed |= clear || substitute_ids(payload, ids) != payload;
+        Ok(())
+    })
+    .await?;
     Ok(appends)
 }
 

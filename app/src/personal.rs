@@ -268,37 +268,33 @@ pub async fn subject_access(place: &Place<'_>, who: &str) -> anyhow::Result<Subj
     // A person named in a stream's first events (an aidant's habilitation request) is
     // concerned by the rest of that stream too.
     let mut streams: Vec<std::collections::HashSet<String>> = vec![Default::default(); persons.len()];
-    let mut after = 0;
-    loop {
-        let page = log.read_all(after, 4096).await?;
-        let Some(last) = page.last() else { break };
-        after = last.position;
-        for e in &page {
-            for (i, needle) in needles.iter().enumerate() {
-                let role = if actor_person(&e.metadata.actor) == Some(persons[i].id) {
-                    "auteur"
-                } else if streams[i].contains(&e.stream)
-                    || e.payload.as_str().contains(needle.as_str())
-                    // The domain writes references in upper case.
-                    || e.payload.as_str().contains(&needle.to_uppercase())
-                {
-                    streams[i].insert(e.stream.clone());
-                    "concerné"
-                } else {
-                    continue;
-                };
-                exports[i].events.push(EventExport {
-                    position: e.position,
-                    stream: e.stream.clone(),
-                    event_type: e.event_type.clone(),
-                    business_date: e.business_date.to_string(),
-                    recorded_at: e.recorded_at.to_rfc3339(),
-                    role,
-                    payload: serde_json::from_str(e.payload.as_str()).unwrap_or(serde_json::Value::Null),
-                });
-            }
+    crate::each_event(log.as_ref(), |e| {
+        for (i, needle) in needles.iter().enumerate() {
+            let role = if actor_person(&e.metadata.actor) == Some(persons[i].id) {
+                "auteur"
+            } else if streams[i].contains(&e.stream)
+                || e.payload.as_str().contains(needle.as_str())
+                // The domain writes references in upper case.
+                || e.payload.as_str().contains(&needle.to_uppercase())
+            {
+                streams[i].insert(e.stream.clone());
+                "concerné"
+            } else {
+                continue;
+            };
+            exports[i].events.push(EventExport {
+                position: e.position,
+                stream: e.stream.clone(),
+                event_type: e.event_type.clone(),
+                business_date: e.business_date.to_string(),
+                recorded_at: e.recorded_at.to_rfc3339(),
+                role,
+                payload: serde_json::from_str(e.payload.as_str()).unwrap_or(serde_json::Value::Null),
+            });
         }
-    }
+        Ok(())
+    })
+    .await?;
     Ok(SubjectAccess {
         controller: "Agence nationale de la cohésion des territoires (ANCT), Programme Société Numérique",
         exported_at: chrono::Utc::now().to_rfc3339(),
@@ -373,33 +369,29 @@ pub async fn retention(
         .filter(|p| p.kind != store::PersonKind::Agent)
         .map(|p| (p.id.to_string().to_uppercase(), p.id))
         .collect();
-    let mut after = 0;
-    loop {
-        let page = log.read_all(after, 4096).await?;
-        let Some(end) = page.last() else { break };
-        after = end.position;
-        for e in &page {
-            if e.event_type == "ConventionClosed" {
-                closed.insert(e.stream_id().to_string(), e.business_date);
-            }
-            let text = e.payload.as_str();
-            let mut who = stream_person.get(&e.stream).copied();
-            if who.is_none() && !participants.is_empty() {
-                who = participants.iter().find(|(needle, _)| text.contains(needle.as_str())).map(|(_, id)| *id);
-                if let Some(id) = who {
-                    stream_person.insert(e.stream.clone(), id);
-                }
-            }
-            let Some(id) = who else { continue };
-            let date = last.entry(id).or_insert(e.business_date);
-            *date = (*date).max(e.business_date);
-            if let Ok(payload) = serde_json::from_str::<serde_json::Value>(text)
-                && let Some(convention) = payload.get("convention_id").and_then(|c| c.as_str())
-            {
-                touched.entry(id).or_default().insert(convention.to_string());
+    crate::each_event(log.as_ref(), |e| {
+        if e.event_type == "ConventionClosed" {
+            closed.insert(e.stream_id().to_string(), e.business_date);
+        }
+        let text = e.payload.as_str();
+        let mut who = stream_person.get(&e.stream).copied();
+        if who.is_none() && !participants.is_empty() {
+            who = participants.iter().find(|(needle, _)| text.contains(needle.as_str())).map(|(_, id)| *id);
+            if let Some(id) = who {
+                stream_person.insert(e.stream.clone(), id);
             }
         }
-    }
+        let Some(id) = who else { return Ok(()) };
+        let date = last.entry(id).or_insert(e.business_date);
+        *date = (*date).max(e.business_date);
+        if let Ok(payload) = serde_json::from_str::<serde_json::Value>(text)
+            && let Some(convention) = payload.get("convention_id").and_then(|c| c.as_str())
+        {
+            touched.entry(id).or_default().insert(convention.to_string());
+        }
+        Ok(())
+    })
+    .await?;
     let years = |n: u32, from: NaiveDate| from.checked_add_months(Months::new(12 * n)).unwrap_or(NaiveDate::MAX);
     let all_tokens = tokens.list().await;
     let mut erased = Vec::new();
