@@ -228,16 +228,8 @@ enum Command {
     Forget {
         /// The person's id, or their exact reference or name.
         person: String,
-        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
-        data: PathBuf,
-        /// A shared log (`postgres://…`): its replicas' tokens and directory of persons,
-        /// instead of the data directory's.
-        #[arg(long, env = "TRACKER_STORE")]
-        store: Option<String>,
-        /// The directory of persons, when not where the log is: a PostgreSQL database
-        /// (`postgres://…`) that KurrentDB replicas share (see Données personnelles).
-        #[arg(long, env = "TRACKER_DIRECTORY")]
-        directory: Option<String>,
+        #[command(flatten)]
+        place: PlaceArgs,
         /// Erase every person the reference or name matches (several structures' aidants).
         #[arg(long)]
         all: bool,
@@ -252,32 +244,16 @@ enum Command {
     SubjectAccess {
         /// The person's id, or their exact reference or name.
         person: String,
-        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
-        data: PathBuf,
-        /// A shared log (`postgres://…`): its replicas' tokens and directory of persons,
-        /// instead of the data directory's.
-        #[arg(long, env = "TRACKER_STORE")]
-        store: Option<String>,
-        /// The directory of persons, when not where the log is: a PostgreSQL database
-        /// (`postgres://…`) that KurrentDB replicas share (see Données personnelles).
-        #[arg(long, env = "TRACKER_DIRECTORY")]
-        directory: Option<String>,
+        #[command(flatten)]
+        place: PlaceArgs,
         #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
         format: String,
     },
     /// Erases from the directory of persons everyone whose retention period ran out
     /// (idempotent: run it daily) and tells what it erased; the log is untouched.
     Retention {
-        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
-        data: PathBuf,
-        /// A shared log (`postgres://…`): its replicas' tokens and directory of persons,
-        /// instead of the data directory's.
-        #[arg(long, env = "TRACKER_STORE")]
-        store: Option<String>,
-        /// The directory of persons, when not where the log is: a PostgreSQL database
-        /// (`postgres://…`) that KurrentDB replicas share (see Données personnelles).
-        #[arg(long, env = "TRACKER_DIRECTORY")]
-        directory: Option<String>,
+        #[command(flatten)]
+        place: PlaceArgs,
         /// Years the references of aidants, trainees and Pix candidates are kept after
         /// their last convention closes (or their last event): a term; 5 is ours.
         #[arg(long, env = "TRACKER_RETENTION_PARTICIPANTS_YEARS", default_value_t = 5)]
@@ -298,14 +274,8 @@ enum Command {
     /// directory (before it moved into the shared database) into the shared one, then
     /// removes the file (kept when a reference has another id there, or with --keep).
     ShareDirectory {
-        #[arg(long, env = "TRACKER_DATA", default_value = "data")]
-        data: PathBuf,
-        /// The shared log (`postgres://…`), whose database holds the shared directory.
-        #[arg(long, env = "TRACKER_STORE")]
-        store: Option<String>,
-        /// The shared directory, when not in the log's database (KurrentDB replicas).
-        #[arg(long, env = "TRACKER_DIRECTORY")]
-        directory: Option<String>,
+        #[command(flatten)]
+        place: PlaceArgs,
         /// Keep the replica's file after the copy.
         #[arg(long)]
         keep: bool,
@@ -481,9 +451,8 @@ async fn main() -> anyhow::Result<()> {
         die_quietly_on_a_closed_pipe();
     }
     match command {
-        Command::Forget { person, data, store, directory, all, reason, json } => {
-            let place = app::personal::Place { data: &data, store: store.as_deref(), directory: directory.as_deref() };
-            let done = app::personal::forget(&place, &person, all, &reason).await?;
+        Command::Forget { person, place, all, reason, json } => {
+            let done = app::personal::forget(&place.place(), &person, all, &reason).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&done)?);
             } else {
@@ -497,20 +466,18 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::SubjectAccess { person, data, store, directory, format } => {
-            let place = app::personal::Place { data: &data, store: store.as_deref(), directory: directory.as_deref() };
-            let export = app::personal::subject_access(&place, &person).await?;
+        Command::SubjectAccess { person, place, format } => {
+            let export = app::personal::subject_access(&place.place(), &person).await?;
             match format.as_str() {
                 "csv" => print!("{}", export.csv()),
                 _ => println!("{}", serde_json::to_string_pretty(&export)?),
             }
             Ok(())
         }
-        Command::Retention { data, store, directory, participants_years, agents_years, today, dry_run, json } => {
-            let place = app::personal::Place { data: &data, store: store.as_deref(), directory: directory.as_deref() };
+        Command::Retention { place, participants_years, agents_years, today, dry_run, json } => {
             let terms = app::personal::RetentionTerms { participants_years, agents_years };
             let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
-            let done = app::personal::retention(&place, terms, today, dry_run).await?;
+            let done = app::personal::retention(&place.place(), terms, today, dry_run).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&done)?);
             } else {
@@ -528,9 +495,8 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::ShareDirectory { data, store, directory, keep, json } => {
-            let place = app::personal::Place { data: &data, store: store.as_deref(), directory: directory.as_deref() };
-            let done = app::personal::share_directory(&place, keep).await?;
+        Command::ShareDirectory { place, keep, json } => {
+            let done = app::personal::share_directory(&place.place(), keep).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&done)?);
             } else {
@@ -546,7 +512,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 match &done.removed {
                     Some(file) => println!("{} removed", file.display()),
-                    None => println!("{} kept", data.join(store::Directory::FILE).display()),
+                    None => println!("{} kept", place.data.join(store::Directory::FILE).display()),
                 }
             }
             Ok(())
@@ -648,6 +614,28 @@ async fn main() -> anyhow::Result<()> {
             let intact = verify(&data, store.as_deref(), expect.as_deref(), seal, json).await?;
             std::process::exit(if intact { 0 } else { 1 })
         }
+    }
+}
+
+/// Where a log's personal data is: its data directory, the shared log, and the
+/// directory of persons when not where the log is.
+#[derive(clap::Args, Debug)]
+struct PlaceArgs {
+    #[arg(long, env = "TRACKER_DATA", default_value = "data")]
+    data: PathBuf,
+    /// A shared log (`postgres://…`): its replicas' tokens and directory of persons,
+    /// instead of the data directory's.
+    #[arg(long, env = "TRACKER_STORE")]
+    store: Option<String>,
+    /// The directory of persons, when not where the log is: a PostgreSQL database
+    /// (`postgres://…`) that KurrentDB replicas share (see Données personnelles).
+    #[arg(long, env = "TRACKER_DIRECTORY")]
+    directory: Option<String>,
+}
+
+impl PlaceArgs {
+    fn place(&self) -> app::personal::Place<'_> {
+        app::personal::Place { data: &self.data, store: self.store.as_deref(), directory: self.directory.as_deref() }
     }
 }
 

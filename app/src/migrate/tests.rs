@@ -57,6 +57,19 @@ struct History {
     certification: CommandId,
 }
 
+/// The reimbursement saga on `store` from its start, sending through `uc`, as a
+/// server's does.
+async fn saga(store: &Arc<dyn EventStore>, uc: &Arc<UseCases>) -> sagas::ReimbursementProcess {
+    sagas::ReimbursementProcess::start(
+        store.clone(),
+        Arc::new(sagas::MemoryCheckpoint::default()),
+        Arc::new(sagas::SystemClock),
+    )
+    .await
+    .unwrap()
+    .with_use_cases(uc.clone())
+}
+
 /// Given a log as the version before the directory wrote it: the sample (seeded as this
 /// version seeds it: its invented references already ids of the data directory's
 /// directory, which the migration leaves alone), and an aidant trained and habilitated, a trainee's
@@ -67,14 +80,7 @@ async fn old_style_log(data: &Path) -> History {
     let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(data.join(crate::LOG_FILE)).unwrap());
     scenarios::demo::seed(store.clone(), Arc::new(store::Directory::open(data).unwrap())).await.unwrap();
     let uc = UseCases::new(store.clone());
-    let mut saga = sagas::ReimbursementProcess::start(
-        store.clone(),
-        Arc::new(sagas::MemoryCheckpoint::default()),
-        Arc::new(sagas::SystemClock),
-    )
-    .await
-    .unwrap()
-    .with_use_cases(uc.clone());
+    let mut saga = saga(&store, &uc).await;
     let structure = StructureId(scenarios::demo::demo_structure());
     let departement = DepartementCode::parse("75").unwrap();
     let session = SessionId::parse(&first(store.as_ref(), "AidantsConnectSessionOpened", "session_id").await).unwrap();
@@ -399,14 +405,7 @@ async fn references_in_clear_and_the_ids_derived_from_them_leave_the_log_with_th
     {
         let store: Arc<dyn EventStore> = Arc::new(log.clone());
         let head = *store.head().borrow();
-        let mut saga = sagas::ReimbursementProcess::start(
-            store.clone(),
-            Arc::new(sagas::MemoryCheckpoint::default()),
-            Arc::new(sagas::SystemClock),
-        )
-        .await
-        .unwrap()
-        .with_use_cases(uc.clone());
+        let mut saga = saga(&store, &uc).await;
         saga.run_until_idle().await.unwrap();
         let sent: Vec<String> = store
             .read_all(head, 1000)
