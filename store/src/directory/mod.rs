@@ -142,6 +142,8 @@ trait Rows: Send + Sync {
     fn lookup(&self, id: Uuid) -> Result<Lookup, DirectoryError>;
     fn persons(&self) -> Result<Vec<Person>, DirectoryError>;
     fn erasures(&self) -> Result<Vec<Erasure>, DirectoryError>;
+    /// Those of `ids` that were erased.
+    fn erased(&self, ids: &[Uuid]) -> Result<std::collections::HashSet<Uuid>, DirectoryError>;
     /// Deletes the rows and records the erasures in one transaction (none if one id is
     /// unknown), then leaves no byte of the rows in the backend's files.
     fn forget(&self, ids: &[Uuid], reason: &str, at: DateTime<Utc>) -> Result<Vec<Erasure>, DirectoryError>;
@@ -260,9 +262,8 @@ impl Directory {
         scope: &str,
         references: &[&str],
     ) -> Result<Vec<Uuid>, DirectoryError> {
-        // One read of the erasures per batch (none, usually).
-        let erased: std::collections::HashSet<Uuid> = self.rows.erasures()?.into_iter().map(|e| e.id).collect();
         let derived = |r: &str| derived_id(kind, scope, &normalise(r));
+        let erased = self.rows.erased(&references.iter().map(|r| derived(r)).collect::<Vec<_>>())?;
         let kept: Vec<&str> = references.iter().copied().filter(|r| !erased.contains(&derived(r))).collect();
         let mut issued = self.issue(kind, scope, &kept, true)?.into_iter();
         Ok(references

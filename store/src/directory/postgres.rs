@@ -319,6 +319,11 @@ impl Rows for PostgresRows {
         Ok(rows.iter().filter_map(erasure).collect())
     }
 
+    fn erased(&self, ids: &[Uuid]) -> Result<std::collections::HashSet<Uuid>, DirectoryError> {
+        let rows = self.query("SELECT id FROM tracker_erasures WHERE id = ANY($1)", vec![Box::new(ids.to_vec())])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     fn forget(&self, ids: &[Uuid], reason: &str, at: DateTime<Utc>) -> Result<Vec<Erasure>, DirectoryError> {
         let (ids, reason) = (ids.to_vec(), reason.to_string());
         self.run(|pool, place| async move {

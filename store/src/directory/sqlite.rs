@@ -238,6 +238,18 @@ impl Rows for SqliteRows {
         Ok(out)
     }
 
+    fn erased(&self, ids: &[Uuid]) -> Result<std::collections::HashSet<Uuid>, DirectoryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT 1 FROM erasures WHERE id = ?1").map_err(|e| self.failed(e))?;
+        let mut erased = std::collections::HashSet::new();
+        for id in ids {
+            if stmt.exists([id.to_string()]).map_err(|e| self.failed(e))? {
+                erased.insert(*id);
+            }
+        }
+        Ok(erased)
+    }
+
     fn forget(&self, ids: &[Uuid], reason: &str, at: DateTime<Utc>) -> Result<Vec<Erasure>, DirectoryError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.failed(e))?;

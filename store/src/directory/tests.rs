@@ -155,6 +155,20 @@ mod postgres {
     }
 
     #[cfg_attr(postgres_missing, ignore = "needs TRACKER_TEST_POSTGRES_URL when built (.ci/run starts one)")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_invented_reference_once_erased_stays_erased_in_the_shared_tables() {
+        let Some(url) = fresh_url("an_invented_reference_once_erased").await else { return };
+        let d = Directory::connect_postgres(&url).unwrap();
+        let ids = d.invented_pseudonyms(PersonKind::Aidant, "s1", &["AIDANT-001", "AIDANT-002"]).unwrap();
+        assert_eq!(ids[0], derived_id(PersonKind::Aidant, "s1", "AIDANT-001"));
+        d.forget(ids[0], "request").unwrap();
+        // Seeded again: the same ids, the erased one not brought back
+        assert_eq!(d.invented_pseudonyms(PersonKind::Aidant, "s1", &["AIDANT-001", "AIDANT-002"]).unwrap(), ids);
+        assert!(matches!(d.lookup(ids[0]).unwrap(), Lookup::Erased(_)));
+        assert_eq!(d.display(&ids[1].to_string()), "AIDANT-002");
+    }
+
+    #[cfg_attr(postgres_missing, ignore = "needs TRACKER_TEST_POSTGRES_URL when built (.ci/run starts one)")]
     #[tokio::test]
     async fn a_single_threaded_caller_is_answered_without_waiting_on_itself() {
         let Some(url) = fresh_url("a_single_threaded_caller_is_answered").await else { return };
