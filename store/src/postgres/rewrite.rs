@@ -50,7 +50,8 @@ struct Rows {
     causation_id: Vec<Option<Uuid>>,
     hash: Vec<Vec<u8>>,
     log_hash: Vec<Vec<u8>>,
-    commands: Vec<(Uuid, String, String, i64, i64, i64, i64, DateTime<Utc>)>,
+    /// Each command's new id, fingerprint and stream, and its record's figures.
+    commands: Vec<(Uuid, String, String, CommandRow)>,
 }
 
 const INSERT_EVENTS: &str = "INSERT INTO tracker_events (position, stream, version, event_id, event_type, \
@@ -90,20 +91,18 @@ impl Rows {
         }
         if !self.commands.is_empty() {
             let c = &self.commands;
-            let column = |f: fn(&(Uuid, String, String, i64, i64, i64, i64, DateTime<Utc>)) -> i64| {
-                c.iter().map(f).collect::<Vec<i64>>()
-            };
+            let column = |f: fn(&CommandRow) -> i64| c.iter().map(|r| f(&r.3)).collect::<Vec<i64>>();
             tx.execute(
                 INSERT_COMMANDS,
                 &[
                     &c.iter().map(|r| r.0).collect::<Vec<_>>(),
                     &c.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
                     &c.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
-                    &column(|r| r.3),
-                    &column(|r| r.4),
-                    &column(|r| r.5),
-                    &column(|r| r.6),
-                    &c.iter().map(|r| r.7).collect::<Vec<_>>(),
+                    &column(|r| r.first_version),
+                    &column(|r| r.last_version),
+                    &column(|r| r.first_position),
+                    &column(|r| r.last_position),
+                    &c.iter().map(|r| r.3.recorded_at).collect::<Vec<_>>(),
                 ],
             )
             .await
@@ -342,16 +341,7 @@ fn copy(
         rows.hash.push(hash.0.to_vec());
         rows.log_hash.push(log.0.to_vec());
     }
-    rows.commands.push((
-        command,
-        fingerprint,
-        stream,
-        record.first_version,
-        record.last_version,
-        record.first_position,
-        record.last_position,
-        record.recorded_at,
-    ));
+    rows.commands.push((command, fingerprint, stream, record));
     Ok(())
 }
 
