@@ -206,7 +206,9 @@ struct Migrator<'a> {
     ids: HashMap<String, String>,
     /// Command, event and correlation ids derived from those (see [`remap_commands`]).
     commands: HashMap<Uuid, Uuid>,
-    agents: BTreeSet<(String, String)>,
+    /// Each token holder's (role, name) and their id: asked of the directory once each
+    /// (a round trip per event on a PostgreSQL directory otherwise).
+    agents: BTreeMap<(String, String), Uuid>,
     actors_replaced: u64,
     references_replaced: BTreeMap<&'static str, u64>,
     failure: Option<anyhow::Error>,
@@ -215,9 +217,14 @@ struct Migrator<'a> {
 impl Migrator<'_> {
     fn actor(&mut self, actor: &str) -> String {
         let Some((role, name, token)) = named_actor(actor) else { return actor.to_string() };
-        match self.directory.agent(role, name) {
+        let key = (role.to_string(), name.to_string());
+        let person = match self.agents.get(&key) {
+            Some(person) => Ok(*person),
+            None => self.directory.agent(role, name),
+        };
+        match person {
             Ok(person) => {
-                self.agents.insert((role.to_string(), name.to_string()));
+                self.agents.insert(key, person);
                 self.actors_replaced += 1;
                 format!("{role}:{person} (token {token})")
             }
@@ -573,7 +580,7 @@ async fn plan<'d>(
         pseudonyms: HashMap::new(),
         ids: HashMap::new(),
         commands: HashMap::new(),
-        agents: BTreeSet::new(),
+        agents: BTreeMap::new(),
         actors_replaced: 0,
         references_replaced: BTreeMap::new(),
         failure: None,
