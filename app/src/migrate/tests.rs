@@ -581,6 +581,7 @@ async fn log_text(url: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(postgres_missing, ignore = "needs TRACKER_TEST_POSTGRES_URL when built (.ci/run starts a server)")]
 async fn a_postgresql_log_is_migrated_into_another_schema_and_the_old_one_stays_its_archive() {
     let test = "migrate-personal-data on PostgreSQL";
     let (Some(old), Some(new)) =
