@@ -132,8 +132,9 @@ pub async fn has_table(url: &str, name: &str) -> Result<bool, StoreError> {
 }
 
 /// Copies the log the URL `from` names into the schema `to` names, with `change` applied
-/// (see [`Rewrite`]), in one transaction on each side: a snapshot of the old log read
-/// from start to end, the new one written whole or not at all. `to` must hold no log (its
+/// (see [`Rewrite`]): the old log read up to its head (a page at a time), the new one
+/// written a page per transaction, its head moved last (an interrupted copy leaves a
+/// schema refused as a log and by a copy again: drop it). `to` must hold no log (its
 /// tables are created if missing, as [`super::PostgresStore::connect`] does); `expected`,
 /// if given, is the old head (position and log hash) the caller verified: a log that
 /// moved since is refused (a replica still writing it).
@@ -143,18 +144,14 @@ pub async fn rewrite_with(
     expected: Option<(u64, ChainHash)>,
     change: impl Rewrite,
 ) -> Result<RewriteReport, StoreError> {
-    let mut source = connect(from).await?;
+    let source = connect(from).await?;
     if !has_table(from, "tracker_events").await? {
         return Err(StoreError::backend(format!("no log at {}", crate::redact_url(from))));
     }
-    let read = source
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(pg)?;
-    let head = read.query_one("SELECT position, log_hash FROM tracker_head", &[]).await.map_err(pg)?;
+    // No snapshot is held for the copy (it would hold back every vacuum of the database
+    // meanwhile, an erasure's in the directory included): the log is append-only, so its
+    // rows up to the head read now never change.
+    let head = source.query_one("SELECT position, log_hash FROM tracker_head", &[]).await.map_err(pg)?;
     let head_position: i64 = head.get(0);
     let head_hash = hash_of(head.get(1), head_position)?;
     if let Some((position, hash)) = expected
@@ -169,17 +166,16 @@ pub async fn rewrite_with(
     let pool = pool(&config(to)?, 1)?;
     prepare(&pool).await?;
     let mut target = pool.get().await.map_err(pool_error)?;
-    let tx = target.transaction().await.map_err(pg)?;
-    let row = tx.query_one("SELECT position FROM tracker_head FOR UPDATE", &[]).await.map_err(pg)?;
     let (position, events, commands): (i64, bool, bool) = (
-        row.get(0),
-        tx.query_one("SELECT EXISTS (SELECT 1 FROM tracker_events)", &[]).await.map_err(pg)?.get(0),
-        tx.query_one("SELECT EXISTS (SELECT 1 FROM tracker_commands)", &[]).await.map_err(pg)?.get(0),
+        target.query_one("SELECT position FROM tracker_head", &[]).await.map_err(pg)?.get(0),
+        target.query_one("SELECT EXISTS (SELECT 1 FROM tracker_events)", &[]).await.map_err(pg)?.get(0),
+        target.query_one("SELECT EXISTS (SELECT 1 FROM tracker_commands)", &[]).await.map_err(pg)?.get(0),
     );
     if position != 0 || events || commands {
         return Err(StoreError::backend(format!(
-            "{} holds a log already (head at position {position}): the copy goes into a schema without one",
-            crate::redact_url(to)
+            "{} holds a log already (head at position {position}{}): the copy goes into a schema without one",
+            crate::redact_url(to),
+            if position == 0 { ", events without a head: an interrupted copy? drop the schema" } else { "" }
         )));
     }
 
@@ -187,7 +183,7 @@ pub async fn rewrite_with(
     // Each stream's new name, in the order streams first appear (as the embedded log
     // numbers them).
     let mut names: HashMap<String, String> = HashMap::new();
-    for row in read
+    for row in source
         .query(
             "SELECT stream FROM tracker_events WHERE position <= $1 GROUP BY stream ORDER BY min(position)",
             &[&head_position],
@@ -200,7 +196,7 @@ pub async fn rewrite_with(
         names.insert(old, new);
     }
     let mut records: HashMap<Uuid, CommandRow> = HashMap::new();
-    for row in read
+    for row in source
         .query(
             "SELECT command_id, fingerprint, first_version, last_version, first_position, last_position, recorded_at \
              FROM tracker_commands WHERE last_position <= $1",
@@ -222,7 +218,7 @@ pub async fn rewrite_with(
         );
     }
 
-    let page = read
+    let page = source
         .prepare(&format!("{SELECT_EVENT} WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"))
         .await
         .map_err(pg)?;
@@ -234,7 +230,7 @@ pub async fn rewrite_with(
     let mut append: Vec<RecordedEvent> = Vec::new();
     let mut after = 0i64;
     loop {
-        let events = read.query(&page, &[&after, &head_position, &PAGE]).await.map_err(pg)?;
+        let events = source.query(&page, &[&after, &head_position, &PAGE]).await.map_err(pg)?;
         let Some(last) = events.last() else { break };
         after = last.get(0);
         for row in &events {
@@ -253,7 +249,12 @@ pub async fn rewrite_with(
                 copy(&mut copying, &names, &mut tips, &mut log, &mut rows, std::mem::take(&mut append), record)?;
             }
         }
+        // A transaction per page: none is held for the whole copy (see above). The head,
+        // moved last, says the copy is whole; until then the schema is refused as a log
+        // (its head says 0 while it holds events).
+        let tx = target.transaction().await.map_err(pg)?;
         rows.flush(&tx).await?;
+        tx.commit().await.map_err(pg)?;
     }
     if let Some(e) = append.first() {
         return Err(StoreError::corrupt(format!(
@@ -267,14 +268,19 @@ pub async fn rewrite_with(
             copying.report.head_position
         )));
     }
-    tx.execute(
-        "UPDATE tracker_head SET position = $1, log_hash = $2",
-        &[&(copying.report.head_position as i64), &&log.0[..]],
-    )
-    .await
-    .map_err(pg)?;
-    tx.commit().await.map_err(pg)?;
-    read.commit().await.map_err(pg)?;
+    let moved = target
+        .execute(
+            "UPDATE tracker_head SET position = $1, log_hash = $2 WHERE position = 0",
+            &[&(copying.report.head_position as i64), &&log.0[..]],
+        )
+        .await
+        .map_err(pg)?;
+    if moved != 1 {
+        return Err(StoreError::backend(format!(
+            "{} was written meanwhile: the copy goes into a schema nothing else writes",
+            crate::redact_url(to)
+        )));
+    }
     Ok(copying.report)
 }
 
