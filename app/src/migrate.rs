@@ -834,15 +834,11 @@ pub async fn migrate_postgres(old: &str, new: &str) -> anyhow::Result<Migration>
     ensure_something_to_migrate(&found)?;
     // Refused before anything is written there (the copy checks it again, in its
     // transaction).
-    if store::postgres::rewrite::has_table(new, "tracker_head").await? {
-        let other = store::PostgresStore::connect(new).await?;
-        let head = *other.head().borrow();
-        anyhow::ensure!(
-            head == 0,
-            "{} holds a log already (head at position {head}): the copy goes into a schema without one",
-            store::redact_url(new)
-        );
-    }
+    anyhow::ensure!(
+        !store::postgres::rewrite::holds_a_log(new).await?,
+        "{} holds a log already: the copy goes into a schema without one (an interrupted copy: drop the schema)",
+        store::redact_url(new)
+    );
     let directory = Directory::connect_postgres(new)
         .with_context(|| format!("cannot open the directory of persons at {}", store::redact_url(new)))?;
     // Persons the old log's directory holds already (a log written partly since the
