@@ -282,17 +282,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Migrates a data directory written before the directory of persons: token
-    /// holders' names and the references of aidants, trainees and Pix candidates leave
-    /// the log (a new chain with ids, the ids derived from references remapped, sealed
-    /// with the old head digest) and the token file; the old log goes to ARCHIVE (outside
-    /// the data directory). A log that names nobody in clear is refused, left as it is.
+    /// Migrates a log written before the directory of persons: token holders' names and
+    /// the references of aidants, trainees and Pix candidates leave the log (a new chain
+    /// with ids, the ids derived from references remapped, sealed with the old head
+    /// digest) and the tokens. The embedded log's old file goes to ARCHIVE (outside the
+    /// data directory); a PostgreSQL log (--store) is copied into the schema --to names,
+    /// which must hold no log, and stays in its own as the archive. A log that names
+    /// nobody in clear is refused, left as it is.
     MigratePersonalData {
         #[arg(long, env = "TRACKER_DATA", default_value = "data")]
         data: PathBuf,
-        /// Where the old log goes (it still holds the names: keep it sealed, or destroy it).
-        #[arg(long)]
-        archive: PathBuf,
+        /// Where the embedded log's old file goes (it still holds the names: keep it
+        /// sealed, or destroy it).
+        #[arg(long, required_unless_present = "store", conflicts_with = "store")]
+        archive: Option<PathBuf>,
+        /// A PostgreSQL log to migrate (`postgres://…`, its schema in
+        /// `options=-csearch_path%3D…`); not read from TRACKER_STORE, on purpose.
+        #[arg(long, requires = "to")]
+        store: Option<String>,
+        /// The schema (or database) the migrated PostgreSQL log goes into: it must hold
+        /// no log.
+        #[arg(long, requires = "store")]
+        to: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -517,8 +528,12 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::MigratePersonalData { data, archive, json } => {
-            let done = app::personal::migrate(&data, &archive).await?;
+        Command::MigratePersonalData { data, archive, store, to, json } => {
+            let done = match (&store, &to, &archive) {
+                (Some(old), Some(new), _) => app::personal::migrate_postgres(old, new).await?,
+                (_, _, Some(archive)) => app::personal::migrate(&data, archive).await?,
+                _ => anyhow::bail!("give --archive ARCHIVE (the embedded log) or --store OLD --to NEW (PostgreSQL)"),
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&done)?);
             } else {
@@ -548,9 +563,30 @@ async fn main() -> anyhow::Result<()> {
                     "  command ids derived from them remapped: {} ({} events with an id remapped)",
                     done.command_ids_remapped, done.events_with_ids_remapped
                 );
-                println!("  old log, sealed: {} (head digest {})", done.archived_log.display(), done.previous_head);
-                println!("  prove it: tracker verify --data {} --expect {}", archive.display(), done.previous_head);
-                println!("  new log: head digest {} (its last event records the old digest)", done.head);
+                println!("  old log, sealed: {} (head digest {})", done.archived_log, done.previous_head);
+                match (&to, &archive) {
+                    (Some(new), _) => {
+                        println!(
+                            "  prove it: tracker verify --store '{}' --expect {}",
+                            done.archived_log, done.previous_head
+                        );
+                        println!(
+                            "  new log, at {}: head digest {} (its last event records the old digest); stop the \
+                             replicas, set TRACKER_STORE to it, start them",
+                            store::redact_url(new),
+                            done.head
+                        );
+                    }
+                    (_, Some(archive)) => {
+                        println!(
+                            "  prove it: tracker verify --data {} --expect {}",
+                            archive.display(),
+                            done.previous_head
+                        );
+                        println!("  new log: head digest {} (its last event records the old digest)", done.head);
+                    }
+                    _ => {}
+                }
             }
             Ok(())
         }

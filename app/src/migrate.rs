@@ -26,8 +26,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use store::sqlite::rewrite::{Rewrite, Rewritten};
+use std::path::Path;
+use store::rewrite::{Rewrite, RewriteReport, Rewritten};
 use store::{AppendRequest, Directory, EventStore, ExpectedVersion, NewEvent, Payload, PersonKind, SqliteStore};
 use uuid::Uuid;
 
@@ -75,8 +75,9 @@ pub struct Migration {
     pub fingerprints_replaced: u64,
     /// The new log's head digest, after the sealing event.
     pub head: String,
-    /// Where the old log went (outside the data directory).
-    pub archived_log: PathBuf,
+    /// Where the old log is now: the archive's file (outside the data directory), or the
+    /// old PostgreSQL schema (its URL, without a password).
+    pub archived_log: String,
 }
 
 /// Where an event written by an entry point holds a person's reference: the kind of
@@ -166,7 +167,7 @@ struct Found {
     sealed: Option<(u64, chrono::NaiveDate)>,
 }
 
-async fn survey(log: &SqliteStore) -> anyhow::Result<Found> {
+async fn survey(log: &dyn EventStore) -> anyhow::Result<Found> {
     let mut found = Found::default();
     crate::each_event(log, |e| {
         found.streams.insert(e.stream_id().to_lowercase());
@@ -196,7 +197,7 @@ async fn survey(log: &SqliteStore) -> anyhow::Result<Found> {
     Ok(found)
 }
 
-/// The second pass: the copy, as [`store::sqlite::rewrite`] makes it.
+/// The second pass: the copy, as [`store::rewrite`] makes it (the same on every backend).
 struct Migrator<'a> {
     directory: &'a Directory,
     /// Each clear reference's id.
@@ -205,7 +206,9 @@ struct Migrator<'a> {
     ids: HashMap<String, String>,
     /// Command, event and correlation ids derived from those (see [`remap_commands`]).
     commands: HashMap<Uuid, Uuid>,
-    agents: BTreeSet<(String, String)>,
+    /// Each token holder's (role, name) and their id: asked of the directory once each
+    /// (a round trip per event on a PostgreSQL directory otherwise).
+    agents: BTreeMap<(String, String), Uuid>,
     actors_replaced: u64,
     references_replaced: BTreeMap<&'static str, u64>,
     failure: Option<anyhow::Error>,
@@ -214,9 +217,14 @@ struct Migrator<'a> {
 impl Migrator<'_> {
     fn actor(&mut self, actor: &str) -> String {
         let Some((role, name, token)) = named_actor(actor) else { return actor.to_string() };
-        match self.directory.agent(role, name) {
+        let key = (role.to_string(), name.to_string());
+        let person = match self.agents.get(&key) {
+            Some(person) => Ok(*person),
+            None => self.directory.agent(role, name),
+        };
+        match person {
             Ok(person) => {
-                self.agents.insert((role.to_string(), name.to_string()));
+                self.agents.insert(key, person);
                 self.actors_replaced += 1;
                 format!("{role}:{person} (token {token})")
             }
@@ -497,7 +505,7 @@ fn ids_in(text: &str, of: &HashMap<Uuid, Uuid>, found: &mut Vec<Uuid>) {
 /// what [`remap_commands`] needs, given the derived ids that change (`ids`, as text) and
 /// the claims' among them.
 async fn appends(
-    log: &SqliteStore,
+    log: &dyn EventStore,
     ids: &HashMap<String, String>,
     claims: &HashMap<Uuid, Uuid>,
 ) -> anyhow::Result<Vec<Append>> {
@@ -534,34 +542,9 @@ async fn appends(
     Ok(appends)
 }
 
-/// Migrates a data directory written before the directory of persons (see the module
-/// doc): the log is copied into a new chain (see [`store::sqlite::rewrite`]) sealed by a
-/// last event that records the old head digest and what was done. The old log goes to
-/// `archive` (which must not be inside the data directory), where `tracker verify --data
-/// ARCHIVE --expect <old digest>` still proves it. A log that names nobody in clear (one
-/// already migrated, or written since the directory) is refused, and left as it is.
-pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
-    let log_path = data.join(crate::LOG_FILE);
-    anyhow::ensure!(log_path.exists(), "no log at {}", log_path.display());
-    let data_abs = std::fs::canonicalize(data)?;
-    std::fs::create_dir_all(archive).with_context(|| format!("cannot create {}", archive.display()))?;
-    let archive_abs = std::fs::canonicalize(archive)?;
-    anyhow::ensure!(
-        !archive_abs.starts_with(&data_abs),
-        "the archive must be outside the data directory: the old log holds the names the migration takes out"
-    );
-    let archived_log = archive_abs.join(crate::LOG_FILE);
-    // Held open for writing during the migration: no server writes meanwhile, and an
-    // older format is brought to the current one first.
-    let holder = SqliteStore::open(&log_path)?;
-    let before = store::sqlite::verify(&log_path, None)?;
-    if !before.is_intact() {
-        bail!("the log is ALTERED ({}): it is not migrated", log_path.display());
-    }
-    let previous_head = format!("{}:{}", before.head_position, before.head_hash);
-    let started = std::time::Instant::now();
-    let found = survey(&holder).await?;
-    tracing::info!(elapsed = ?started.elapsed(), references = found.references.len(), "surveyed the log");
+/// Refuses a log that names nobody in clear (one already migrated, or written since the
+/// directory), saying so.
+fn ensure_something_to_migrate(found: &Found) -> anyhow::Result<()> {
     if found.named_actors == 0 && found.references.is_empty() {
         let since = match found.sealed {
             Some((position, on)) => format!(" (it was migrated on {on}: its event at position {position})"),
@@ -572,18 +555,32 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
              reference of an aidant, a trainee or a Pix candidate in its events; it is left as it is"
         );
     }
-    anyhow::ensure!(!archived_log.exists(), "{} exists already", archived_log.display());
-    // Opening the tokens moves their labels to the directory (the same person per role
-    // and name as the actors below).
-    let tokens = api::TokenStore::open(data)?;
-    let directory = tokens.directory().expect("a data directory's tokens have a directory").clone();
-    // The ids, issued (random) and made durable before any event carries them.
+    Ok(())
+}
+
+/// What the migration decided before the copy: the ids remapped, by kind and at random,
+/// and the commands whose ids change.
+struct Plan {
+    ids_remapped: BTreeMap<&'static str, u64>,
+    kept_apart: u64,
+    commands_remapped: u64,
+}
+
+/// Issues the persons' ids in `directory` (random, made durable before any event carries
+/// them), and decides the ids derived from them (see [`remap_commands`]): the migrator
+/// is then ready to copy `log`, whatever its backend.
+async fn plan<'d>(
+    log: &dyn EventStore,
+    found: &Found,
+    directory: &'d Directory,
+) -> anyhow::Result<(Migrator<'d>, Plan)> {
+    let started = std::time::Instant::now();
     let mut migrator = Migrator {
-        directory: &directory,
+        directory,
         pseudonyms: HashMap::new(),
         ids: HashMap::new(),
         commands: HashMap::new(),
-        agents: BTreeSet::new(),
+        agents: BTreeMap::new(),
         actors_replaced: 0,
         references_replaced: BTreeMap::new(),
         failure: None,
@@ -628,66 +625,154 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
     }
     directory.make_durable()?;
     tracing::info!(elapsed = ?started.elapsed(), "issued the ids");
-    let appends = appends(&holder, &migrator.ids, &claims).await?;
+    let appends = appends(log, &migrator.ids, &claims).await?;
     migrator.commands = remap_commands(&appends, &claims);
     tracing::info!(elapsed = ?started.elapsed(), "remapped the commands' ids");
     let commands_remapped = appends.iter().filter(|a| migrator.commands.contains_key(&a.command)).count() as u64;
+    Ok((migrator, Plan { ids_remapped, kept_apart, commands_remapped }))
+}
+
+/// What was done, as the seal records it and the command prints it.
+fn migration(
+    previous_head: String,
+    found: &Found,
+    migrator: &Migrator<'_>,
+    plan: &Plan,
+    report: &RewriteReport,
+    head: String,
+    archived_log: String,
+) -> Migration {
+    Migration {
+        previous_head,
+        events: report.events,
+        actors_replaced: migrator.actors_replaced,
+        persons: migrator.agents.len(),
+        references_replaced: migrator.references_replaced.clone(),
+        reference_persons: found.references.len(),
+        references_already_ids: found.already_ids,
+        ids_remapped: plan.ids_remapped.clone(),
+        ids_remapped_at_random: plan.kept_apart,
+        streams_renamed: report.streams_renamed,
+        command_ids_remapped: plan.commands_remapped,
+        events_with_ids_remapped: report.ids_changed,
+        fingerprints_replaced: report.fingerprints_changed,
+        head,
+        archived_log,
+    }
+}
+
+/// The sealing event: the old head digest and what was done, in the new chain.
+fn seal(done: &Migration, previous_events: u64, why: &str) -> anyhow::Result<AppendRequest> {
+    let command_id = CommandId(Uuid::new_v5(
+        &TRACKER_NAMESPACE,
+        format!("personal-data-migration:{}", done.previous_head).as_bytes(),
+    ));
+    let payload = serde_json::json!({
+        "type": SEAL,
+        "previousHead": done.previous_head,
+        "previousEvents": previous_events,
+        "actorsReplaced": done.actors_replaced,
+        "referencesReplaced": done.references_replaced,
+        "referencePersons": done.reference_persons,
+        "referencesAlreadyIds": done.references_already_ids,
+        "idsRemapped": done.ids_remapped,
+        "idsRemappedAtRandom": done.ids_remapped_at_random,
+        "streamsRenamed": done.streams_renamed,
+        "commandIdsRemapped": done.command_ids_remapped,
+        "eventsWithIdsRemapped": done.events_with_ids_remapped,
+        "fingerprintsReplaced": done.fingerprints_replaced,
+        "why": why,
+    });
+    Ok(AppendRequest {
+        stream: format!("logmigration-{}", command_id.0),
+        expected: ExpectedVersion::NoStream,
+        command_id,
+        fingerprint: done.previous_head.clone(),
+        events: vec![NewEvent {
+            event_id: EventId::for_command(command_id, 0),
+            event_type: SEAL.into(),
+            schema_version: 1,
+            business_date: chrono::Utc::now().date_naive(),
+            payload: Payload::encode(&payload)?,
+            metadata: CommandMeta::new(command_id, MIGRATION_ACTOR),
+        }],
+    })
+}
+
+/// The copy's failure, or the migrator's (a directory that could not issue an id).
+fn copied(
+    report: Result<RewriteReport, store::StoreError>,
+    migrator: &mut Migrator<'_>,
+) -> anyhow::Result<RewriteReport> {
+    match (report, migrator.failure.take()) {
+        (Ok(r), None) => Ok(r),
+        (Err(e), _) => Err(e.into()),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// Migrates a data directory written before the directory of persons (see the module
+/// doc): the log is copied into a new chain (see [`store::sqlite::rewrite`]) sealed by a
+/// last event that records the old head digest and what was done. The old log goes to
+/// `archive` (which must not be inside the data directory), where `tracker verify --data
+/// ARCHIVE --expect <old digest>` still proves it. A log that names nobody in clear (one
+/// already migrated, or written since the directory) is refused, and left as it is.
+pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
+    let log_path = data.join(crate::LOG_FILE);
+    anyhow::ensure!(log_path.exists(), "no log at {}", log_path.display());
+    let data_abs = std::fs::canonicalize(data)?;
+    std::fs::create_dir_all(archive).with_context(|| format!("cannot create {}", archive.display()))?;
+    let archive_abs = std::fs::canonicalize(archive)?;
+    anyhow::ensure!(
+        !archive_abs.starts_with(&data_abs),
+        "the archive must be outside the data directory: the old log holds the names the migration takes out"
+    );
+    let archived_log = archive_abs.join(crate::LOG_FILE);
+    // Held open for writing during the migration: no server writes meanwhile, and an
+    // older format is brought to the current one first.
+    let holder = SqliteStore::open(&log_path)?;
+    let before = store::sqlite::verify(&log_path, None)?;
+    if !before.is_intact() {
+        bail!("the log is ALTERED ({}): it is not migrated", log_path.display());
+    }
+    let previous_head = format!("{}:{}", before.head_position, before.head_hash);
+    let started = std::time::Instant::now();
+    let found = survey(&holder).await?;
+    tracing::info!(elapsed = ?started.elapsed(), references = found.references.len(), "surveyed the log");
+    ensure_something_to_migrate(&found)?;
+    anyhow::ensure!(!archived_log.exists(), "{} exists already", archived_log.display());
+    // Opening the tokens moves their labels to the directory (the same person per role
+    // and name as the actors below).
+    let tokens = api::TokenStore::open(data)?;
+    let directory = tokens.directory().expect("a data directory's tokens have a directory").clone();
+    let (mut migrator, plan) = plan(&holder, &found, &directory).await?;
     let new_path = data.join(format!("{}.migrating", crate::LOG_FILE));
     let _ = std::fs::remove_file(&new_path);
     let report = store::sqlite::rewrite::rewrite_with(&log_path, &new_path, &mut migrator);
-    let report = match (report, migrator.failure.take()) {
-        (Ok(r), None) => r,
-        (Err(e), _) => {
-            let _ = std::fs::remove_file(&new_path);
-            return Err(e.into());
-        }
-        (_, Some(e)) => {
+    let report = match copied(report, &mut migrator) {
+        Ok(r) => r,
+        Err(e) => {
             let _ = std::fs::remove_file(&new_path);
             return Err(e);
         }
     };
     drop(holder);
     tracing::info!(elapsed = ?started.elapsed(), "copied the log");
-    let references_replaced = migrator.references_replaced.clone();
-    // The seal: the old head digest and what was done, in the new chain.
+    let mut done = migration(
+        previous_head.clone(),
+        &found,
+        &migrator,
+        &plan,
+        &report,
+        String::new(),
+        archived_log.display().to_string(),
+    );
     {
         let log = SqliteStore::open(&new_path)?;
-        let command_id =
-            CommandId(Uuid::new_v5(&TRACKER_NAMESPACE, format!("personal-data-migration:{previous_head}").as_bytes()));
-        let payload = serde_json::json!({
-            "type": SEAL,
-            "previousHead": previous_head,
-            "previousEvents": before.events,
-            "actorsReplaced": migrator.actors_replaced,
-            "referencesReplaced": references_replaced,
-            "referencePersons": found.references.len(),
-            "referencesAlreadyIds": found.already_ids,
-            "idsRemapped": ids_remapped,
-            "idsRemappedAtRandom": kept_apart,
-            "streamsRenamed": report.streams_renamed,
-            "commandIdsRemapped": commands_remapped,
-            "eventsWithIdsRemapped": report.ids_changed,
-            "fingerprintsReplaced": report.fingerprints_changed,
-            "why": "token holders' names and the references of aidants, trainees and Pix candidates moved to the \
-                    directory of persons, replaced by their ids; the ids derived from references (habilitations, \
-                    claims) derived from those ids instead; the old log is archived outside the data directory",
-        });
-        let stream = format!("logmigration-{}", command_id.0);
-        log.append(AppendRequest {
-            stream,
-            expected: ExpectedVersion::NoStream,
-            command_id,
-            fingerprint: previous_head.clone(),
-            events: vec![NewEvent {
-                event_id: EventId::for_command(command_id, 0),
-                event_type: SEAL.into(),
-                schema_version: 1,
-                business_date: chrono::Utc::now().date_naive(),
-                payload: Payload::encode(&payload)?,
-                metadata: CommandMeta::new(command_id, MIGRATION_ACTOR),
-            }],
-        })
-        .await?;
+        let why = "token holders' names and the references of aidants, trainees and Pix candidates moved to the \
+                   directory of persons, replaced by their ids; the ids derived from references (habilitations, \
+                   claims) derived from those ids instead; the old log is archived outside the data directory";
+        log.append(seal(&done, before.events, why)?).await?;
     }
     let after = store::sqlite::verify(&new_path, None)?;
     anyhow::ensure!(after.is_intact(), "the new log does not verify: nothing was replaced");
@@ -712,23 +797,93 @@ pub async fn migrate(data: &Path, archive: &Path) -> anyhow::Result<Migration> {
     // The read models' snapshots name the old log's hashes (and its ids): they would be
     // refused anyway.
     let _ = std::fs::remove_dir_all(data.join(crate::SNAPSHOTS_DIR));
-    Ok(Migration {
-        previous_head,
-        events: report.events,
-        actors_replaced: migrator.actors_replaced,
-        persons: migrator.agents.len(),
-        references_replaced,
-        reference_persons: found.references.len(),
-        references_already_ids: found.already_ids,
-        ids_remapped,
-        ids_remapped_at_random: kept_apart,
-        streams_renamed: report.streams_renamed,
-        command_ids_remapped: commands_remapped,
-        events_with_ids_remapped: report.ids_changed,
-        fingerprints_replaced: report.fingerprints_changed,
-        head: format!("{}:{}", after.head_position, after.head_hash),
-        archived_log,
+    done.head = format!("{}:{}", after.head_position, after.head_hash);
+    Ok(done)
+}
+
+/// Migrates a PostgreSQL log written before the directory of persons (see the module
+/// doc) from its schema `old` into the schema `new`, which must hold no log: the log is
+/// copied into a new chain (see [`store::postgres::rewrite`]) sealed by a last event that
+/// records the old head digest and what was done; the persons go into `new`'s directory
+/// of persons (with those `old`'s already held), the tokens into `new`'s (their holders'
+/// names moved to the directory), and the sagas' checkpoints too. `old` is left as it is:
+/// it is the archive (`tracker verify --store OLD --expect <old digest>` proves it). A log
+/// that names nobody in clear is refused, and nothing is written.
+pub async fn migrate_postgres(old: &str, new: &str) -> anyhow::Result<Migration> {
+    anyhow::ensure!(
+        store::postgres::is_postgres_url(old) && store::postgres::is_postgres_url(new),
+        "--store and --to name PostgreSQL logs: postgres://user@host:5432/db?options=-csearch_path%3Dschema"
+    );
+    anyhow::ensure!(old != new, "--to names the log itself: the copy goes into another schema or database");
+    anyhow::ensure!(
+        store::postgres::rewrite::has_table(old, "tracker_events").await?,
+        "no log at {}",
+        store::redact_url(old)
+    );
+    let log = store::PostgresStore::connect(old)
+        .await
+        .with_context(|| format!("cannot open the event log at {}", store::redact_url(old)))?;
+    let before = log.verify(None).await?;
+    if !before.is_intact() {
+        bail!("the log at {} is ALTERED: it is not migrated", store::redact_url(old));
+    }
+    let previous_head = format!("{}:{}", before.head_position, before.head_hash);
+    let started = std::time::Instant::now();
+    let found = survey(&log).await?;
+    tracing::info!(elapsed = ?started.elapsed(), references = found.references.len(), "surveyed the log");
+    ensure_something_to_migrate(&found)?;
+    // Refused before anything is written there (the copy checks it again, in its
+    // transaction).
+    anyhow::ensure!(
+        !store::postgres::rewrite::holds_a_log(new).await?,
+        "{} holds a log already: the copy goes into a schema without one (an interrupted copy: drop the schema)",
+        store::redact_url(new)
+    );
+    let directory = Directory::connect_postgres(new)
+        .with_context(|| format!("cannot open the directory of persons at {}", store::redact_url(new)))?;
+    // Persons the old log's directory holds already (a log written partly since the
+    // directory): the same ids in the new one, erasures too.
+    if store::postgres::rewrite::has_table(old, "tracker_persons").await? {
+        let previous = Directory::connect_postgres(old)?;
+        for person in previous.persons()? {
+            directory.adopt(&person)?;
+        }
+        for erasure in previous.erasures()? {
+            directory.adopt_erasure(&erasure)?;
+        }
+    }
+    let (mut migrator, plan) = plan(&log, &found, &directory).await?;
+    let report =
+        store::postgres::rewrite::rewrite_with(old, new, Some((before.head_position, before.head_hash)), &mut migrator)
+            .await;
+    let report = copied(report, &mut migrator)?;
+    drop(log);
+    tracing::info!(elapsed = ?started.elapsed(), "copied the log");
+    // The tokens, their holders' names (records written before the directory) moved to
+    // the directory: the same person per role and name as the actors.
+    store::postgres::rewrite::copy_shared(old, new, |mut token| {
+        let Ok(mut record) = serde_json::from_str::<api::TokenRecord>(&token.record) else { return Ok(token) };
+        if record.person.is_none() {
+            let person = directory.agent(record.role.name(), &record.label).map_err(store::StoreError::backend_from)?;
+            record.person = Some(person);
+            record.label.clear();
+            token.record = serde_json::to_string(&record).map_err(store::StoreError::backend_from)?;
+        }
+        Ok(token)
     })
+    .await?;
+    directory.make_durable()?;
+    let mut done =
+        migration(previous_head, &found, &migrator, &plan, &report, String::new(), store::redact_url(old).to_string());
+    let log = store::PostgresStore::connect(new).await?;
+    let why = "token holders' names and the references of aidants, trainees and Pix candidates moved to the \
+               directory of persons, replaced by their ids; the ids derived from references (habilitations, \
+               claims) derived from those ids instead; the old log is left in its schema, sealed, as the archive";
+    log.append(seal(&done, before.events, why)?).await?;
+    let after = log.verify(None).await?;
+    anyhow::ensure!(after.is_intact(), "the new log at {} does not verify", store::redact_url(new));
+    done.head = format!("{}:{}", after.head_position, after.head_hash);
+    Ok(done)
 }
 
 #[cfg(test)]

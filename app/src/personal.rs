@@ -3,7 +3,7 @@
 //! migration of logs written before the directory of persons is in [`crate::migrate`].
 //! The log never changes here; only the directory of persons beside it does.
 
-pub use crate::migrate::{MIGRATION_ACTOR, Migration, migrate};
+pub use crate::migrate::{MIGRATION_ACTOR, Migration, migrate, migrate_postgres};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -22,6 +22,7 @@ pub mod memory;
 pub mod payload;
 pub mod postgres;
 pub mod replicas;
+pub mod rewrite;
 pub mod sqlite;
 pub mod verify;
 

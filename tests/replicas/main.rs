@@ -562,3 +562,65 @@ async fn a_replicas_own_directory_is_copied_into_the_shared_one_ids_and_erasures
     assert!(again["removed"].is_string(), "{again}");
     assert!(!data.path().join(Directory::FILE).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(postgres_missing, ignore = "needs TRACKER_TEST_POSTGRES_URL when built (.ci/run starts a server)")]
+async fn a_postgres_log_naming_its_actors_is_migrated_into_another_schema_by_the_command_line() {
+    let test = "migrate-personal-data --store --to";
+    let Some((seeded_url, _)) = seeded(test).await else { return };
+    let (Some(old), Some(new)) =
+        (store::postgres::testing::fresh_url(test).await, store::postgres::testing::fresh_url(test).await)
+    else {
+        return;
+    };
+    // Given a log as the version before the directory wrote it when token holders acted:
+    // their names in the actors (made from the seeded log, chained as the writer does),
+    // and a token whose record holds its holder's name
+    let mut n = 0;
+    store::postgres::rewrite::rewrite_with(&seeded_url, &old, None, |_: &str, _: &str, actor: &str, payload: &str| {
+        n += 1;
+        let actor = if n % 2 == 0 { "opco:Marie Dupont (token 3f2a9c1e)".to_string() } else { actor.to_string() };
+        store::postgres::rewrite::Rewritten { actor, payload: payload.to_string() }
+    })
+    .await
+    .unwrap();
+    let log = PostgresStore::connect(&old).await.unwrap();
+    let record = json!({
+        "id": "3f2a9c1e-0000-4000-8000-000000000001", "hash": "00", "role": "opco", "structure": null,
+        "label": "Marie Dupont", "created_at": "2021-03-01T00:00:00Z", "revoked_at": null
+    });
+    let id = uuid::Uuid::parse_str("3f2a9c1e-0000-4000-8000-000000000001").unwrap();
+    let token = store::SharedToken { id, hash: "00".into(), record: record.to_string(), revoked_at: None };
+    store::ReplicaState::create_token(&log, token).await.unwrap();
+    let named = |events: &[RecordedEvent]| events.iter().filter(|e| e.metadata.actor.contains("Marie Dupont")).count();
+    assert!(named(&all_events(&log).await) > 0);
+    let before = tracker(&["verify", "--store", &old]).output().unwrap();
+    let before = String::from_utf8_lossy(&before.stdout).to_string();
+    let old_digest = before.lines().find_map(|l| l.trim().strip_prefix("head digest ")).unwrap().to_string();
+
+    // When it is migrated into another schema through the command line
+    let migrated = tracker(&["migrate-personal-data", "--store", &old, "--to", &new, "--json"]).output().unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let report: Value = serde_json::from_slice(&migrated.stdout).unwrap();
+
+    // Then the new log names nobody, verifies, and records the old digest, which the old
+    // log, left as it was, still proves; the token's holder is an id of the directory
+    assert_eq!(report["previousHead"], old_digest, "{report}");
+    assert_eq!(report["persons"], 1, "{report}");
+    let moved = PostgresStore::connect(&new).await.unwrap();
+    let events = all_events(&moved).await;
+    assert_eq!(named(&events), 0);
+    assert_eq!(events.last().unwrap().event_type, "PersonalDataMigrated");
+    verify(&new);
+    let proven = tracker(&["verify", "--store", &old, "--expect", &old_digest]).output().unwrap();
+    assert_eq!(proven.status.code(), Some(0), "{}", String::from_utf8_lossy(&proven.stdout));
+    let tokens = store::ReplicaState::tokens(&moved).await.unwrap();
+    assert!(!tokens[0].record.contains("Marie Dupont") && tokens[0].record.contains("\"person\""), "{tokens:?}");
+    let people = tracker(&["subject-access", "Marie Dupont", "--store", &new]).output().unwrap();
+    assert!(people.status.success(), "{}", String::from_utf8_lossy(&people.stderr));
+
+    // When it is migrated again into the same schema, it is refused
+    let again = tracker(&["migrate-personal-data", "--store", &old, "--to", &new]).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("holds a log already"), "{again:?}");
+}

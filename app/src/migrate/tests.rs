@@ -78,7 +78,15 @@ async fn saga(store: &Arc<dyn EventStore>, uc: &Arc<UseCases>) -> sagas::Reimbur
 /// sent them (the reimbursement saga acting after each step, as the server's does).
 async fn old_style_log(data: &Path) -> History {
     let store: Arc<dyn EventStore> = Arc::new(SqliteStore::open(data.join(crate::LOG_FILE)).unwrap());
-    scenarios::demo::seed(store.clone(), Arc::new(store::Directory::open(data).unwrap())).await.unwrap();
+    let history = write_old_style_log(store, Arc::new(store::Directory::open(data).unwrap())).await;
+    released(data).await;
+    history
+}
+
+/// The history of [`old_style_log`] written into `store`, the sample's invented
+/// references going into `people`.
+async fn write_old_style_log(store: Arc<dyn EventStore>, people: Arc<Directory>) -> History {
+    scenarios::demo::seed(store.clone(), people).await.unwrap();
     let uc = UseCases::new(store.clone());
     let mut saga = saga(&store, &uc).await;
     let structure = StructureId(scenarios::demo::demo_structure());
@@ -172,7 +180,6 @@ async fn old_style_log(data: &Path) -> History {
     uc.funds_call(paid, meta()).await.unwrap();
     saga.run_until_idle().await.unwrap();
     drop((saga, uc, store));
-    released(data).await;
     History { structure, purchase, campaign, habilitation, claim, imported, certification: certification_id }
 }
 
@@ -212,18 +219,24 @@ async fn fold<V: Projection + serde::Serialize>(log: &dyn EventStore) -> String 
 
 /// The read models the reports and dashboards are drawn from, folded from a log.
 async fn views(path: &Path) -> Vec<String> {
-    let log = SqliteStore::open_read_only(path).unwrap();
+    views_of(&SqliteStore::open_read_only(path).unwrap()).await
+}
+
+async fn views_of(log: &dyn EventStore) -> Vec<String> {
     vec![
-        fold::<BudgetView>(&log).await,
-        fold::<DashboardView>(&log).await,
-        fold::<ReimbursementsView>(&log).await,
-        fold::<ProgrammesView>(&log).await,
+        fold::<BudgetView>(log).await,
+        fold::<DashboardView>(log).await,
+        fold::<ReimbursementsView>(log).await,
+        fold::<ProgrammesView>(log).await,
     ]
 }
 
 /// Every clear reference of the old log (kind, scope, as written) and derived id.
 async fn clear_references(path: &Path) -> Vec<(PersonKind, String, String, Option<String>)> {
-    let log = SqliteStore::open_read_only(path).unwrap();
+    clear_references_of(&SqliteStore::open_read_only(path).unwrap()).await
+}
+
+async fn clear_references_of(log: &dyn EventStore) -> Vec<(PersonKind, String, String, Option<String>)> {
     let mut found = Vec::new();
     for e in log.read_all(0, 1_000_000).await.unwrap() {
         let payload = e.payload.to_value();
@@ -546,6 +559,132 @@ async fn a_log_written_partly_since_the_directory_keeps_the_newer_stream_of_the_
     assert_eq!(log.read_stream(older).await.unwrap().len(), old_events.len());
     assert_eq!(log.read_stream(&newer_stream).await.unwrap().len(), 1);
     assert!(store::sqlite::verify(&data.join(crate::LOG_FILE), None).unwrap().is_intact());
+}
+
+/// Every text of a PostgreSQL log's events and command records (streams, actors,
+/// payloads, fingerprints), read from its tables.
+async fn log_text(url: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let mut text = String::new();
+    for query in [
+        "SELECT stream || ' ' || actor || ' ' || payload FROM tracker_events ORDER BY position",
+        "SELECT stream || ' ' || fingerprint FROM tracker_commands",
+        "SELECT record FROM tracker_tokens",
+    ] {
+        for row in client.query(query, &[]).await.unwrap() {
+            text.push_str(row.get::<_, &str>(0));
+            text.push('\n');
+        }
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(postgres_missing, ignore = "needs TRACKER_TEST_POSTGRES_URL when built (.ci/run starts a server)")]
+async fn a_postgresql_log_is_migrated_into_another_schema_and_the_old_one_stays_its_archive() {
+    let test = "migrate-personal-data on PostgreSQL";
+    let (Some(old), Some(new)) =
+        (store::postgres::testing::fresh_url(test).await, store::postgres::testing::fresh_url(test).await)
+    else {
+        return;
+    };
+    // Given a log written as before the directory into a PostgreSQL schema, with a token
+    // whose record holds its holder's name, and the saga's checkpoint and lease
+    let log = store::PostgresStore::connect(&old).await.unwrap();
+    let history =
+        write_old_style_log(Arc::new(log.clone()), Arc::new(Directory::connect_postgres(&old).unwrap())).await;
+    let token = api::TokenRecord {
+        id: Uuid::new_v4(),
+        hash: "0".repeat(64),
+        role: api::Role::Opco,
+        structure: None,
+        person: None,
+        label: "Marie Dupont".into(),
+        created_at: chrono::Utc::now(),
+        revoked_at: None,
+    };
+    let shared = store::SharedToken {
+        id: token.id,
+        hash: token.hash.clone(),
+        record: serde_json::to_string(&token).unwrap(),
+        revoked_at: None,
+    };
+    use store::ReplicaState;
+    log.create_token(shared).await.unwrap();
+    let holder = Uuid::new_v4();
+    assert!(log.acquire_lease("reimbursement", holder, std::time::Duration::from_secs(60)).await.unwrap());
+    assert!(log.save_checkpoint("reimbursement", holder, 7).await.unwrap());
+    let before = log.verify(None).await.unwrap();
+    let old_digest = format!("{}:{}", before.head_position, before.head_hash);
+    let references = clear_references_of(&log).await;
+    for reference in [AIDANT, TRAINEE, CANDIDATE, "Marie Dupont", &history.habilitation.0.to_string()] {
+        assert!(log_text(&old).await.contains(reference), "the old log names {reference}");
+    }
+    let figures = views_of(&log).await;
+
+    // When it is migrated into another schema
+    let done = migrate_postgres(&old, &new).await.unwrap();
+
+    // Then no reference, name or id derived from a reference is in the new log's tables
+    let text = log_text(&new).await;
+    let mut gone: Vec<String> = references.iter().map(|r| r.2.clone()).collect();
+    gone.extend(references.iter().filter_map(|r| r.3.clone()));
+    gone.extend(["Marie Dupont".to_string(), "Jean Martin".to_string()]);
+    for needle in &gone {
+        assert!(!text.contains(needle.as_str()), "{needle} is still in the new log");
+    }
+    assert!(done.actors_replaced >= 1 && done.references_replaced.values().sum::<u64>() == references.len() as u64);
+    // the new schema's directory finds each person, and the token's holder
+    let directory = Directory::connect_postgres(&new).unwrap();
+    let mut ids = HashMap::new();
+    for (kind, scope, reference, derived) in &references {
+        let id = directory.find(*kind, scope, reference).unwrap().unwrap_or_else(|| panic!("{reference}"));
+        if let Some(old) = derived {
+            ids.insert(old.clone(), derive(*kind, scope, id).unwrap().to_string());
+        }
+    }
+    let marie = directory.agent("opco", "Marie Dupont").unwrap();
+    assert!(text.contains(&format!("opco:{marie} (token 3f2a9c1e)")), "the actor is the token holder's id");
+    let migrated = store::PostgresStore::connect(&new).await.unwrap();
+    let tokens = migrated.tokens().await.unwrap();
+    let record: api::TokenRecord = serde_json::from_str(&tokens[0].record).unwrap();
+    assert_eq!((record.id, record.person, record.label.as_str()), (token.id, Some(marie), ""));
+    // the saga's checkpoint is copied, its lease is not
+    assert_eq!(migrated.load_checkpoint("reimbursement").await.unwrap(), 7);
+    assert!(migrated.acquire_lease("reimbursement", Uuid::new_v4(), std::time::Duration::from_secs(1)).await.unwrap());
+    // the new log verifies, sealed with the old digest; the old one is as it was
+    let after = migrated.verify(None).await.unwrap();
+    assert!(after.is_intact(), "{after:?}");
+    assert_eq!(done.head, format!("{}:{}", after.head_position, after.head_hash));
+    let seal = migrated.read_all(after.head_position - 1, 1).await.unwrap().remove(0);
+    assert_eq!(
+        (seal.event_type.as_str(), seal.payload.to_value()["previousHead"].as_str()),
+        (SEAL, Some(old_digest.as_str()))
+    );
+    let unchanged = log.verify(None).await.unwrap();
+    assert!(unchanged.is_intact());
+    assert_eq!(format!("{}:{}", unchanged.head_position, unchanged.head_hash), old_digest);
+    assert!(log_text(&old).await.contains(AIDANT), "the old log is the archive, left as it was");
+    // the read models give the same figures, each reference and derived id read as its id
+    let mut expected = figures;
+    for view in &mut expected {
+        for (kind, scope, reference, _) in &references {
+            let id = directory.find(*kind, scope, reference).unwrap().unwrap();
+            *view = view
+                .replace(&Value::from(reference.as_str()).to_string(), &Value::from(written(*kind, id)).to_string());
+        }
+        *view = substitute_ids(view, &ids).into_owned();
+    }
+    for (old, new) in expected.iter().zip(&views_of(&migrated).await) {
+        let (old, new): (Value, Value) = (serde_json::from_str(old).unwrap(), serde_json::from_str(new).unwrap());
+        assert_eq!(old, new);
+    }
+
+    // When it is migrated again into the same schema, it is refused, and nothing changes
+    let again = migrate_postgres(&old, &new).await.unwrap_err();
+    assert!(again.to_string().contains("holds a log already"), "{again}");
+    assert_eq!(migrated.verify(None).await.unwrap().head_hash, after.head_hash);
 }
 
 #[test]

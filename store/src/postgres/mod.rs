@@ -36,6 +36,7 @@
 //! replicas share beside the log ([`shared`]): `tracker_tokens`, `tracker_checkpoints`,
 //! `tracker_leases`. Minimum server: PostgreSQL 12 (tested with 15).
 
+pub mod rewrite;
 mod shared;
 mod verify;
 mod writer;

@@ -1,9 +1,5 @@
-//! A copy of a log with some fields changed, chained anew: the one way a log's content
-//! ever changes, for a migration that must take something out of it (the actors' names
-//! and the persons' references written before the directory of persons, and the ids
-//! derived from those references). It never touches the original: it writes a new file,
-//! and the caller keeps the old one (sealed by its head digest, which the copy records in
-//! its last event) where it decides.
+//! The copy of an embedded log with some fields changed, chained anew (see
+//! [`crate::rewrite`]): it writes a new file and never touches the original.
 //!
 //! Positions, versions, dates, recording instants and append marks are copied as they
 //! are; only what the [`Rewrite`] changes differs (streams' names, actors, payloads, ids,
@@ -14,75 +10,12 @@ use super::record::{self, Append, Fingerprint};
 use super::{FORMAT, SCHEMA, configure};
 use crate::StoreError;
 use crate::chain::{self, ChainHash};
+use crate::rewrite::{AppendCopy, Copying, EventIds};
+pub use crate::rewrite::{Rewrite, RewriteReport, Rewritten};
 use rusqlite::{Connection, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::path::Path;
 use uuid::Uuid;
-
-/// What a rewrite may change in an event.
-pub struct Rewritten {
-    pub actor: String,
-    pub payload: String,
-}
-
-/// What changes in the copy. Only [`Rewrite::event`] is required; by default streams keep
-/// their names and commands their fingerprints.
-pub trait Rewrite {
-    /// A stream's name in the copy (called once per stream, before any event). Two streams
-    /// may not end up with one name (the copy is refused).
-    fn stream(&mut self, name: &str) -> String {
-        name.to_string()
-    }
-
-    /// An id in the copy: each event's id, its command's, its correlation's and its
-    /// causation's go through it (an id derived from something the copy changes changes
-    /// with it).
-    fn id(&mut self, id: Uuid) -> Uuid {
-        id
-    }
-
-    /// An event's actor and payload in the copy; `stream` is its stream's new name.
-    fn event(&mut self, stream: &str, event_type: &str, actor: &str, payload: &str) -> Rewritten;
-
-    /// The fingerprint the copy keeps for the command of one append (to `stream`, its new
-    /// name), given its events' new payloads; `changed` says whether the stream was
-    /// renamed or a payload of the append changed (the command then had other content).
-    fn fingerprint(
-        &mut self,
-        _command_id: Uuid,
-        _stream: &str,
-        old: &str,
-        _changed: bool,
-        _payloads: &[&str],
-    ) -> String {
-        old.to_string()
-    }
-}
-
-/// A closure of `(stream, event type, actor, payload)` changes events only.
-impl<F: FnMut(&str, &str, &str, &str) -> Rewritten> Rewrite for F {
-    fn event(&mut self, stream: &str, event_type: &str, actor: &str, payload: &str) -> Rewritten {
-        self(stream, event_type, actor, payload)
-    }
-}
-
-/// What a rewrite did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RewriteReport {
-    pub events: u64,
-    /// Events whose actor or payload changed.
-    pub changed: u64,
-    /// Streams whose name changed.
-    pub streams_renamed: u64,
-    /// Commands whose fingerprint changed.
-    pub fingerprints_changed: u64,
-    /// Events one of whose ids (its own, its command's, correlation's or causation's)
-    /// changed.
-    pub ids_changed: u64,
-    /// The new file's head: position and log hash.
-    pub head_position: u64,
-    pub head_hash: ChainHash,
-}
 
 /// Copies the format-3 log at `from` into a new file `to`, with `change(stream, event
 /// type, actor, payload)` applied to each event, in one transaction.
@@ -96,7 +29,7 @@ pub fn rewrite(
 
 /// Copies the format-3 log at `from` into a new file `to`, with `change` applied (see
 /// [`Rewrite`]), in one transaction.
-pub fn rewrite_with(from: &Path, to: &Path, mut change: impl Rewrite) -> Result<RewriteReport, StoreError> {
+pub fn rewrite_with(from: &Path, to: &Path, change: impl Rewrite) -> Result<RewriteReport, StoreError> {
     if to.exists() {
         return Err(StoreError::backend(format!("{} exists already: the copy goes into a new file", to.display())));
     }
@@ -111,15 +44,7 @@ pub fn rewrite_with(from: &Path, to: &Path, mut change: impl Rewrite) -> Result<
     configure(&target)?;
     let tx = target.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch(SCHEMA)?;
-    let mut report = RewriteReport {
-        events: 0,
-        changed: 0,
-        streams_renamed: 0,
-        fingerprints_changed: 0,
-        ids_changed: 0,
-        head_position: 0,
-        head_hash: ChainHash::GENESIS,
-    };
+    let mut copying = Copying::new(change);
     // The same stream ids, in the same order (the records name streams by id), with
     // their new names.
     let mut names: HashMap<i64, String> = HashMap::new();
@@ -130,14 +55,8 @@ pub fn rewrite_with(from: &Path, to: &Path, mut change: impl Rewrite) -> Result<
         let mut rows = read.query([])?;
         while let Some(row) = rows.next()? {
             let (id, old): (i64, String) = (row.get(0)?, row.get(1)?);
-            let new = change.stream(&old);
-            insert.execute(params![id, new]).map_err(|e| {
-                StoreError::backend_context(
-                    format!("stream {old} cannot be named {new} in the copy: two streams would have that name"),
-                    e,
-                )
-            })?;
-            report.streams_renamed += u64::from(new != old);
+            let new = copying.stream(&old)?;
+            insert.execute(params![id, new])?;
             renamed.insert(id, new != old);
             names.insert(id, new);
         }
@@ -164,17 +83,17 @@ pub fn rewrite_with(from: &Path, to: &Path, mut change: impl Rewrite) -> Result<
             }
             append.push((position, blob));
             if append.len() >= expected {
-                chain.copy(&append, &names, &renamed, &mut change, &mut insert, &mut report)?;
+                chain.copy(&append, &names, &renamed, &mut copying, &mut insert)?;
                 append.clear();
             }
         }
         if !append.is_empty() {
-            chain.copy(&append, &names, &renamed, &mut change, &mut insert, &mut report)?;
+            chain.copy(&append, &names, &renamed, &mut copying, &mut insert)?;
         }
     }
     tx.commit()?;
     target.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
-    Ok(report)
+    Ok(copying.report)
 }
 
 /// Makes the log at `path` one self-contained file: its WAL copied back into it and
@@ -205,42 +124,41 @@ impl Chain {
         append: &[(u64, Vec<u8>)],
         names: &HashMap<i64, String>,
         renamed: &HashMap<i64, bool>,
-        change: &mut impl Rewrite,
+        copying: &mut Copying<impl Rewrite>,
         insert: &mut rusqlite::Statement<'_>,
-        report: &mut RewriteReport,
     ) -> Result<(), StoreError> {
         let mut records = Vec::with_capacity(append.len());
         let mut new = Vec::with_capacity(append.len());
-        let mut payload_changed = false;
+        let mut this = AppendCopy::default();
         for (position, blob) in append {
             let mut r = record::decode(blob)
                 .ok_or_else(|| StoreError::corrupt(format!("event at position {position}: unreadable record")))?;
-            let mut id = |bytes: [u8; 16]| change.id(Uuid::from_bytes(bytes)).into_bytes();
-            let ids = (id(r.event_id), id(r.command_id), id(r.correlation_id), r.causation_id.map(&mut id));
-            report.ids_changed +=
-                u64::from((ids.0, ids.1, ids.2, ids.3) != (r.event_id, r.command_id, r.correlation_id, r.causation_id));
-            (r.event_id, r.command_id, r.correlation_id, r.causation_id) = ids;
+            let ids = copying.ids(EventIds {
+                event: Uuid::from_bytes(r.event_id),
+                command: Uuid::from_bytes(r.command_id),
+                correlation: Uuid::from_bytes(r.correlation_id),
+                causation: r.causation_id.map(Uuid::from_bytes),
+            });
+            (r.event_id, r.command_id, r.correlation_id, r.causation_id) = (
+                ids.event.into_bytes(),
+                ids.command.into_bytes(),
+                ids.correlation.into_bytes(),
+                ids.causation.map(Uuid::into_bytes),
+            );
             let stream = names
                 .get(&r.stream_id)
                 .ok_or_else(|| StoreError::corrupt(format!("event at position {position}: unknown stream")))?;
-            let n = change.event(stream, r.event_type, r.actor, r.payload);
-            if n.actor != r.actor || n.payload != r.payload {
-                report.changed += 1;
-            }
-            payload_changed |= n.payload != r.payload;
+            new.push(copying.event(&mut this, stream, r.event_type, r.actor, r.payload));
             records.push((*position, r));
-            new.push(n);
         }
         let first = &records[0].1;
         let stream = &names[&first.stream_id];
         let fingerprint = match first.append {
             Append::Starts { fingerprint, .. } => {
-                let old = fingerprint.text();
-                let changed = payload_changed || renamed.get(&first.stream_id).copied().unwrap_or(false);
                 let payloads: Vec<&str> = new.iter().map(|n| n.payload.as_str()).collect();
-                let fresh = change.fingerprint(Uuid::from_bytes(first.command_id), stream, &old, changed, &payloads);
-                report.fingerprints_changed += u64::from(fresh != old);
-                Some(fresh)
+                let renamed = renamed.get(&first.stream_id).copied().unwrap_or(false);
+                let command = Uuid::from_bytes(first.command_id);
+                Some(copying.fingerprint(&this, command, stream, renamed, &fingerprint.text(), &payloads))
             }
             _ => None,
         };
@@ -277,9 +195,7 @@ impl Chain {
                 &mut self.buffer,
             );
             insert.execute(params![position, &self.buffer[..]])?;
-            report.events += 1;
-            report.head_position = position;
-            report.head_hash = self.log;
+            copying.written(position, self.log);
         }
         Ok(())
     }
