@@ -16,6 +16,8 @@ struct Running {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     client: reqwest::Client,
     log: std::sync::Arc<dyn EventStore>,
+    /// The server's read models (a test waits for them to show a write: they follow the log).
+    state: api::AppState,
 }
 
 async fn start(data_dir: &Path) -> Running {
@@ -35,12 +37,12 @@ async fn start(data_dir: &Path) -> Running {
     };
     let app = Application::build(&settings).await.expect("the application starts");
     let url = format!("http://{}", app.addr());
-    let log = app.state().store.clone();
+    let (log, state) = (app.state().store.clone(), app.state().clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run(async move {
         let _ = stopped.await;
     }));
-    Running { url, stop, task, client: reqwest::Client::new(), log }
+    Running { url, stop, task, client: reqwest::Client::new(), log, state }
 }
 
 async fn token(dir: &Path, role: api::Role, structure: Option<uuid::Uuid>) -> String {
@@ -214,6 +216,8 @@ async fn the_samples_aidants_show_by_reference_and_a_file_naming_one_again_reach
 
     // Then it reaches the seeded habilitation (a new one would have been refused: not requested)
     assert_eq!((status, report["accepted"].as_u64()), (200, Some(1)), "{report}");
+    let head = *server.log.head().borrow();
+    assert!(server.state.wait_for(head, std::time::Duration::from_secs(10)).await, "the read models follow");
     let habilitations = query("{ habilitations { aidant status } }").await;
     let aidant_4 =
         habilitations["data"]["habilitations"].as_array().unwrap().iter().find(|h| h["aidant"] == "AIDANT-004");

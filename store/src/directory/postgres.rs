@@ -76,6 +76,17 @@ WHERE kind = $2::text AND kind <> 'agent' AND scope = $3::text AND reference = $
 const FIND_ONE: &str =
     "SELECT reference, id FROM tracker_persons WHERE kind = $1 AND kind <> 'agent' AND scope = $2 AND reference = $3";
 
+/// The other sessions of this database whose snapshot is as old as the erasing
+/// transaction (`$1`) or older: they may still see an erased row, which `VACUUM FULL`
+/// then keeps. Sessions of other roles show no `backend_xmin` without `pg_read_all_stats`.
+const OLDER_SNAPSHOTS: &str = "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+     AND datname = current_database() AND backend_xmin IS NOT NULL AND age(backend_xmin) >= age($1::text::xid)";
+
+/// How long an erasure waits for older snapshots to end before rewriting the table
+/// (ours), and how often it looks.
+const SNAPSHOTS_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const SNAPSHOT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Participants (not agents): the queries say `kind <> 'agent'` too, so that the partial
 /// unique index serves them whatever plan PostgreSQL keeps for the statement.
 const FIND: &str = "SELECT reference, id FROM tracker_persons WHERE kind = $1 AND kind <> 'agent' AND scope = $2 AND reference = ANY($3)";
@@ -348,10 +359,33 @@ impl Rows for PostgresRows {
                 .map_err(|e| failed(&place, pg(e)))?;
                 erased.push(Erasure { id, kind, erased_at: at, reason: reason.clone() });
             }
+            // The erasing transaction's id (32 bits, as `backend_xmin` shows ids).
+            let erasing: String = tx
+                .query_one("SELECT (txid_current() % 4294967296)::text", &[])
+                .await
+                .map_err(|e| failed(&place, pg(e)))?
+                .get(0);
             tx.commit().await.map_err(|e| failed(&place, pg(e)))?;
             // A deleted row stays in the table's pages (and its references in the
-            // indexes' pages) until they are rewritten: rewrite them now, table and
-            // indexes, into new files.
+            // indexes' pages) until they are rewritten: rewrite them, table and indexes,
+            // into new files. The rewrite keeps a row any running snapshot taken before the
+            // erasure may still see: wait for those to end first (short transactions of
+            // the replicas, usually none).
+            let mut waited = std::time::Duration::ZERO;
+            let older: Vec<i32> = loop {
+                let older: Vec<i32> = client
+                    .query(OLDER_SNAPSHOTS, &[&erasing])
+                    .await
+                    .map_err(|e| failed(&place, pg(e)))?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                if older.is_empty() || waited >= SNAPSHOTS_WAIT {
+                    break older;
+                }
+                tokio::time::sleep(SNAPSHOT_POLL).await;
+                waited += SNAPSHOT_POLL;
+            };
             client.batch_execute("VACUUM FULL tracker_persons").await.map_err(|e| {
                 failed(
                     &place,
@@ -362,6 +396,17 @@ impl Rows for PostgresRows {
                     ),
                 )
             })?;
+            if !older.is_empty() {
+                return Err(failed(
+                    &place,
+                    format!(
+                        "the persons are erased, but sessions {older:?} held a snapshot older than the erasure \
+                         for {} s, so their bytes may stay in the table's files: run `VACUUM FULL \
+                         tracker_persons` once those transactions end",
+                        SNAPSHOTS_WAIT.as_secs()
+                    ),
+                ));
+            }
             Ok(erased)
         })
     }

@@ -62,6 +62,7 @@ mod postgres {
 
     use super::super::*;
     use crate::postgres::testing::fresh_url;
+    use std::sync::Arc;
 
     async fn raw(url: &str) -> tokio_postgres::Client {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
@@ -152,6 +153,32 @@ mod postgres {
         assert_eq!(held(&after, b"AIDANT-00003"), 0);
         assert_eq!(held(&after, b"Marie Dupont"), 0);
         assert_eq!(held(&after, b"AIDANT-00004"), 2, "the others stay");
+    }
+
+    #[cfg_attr(postgres_missing, ignore = "needs TRACKER_TEST_POSTGRES_URL when built (.ci/run starts one)")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_erasure_waits_for_a_snapshot_older_than_it_before_rewriting_the_table() {
+        let Some(url) = fresh_url("an_erasure_waits_for_a_snapshot_older_than_it").await else { return };
+        let d = Arc::new(Directory::connect_postgres(&url).unwrap());
+        let ids = d.pseudonyms(PersonKind::Aidant, "s1", &["AIDANT-00003", "AIDANT-00004"]).unwrap();
+        // Given another session reading the persons in a snapshot taken before the erasure
+        let mut reader = raw(&url).await;
+        let reading = reader.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead);
+        let reading = reading.start().await.unwrap();
+        assert_eq!(reading.query("SELECT 1 FROM tracker_persons", &[]).await.unwrap().len(), 2);
+        // When the person is erased meanwhile
+        let erasing = {
+            let d = d.clone();
+            tokio::task::spawn_blocking(move || d.forget(ids[0], "request"))
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!erasing.is_finished(), "the erasure waits for the older snapshot");
+        // Then, once that session ends, the rewrite leaves no byte of the person
+        reading.commit().await.unwrap();
+        erasing.await.unwrap().unwrap();
+        let files = table_files(&raw(&url).await).await;
+        assert_eq!(held(&files, b"AIDANT-00003"), 0);
+        assert_eq!(held(&files, b"AIDANT-00004"), 2);
     }
 
     #[cfg_attr(postgres_missing, ignore = "needs TRACKER_TEST_POSTGRES_URL when built (.ci/run starts one)")]
