@@ -431,37 +431,10 @@ pub async fn copy_shared(
 mod tests {
     use super::*;
     use crate::postgres::testing::fresh_url;
-    use crate::{AppendRequest, EventStore, ExpectedVersion, NewEvent, Payload, PostgresStore};
-    use domain::{CommandId, CommandMeta, EventId};
+    use crate::{AppendRequest, EventStore, ExpectedVersion, PostgresStore};
+    use domain::CommandId;
 
-    fn event(command_id: CommandId, i: usize, payload: &str) -> NewEvent {
-        NewEvent {
-            event_id: EventId::for_command(command_id, i),
-            event_type: "Noted".into(),
-            schema_version: 1,
-            business_date: chrono::NaiveDate::from_ymd_opt(2021, 3, 1).unwrap(),
-            payload: Payload::from_text(payload.to_string()),
-            metadata: CommandMeta::new(command_id, "anct"),
-        }
-    }
-
-    /// Renames `…-old` streams, takes `secret` out of payloads, gives a command another id.
-    struct Renaming(Uuid, Uuid);
-
-    impl Rewrite for Renaming {
-        fn id(&mut self, id: Uuid) -> Uuid {
-            if id == self.0 { self.1 } else { id }
-        }
-        fn stream(&mut self, name: &str) -> String {
-            name.replace("old", "new")
-        }
-        fn event(&mut self, _: &str, _: &str, actor: &str, payload: &str) -> Rewritten {
-            Rewritten { actor: actor.to_string(), payload: payload.replace("secret", "id") }
-        }
-        fn fingerprint(&mut self, _: Uuid, stream: &str, old: &str, changed: bool, payloads: &[&str]) -> String {
-            if changed { format!("{stream}:{}", payloads.join("+")) } else { old.to_string() }
-        }
-    }
+    use crate::rewrite::testing::{Renaming, event};
 
     #[cfg_attr(postgres_missing, ignore = "needs TRACKER_TEST_POSTGRES_URL when built (.ci/run starts a server)")]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
