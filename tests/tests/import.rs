@@ -20,6 +20,17 @@ struct Running {
     state: api::AppState,
 }
 
+impl Running {
+    /// Stops the server. Our handles on its log and read models go first: the server
+    /// waits (up to 10 s) to be the last one holding the log before it returns.
+    async fn stop(self) {
+        let Running { stop, task, log, state, .. } = self;
+        drop((log, state));
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+    }
+}
+
 async fn start(data_dir: &Path) -> Running {
     let log = app::open_store(data_dir).unwrap();
     let people = std::sync::Arc::new(store::Directory::open(data_dir).unwrap());
@@ -170,8 +181,7 @@ async fn partners_import_their_files_under_their_roles_and_get_a_report() {
     assert_eq!((body["error"]["line"].as_u64(), body["error"]["column"].as_str()), (Some(1), Some("Référence aidant")));
     assert_eq!(server.head(), before);
 
-    server.stop.send(()).unwrap();
-    server.task.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 /// The sample's invented aidants are shown by their references (the log holds ids of the
@@ -223,6 +233,5 @@ async fn the_samples_aidants_show_by_reference_and_a_file_naming_one_again_reach
         habilitations["data"]["habilitations"].as_array().unwrap().iter().find(|h| h["aidant"] == "AIDANT-004");
     assert_eq!(aidant_4.unwrap()["status"], "ELIGIBILITY_VALIDATED", "{habilitations}");
 
-    server.stop.send(()).unwrap();
-    server.task.await.unwrap().unwrap();
+    server.stop().await;
 }
